@@ -1,0 +1,38 @@
+@{
+    RootModule           = 'Requiem.PowerShell.dll'
+    NestedModules        = @('Requiem.PowerShell.Loader.dll')
+    ModuleVersion        = '0.1.0'
+    GUID                 = '5f0c8a3e-6a2b-4d51-9b7e-3c1f2a9d7e41'
+    Author               = 'Requiem for PowerShell'
+    CompanyName          = 'Requiem for PowerShell'
+    Copyright            = '(c) Requiem for PowerShell contributors. MIT License.'
+    Description          = 'Deterministic command execution, BLAKE3 content-addressable storage, replay validation, proof bundles and benchmark gates.'
+    PowerShellVersion    = '7.4'
+    CompatiblePSEditions = @('Core')
+    FormatsToProcess     = @('Requiem.format.ps1xml')
+    TypesToProcess       = @('Requiem.types.ps1xml')
+    FunctionsToExport    = @()
+    AliasesToExport      = @()
+    VariablesToExport    = @()
+    CmdletsToExport      = @(
+        # digest
+        'Get-RequiemDigest'
+        'Test-RequiemDigest'
+
+        # config
+
+        # cas
+
+        # exec, sandbox, health, policy
+
+        # bench, drift
+
+        # proof
+    )
+    PrivateData          = @{
+        PSData = @{
+            Tags       = @('BLAKE3', 'CAS', 'Deterministic', 'Replay', 'Benchmark', 'Proof')
+            LicenseUri = 'https://opensource.org/licenses/MIT'
+        }
+    }
+}

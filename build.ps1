@@ -1,0 +1,221 @@
+#requires -Version 7.4
+<#
+.SYNOPSIS
+    The only entry point for building, testing, documenting, demonstrating and benchmarking Requiem.
+.DESCRIPTION
+    Build  - compiles the engine and cmdlets and lays out the importable module at out/Requiem/.
+    Docs   - compiles docs/help/*.md (platyPS schema) to MAML (part of Build).
+    Test   - Build, then xunit (tests/Unit) and Pester (tests/Pester, in a fresh pwsh that imports out/Requiem).
+             Results as JUnit/NUnit XML under out/test-results/. Last line: "N passed, N failed".
+    Demo   - Build, then runs examples/demo.ps1 in a fresh pwsh.
+    Bench  - Build, then runs bench/*.bench.ps1 in a fresh pwsh and writes out/bench/*.json.
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh -NoProfile -File build.ps1 -Task Test
+#>
+[CmdletBinding()]
+param(
+    [ValidateSet('Build', 'Test', 'Demo', 'Docs', 'Bench')]
+    [string] $Task = 'Build',
+
+    [ValidateSet('Release', 'Debug')]
+    [string] $Configuration = 'Release',
+
+    # Pester: run only test files whose name matches (e.g. 'Digest').
+    [string] $Filter = '*',
+
+    # Bench: run only benchmark scripts whose name matches (e.g. 'digest').
+    [string] $Bench = '*'
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$Root = $PSScriptRoot
+$Out = Join-Path $Root 'out'
+$ModuleOut = Join-Path $Out 'Requiem'
+$PesterVersion = '6.2.0'
+$Pwsh = Join-Path $PSHOME ($IsWindows ? 'pwsh.exe' : 'pwsh')
+$env:REQUIEM_PWSH = $Pwsh
+$env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
+$env:DOTNET_NOLOGO = '1'
+
+function Invoke-Native {
+    param([string] $File, [string[]] $Arguments)
+    & $File @Arguments
+    if ($LASTEXITCODE -ne 0) { throw "'$File $($Arguments -join ' ')' failed with exit code $LASTEXITCODE" }
+}
+
+function Get-NuGetPackageRoot {
+    if ($env:NUGET_PACKAGES) { return $env:NUGET_PACKAGES }
+    $line = & dotnet nuget locals global-packages --list
+    return ($line -replace '^global-packages:\s*', '').Trim()
+}
+
+function Merge-Ps1Xml {
+    param([string[]] $Files, [string] $RootElement, [string] $ChildContainer, [string] $Destination)
+    $merged = [xml]"<?xml version=`"1.0`" encoding=`"utf-8`"?><$RootElement/>"
+    $container = $merged.DocumentElement
+    if ($ChildContainer) { $container = $container.AppendChild($merged.CreateElement($ChildContainer)) }
+    foreach ($file in $Files) {
+        $doc = [xml](Get-Content -LiteralPath $file -Raw)
+        $source = $ChildContainer ? $doc.DocumentElement[$ChildContainer] : $doc.DocumentElement
+        if (-not $source) { continue }
+        foreach ($node in @($source.ChildNodes)) {
+            if ($node.NodeType -eq 'Element') { [void]$container.AppendChild($merged.ImportNode($node, $true)) }
+        }
+    }
+    $merged.Save($Destination)
+}
+
+function Invoke-Docs {
+    $helpDir = Join-Path $ModuleOut 'en-US'
+    New-Item -ItemType Directory -Force -Path $helpDir | Out-Null
+    $maml = Join-Path $helpDir 'Requiem.PowerShell.dll-Help.xml'
+    if (Get-Module -ListAvailable -Name platyPS) {
+        Import-Module platyPS
+        New-ExternalHelp -Path (Join-Path $Root 'docs/help') -OutputPath $helpDir -Force | Out-Null
+    }
+    else {
+        & (Join-Path $Root 'build/ConvertTo-Maml.ps1') -HelpDirectory (Join-Path $Root 'docs/help') -Destination $maml
+    }
+    # about_ topics ship as plain text next to the MAML.
+    Get-ChildItem -LiteralPath (Join-Path $Root 'docs/help') -Filter 'about_*.md' | ForEach-Object {
+        Copy-Item -LiteralPath $_.FullName -Destination (Join-Path $helpDir ($_.BaseName + '.help.txt'))
+    }
+}
+
+function Invoke-Build {
+    $publish = Join-Path $Out 'publish'
+    $restoreArgs = @()
+    if ($env:CI -eq 'true') { $restoreArgs = @('-p:RestoreLockedMode=true') }
+    Invoke-Native dotnet (@('publish', (Join-Path $Root 'src/Requiem.PowerShell/Requiem.PowerShell.csproj'),
+        '-c', $Configuration, '-o', $publish, '--nologo', '-v', 'quiet', '-clp:ErrorsOnly') + $restoreArgs)
+
+    if (Test-Path $ModuleOut) { Remove-Item -Recurse -Force $ModuleOut }
+    $deps = Join-Path $ModuleOut 'dependencies'
+    New-Item -ItemType Directory -Force -Path $deps | Out-Null
+
+    Copy-Item (Join-Path $publish 'Requiem.PowerShell.dll'), (Join-Path $publish 'Requiem.PowerShell.Loader.dll') $ModuleOut
+    Get-ChildItem $publish -Filter *.dll | Where-Object Name -notin 'Requiem.PowerShell.dll', 'Requiem.PowerShell.Loader.dll' | Copy-Item -Destination $deps
+    Copy-Item (Join-Path $Root 'Requiem.psd1') $ModuleOut
+
+    $formats = Join-Path $Root 'src/Requiem.PowerShell/Formats'
+    Merge-Ps1Xml -Files (Get-ChildItem $formats -Filter *.format.ps1xml | Sort-Object Name).FullName `
+        -RootElement Configuration -ChildContainer ViewDefinitions -Destination (Join-Path $ModuleOut 'Requiem.format.ps1xml')
+    Merge-Ps1Xml -Files (Get-ChildItem $formats -Filter *.types.ps1xml | Sort-Object Name).FullName `
+        -RootElement Types -ChildContainer $null -Destination (Join-Path $ModuleOut 'Requiem.types.ps1xml')
+
+    $schemas = Join-Path $Root 'schemas'
+    if (Test-Path $schemas) { Copy-Item -Recurse $schemas (Join-Path $ModuleOut 'schemas') }
+    $companions = Join-Path $Root 'src/modules'
+    if (Test-Path $companions) {
+        Get-ChildItem $companions -Directory | ForEach-Object { Copy-Item -Recurse $_.FullName (Join-Path $Out $_.Name) -Force }
+    }
+
+    Invoke-Docs
+
+    $expected = @(
+        'Requiem.psd1', 'Requiem.PowerShell.dll', 'Requiem.PowerShell.Loader.dll', 'Requiem.format.ps1xml', 'Requiem.types.ps1xml',
+        'en-US/Requiem.PowerShell.dll-Help.xml',
+        'dependencies/Requiem.Engine.dll', 'dependencies/Blake3.dll', 'dependencies/ZstdSharp.dll'
+    )
+    $missing = $expected | Where-Object { -not (Test-Path (Join-Path $ModuleOut $_)) }
+    if ($missing) { throw "Build output is incomplete; missing: $($missing -join ', ')" }
+    if (Test-Path (Join-Path $deps 'System.Management.Automation.dll')) {
+        throw 'System.Management.Automation.dll leaked into dependencies/: the PowerShell reference must be compile-only.'
+    }
+    Write-Host "Built module: $ModuleOut"
+}
+
+function Get-PesterModulePath {
+    $root = Get-NuGetPackageRoot
+    $psd1 = Join-Path $root "pester/$PesterVersion/tools/Pester.psd1"
+    if (-not (Test-Path $psd1)) {
+        Invoke-Native dotnet @('restore', (Join-Path $Root 'build/tools.proj'), '--nologo', '-v', 'quiet')
+    }
+    if (-not (Test-Path $psd1)) { throw "Pester $PesterVersion was not restored to $psd1" }
+    return $psd1
+}
+
+function Read-JUnitCounts {
+    param([string] $File)
+    $xml = [xml](Get-Content -LiteralPath $File -Raw)
+    $passed = 0; $failed = 0; $skipped = 0
+    foreach ($suite in $xml.SelectNodes('//testsuite')) {
+        $tests = [int]$suite.tests; $f = [int]$suite.failures + [int]$suite.errors; $s = [int]$suite.skipped
+        $passed += $tests - $f - $s; $failed += $f; $skipped += $s
+    }
+    [pscustomobject]@{ Passed = $passed; Failed = $failed; Skipped = $skipped }
+}
+
+function Invoke-Test {
+    Invoke-Build
+    $results = Join-Path $Out 'test-results'
+    if (Test-Path $results) { Remove-Item -Recurse -Force $results }
+    New-Item -ItemType Directory -Force -Path $results | Out-Null
+
+    Write-Host '== xunit (tests/Unit) =='
+    & dotnet test (Join-Path $Root 'tests/Unit/Requiem.Tests.csproj') -c $Configuration --nologo `
+        --logger "junit;LogFilePath=$results/xunit.junit.xml" --logger 'console;verbosity=minimal' | Out-Host
+    $xunitExit = $LASTEXITCODE
+    $xunit = if (Test-Path "$results/xunit.junit.xml") { Read-JUnitCounts "$results/xunit.junit.xml" }
+             else { [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 } }
+    if ($xunitExit -ne 0 -and $xunit.Failed -eq 0) { $xunit.Failed = 1 }   # build or host failure counts as a failure
+
+    Write-Host '== Pester (tests/Pester, fresh pwsh importing out/Requiem) =='
+    $pester = Get-PesterModulePath
+    $summary = Join-Path $results 'pester.summary.json'
+    $script = @"
+`$ErrorActionPreference = 'Stop'
+Import-Module '$pester' -RequiredVersion $PesterVersion
+`$c = New-PesterConfiguration
+`$c.Run.Path = '$(Join-Path $Root 'tests/Pester')'
+`$c.Run.PassThru = `$true
+`$c.Filter.FullName = @()
+`$c.Output.Verbosity = 'Normal'
+`$c.TestResult.Enabled = `$true
+`$c.TestResult.OutputFormat = 'NUnitXml'
+`$c.TestResult.OutputPath = '$results/pester.nunit.xml'
+`$files = Get-ChildItem '$(Join-Path $Root 'tests/Pester')' -Filter '*.Tests.ps1' | Where-Object Name -like '$Filter*'
+`$c.Run.Path = @(`$files.FullName)
+`$r = Invoke-Pester -Configuration `$c
+@{ Passed = `$r.PassedCount; Failed = `$r.FailedCount + `$r.FailedBlocksCount + `$r.FailedContainersCount; Skipped = `$r.SkippedCount } |
+    ConvertTo-Json | Set-Content -LiteralPath '$summary'
+"@
+    & $Pwsh -NoProfile -NonInteractive -Command $script | Out-Host
+    $pesterCounts = if (Test-Path $summary) { Get-Content $summary -Raw | ConvertFrom-Json }
+                    else { [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 } }
+
+    $passed = $xunit.Passed + $pesterCounts.Passed
+    $failed = $xunit.Failed + $pesterCounts.Failed
+    $skipped = $xunit.Skipped + $pesterCounts.Skipped
+    Write-Host ("xunit: {0} passed, {1} failed, {2} skipped; Pester: {3} passed, {4} failed, {5} skipped" -f `
+        $xunit.Passed, $xunit.Failed, $xunit.Skipped, $pesterCounts.Passed, $pesterCounts.Failed, $pesterCounts.Skipped)
+    Write-Host "$passed passed, $failed failed"
+    if ($failed -gt 0 -or ($passed -eq 0)) { exit 1 }
+}
+
+function Invoke-Demo {
+    Invoke-Build
+    & $Pwsh -NoProfile -NonInteractive -File (Join-Path $Root 'examples/demo.ps1') -ModulePath (Join-Path $ModuleOut 'Requiem.psd1')
+    if ($LASTEXITCODE -ne 0) { throw "Demo failed with exit code $LASTEXITCODE" }
+}
+
+function Invoke-Bench {
+    Invoke-Build
+    $benchOut = Join-Path $Out 'bench'
+    New-Item -ItemType Directory -Force -Path $benchOut | Out-Null
+    $scripts = Get-ChildItem (Join-Path $Root 'bench') -Filter '*.bench.ps1' | Where-Object Name -like "$Bench*" | Sort-Object Name
+    foreach ($s in $scripts) {
+        Write-Host "== $($s.Name) =="
+        & $Pwsh -NoProfile -NonInteractive -File $s.FullName -ModulePath (Join-Path $ModuleOut 'Requiem.psd1') -OutDirectory $benchOut
+        if ($LASTEXITCODE -ne 0) { throw "Benchmark $($s.Name) failed with exit code $LASTEXITCODE" }
+    }
+}
+
+switch ($Task) {
+    'Build' { Invoke-Build }
+    'Docs' { Invoke-Docs }
+    'Test' { Invoke-Test }
+    'Demo' { Invoke-Demo }
+    'Bench' { Invoke-Bench }
+}

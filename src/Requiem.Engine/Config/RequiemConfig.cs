@@ -1,0 +1,233 @@
+using System.Text.Json;
+
+namespace Requiem.Engine.Config;
+
+/// <summary>
+/// The seed's config file (schema version 1.1). Loaded from <see cref="RequiemPaths.ConfigFile"/> when present;
+/// every field has a default so that an absent file means "defaults".
+/// </summary>
+public sealed class RequiemConfig
+{
+    public const string CurrentVersion = "1.1";
+
+    public string ConfigVersion { get; init; } = CurrentVersion;
+    public HashSection Hash { get; init; } = new();
+    public CasSection Cas { get; init; } = new();
+    public SandboxSection Sandbox { get; init; } = new();
+
+    /// <summary>The file this config came from, or null for built-in defaults.</summary>
+    public string? SourcePath { get; init; }
+
+    public sealed class HashSection
+    {
+        public string Primitive { get; init; } = "blake3";
+        public string Backend { get; init; } = "vendored";
+        public bool AllowFallback { get; init; }
+    }
+
+    public sealed class CasSection
+    {
+        public string Version { get; init; } = EngineInfo.CasFormatVersion;
+        public string Compression { get; init; } = "identity";
+        public int ZstdLevel { get; init; } = 3;
+        public string? Path { get; init; }
+    }
+
+    public sealed class SandboxSection
+    {
+        public bool DenyNetwork { get; init; }
+        public long? MaxMemoryBytes { get; init; }
+    }
+
+    private static readonly object s_cacheLock = new();
+    private static (string Path, DateTime Stamp, RequiemConfig Config)? s_cache;
+
+    /// <summary>Loads the config in effect (cached until the file changes); defaults when there is no file.</summary>
+    public static RequiemConfig LoadDefault()
+    {
+        var path = RequiemPaths.ConfigFile;
+        if (!File.Exists(path))
+        {
+            if (Environment.GetEnvironmentVariable(RequiemPaths.ConfigVariable) is { Length: > 0 })
+                throw new RequiemException("ConfigNotFound", ErrorKind.ObjectNotFound,
+                    $"${RequiemPaths.ConfigVariable} names '{path}', which does not exist.", path);
+            return new RequiemConfig();
+        }
+        var stamp = File.GetLastWriteTimeUtc(path);
+        lock (s_cacheLock)
+        {
+            if (s_cache is { } c && c.Path == path && c.Stamp == stamp) return c.Config;
+        }
+        var config = Load(path);
+        lock (s_cacheLock) s_cache = (path, stamp, config);
+        return config;
+    }
+
+    /// <summary>Loads and validates a config file; throws <c>InvalidConfig</c> listing every problem.</summary>
+    public static RequiemConfig Load(string path)
+    {
+        var report = ConfigValidator.Validate(path);
+        if (!report.Valid)
+            throw new RequiemException("InvalidConfig", ErrorKind.InvalidData,
+                $"Config '{path}' is invalid: " + string.Join("; ", report.Errors.Select(e => e.ToString())), path);
+        return report.Config!;
+    }
+}
+
+/// <summary>One problem found in a config file, with the JSON path of the offending field.</summary>
+public sealed record ConfigIssue(string Field, string Message)
+{
+    public override string ToString() => $"{Field}: {Message}";
+}
+
+/// <summary>The result of <c>config validate</c>.</summary>
+public sealed class ConfigValidation
+{
+    public required string Path { get; init; }
+    public bool Valid => Errors.Count == 0;
+    public required IReadOnlyList<ConfigIssue> Errors { get; init; }
+    public required IReadOnlyList<ConfigIssue> Warnings { get; init; }
+    public string? ConfigVersion { get; init; }
+    internal RequiemConfig? Config { get; init; }
+}
+
+public static class ConfigValidator
+{
+    public static ConfigValidation Validate(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new RequiemException("ConfigNotFound", ErrorKind.ObjectNotFound, $"Config file '{path}' does not exist.", path, ex);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Cannot read config '{path}': {ex.Message}", path, ex);
+        }
+        return ValidateText(text, path);
+    }
+
+    public static ConfigValidation ValidateText(string text, string path)
+    {
+        var errors = new List<ConfigIssue>();
+        var warnings = new List<ConfigIssue>();
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(text);
+        }
+        catch (JsonException ex)
+        {
+            errors.Add(new ConfigIssue("$", "not valid JSON: " + ex.Message));
+            return new ConfigValidation { Path = path, Errors = errors, Warnings = warnings };
+        }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                errors.Add(new ConfigIssue("$", "the config must be a JSON object"));
+                return new ConfigValidation { Path = path, Errors = errors, Warnings = warnings };
+            }
+            CheckKeys(root, "$", errors, "config_version", "hash", "cas", "sandbox");
+            var version = String(root, "config_version", "$", errors, required: true);
+            if (version is not null && version != RequiemConfig.CurrentVersion)
+                errors.Add(new ConfigIssue("$.config_version", $"unsupported version '{version}' (this engine reads '{RequiemConfig.CurrentVersion}')"));
+
+            var hash = new RequiemConfig.HashSection();
+            if (Section(root, "hash", errors) is { } h)
+            {
+                CheckKeys(h, "$.hash", errors, "primitive", "backend", "allow_fallback");
+                var primitive = String(h, "primitive", "$.hash", errors) ?? "blake3";
+                if (primitive != "blake3") errors.Add(new ConfigIssue("$.hash.primitive", $"'{primitive}' is not supported: the only primitive is 'blake3'"));
+                var backend = String(h, "backend", "$.hash", errors) ?? "vendored";
+                if (backend is not ("vendored" or "managed-simd"))
+                    errors.Add(new ConfigIssue("$.hash.backend", $"'{backend}' is not a backend: use 'vendored' (the built-in managed BLAKE3)"));
+                var allow = Bool(h, "allow_fallback", "$.hash", errors) ?? false;
+                if (allow) warnings.Add(new ConfigIssue("$.hash.allow_fallback", "hash fallback is allowed: if BLAKE3 fails its self-test, digests silently become SHA-256 (flagged in every result)"));
+                hash = new RequiemConfig.HashSection { Primitive = primitive, Backend = backend, AllowFallback = allow };
+            }
+
+            var cas = new RequiemConfig.CasSection();
+            if (Section(root, "cas", errors) is { } c)
+            {
+                CheckKeys(c, "$.cas", errors, "version", "compression", "zstd_level", "path");
+                var v = String(c, "version", "$.cas", errors) ?? EngineInfo.CasFormatVersion;
+                if (v != EngineInfo.CasFormatVersion) errors.Add(new ConfigIssue("$.cas.version", $"unsupported CAS format '{v}' (this engine uses '{EngineInfo.CasFormatVersion}')"));
+                var comp = String(c, "compression", "$.cas", errors) ?? "identity";
+                if (comp is not ("identity" or "zstd")) errors.Add(new ConfigIssue("$.cas.compression", $"'{comp}' is not a compression: use 'identity' or 'zstd'"));
+                var level = Int(c, "zstd_level", "$.cas", errors) ?? 3;
+                if (level is < 1 or > 22) errors.Add(new ConfigIssue("$.cas.zstd_level", $"{level} is out of range 1..22"));
+                var p = String(c, "path", "$.cas", errors);
+                if (p is not null && !System.IO.Path.IsPathFullyQualified(p)) errors.Add(new ConfigIssue("$.cas.path", $"'{p}' must be an absolute path"));
+                cas = new RequiemConfig.CasSection { Version = v, Compression = comp, ZstdLevel = (int)level, Path = p };
+            }
+
+            var sandbox = new RequiemConfig.SandboxSection();
+            if (Section(root, "sandbox", errors) is { } s)
+            {
+                CheckKeys(s, "$.sandbox", errors, "deny_network", "max_memory_bytes");
+                var deny = Bool(s, "deny_network", "$.sandbox", errors) ?? false;
+                var mem = Int(s, "max_memory_bytes", "$.sandbox", errors);
+                if (mem is <= 0) errors.Add(new ConfigIssue("$.sandbox.max_memory_bytes", $"{mem} must be a positive number of bytes"));
+                else if (mem is < 1 << 20) warnings.Add(new ConfigIssue("$.sandbox.max_memory_bytes", $"{mem} bytes is less than 1 MiB: most programs cannot start"));
+                sandbox = new RequiemConfig.SandboxSection { DenyNetwork = deny, MaxMemoryBytes = mem };
+            }
+
+            var config = errors.Count == 0
+                ? new RequiemConfig { ConfigVersion = version ?? RequiemConfig.CurrentVersion, Hash = hash, Cas = cas, Sandbox = sandbox, SourcePath = path }
+                : null;
+            return new ConfigValidation { Path = path, Errors = errors, Warnings = warnings, ConfigVersion = version, Config = config };
+        }
+    }
+
+    private static void CheckKeys(JsonElement obj, string where, List<ConfigIssue> errors, params string[] known)
+    {
+        foreach (var p in obj.EnumerateObject())
+        {
+            if (Array.IndexOf(known, p.Name) < 0)
+                errors.Add(new ConfigIssue($"{where}.{p.Name}", "unknown field (known: " + string.Join(", ", known) + ")"));
+        }
+    }
+
+    private static JsonElement? Section(JsonElement root, string name, List<ConfigIssue> errors)
+    {
+        if (!root.TryGetProperty(name, out var e)) return null;
+        if (e.ValueKind == JsonValueKind.Object) return e;
+        errors.Add(new ConfigIssue("$." + name, $"must be an object, not {e.ValueKind}"));
+        return null;
+    }
+
+    private static string? String(JsonElement obj, string name, string where, List<ConfigIssue> errors, bool required = false)
+    {
+        if (!obj.TryGetProperty(name, out var e))
+        {
+            if (required) errors.Add(new ConfigIssue($"{where}.{name}", "is required"));
+            return null;
+        }
+        if (e.ValueKind == JsonValueKind.String) return e.GetString();
+        if (e.ValueKind == JsonValueKind.Null && !required) return null;
+        errors.Add(new ConfigIssue($"{where}.{name}", $"must be a string, not {e.ValueKind}"));
+        return null;
+    }
+
+    private static bool? Bool(JsonElement obj, string name, string where, List<ConfigIssue> errors)
+    {
+        if (!obj.TryGetProperty(name, out var e)) return null;
+        if (e.ValueKind is JsonValueKind.True or JsonValueKind.False) return e.GetBoolean();
+        errors.Add(new ConfigIssue($"{where}.{name}", $"must be true or false, not {e.ValueKind}"));
+        return null;
+    }
+
+    private static long? Int(JsonElement obj, string name, string where, List<ConfigIssue> errors)
+    {
+        if (!obj.TryGetProperty(name, out var e)) return null;
+        if (e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out var v)) return v;
+        errors.Add(new ConfigIssue($"{where}.{name}", $"must be a whole number, not {e.ValueKind} {e.GetRawText()}"));
+        return null;
+    }
+}

@@ -1,0 +1,157 @@
+using System.IO.MemoryMappedFiles;
+using Requiem.Engine.Diagnostics;
+
+namespace Requiem.Engine.Hashing;
+
+/// <summary>
+/// The hash primitive the engine uses, chosen once per call site: BLAKE3 after it passed its self-test,
+/// otherwise an error (<c>hash_unavailable_blake3</c>) unless the caller explicitly allowed the SHA-256 fallback.
+/// </summary>
+public sealed class HashPrimitive
+{
+    public const string Blake3Name = "BLAKE3";
+    public const string FallbackName = "SHA256";
+
+    /// <summary>Files at least this large are memory-mapped and hashed on several cores.</summary>
+    public const long ParallelThreshold = 1L << 20;
+
+    private const int SmallFileBuffer = 64 * 1024;
+    private const long MappedSlice = 64L << 20;
+
+    private static readonly HashPrimitive s_blake3 = new(false);
+    private static readonly HashPrimitive s_fallback = new(true);
+
+    private HashPrimitive(bool fallback) => IsFallback = fallback;
+
+    public bool IsFallback { get; }
+
+    public string Algorithm => IsFallback ? FallbackName : Blake3Name;
+
+    /// <summary>Where the primitive comes from: "managed-simd" (Blake3.NET) or "fallback-sha256".</summary>
+    public string Backend => IsFallback ? "fallback-sha256" : "managed-simd";
+
+    /// <summary>BLAKE3 (self-tested), or the fallback when allowed; throws <c>HashUnavailableBlake3</c> otherwise.</summary>
+    public static HashPrimitive Select(bool allowFallback)
+    {
+        var test = HashSelfTest.Result;
+        if (test.Passed) return s_blake3;
+        if (allowFallback) return s_fallback;
+        throw new RequiemException("HashUnavailableBlake3", ErrorKind.ResourceUnavailable,
+            "hash_unavailable_blake3: BLAKE3 is unavailable (" + test.Detail + "). Refusing to fall back silently; " +
+            "pass -AllowHashFallback or set hash.allow_fallback in the config to use SHA-256 instead.", Blake3Name);
+    }
+
+    public RequiemHasher CreateHasher(HashDomain domain) =>
+        IsFallback ? new Sha256FallbackHasher(domain) : new Blake3RequiemHasher(domain);
+
+    public string HashBytes(ReadOnlySpan<byte> data, HashDomain domain)
+    {
+        using var h = CreateHasher(domain);
+        if (data.Length >= ParallelThreshold) h.UpdateParallel(data); else h.Update(data);
+        return h.FinalizeHex();
+    }
+
+    public DigestInfo Digest(ReadOnlySpan<byte> data, HashDomain domain) =>
+        new(Algorithm, HashBytes(data, domain), null, data.Length, domain, IsFallback);
+
+    /// <summary>
+    /// Hashes a file without reading it into the managed heap: small files through one pooled buffer,
+    /// large regular files memory-mapped and hashed in parallel slices (so cancellation and progress work).
+    /// </summary>
+    public DigestInfo HashFile(string path, HashDomain domain, CancellationToken cancel = default, IEngineOutput? output = null)
+    {
+        using var handle = OpenForRead(path);
+        var length = RandomAccess.GetLength(handle);
+        using var hasher = CreateHasher(domain);
+        if (length >= ParallelThreshold)
+        {
+            HashMapped(handle, length, hasher, path, cancel, output);
+        }
+        else
+        {
+            var read = HashStreamed(handle, hasher, cancel);
+            length = read;
+        }
+        return new DigestInfo(Algorithm, hasher.FinalizeHex(), path, length, domain, IsFallback);
+    }
+
+    /// <summary>Opens a file for sequential reading with engine error ids for the usual failures.</summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenForRead(string path)
+    {
+        try
+        {
+            if (Directory.Exists(path))
+                throw new RequiemException("PathIsDirectory", ErrorKind.InvalidArgument, $"'{path}' is a directory, not a file.", path);
+            return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.SequentialScan);
+        }
+        catch (FileNotFoundException ex)
+        {
+            throw new RequiemException("FileNotFound", ErrorKind.ObjectNotFound, $"File '{path}' does not exist.", path, ex);
+        }
+        catch (DirectoryNotFoundException ex)
+        {
+            throw new RequiemException("FileNotFound", ErrorKind.ObjectNotFound, $"File '{path}' does not exist.", path, ex);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            throw new RequiemException("FileReadError", ErrorKind.PermissionDenied, $"Access to '{path}' is denied: {ex.Message}", path, ex);
+        }
+        catch (IOException ex)
+        {
+            throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Cannot open '{path}': {ex.Message}", path, ex);
+        }
+    }
+
+    private static long HashStreamed(Microsoft.Win32.SafeHandles.SafeFileHandle handle, RequiemHasher hasher, CancellationToken cancel)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(SmallFileBuffer);
+        try
+        {
+            long offset = 0;
+            while (true)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var n = RandomAccess.Read(handle, buffer, offset);
+                if (n == 0) return offset;
+                hasher.Update(buffer.AsSpan(0, n));
+                offset += n;
+            }
+        }
+        catch (IOException ex)
+        {
+            throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Read failed: {ex.Message}", null, ex);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static unsafe void HashMapped(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long length, RequiemHasher hasher,
+        string path, CancellationToken cancel, IEngineOutput? output)
+    {
+        // The map holds page-cache pages, not heap: memory stays flat however large the file is.
+        using var fs = new FileStream(handle, FileAccess.Read, 1);
+        using var map = MemoryMappedFile.CreateFromFile(fs, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
+        using var view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+        byte* basePtr = null;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
+        try
+        {
+            basePtr += view.PointerOffset;
+            var throttle = new ProgressThrottle(TimeSpan.FromMilliseconds(250), checkEvery: 1);
+            for (long offset = 0; offset < length; offset += MappedSlice)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var n = (int)Math.Min(MappedSlice, length - offset);
+                hasher.UpdateParallel(new ReadOnlySpan<byte>(basePtr + offset, n));
+                if (output is not null && throttle.ShouldReport())
+                    output.Progress(new ProgressInfo("Hashing " + path, $"{(offset + n) >> 20} of {length >> 20} MiB", offset + n, length));
+            }
+        }
+        finally
+        {
+            view.SafeMemoryMappedViewHandle.ReleasePointer();
+        }
+    }
+}

@@ -1,0 +1,71 @@
+using System.Security.Cryptography;
+
+namespace Requiem.Engine.Hashing;
+
+/// <summary>An incremental hasher of the selected primitive, already primed with the domain prefix.</summary>
+public abstract class RequiemHasher : IDisposable
+{
+    public abstract void Update(ReadOnlySpan<byte> data);
+
+    /// <summary>Like <see cref="Update"/>, but may use several cores for large inputs.</summary>
+    public virtual void UpdateParallel(ReadOnlySpan<byte> data) => Update(data);
+
+    /// <summary>Finishes and returns the lowercase hex digest.</summary>
+    public abstract string FinalizeHex();
+
+    public abstract void Dispose();
+}
+
+internal sealed class Blake3RequiemHasher : RequiemHasher
+{
+    private Blake3.Hasher _hasher;
+    private bool _disposed;
+
+    public Blake3RequiemHasher(HashDomain domain)
+    {
+        _hasher = Blake3.Hasher.New();
+        var prefix = HashDomains.Prefix(domain);
+        if (!prefix.IsEmpty) _hasher.Update(prefix);
+    }
+
+    public override void Update(ReadOnlySpan<byte> data) => _hasher.Update(data);
+
+    public override void UpdateParallel(ReadOnlySpan<byte> data) => _hasher.UpdateWithJoin(data);
+
+    public override string FinalizeHex()
+    {
+        Span<byte> digest = stackalloc byte[32];
+        _hasher.Finalize(digest);
+        return Hex.ToLower(digest);
+    }
+
+    public override void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _hasher.Dispose();
+    }
+}
+
+/// <summary>SHA-256, used only when BLAKE3 fails its self-test and the caller explicitly allowed a fallback.</summary>
+internal sealed class Sha256FallbackHasher : RequiemHasher
+{
+    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+
+    public Sha256FallbackHasher(HashDomain domain)
+    {
+        var prefix = HashDomains.Prefix(domain);
+        if (!prefix.IsEmpty) _hash.AppendData(prefix);
+    }
+
+    public override void Update(ReadOnlySpan<byte> data) => _hash.AppendData(data);
+
+    public override string FinalizeHex()
+    {
+        Span<byte> digest = stackalloc byte[32];
+        _hash.GetHashAndReset(digest);
+        return Hex.ToLower(digest);
+    }
+
+    public override void Dispose() => _hash.Dispose();
+}

@@ -1,0 +1,85 @@
+using System.Management.Automation;
+using Requiem.Engine.Hashing;
+using Requiem.PowerShell.Internal;
+
+namespace Requiem.PowerShell;
+
+/// <summary>Test-RequiemDigest: does a file, string or byte array have the expected digest?</summary>
+[Cmdlet(VerbsDiagnostic.Test, "RequiemDigest", DefaultParameterSetName = PathSet)]
+[OutputType(typeof(DigestVerification), typeof(bool))]
+public sealed class TestRequiemDigestCommand : RequiemCmdlet
+{
+    private const string PathSet = "Path";
+    private const string LiteralPathSet = "LiteralPath";
+    private const string InputObjectSet = "InputObject";
+
+    private HashPrimitive? _hash;
+    private string _expected = "";
+
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[] Path { get; set; } = Array.Empty<string>();
+
+    [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet, ValueFromPipelineByPropertyName = true)]
+    [Alias("PSPath", "LP")]
+    [ValidateNotNullOrEmpty]
+    public string[] LiteralPath { get; set; } = Array.Empty<string>();
+
+    [Parameter(Mandatory = true, ParameterSetName = InputObjectSet, ValueFromPipeline = true)]
+    [AllowEmptyString]
+    public object? InputObject { get; set; }
+
+    /// <summary>The digest the input should have (64 hex characters, any case).</summary>
+    [Parameter(Mandatory = true, Position = 1)]
+    [Alias("Hash", "Digest")]
+    public string Expected { get; set; } = "";
+
+    [Parameter]
+    public HashDomain Domain { get; set; } = HashDomain.None;
+
+    [Parameter]
+    public SwitchParameter AllowHashFallback { get; set; }
+
+    /// <summary>Return only $true or $false.</summary>
+    [Parameter]
+    public SwitchParameter Quiet { get; set; }
+
+    private string[] FilesToHash() => ParameterSetName switch
+    {
+        PathSet => Path,
+        LiteralPathSet => LiteralPath,
+        _ => new[] { InputBytes.AsFilePath(InputObject)! },
+    };
+
+    protected override void BeginProcessing()
+    {
+        _expected = Run(() => Hex.NormalizeDigest(Expected, "expected digest"));
+        _hash = SelectHash(AllowHashFallback);
+    }
+
+    protected override void ProcessRecord()
+    {
+        var hash = _hash!;
+        if (ParameterSetName == InputObjectSet && InputBytes.AsFilePath(InputObject) is null)
+        {
+            Emit(TryRun(() => hash.Digest(InputBytes.From(InputObject), Domain)));
+            return;
+        }
+        foreach (var file in ResolveFileSystemPaths(FilesToHash(), ParameterSetName != PathSet))
+        {
+            Emit(TryRun(() => hash.HashFile(file, Domain, CancellationToken, CreateEngineOutput())));
+        }
+    }
+
+    private void Emit(DigestInfo? actual)
+    {
+        if (actual is null)
+        {
+            if (Quiet) WriteObject(false);
+            return;
+        }
+        var result = new DigestVerification(string.Equals(actual.Hash, _expected, StringComparison.Ordinal), _expected, actual);
+        WriteObject(Quiet ? result.Valid : result);
+    }
+}

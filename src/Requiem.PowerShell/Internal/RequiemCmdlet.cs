@@ -1,0 +1,178 @@
+using System.Management.Automation;
+using Requiem.Engine;
+using Requiem.Engine.Config;
+using Requiem.Engine.Diagnostics;
+using Requiem.Engine.Hashing;
+
+namespace Requiem.PowerShell.Internal;
+
+/// <summary>
+/// What every Requiem cmdlet shares: cancellation on Ctrl+C, engine errors turned into ErrorRecords with stable ids,
+/// file-system path resolution like Get-FileHash, and the hash primitive selection (fail-closed unless allowed).
+/// </summary>
+public abstract class RequiemCmdlet : PSCmdlet, IDisposable
+{
+    private readonly CancellationTokenSource _cancel = new();
+    private RequiemConfig? _config;
+
+    protected CancellationToken CancellationToken => _cancel.Token;
+
+    protected override void StopProcessing() => _cancel.Cancel();
+
+    /// <summary>The config in effect; an invalid config file is a terminating error (nothing runs on a bad config).</summary>
+    protected RequiemConfig Config => _config ??= Run(RequiemConfig.LoadDefault);
+
+    /// <summary>BLAKE3 after its self-test; SHA-256 only if the switch or the config explicitly allows it.</summary>
+    protected HashPrimitive SelectHash(bool allowFallback) =>
+        Run(() => HashPrimitive.Select(allowFallback || Config.Hash.AllowFallback));
+
+    /// <summary>Runs engine code whose failure means the cmdlet cannot go on: a RequiemException becomes a terminating error.</summary>
+    protected T Run<T>(Func<T> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (RequiemException ex)
+        {
+            ThrowTerminatingError(ToErrorRecord(ex));
+            throw; // unreachable: ThrowTerminatingError always throws
+        }
+        catch (OperationCanceledException) when (_cancel.IsCancellationRequested)
+        {
+            throw new PipelineStoppedException();
+        }
+    }
+
+    /// <summary>Runs per-item engine code: a RequiemException is written as a non-terminating error and null returned.</summary>
+    protected T? TryRun<T>(Func<T> action) where T : class
+    {
+        try
+        {
+            return action();
+        }
+        catch (RequiemException ex)
+        {
+            WriteError(ToErrorRecord(ex));
+            return null;
+        }
+        catch (OperationCanceledException) when (_cancel.IsCancellationRequested)
+        {
+            throw new PipelineStoppedException();
+        }
+    }
+
+    public static ErrorRecord ToErrorRecord(RequiemException ex) =>
+        new(ex, ex.ErrorId, MapCategory(ex.Kind), ex.Target);
+
+    protected ErrorRecord NewError(string errorId, ErrorCategory category, string message, object? target) =>
+        new(new RequiemException(errorId, ErrorKind.InvalidArgument, message, target), errorId, category, target);
+
+    public static ErrorCategory MapCategory(ErrorKind kind) => kind switch
+    {
+        ErrorKind.InvalidArgument => ErrorCategory.InvalidArgument,
+        ErrorKind.InvalidData => ErrorCategory.InvalidData,
+        ErrorKind.ObjectNotFound => ErrorCategory.ObjectNotFound,
+        ErrorKind.ReadError => ErrorCategory.ReadError,
+        ErrorKind.WriteError => ErrorCategory.WriteError,
+        ErrorKind.PermissionDenied => ErrorCategory.PermissionDenied,
+        ErrorKind.ResourceUnavailable => ErrorCategory.ResourceUnavailable,
+        ErrorKind.SecurityError => ErrorCategory.SecurityError,
+        ErrorKind.OperationStopped => ErrorCategory.OperationStopped,
+        ErrorKind.NotImplemented => ErrorCategory.NotImplemented,
+        ErrorKind.InvalidOperation => ErrorCategory.InvalidOperation,
+        ErrorKind.LimitsExceeded => ErrorCategory.LimitsExceeded,
+        ErrorKind.ResourceExists => ErrorCategory.ResourceExists,
+        _ => ErrorCategory.NotSpecified,
+    };
+
+    /// <summary>
+    /// Resolves -Path (wildcards) or -LiteralPath to file-system paths. Each path that cannot be resolved, or that is
+    /// not on the FileSystem provider, is a non-terminating error (FileNotFound / NotFileSystemPath) and is skipped.
+    /// </summary>
+    protected List<string> ResolveFileSystemPaths(IEnumerable<string> paths, bool literal)
+    {
+        var resolved = new List<string>();
+        foreach (var path in paths)
+        {
+            try
+            {
+                if (literal)
+                {
+                    var p = SessionState.Path.GetUnresolvedProviderPathFromPSPath(path, out var provider, out _);
+                    if (!IsFileSystem(provider, path)) continue;
+                    if (!File.Exists(p) && !Directory.Exists(p))
+                    {
+                        WriteError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, $"Cannot find path '{path}' because it does not exist.", path));
+                        continue;
+                    }
+                    resolved.Add(p);
+                }
+                else
+                {
+                    var list = GetResolvedProviderPathFromPSPath(path, out var provider);
+                    if (!IsFileSystem(provider, path)) continue;
+                    resolved.AddRange(list);
+                }
+            }
+            catch (ItemNotFoundException)
+            {
+                WriteError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, $"Cannot find path '{path}' because it does not exist.", path));
+            }
+            catch (System.Management.Automation.DriveNotFoundException ex)
+            {
+                WriteError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, ex.Message, path));
+            }
+            catch (ProviderNotFoundException ex)
+            {
+                WriteError(NewError("NotFileSystemPath", ErrorCategory.InvalidArgument, ex.Message, path));
+            }
+        }
+        return resolved;
+    }
+
+    /// <summary>Resolves a single output/store path that may not exist yet (no wildcards), relative to the current location.</summary>
+    protected string ResolveNewPath(string path) =>
+        SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
+
+    private bool IsFileSystem(ProviderInfo provider, string path)
+    {
+        if (provider.ImplementingType == typeof(Microsoft.PowerShell.Commands.FileSystemProvider)) return true;
+        WriteError(NewError("NotFileSystemPath", ErrorCategory.InvalidArgument,
+            $"'{path}' is on the {provider.Name} provider; only file-system paths can be used.", path));
+        return false;
+    }
+
+    /// <summary>An engine output bound to this cmdlet; only use it from the pipeline thread.</summary>
+    protected IEngineOutput CreateEngineOutput(int activityId = 1) => new CmdletEngineOutput(this, activityId);
+
+    protected void CompleteProgress(int activityId, string activity)
+    {
+        WriteProgress(new ProgressRecord(activityId, activity, "Done") { RecordType = ProgressRecordType.Completed });
+    }
+
+    public void Dispose()
+    {
+        _cancel.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    private sealed class CmdletEngineOutput : IEngineOutput
+    {
+        private readonly RequiemCmdlet _cmdlet;
+        private readonly int _activityId;
+
+        public CmdletEngineOutput(RequiemCmdlet cmdlet, int activityId)
+        {
+            _cmdlet = cmdlet;
+            _activityId = activityId;
+        }
+
+        public void Progress(ProgressInfo p) =>
+            _cmdlet.WriteProgress(new ProgressRecord(_activityId, p.Activity, p.Status) { PercentComplete = p.Percent });
+
+        public void Verbose(string message) => _cmdlet.WriteVerbose(message);
+
+        public void Warning(string message) => _cmdlet.WriteWarning(message);
+    }
+}

@@ -1,0 +1,80 @@
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'TestSetup.ps1')
+    $script:Commands = Get-Command -Module Requiem -CommandType Cmdlet
+}
+
+Describe 'Module manifest and layout' {
+    It 'exports only cmdlets, all with approved verbs and the Requiem noun prefix' {
+        $Commands.Count | Should -BeGreaterThan 1
+        $approved = (Get-Verb).Verb
+        foreach ($c in $Commands) {
+            $approved | Should -Contain $c.Verb -Because "$($c.Name) must use an approved verb"
+            $c.Noun | Should -BeLike 'Requiem*'
+        }
+        (Get-Module Requiem).ExportedFunctions.Count | Should -Be 0
+        (Get-Module Requiem).ExportedAliases.Count | Should -Be 0
+    }
+
+    It 'lists every exported cmdlet explicitly in the manifest' {
+        $manifest = Import-PowerShellDataFile $ModulePath
+        $manifest.CmdletsToExport | Should -Not -Contain '*'
+        foreach ($c in $Commands) { $manifest.CmdletsToExport | Should -Contain $c.Name }
+        $manifest.PowerShellVersion | Should -Be '7.4'
+        $manifest.CompatiblePSEditions | Should -Be @('Core')
+    }
+
+    It 'keeps the engine and third-party DLLs in dependencies/' {
+        $root = Split-Path $ModulePath
+        Test-Path (Join-Path $root 'dependencies/Requiem.Engine.dll') | Should -BeTrue
+        Test-Path (Join-Path $root 'dependencies/Blake3.dll') | Should -BeTrue
+        Test-Path (Join-Path $root 'Blake3.dll') | Should -BeFalse
+    }
+}
+
+Describe 'Help for <_.Name>' -ForEach @(Get-Command -Module Requiem -CommandType Cmdlet) {
+    BeforeAll {
+        $script:Help = Get-Help $_.Name -Full
+        $script:Command = $_
+    }
+
+    It 'has a synopsis and a description' {
+        $Help.Synopsis | Should -Not -BeNullOrEmpty
+        $Help.Synopsis | Should -Not -BeLike "*$($Command.Name)*[<]*"   # not the auto-generated syntax stub
+        ($Help.Description.Text -join '') | Should -Not -BeNullOrEmpty
+    }
+
+    It 'has at least one example with code' {
+        @($Help.Examples.Example).Count | Should -BeGreaterThan 0
+        @($Help.Examples.Example)[0].Code | Should -Not -BeNullOrEmpty
+    }
+
+    It 'describes every parameter' {
+        $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
+        foreach ($p in $Command.Parameters.Keys | Where-Object { $_ -notin $common }) {
+            $ph = $Help.Parameters.Parameter | Where-Object Name -eq $p
+            $ph | Should -Not -BeNullOrEmpty -Because "-$p of $($Command.Name) needs a help entry"
+            ($ph.Description.Text -join '') | Should -Not -BeNullOrEmpty -Because "-$p of $($Command.Name) needs a description"
+        }
+    }
+}
+
+Describe 'Dependency isolation' {
+    It 'hashes correctly even when another Blake3.dll is already loaded in the session' {
+        $dir = New-TestDirectory
+        try {
+            $fake = Join-Path $dir 'Blake3.dll'
+            $out = Invoke-FreshPwsh -Script @"
+`$ErrorActionPreference = 'Stop'
+Add-Type -OutputAssembly '$fake' -TypeDefinition 'namespace Blake3 { public static class Hasher { public static string Hash() { return "impostor"; } } }'
+Add-Type -Path '$fake'
+Import-Module '$ModulePath'
+(Get-RequiemDigest -InputObject 'hello').Hash
+[AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -eq 'Blake3' } | ForEach-Object { [Runtime.Loader.AssemblyLoadContext]::GetLoadContext(`$_).Name }
+"@
+            $out[0] | Should -Be 'ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f'
+            $out | Should -Contain 'Default'
+            $out | Should -Contain 'Requiem.Dependencies'
+        }
+        finally { Remove-Item -Recurse -Force $dir -ErrorAction Ignore }
+    }
+}

@@ -1,0 +1,146 @@
+using System.Diagnostics;
+using System.Text;
+using Requiem.Engine;
+using Requiem.Engine.Hashing;
+using Xunit;
+
+namespace Requiem.Tests.Hashing;
+
+public class HashPrimitiveTests
+{
+    private static readonly HashPrimitive Blake3 = HashPrimitive.Select(allowFallback: false);
+
+    [Fact]
+    public void SelfTestPasses()
+    {
+        Assert.True(HashSelfTest.Result.Passed, HashSelfTest.Result.Detail);
+        Assert.False(Blake3.IsFallback);
+        Assert.Equal("BLAKE3", Blake3.Algorithm);
+    }
+
+    [Theory]
+    [InlineData("", "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262")]
+    [InlineData("hello", "ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f")]
+    public void SeedDigests(string input, string expected) =>
+        Assert.Equal(expected, Blake3.HashBytes(Encoding.UTF8.GetBytes(input), HashDomain.None));
+
+    [Fact]
+    public void OfficialVectorsMatchInMemoryAndFromFile()
+    {
+        foreach (var (length, expected) in HashSelfTest.OfficialVectors)
+        {
+            var input = HashSelfTest.VectorInput(length);
+            Assert.Equal(expected, Blake3.HashBytes(input, HashDomain.None));
+            var file = Path.GetTempFileName();
+            try
+            {
+                File.WriteAllBytes(file, input);
+                Assert.Equal(expected, Blake3.HashFile(file, HashDomain.None).Hash);
+            }
+            finally { File.Delete(file); }
+        }
+    }
+
+    [Theory]
+    [InlineData(HashDomain.Cas, "cas:")]
+    [InlineData(HashDomain.Request, "req:")]
+    [InlineData(HashDomain.Result, "res:")]
+    public void DomainIsPrefixThenBytes(HashDomain domain, string prefix)
+    {
+        var data = Encoding.UTF8.GetBytes("{\"a\":1}");
+        var manual = Blake3.HashBytes(Encoding.ASCII.GetBytes(prefix).Concat(data).ToArray(), HashDomain.None);
+        Assert.Equal(manual, Blake3.HashBytes(data, domain));
+        Assert.NotEqual(Blake3.HashBytes(data, HashDomain.None), Blake3.HashBytes(data, domain));
+    }
+
+    [Theory]
+    [InlineData(1L << 20)]            // exactly the parallel threshold
+    [InlineData((1L << 20) - 1)]
+    [InlineData((64L << 20) + 4097)]  // crosses a mapped-slice boundary
+    public void LargeFilesHashTheSameAsInMemory(long length)
+    {
+        var data = new byte[length];
+        new Random(7).NextBytes(data);
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllBytes(file, data);
+            foreach (var domain in new[] { HashDomain.None, HashDomain.Cas })
+            {
+                using var h = Blake3.CreateHasher(domain);
+                h.Update(data);
+                var serial = h.FinalizeHex();
+                var info = Blake3.HashFile(file, domain);
+                Assert.Equal(serial, info.Hash);
+                Assert.Equal(length, info.Length);
+            }
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Fact]
+    public void AgreesWithB3sumWhenInstalled()
+    {
+        var b3sum = new[] { "/usr/bin/b3sum", "/usr/local/bin/b3sum" }.FirstOrDefault(File.Exists);
+        if (b3sum is null) return; // .ci/run installs b3sum; the Pester suite also cross-checks
+        var file = Path.GetTempFileName();
+        try
+        {
+            var data = new byte[3 * 1024 * 1024 + 17];
+            new Random(3).NextBytes(data);
+            File.WriteAllBytes(file, data);
+            var psi = new ProcessStartInfo(b3sum) { RedirectStandardOutput = true };
+            psi.ArgumentList.Add("--no-names");
+            psi.ArgumentList.Add(file);
+            using var p = Process.Start(psi)!;
+            var expected = p.StandardOutput.ReadToEnd().Trim();
+            p.WaitForExit();
+            Assert.Equal(expected, Blake3.HashFile(file, HashDomain.None).Hash);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Fact]
+    public void MissingFileIsTypedError()
+    {
+        var ex = Assert.Throws<RequiemException>(() => Blake3.HashFile("/definitely/not/here", HashDomain.None));
+        Assert.Equal("FileNotFound", ex.ErrorId);
+        Assert.Equal(ErrorKind.ObjectNotFound, ex.Kind);
+    }
+
+    [Fact]
+    public void DirectoryIsTypedError()
+    {
+        var ex = Assert.Throws<RequiemException>(() => Blake3.HashFile(Path.GetTempPath(), HashDomain.None));
+        Assert.Equal("PathIsDirectory", ex.ErrorId);
+    }
+
+    [Fact]
+    public void CancellationStopsLargeFileHashing()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            using (var fs = File.OpenWrite(file)) fs.SetLength(200L << 20);
+            using var cts = new CancellationTokenSource();
+            cts.Cancel();
+            Assert.ThrowsAny<OperationCanceledException>(() => Blake3.HashFile(file, HashDomain.None, cts.Token));
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("zz1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262")]
+    [InlineData("../1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262")]
+    public void NormalizeDigestRefusesBadDigests(string value)
+    {
+        var ex = Assert.Throws<RequiemException>(() => Hex.NormalizeDigest(value));
+        Assert.Equal("InvalidDigest", ex.ErrorId);
+    }
+
+    [Fact]
+    public void NormalizeDigestLowercases() =>
+        Assert.Equal("af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
+            Hex.NormalizeDigest("AF1349B9F5F9A1A6A0404DEA36DCC9499BCB25C9ADC112B7CC9A93CAE41F3262"));
+}
