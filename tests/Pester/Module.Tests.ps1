@@ -1,3 +1,8 @@
+BeforeDiscovery {
+    Import-Module (Join-Path $PSScriptRoot '../../out/Requiem/Requiem.psd1')
+    $DiscoveredCmdlets = @(Get-Command -Module Requiem -CommandType Cmdlet)
+}
+
 BeforeAll {
     . (Join-Path $PSScriptRoot 'TestSetup.ps1')
     $script:Commands = Get-Command -Module Requiem -CommandType Cmdlet
@@ -31,7 +36,7 @@ Describe 'Module manifest and layout' {
     }
 }
 
-Describe 'Help for <_.Name>' -ForEach @(Get-Command -Module Requiem -CommandType Cmdlet) {
+Describe 'Help for <_.Name>' -ForEach $DiscoveredCmdlets {
     BeforeAll {
         $script:Help = Get-Help $_.Name -Full
         $script:Command = $_
@@ -62,18 +67,24 @@ Describe 'Dependency isolation' {
     It 'hashes correctly even when another Blake3.dll is already loaded in the session' {
         $dir = New-TestDirectory
         try {
-            $fake = Join-Path $dir 'Blake3.dll'
+            # A real assembly named Blake3 (another version, an impostor Hasher) loaded into the session first.
+            Set-Content (Join-Path $dir 'Fake.csproj') '<Project Sdk="Microsoft.NET.Sdk"><PropertyGroup><TargetFramework>net8.0</TargetFramework><AssemblyName>Blake3</AssemblyName><Version>9.9.9</Version></PropertyGroup></Project>'
+            Set-Content (Join-Path $dir 'Hasher.cs') 'namespace Blake3 { public sealed class Hasher { public static string Hash() => "impostor"; } }'
+            & dotnet build (Join-Path $dir 'Fake.csproj') -o (Join-Path $dir 'bin') --nologo -v quiet | Out-Null
+            $LASTEXITCODE | Should -Be 0
+            $fake = Join-Path $dir 'bin/Blake3.dll'
             $out = Invoke-FreshPwsh -Script @"
 `$ErrorActionPreference = 'Stop'
-Add-Type -OutputAssembly '$fake' -TypeDefinition 'namespace Blake3 { public static class Hasher { public static string Hash() { return "impostor"; } } }'
 Add-Type -Path '$fake'
+[Blake3.Hasher]::Hash()
 Import-Module '$ModulePath'
 (Get-RequiemDigest -InputObject 'hello').Hash
-[AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -eq 'Blake3' } | ForEach-Object { [Runtime.Loader.AssemblyLoadContext]::GetLoadContext(`$_).Name }
+[AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -eq 'Blake3' } | ForEach-Object { `$_.GetName().Version.ToString() + '@' + [Runtime.Loader.AssemblyLoadContext]::GetLoadContext(`$_).Name }
 "@
-            $out[0] | Should -Be 'ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f'
-            $out | Should -Contain 'Default'
-            $out | Should -Contain 'Requiem.Dependencies'
+            $out[0] | Should -Be 'impostor'
+            $out[1] | Should -Be 'ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f'
+            $out | Should -Contain '9.9.9.0@Default'
+            $out | Should -Contain '3.0.0.0@Requiem.Dependencies'
         }
         finally { Remove-Item -Recurse -Force $dir -ErrorAction Ignore }
     }
