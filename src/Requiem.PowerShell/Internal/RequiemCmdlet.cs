@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using Requiem.Engine;
+using Requiem.Engine.Cas;
 using Requiem.Engine.Config;
 using Requiem.Engine.Diagnostics;
 using Requiem.Engine.Hashing;
@@ -25,6 +26,17 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     /// <summary>BLAKE3 after its self-test; SHA-256 only if the switch or the config explicitly allows it.</summary>
     protected HashPrimitive SelectHash(bool allowFallback) =>
         Run(() => HashPrimitive.Select(allowFallback || Config.Hash.AllowFallback));
+
+    /// <summary>
+    /// Opens the CAS store: -Cas (resolved against the current location) wins, then $env:REQUIEM_CAS, then
+    /// cas.path in the config, then the default data directory. Failure to open is terminating.
+    /// </summary>
+    protected CasStore OpenStore(string? cas, bool allowHashFallback = false, bool create = true)
+    {
+        var explicitRoot = string.IsNullOrEmpty(cas) ? null : ResolveNewPath(cas);
+        var hash = SelectHash(allowHashFallback);
+        return Run(() => CasStore.Open(RequiemPaths.ResolveCasRoot(explicitRoot, Config), hash, create));
+    }
 
     /// <summary>Runs engine code whose failure means the cmdlet cannot go on: a RequiemException becomes a terminating error.</summary>
     protected T Run<T>(Func<T> action)
