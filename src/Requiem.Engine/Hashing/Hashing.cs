@@ -1,4 +1,3 @@
-using System.IO.MemoryMappedFiles;
 using Requiem.Engine.Diagnostics;
 
 namespace Requiem.Engine.Hashing;
@@ -16,7 +15,7 @@ public sealed class HashPrimitive
     public const long ParallelThreshold = 1L << 20;
 
     private const int SmallFileBuffer = 64 * 1024;
-    private const long MappedSlice = 64L << 20;
+    private const int LargeFileBuffer = 4 << 20;
 
     private static readonly HashPrimitive s_blake3 = new(false);
     private static readonly HashPrimitive s_fallback = new(true);
@@ -56,22 +55,15 @@ public sealed class HashPrimitive
 
     /// <summary>
     /// Hashes a file without reading it into the managed heap: small files through one pooled buffer,
-    /// large regular files memory-mapped and hashed in parallel slices (so cancellation and progress work).
+    /// large files in 4 MiB reads handed to the parallel update (so cancellation and progress work).
     /// </summary>
     public DigestInfo HashFile(string path, HashDomain domain, CancellationToken cancel = default, IEngineOutput? output = null)
     {
         using var handle = OpenForRead(path);
         var length = RandomAccess.GetLength(handle);
         using var hasher = CreateHasher(domain);
-        if (length >= ParallelThreshold)
-        {
-            HashMapped(handle, length, hasher, path, cancel, output);
-        }
-        else
-        {
-            var read = HashStreamed(handle, hasher, cancel);
-            length = read;
-        }
+        if (length >= ParallelThreshold) HashLarge(handle, length, hasher, path, cancel, output);
+        else length = HashStreamed(handle, hasher, cancel);
         return new DigestInfo(Algorithm, hasher.FinalizeHex(), path, length, domain, IsFallback);
     }
 
@@ -127,31 +119,32 @@ public sealed class HashPrimitive
         }
     }
 
-    private static unsafe void HashMapped(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long length, RequiemHasher hasher,
+    private static void HashLarge(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long length, RequiemHasher hasher,
         string path, CancellationToken cancel, IEngineOutput? output)
     {
-        // The map holds page-cache pages, not heap: memory stays flat however large the file is.
-        using var fs = new FileStream(handle, FileAccess.Read, 1);
-        using var map = MemoryMappedFile.CreateFromFile(fs, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
-        using var view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-        byte* basePtr = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
+        // Plain reads into one pooled buffer: memory stays flat (no heap growth, no mapped pages counted against the
+        // process), and a file truncated underneath us is a read error rather than a SIGBUS as with a memory map.
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(LargeFileBuffer);
         try
         {
-            basePtr += view.PointerOffset;
             var throttle = new ProgressThrottle(TimeSpan.FromMilliseconds(250), checkEvery: 1);
-            for (long offset = 0; offset < length; offset += MappedSlice)
+            long offset = 0;
+            while (true)
             {
                 cancel.ThrowIfCancellationRequested();
-                var n = (int)Math.Min(MappedSlice, length - offset);
-                hasher.UpdateParallel(new ReadOnlySpan<byte>(basePtr + offset, n));
+                int n;
+                try { n = RandomAccess.Read(handle, buffer.AsSpan(0, LargeFileBuffer), offset); }
+                catch (IOException ex) { throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Reading '{path}' failed: {ex.Message}", path, ex); }
+                if (n == 0) break;
+                hasher.UpdateParallel(buffer.AsSpan(0, n));
+                offset += n;
                 if (output is not null && throttle.ShouldReport())
-                    output.Progress(new ProgressInfo("Hashing " + path, $"{(offset + n) >> 20} of {length >> 20} MiB", offset + n, length));
+                    output.Progress(new ProgressInfo("Hashing " + path, $"{offset >> 20} of {length >> 20} MiB", offset, length));
             }
         }
         finally
         {
-            view.SafeMemoryMappedViewHandle.ReleasePointer();
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 }

@@ -1,0 +1,110 @@
+#requires -Version 7.4
+<#
+.SYNOPSIS
+    Digest benchmarks against the real alternatives, in one run on one machine:
+    a large file vs b3sum and Get-FileHash -Algorithm SHA256; many small files through the pipeline vs Get-FileHash;
+    and the cost of Import-Module on a bare pwsh start.
+#>
+param(
+    [Parameter(Mandatory)] [string] $ModulePath,
+    [Parameter(Mandatory)] [string] $OutDirectory,
+    [long] $LargeFileBytes = 1GB,
+    [int] $SmallFiles = 10000,
+    [int] $Repeat = 3
+)
+
+$ErrorActionPreference = 'Stop'
+$ModulePath = (Resolve-Path $ModulePath).Path
+Import-Module $ModulePath
+$work = Join-Path ([IO.Path]::GetTempPath()) "requiem-bench-digest-$PID"
+New-Item -ItemType Directory -Force -Path $work | Out-Null
+
+function Measure-Best {
+    # Best (minimum) wall time of $Repeat runs, in seconds: the least noisy estimator on a shared machine.
+    param([scriptblock] $Script, [int] $Times = $Repeat)
+    $best = [double]::MaxValue
+    for ($i = 0; $i -lt $Times; $i++) {
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        & $Script | Out-Null
+        $sw.Stop()
+        $best = [Math]::Min($best, $sw.Elapsed.TotalSeconds)
+    }
+    $best
+}
+
+function Get-PeakRssMiB {
+    # Peak resident memory of a fresh pwsh that imports the module and hashes the file (flat-memory check).
+    param([string] $File)
+    $script = "Import-Module '$ModulePath'; `$null = Get-RequiemDigest -LiteralPath '$File'; (Get-Content /proc/self/status | Select-String '^VmHWM').Line"
+    $line = & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command $script
+    [math]::Round(([long](($line -split '\s+')[1])) / 1024, 1)
+}
+
+try {
+    $results = [ordered]@{ machine = [ordered]@{ cores = [Environment]::ProcessorCount; os = [Runtime.InteropServices.RuntimeInformation]::OSDescription; runtime = [Runtime.InteropServices.RuntimeInformation]::FrameworkDescription } }
+
+    # ---- large file ----
+    $big = Join-Path $work 'large.bin'
+    $fs = [IO.File]::Create($big)
+    $chunk = [byte[]]::new(8MB); [Random]::new(1).NextBytes($chunk)
+    for ($w = 0L; $w -lt $LargeFileBytes; $w += $chunk.Length) { $fs.Write($chunk, 0, [Math]::Min($chunk.Length, $LargeFileBytes - $w)) }
+    $fs.Dispose()
+    $null = Get-FileHash -LiteralPath $big -Algorithm SHA256   # warm the page cache for everyone
+    $requiem = Measure-Best { Get-RequiemDigest -LiteralPath $big }
+    $b3sum = if (Get-Command b3sum -ErrorAction Ignore) { Measure-Best { b3sum --no-names $big } } else { $null }
+    $b3sumOne = if ($b3sum) { Measure-Best { b3sum --no-names --num-threads 1 $big } } else { $null }
+    $sha = Measure-Best { Get-FileHash -LiteralPath $big -Algorithm SHA256 } -Times 1
+    $same = if ($b3sum) { (Get-RequiemDigest -LiteralPath $big).Hash -eq (b3sum --no-names $big).Trim() } else { $null }
+    $rss = if ($IsLinux) { Get-PeakRssMiB $big } else { $null }
+    $mib = $LargeFileBytes / 1MB
+    $results.large_file = [ordered]@{
+        bytes = $LargeFileBytes
+        requiem_s = [math]::Round($requiem, 3); requiem_mib_s = [math]::Round($mib / $requiem)
+        b3sum_s = $b3sum ? [math]::Round($b3sum, 3) : $null
+        b3sum_single_thread_s = $b3sumOne ? [math]::Round($b3sumOne, 3) : $null
+        get_filehash_sha256_s = [math]::Round($sha, 3)
+        ratio_vs_b3sum = $b3sum ? [math]::Round($requiem / $b3sum, 2) : $null
+        ratio_vs_get_filehash = [math]::Round($requiem / $sha, 2)
+        digest_equals_b3sum = $same
+        peak_rss_mib_of_hashing_pwsh = $rss
+    }
+    Remove-Item -LiteralPath $big
+
+    # ---- many small files through the pipeline ----
+    $small = Join-Path $work 'small'
+    New-Item -ItemType Directory -Path $small | Out-Null
+    $payload = [byte[]]::new(4096)
+    $rng = [Random]::new(2)
+    for ($i = 0; $i -lt $SmallFiles; $i++) { $rng.NextBytes($payload); [IO.File]::WriteAllBytes((Join-Path $small "f$i.bin"), $payload) }
+    $files = Get-ChildItem -LiteralPath $small -File
+    $requiemSmall = Measure-Best { $files | Get-RequiemDigest }
+    $shaSmall = Measure-Best { $files | Get-FileHash -Algorithm SHA256 }
+    $b3sumSmall = if (Get-Command b3sum -ErrorAction Ignore) { Measure-Best { Push-Location $small; try { b3sum -- *.bin } finally { Pop-Location } } } else { $null }
+    $results.small_files = [ordered]@{
+        files = $SmallFiles; bytes_each = 4096
+        requiem_pipeline_s = [math]::Round($requiemSmall, 3)
+        get_filehash_pipeline_s = [math]::Round($shaSmall, 3)
+        b3sum_one_process_s = $b3sumSmall ? [math]::Round($b3sumSmall, 3) : $null
+        ratio_vs_get_filehash = [math]::Round($requiemSmall / $shaSmall, 2)
+        requiem_files_per_s = [math]::Round($SmallFiles / $requiemSmall)
+    }
+
+    # ---- Import-Module cost on a bare pwsh start ----
+    $pwsh = Join-Path $PSHOME 'pwsh'
+    $bare = Measure-Best { & $pwsh -NoProfile -NonInteractive -Command '$null' } -Times 5
+    $withImport = Measure-Best { & $pwsh -NoProfile -NonInteractive -Command "Import-Module '$ModulePath'" } -Times 5
+    $withFirstHash = Measure-Best { & $pwsh -NoProfile -NonInteractive -Command "Import-Module '$ModulePath'; `$null = Get-RequiemDigest -InputObject x" } -Times 5
+    $results.import = [ordered]@{
+        bare_pwsh_s = [math]::Round($bare, 3)
+        pwsh_with_import_s = [math]::Round($withImport, 3)
+        import_added_ms = [math]::Round(($withImport - $bare) * 1000)
+        import_plus_first_digest_added_ms = [math]::Round(($withFirstHash - $bare) * 1000)
+    }
+
+    $json = $results | ConvertTo-Json -Depth 5
+    Set-Content -LiteralPath (Join-Path $OutDirectory 'digest.json') -Value $json
+    $json | Out-Host
+}
+finally {
+    Remove-Item -Recurse -Force $work -ErrorAction Ignore
+}
