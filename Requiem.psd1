@@ -20,6 +20,7 @@
         'Test-RequiemDigest'
 
         # config
+        'Test-RequiemConfig'
 
         # cas
 

@@ -40,12 +40,22 @@ public sealed class HashPrimitive
             "pass -AllowHashFallback or set hash.allow_fallback in the config to use SHA-256 instead.", Blake3Name);
     }
 
-    public RequiemHasher CreateHasher(HashDomain domain) =>
-        IsFallback ? new Sha256FallbackHasher(domain) : new Blake3RequiemHasher(domain);
+    /// <summary>Inputs up to this size (when known in advance) use the compact scalar BLAKE3.</summary>
+    public const long CompactThreshold = 16 * 1024;
+
+    /// <summary>
+    /// A hasher primed with the domain prefix. Pass the input length when it is known: small inputs then use the
+    /// compact implementation, which runs optimised code from the first call.
+    /// </summary>
+    public RequiemHasher CreateHasher(HashDomain domain, long expectedLength = -1)
+    {
+        if (IsFallback) return new Sha256FallbackHasher(domain);
+        return expectedLength is >= 0 and <= CompactThreshold ? new CompactBlake3Hasher(domain) : new Blake3RequiemHasher(domain);
+    }
 
     public string HashBytes(ReadOnlySpan<byte> data, HashDomain domain)
     {
-        using var h = CreateHasher(domain);
+        using var h = CreateHasher(domain, data.Length);
         if (data.Length >= ParallelThreshold) h.UpdateParallel(data); else h.Update(data);
         return h.FinalizeHex();
     }
@@ -61,7 +71,7 @@ public sealed class HashPrimitive
     {
         using var handle = OpenForRead(path);
         var length = RandomAccess.GetLength(handle);
-        using var hasher = CreateHasher(domain);
+        using var hasher = CreateHasher(domain, length);
         if (length >= ParallelThreshold) HashLarge(handle, length, hasher, path, cancel, output);
         else length = HashStreamed(handle, hasher, cancel);
         return new DigestInfo(Algorithm, hasher.FinalizeHex(), path, length, domain, IsFallback);
@@ -72,9 +82,8 @@ public sealed class HashPrimitive
     {
         try
         {
-            if (Directory.Exists(path))
-                throw new RequiemException("PathIsDirectory", ErrorKind.InvalidArgument, $"'{path}' is a directory, not a file.", path);
-            return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.SequentialScan);
+            // No existence pre-checks: one open() per file is the whole cost of the common case.
+            return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
         }
         catch (FileNotFoundException ex)
         {
@@ -86,10 +95,14 @@ public sealed class HashPrimitive
         }
         catch (UnauthorizedAccessException ex)
         {
+            if (Directory.Exists(path))
+                throw new RequiemException("PathIsDirectory", ErrorKind.InvalidArgument, $"'{path}' is a directory, not a file.", path, ex);
             throw new RequiemException("FileReadError", ErrorKind.PermissionDenied, $"Access to '{path}' is denied: {ex.Message}", path, ex);
         }
         catch (IOException ex)
         {
+            if (Directory.Exists(path))
+                throw new RequiemException("PathIsDirectory", ErrorKind.InvalidArgument, $"'{path}' is a directory, not a file.", path, ex);
             throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Cannot open '{path}': {ex.Message}", path, ex);
         }
     }

@@ -47,6 +47,38 @@ internal sealed class Blake3RequiemHasher : RequiemHasher
     }
 }
 
+/// <summary>BLAKE3 through <see cref="Blake3Compact"/>, for inputs known to be small; the state is reused per thread.</summary>
+internal sealed class CompactBlake3Hasher : RequiemHasher
+{
+    [ThreadStatic] private static Blake3Compact? t_spare;
+    private Blake3Compact? _state;
+
+    public CompactBlake3Hasher(HashDomain domain)
+    {
+        _state = t_spare ?? new Blake3Compact();
+        t_spare = null;
+        _state.Reset();
+        var prefix = HashDomains.Prefix(domain);
+        if (!prefix.IsEmpty) _state.Update(prefix);
+    }
+
+    public override void Update(ReadOnlySpan<byte> data) => (_state ?? throw new ObjectDisposedException(nameof(CompactBlake3Hasher))).Update(data);
+
+    public override string FinalizeHex()
+    {
+        Span<byte> digest = stackalloc byte[32];
+        (_state ?? throw new ObjectDisposedException(nameof(CompactBlake3Hasher))).Finalize(digest);
+        return Hex.ToLower(digest);
+    }
+
+    public override void Dispose()
+    {
+        if (_state is null) return;
+        t_spare = _state;
+        _state = null;
+    }
+}
+
 /// <summary>SHA-256, used only when BLAKE3 fails its self-test and the caller explicitly allowed a fallback.</summary>
 internal sealed class Sha256FallbackHasher : RequiemHasher
 {

@@ -144,3 +144,55 @@ public class HashPrimitiveTests
         Assert.Equal("af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
             Hex.NormalizeDigest("AF1349B9F5F9A1A6A0404DEA36DCC9499BCB25C9ADC112B7CC9A93CAE41F3262"));
 }
+
+public class Blake3CompactTests
+{
+    [Fact]
+    public void AgreesWithBlake3NetOnEveryLengthAroundBlockAndChunkBoundaries()
+    {
+        var rng = new Random(11);
+        var data = new byte[40 * 1024];
+        rng.NextBytes(data);
+        var lengths = Enumerable.Range(0, 2100)
+            .Concat(new[] { 3071, 3072, 3073, 4095, 4096, 4097, 8191, 8192, 8193, 16383, 16384, 16385, 31744, 32768, 33792, 40960 });
+        foreach (var length in lengths)
+        {
+            var compact = new Blake3Compact();
+            compact.Update(data.AsSpan(0, length));
+            var digest = new byte[32];
+            compact.Finalize(digest);
+            var expected = Blake3.Hasher.Hash(data.AsSpan(0, length)).ToString();
+            Assert.True(expected == Hex.ToLower(digest), $"length {length}");
+        }
+    }
+
+    [Fact]
+    public void SplitUpdatesGiveTheSameDigest()
+    {
+        var data = new byte[9000];
+        new Random(5).NextBytes(data);
+        var whole = new Blake3Compact();
+        whole.Update(data);
+        Span<byte> a = stackalloc byte[32];
+        whole.Finalize(a);
+        foreach (var piece in new[] { 1, 7, 63, 64, 65, 1000, 1024, 1025 })
+        {
+            var split = new Blake3Compact();
+            for (var o = 0; o < data.Length; o += piece) split.Update(data.AsSpan(o, Math.Min(piece, data.Length - o)));
+            var b = new byte[32];
+            split.Finalize(b);
+            Assert.True(a.SequenceEqual(b.AsSpan()), $"piece {piece}");
+        }
+    }
+
+    [Fact]
+    public void DomainPrefixedSmallAndLargePathsAgree()
+    {
+        var hash = HashPrimitive.Select(false);
+        var data = new byte[12345];
+        new Random(9).NextBytes(data);
+        using var big = hash.CreateHasher(HashDomain.Cas);          // Blake3.NET
+        big.Update(data);
+        Assert.Equal(big.FinalizeHex(), hash.HashBytes(data, HashDomain.Cas)); // compact (known small length)
+    }
+}

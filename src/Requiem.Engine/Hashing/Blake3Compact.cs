@@ -1,0 +1,188 @@
+using System.Buffers.Binary;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
+namespace Requiem.Engine.Hashing;
+
+/// <summary>
+/// A portable BLAKE3 for small inputs (the specification's reference algorithm, scalar), compiled straight to
+/// optimised code. Blake3.NET's SIMD paths only pay off on many chunks, and in a short-lived pwsh pipeline they
+/// run unoptimised (tier-0) code for thousands of calls; hashing 10,000 small files spent most of its time there.
+/// Large inputs go to Blake3.NET. Cross-checked against Blake3.NET and the official vectors in the unit tests.
+/// </summary>
+internal sealed class Blake3Compact
+{
+    private const int BlockLen = 64;
+    private const int ChunkLen = 1024;
+    private const uint ChunkStart = 1, ChunkEnd = 2, Parent = 4, Root = 8;
+
+    private static readonly uint[] IV =
+    {
+        0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19,
+    };
+
+    // Chunk state.
+    private readonly uint[] _cv = new uint[8];
+    private readonly byte[] _block = new byte[BlockLen];
+    private int _blockLen;
+    private int _blocksCompressed;
+    private ulong _chunkCounter;
+
+    // Chaining values of completed subtrees (at most 54 for 2^64 bytes).
+    private readonly uint[] _stack = new uint[54 * 8];
+    private int _stackLen;
+
+    // Scratch space, reused (the instance is reused per thread, so nothing is allocated per hash).
+    private readonly uint[] _words = new uint[16];
+    private readonly uint[] _chunkCv = new uint[8];
+
+    public Blake3Compact() => Reset();
+
+    public void Reset()
+    {
+        IV.CopyTo(_cv, 0);
+        _blockLen = 0;
+        _blocksCompressed = 0;
+        _chunkCounter = 0;
+        _stackLen = 0;
+    }
+
+    public void Update(ReadOnlySpan<byte> input)
+    {
+        while (!input.IsEmpty)
+        {
+            if (ChunkBytes() == ChunkLen)
+            {
+                // The current chunk is complete and more input follows: it cannot be the root.
+                OutputChainingValue(_cv, _block, _blockLen, _chunkCounter, ChunkFlags(end: true), _chunkCv);
+                AddChunkChainingValue(_chunkCv, _chunkCounter + 1);
+                _chunkCounter++;
+                IV.CopyTo(_cv, 0);
+                _blockLen = 0;
+                _blocksCompressed = 0;
+            }
+            if (_blockLen == BlockLen)
+            {
+                LoadBlock(_block, _words);
+                Compress(_cv, _words, _chunkCounter, BlockLen, ChunkFlags(end: false), _cv);
+                _blocksCompressed++;
+                _blockLen = 0;
+            }
+            var take = Math.Min(BlockLen - _blockLen, Math.Min(input.Length, ChunkLen - ChunkBytes()));
+            input[..take].CopyTo(_block.AsSpan(_blockLen));
+            _blockLen += take;
+            input = input[take..];
+        }
+    }
+
+    public void Finalize(Span<byte> digest32)
+    {
+        // Output of the current chunk's last block, then merged with every subtree on the stack, right to left.
+        Span<uint> cv = stackalloc uint[8];
+        Span<uint> words = stackalloc uint[16];
+        _cv.CopyTo(cv);
+        var flags = ChunkFlags(end: true);
+        var counter = _chunkCounter;
+        var blockLen = (uint)_blockLen;
+        Span<byte> block = stackalloc byte[BlockLen];
+        block.Clear();
+        _block.AsSpan(0, _blockLen).CopyTo(block);
+        LoadBlock(block, words);
+
+        Span<uint> child = stackalloc uint[8];
+        for (var i = _stackLen - 1; i >= 0; i--)
+        {
+            Compress(cv, words, counter, blockLen, flags, child);
+            _stack.AsSpan(i * 8, 8).CopyTo(words);
+            child.CopyTo(words[8..]);
+            IV.CopyTo(cv);
+            counter = 0;
+            blockLen = BlockLen;
+            flags = Parent;
+        }
+
+        Span<uint> root = stackalloc uint[8];
+        Compress(cv, words, counter, blockLen, flags | Root, root);
+        for (var i = 0; i < 8; i++) BinaryPrimitives.WriteUInt32LittleEndian(digest32[(4 * i)..], root[i]);
+    }
+
+    private int ChunkBytes() => _blocksCompressed * BlockLen + _blockLen;
+
+    private uint ChunkFlags(bool end) => (_blocksCompressed == 0 ? ChunkStart : 0) | (end ? ChunkEnd : 0);
+
+    private void OutputChainingValue(uint[] cv, byte[] block, int blockLen, ulong counter, uint flags, Span<uint> result)
+    {
+        Span<byte> padded = stackalloc byte[BlockLen];
+        padded.Clear();
+        block.AsSpan(0, blockLen).CopyTo(padded);
+        Span<uint> words = stackalloc uint[16];
+        LoadBlock(padded, words);
+        Compress(cv, words, counter, (uint)blockLen, flags, result);
+    }
+
+    private void AddChunkChainingValue(Span<uint> cv, ulong totalChunks)
+    {
+        // Merge completed subtrees: one merge per trailing zero bit of the chunk count.
+        Span<uint> words = stackalloc uint[16];
+        while ((totalChunks & 1) == 0)
+        {
+            _stackLen--;
+            _stack.AsSpan(_stackLen * 8, 8).CopyTo(words);
+            cv.CopyTo(words[8..]);
+            Compress(IV, words, 0, BlockLen, Parent, cv);
+            totalChunks >>= 1;
+        }
+        cv.CopyTo(_stack.AsSpan(_stackLen * 8, 8));
+        _stackLen++;
+    }
+
+    private static void LoadBlock(ReadOnlySpan<byte> block, Span<uint> words)
+    {
+        for (var i = 0; i < 16; i++) words[i] = BinaryPrimitives.ReadUInt32LittleEndian(block[(4 * i)..]);
+    }
+
+    /// <summary>The BLAKE3 compression function; writes the first 8 words of the output (the chaining value).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Compress(ReadOnlySpan<uint> cv, ReadOnlySpan<uint> m, ulong counter, uint blockLen, uint flags, Span<uint> output)
+    {
+        uint s0 = cv[0], s1 = cv[1], s2 = cv[2], s3 = cv[3], s4 = cv[4], s5 = cv[5], s6 = cv[6], s7 = cv[7];
+        uint s8 = 0x6A09E667, s9 = 0xBB67AE85, s10 = 0x3C6EF372, s11 = 0xA54FF53A;
+        uint s12 = (uint)counter, s13 = (uint)(counter >> 32), s14 = blockLen, s15 = flags;
+        uint m0 = m[0], m1 = m[1], m2 = m[2], m3 = m[3], m4 = m[4], m5 = m[5], m6 = m[6], m7 = m[7];
+        uint m8 = m[8], m9 = m[9], m10 = m[10], m11 = m[11], m12 = m[12], m13 = m[13], m14 = m[14], m15 = m[15];
+
+        for (var round = 0; round < 7; round++)
+        {
+            G(ref s0, ref s4, ref s8, ref s12, m0, m1);
+            G(ref s1, ref s5, ref s9, ref s13, m2, m3);
+            G(ref s2, ref s6, ref s10, ref s14, m4, m5);
+            G(ref s3, ref s7, ref s11, ref s15, m6, m7);
+            G(ref s0, ref s5, ref s10, ref s15, m8, m9);
+            G(ref s1, ref s6, ref s11, ref s12, m10, m11);
+            G(ref s2, ref s7, ref s8, ref s13, m12, m13);
+            G(ref s3, ref s4, ref s9, ref s14, m14, m15);
+            if (round == 6) break;
+            // Message permutation: 2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8.
+            uint t0 = m2, t1 = m6, t2 = m3, t3 = m10, t4 = m7, t5 = m0, t6 = m4, t7 = m13;
+            uint t8 = m1, t9 = m11, t10 = m12, t11 = m5, t12 = m9, t13 = m14, t14 = m15, t15 = m8;
+            m0 = t0; m1 = t1; m2 = t2; m3 = t3; m4 = t4; m5 = t5; m6 = t6; m7 = t7;
+            m8 = t8; m9 = t9; m10 = t10; m11 = t11; m12 = t12; m13 = t13; m14 = t14; m15 = t15;
+        }
+
+        output[0] = s0 ^ s8; output[1] = s1 ^ s9; output[2] = s2 ^ s10; output[3] = s3 ^ s11;
+        output[4] = s4 ^ s12; output[5] = s5 ^ s13; output[6] = s6 ^ s14; output[7] = s7 ^ s15;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void G(ref uint a, ref uint b, ref uint c, ref uint d, uint mx, uint my)
+    {
+        a = a + b + mx;
+        d = BitOperations.RotateRight(d ^ a, 16);
+        c += d;
+        b = BitOperations.RotateRight(b ^ c, 12);
+        a = a + b + my;
+        d = BitOperations.RotateRight(d ^ a, 8);
+        c += d;
+        b = BitOperations.RotateRight(b ^ c, 7);
+    }
+}
