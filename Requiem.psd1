@@ -19,8 +19,9 @@
         'Get-RequiemDigest'
         'Test-RequiemDigest'
 
-        # config
+        # config, metrics
         'Test-RequiemConfig'
+        'Get-RequiemMetric'
 
         # cas
 

@@ -162,15 +162,16 @@ function Invoke-Test {
     if ($xunitExit -ne 0 -and $xunit.Failed -eq 0) { $xunit.Failed = 1 }   # build or host failure counts as a failure
 
     Write-Host '== Pester (tests/Pester, fresh pwsh importing out/Requiem) =='
+    # Tests never touch the user's own store, config or metrics: the default data directory points into out/.
+    $env:XDG_DATA_HOME = Join-Path $Out 'test-data'
+    Remove-Item Env:REQUIEM_CAS, Env:REQUIEM_CONFIG, Env:REQUIEM_METRICS_DIR -ErrorAction Ignore
     $pester = Get-PesterModulePath
     $summary = Join-Path $results 'pester.summary.json'
     $script = @"
 `$ErrorActionPreference = 'Stop'
 Import-Module '$pester' -RequiredVersion $PesterVersion
 `$c = New-PesterConfiguration
-`$c.Run.Path = '$(Join-Path $Root 'tests/Pester')'
 `$c.Run.PassThru = `$true
-`$c.Filter.FullName = @()
 `$c.Output.Verbosity = 'Normal'
 `$c.TestResult.Enabled = `$true
 `$c.TestResult.OutputFormat = 'NUnitXml'

@@ -60,8 +60,12 @@ public sealed class HashPrimitive
         return h.FinalizeHex();
     }
 
-    public DigestInfo Digest(ReadOnlySpan<byte> data, HashDomain domain) =>
-        new(Algorithm, HashBytes(data, domain), null, data.Length, domain, IsFallback);
+    public DigestInfo Digest(ReadOnlySpan<byte> data, HashDomain domain)
+    {
+        Metrics.MetricsRegistry.Add(Metrics.Counter.DigestTotal);
+        Metrics.MetricsRegistry.Add(Metrics.Counter.DigestBytesTotal, data.Length);
+        return new(Algorithm, HashBytes(data, domain), null, data.Length, domain, IsFallback);
+    }
 
     /// <summary>
     /// Hashes a file without reading it into the managed heap: small files through one pooled buffer,
@@ -74,6 +78,8 @@ public sealed class HashPrimitive
         using var hasher = CreateHasher(domain, length);
         if (length >= ParallelThreshold) HashLarge(handle, length, hasher, path, cancel, output);
         else length = HashStreamed(handle, hasher, cancel);
+        Metrics.MetricsRegistry.Add(Metrics.Counter.DigestTotal);
+        Metrics.MetricsRegistry.Add(Metrics.Counter.DigestBytesTotal, length);
         return new DigestInfo(Algorithm, hasher.FinalizeHex(), path, length, domain, IsFallback);
     }
 

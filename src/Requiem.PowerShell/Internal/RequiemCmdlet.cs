@@ -165,6 +165,7 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
 
     public void Dispose()
     {
+        Requiem.Engine.Metrics.MetricsRegistry.FlushThrottled();
         _cancel.Dispose();
         GC.SuppressFinalize(this);
     }

@@ -1,0 +1,57 @@
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'TestSetup.ps1')
+    $script:Dir = New-TestDirectory
+}
+AfterAll { Remove-Item -Recurse -Force $script:Dir -ErrorAction Ignore }
+
+Describe 'Get-RequiemMetric' {
+    It 'counts digests across separate pwsh processes' {
+        $metrics = Join-Path $Dir 'm1'
+        $env = @{ REQUIEM_METRICS_DIR = $metrics }
+        Invoke-FreshPwsh -Environment $env -Script "Import-Module '$ModulePath'; 'a','b','c' | Get-RequiemDigest | Out-Null" | Out-Null
+        Invoke-FreshPwsh -Environment $env -Script "Import-Module '$ModulePath'; 'dd' | Get-RequiemDigest | Out-Null" | Out-Null
+        $json = Invoke-FreshPwsh -Environment $env -Script "Import-Module '$ModulePath'; Get-RequiemMetric -Format Json"
+        $m = ($json -join "`n") | ConvertFrom-Json
+        $m.digest_total | Should -Be 4
+        $m.digest_bytes_total | Should -Be 5
+        $m.cas_hit_rate | Should -Be 0
+    }
+
+    It 'returns an object with the counters of this session' {
+        $metrics = Join-Path $Dir 'm2'
+        $out = Invoke-FreshPwsh -Environment @{ REQUIEM_METRICS_DIR = $metrics } -Script @"
+Import-Module '$ModulePath'
+Get-RequiemDigest -InputObject 'hello' | Out-Null
+`$m = Get-RequiemMetric
+`$m.GetType().Name; `$m.DigestTotal; `$m.Sources
+"@
+        $out[0] | Should -Be 'MetricsSnapshot'
+        $out[1] | Should -Be '1'
+        $out[2] | Should -Be '1'
+    }
+
+    It 'emits Prometheus text that promtool accepts' -Skip:(-not (Get-Command promtool -ErrorAction Ignore)) {
+        $metrics = Join-Path $Dir 'm3'
+        $text = Invoke-FreshPwsh -Environment @{ REQUIEM_METRICS_DIR = $metrics } -Script "Import-Module '$ModulePath'; 'x' | Get-RequiemDigest | Out-Null; Get-RequiemMetric -Format Prometheus"
+        $file = Join-Path $Dir 'metrics.prom'
+        Set-Content -LiteralPath $file -Value ($text -join "`n")
+        $lint = Get-Content -LiteralPath $file -Raw | promtool check metrics 2>&1
+        $LASTEXITCODE | Should -Be 0 -Because ($lint -join "`n")
+        ($text -join "`n") | Should -Match '(?m)^# TYPE requiem_exec_total counter$'
+        ($text -join "`n") | Should -Match '(?m)^requiem_digest_total 1$'
+        ($text -join "`n") | Should -Match '(?m)^# TYPE requiem_cas_hit_rate gauge$'
+    }
+
+    It 'folds the files of exited processes into base.json without losing counts' {
+        $metrics = Join-Path $Dir 'm4'
+        New-Item -ItemType Directory $metrics | Out-Null
+        # 70 files of processes that no longer exist, one digest each.
+        1..70 | ForEach-Object { Set-Content (Join-Path $metrics "p-$(999000 + $_)-1.json") '{"digest_total":1}' }
+        $json = Invoke-FreshPwsh -Environment @{ REQUIEM_METRICS_DIR = $metrics } -Script "Import-Module '$ModulePath'; Get-RequiemMetric -Format Json"
+        (($json -join "`n") | ConvertFrom-Json).digest_total | Should -Be 70
+        (Get-ChildItem $metrics -Filter 'p-99*').Count | Should -Be 0
+        Test-Path (Join-Path $metrics 'base.json') | Should -BeTrue
+        $again = Invoke-FreshPwsh -Environment @{ REQUIEM_METRICS_DIR = $metrics } -Script "Import-Module '$ModulePath'; (Get-RequiemMetric).DigestTotal"
+        $again | Should -Contain '70'
+    }
+}
