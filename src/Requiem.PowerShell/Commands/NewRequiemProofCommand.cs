@@ -58,6 +58,7 @@ public sealed class NewRequiemProofCommand : RequiemCmdlet
     {
         var store = _store!;
         var result = Run(() => ExecDocumentInput.Resolve(this, Result, store, isResult: true));
+        result = ExecDocumentInput.PreferStoredResult(store, result);
         var request = Request is null ? null : Run(() => ExecDocumentInput.Resolve(this, Request, store, isResult: false));
         var target = _outFile ?? $"CAS '{store.Root}'";
         if (!ShouldProcess(target, "Create proof bundle")) return;

@@ -58,6 +58,26 @@ internal static class ExecDocumentInput
                ?? throw new RequiemException(errorId, ErrorKind.InvalidArgument, $"The {what} must be an object, a hashtable, JSON text, a JSON file or a CAS digest.", input);
     }
 
+    /// <summary>
+    /// When the store holds the engine's own copy of this result (<c>results/&lt;result_digest&gt;</c>) and that copy
+    /// verifies, use it: a pipeline object or ConvertFrom-Json output may have lost formatting of fields outside the
+    /// digest (started_at), and the stored copy is what the engine recorded.
+    /// </summary>
+    public static JsonObject PreferStoredResult(CasStore store, JsonObject result)
+    {
+        if (result["result_digest"] is not JsonValue v || !v.TryGetValue<string>(out var digest) || !ProofBundle.IsContractDigest(digest)) return result;
+        if (store.GetRef("results/" + digest) is null) return result;
+        try
+        {
+            var stored = ExecDocuments.LoadStoredDocument(store, "results/" + digest, "execution result", ResultErrorId);
+            return ExecDocuments.ComputeResultDigest(store.HashPrimitive, stored) == digest ? stored : result;
+        }
+        catch (RequiemException)
+        {
+            return result;
+        }
+    }
+
     private static JsonObject ReadFile(string path, string what, string errorId)
     {
         string text;

@@ -60,9 +60,9 @@ internal static class JsonInput
             case Enum e:
                 return JsonValue.Create(JsonNamingPolicy.SnakeCaseLower.ConvertName(e.ToString()));
             case DateTime dt:
-                return JsonValue.Create(dt.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", System.Globalization.CultureInfo.InvariantCulture));
+                return JsonValue.Create(dt.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", System.Globalization.CultureInfo.InvariantCulture));
             case DateTimeOffset dto:
-                return JsonValue.Create(dto.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", System.Globalization.CultureInfo.InvariantCulture));
+                return JsonValue.Create(dto.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", System.Globalization.CultureInfo.InvariantCulture));
             case Guid g:
                 return JsonValue.Create(g.ToString());
             case IDictionary dict:
