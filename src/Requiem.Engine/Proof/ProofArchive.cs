@@ -40,6 +40,8 @@ public static class ProofArchive
     {
         var bytes = document;
         if (bytes.Length > 0 && bytes[^1] == (byte)'\n') bytes = bytes[..^1];
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            throw new RequiemException("InvalidProofBundle", ErrorKind.InvalidData, "Not a valid proof bundle: not valid UTF-8.", target);
         JsonDocument doc;
         try { doc = JsonDocument.Parse(bytes.ToArray()); }
         catch (JsonException ex) { throw new RequiemException("InvalidProofBundle", ErrorKind.InvalidData, "Not a valid proof bundle: not valid JSON: " + ex.Message, target, ex); }

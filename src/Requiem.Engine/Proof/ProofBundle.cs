@@ -105,6 +105,11 @@ public sealed class ProofBundle
     /// <summary>Parses a bundle, adding one line per problem (missing/unknown/ill-typed field, bad digest) to <paramref name="problems"/>.</summary>
     public static ProofBundle? TryParse(ReadOnlySpan<byte> json, List<string> problems)
     {
+        if (!System.Text.Unicode.Utf8.IsValid(json))
+        {
+            problems.Add("bundle: not valid UTF-8");
+            return null;
+        }
         JsonDocument doc;
         try
         {

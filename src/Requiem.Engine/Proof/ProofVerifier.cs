@@ -58,6 +58,11 @@ public static class ProofVerifier
         var bytes = fileBytes;
         if (bytes.Length > 0 && bytes[^1] == (byte)'\n') bytes = bytes[..^1];
 
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+        {
+            v.AddReason("bundle: not valid UTF-8");
+            return v;
+        }
         JsonDocument doc;
         try
         {
