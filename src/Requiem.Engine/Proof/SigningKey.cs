@@ -142,8 +142,8 @@ public sealed class SigningKey : IDisposable
         }
         using var key = Generate();
         var info = new SigningKeyInfo(key.KeyId, privatePath, publicPath, ProofKeys.Algorithm);
-        WriteAtomically(privatePath, key.PrivateKeyPem(), ownerOnly: true, force);
-        WriteAtomically(publicPath, key.PublicKeyPem(), ownerOnly: false, force);
+        WriteAtomically(privatePath, key.PrivateKeyPem() + "\n", ownerOnly: true, force);
+        WriteAtomically(publicPath, key.PublicKeyPem() + "\n", ownerOnly: false, force);
         return info;
     }
 
