@@ -91,6 +91,14 @@ Describe 'New-RequiemProof and Test-RequiemProof (unsigned)' {
         (Get-RequiemDigest -InputObject $requestBytes -Domain Request).Hash | Should -Be $Fx.RequestDigest
     }
 
+    It 'conforms to schemas/proof-bundle.schema.json, and signed files to dsse-envelope.schema.json' {
+        $schemas = Join-Path (Split-Path $ModulePath) 'schemas'
+        Test-Json -Json (Get-Content $File -Raw) -SchemaFile (Join-Path $schemas 'proof-bundle.schema.json') | Should -BeTrue
+        $signed = New-RequiemProof -Request $Fx.Request -Result $Fx.Result -Cas $Cas -SigningKey $Key
+        Test-Json -Json $signed.Json -SchemaFile (Join-Path $schemas 'dsse-envelope.schema.json') | Should -BeTrue
+        Test-Json -Json '{"merkle_root":"x"}' -SchemaFile (Join-Path $schemas 'proof-bundle.schema.json') -ErrorAction Ignore | Should -BeFalse
+    }
+
     It 'has a Merkle root that an independent implementation of the documented construction recomputes' {
         $b = Get-Content $File -Raw | ConvertFrom-Json
         $leaves = [Collections.Generic.List[object]]::new()
@@ -401,6 +409,23 @@ Describe 'Portable archive (Export-RequiemProof / Import-RequiemProof)' {
             $bytes = [byte[]]([Text.Encoding]::ASCII.GetBytes('cas:') + [IO.File]::ReadAllBytes($o.FullName))
             [Convert]::ToHexString((Get-Blake3 $bytes)).ToLowerInvariant() | Should -Be $o.Name
         }
+    }
+
+    It 'verifies with standard tools only (examples/verify-proof-by-hand.sh: tar, b3sum, openssl, jq)' -Skip:(-not ((Get-Command bash, jq, b3sum, openssl, tar -ErrorAction Ignore).Count -eq 5)) {
+        $script = Join-Path $RepoRoot 'examples/verify-proof-by-hand.sh'
+        $out = & bash $script $Archive $Pub 2>&1
+        $LASTEXITCODE | Should -Be 0 -Because ($out -join "`n")
+        $out | Should -Contain 'ok: Merkle root recomputed'
+        $out[-1] | Should -Be "VERIFIED $($ArchiveProof.MerkleRoot)"
+        # Unsigned proofs too.
+        $unsignedTar = Join-Path $Dir 'unsigned.tar'
+        Export-RequiemProof -Path (Join-Path $Dir 'proof.json') -Destination $unsignedTar -Cas $Cas | Out-Null
+        & bash $script $unsignedTar 2>&1 | Select-Object -Last 1 | Should -BeLike 'VERIFIED *'
+        # With another key, openssl refuses.
+        $other = Join-Path $Dir 'k-other.pem'
+        $o = New-RequiemSigningKey -Path $other
+        & bash $script $Archive $o.PublicKeyPath 2>&1 | Select-Object -Last 1 | Should -Be 'FAIL: signature does not verify'
+        $LASTEXITCODE | Should -Not -Be 0
     }
 
     It 'imports into a fresh store, where the proof verifies' {
