@@ -123,6 +123,9 @@ Describe 'New-RequiemProof and Test-RequiemProof (unsigned)' {
         $v.ObjectsChecked | Should -Be 7
         $v.Signed | Should -BeFalse
         Test-RequiemProof -Path $File -Cas $Cas -Quiet | Should -BeTrue
+        # The ref points at the latest proof of this execution (other tests sign the same one): re-prove unsigned.
+        $again = New-RequiemProof -Request $Fx.Request -Result $Fx.Result -Cas $Cas
+        $again.ManifestDigest | Should -Be $Proof.ManifestDigest
         (Get-Content (Join-Path $Cas "refs/proofs/$($Proof.MerkleRoot)") -Raw).Trim() | Should -Be $Proof.ManifestDigest
         $manifest = Get-Content (Join-Path $Cas "objects/$($Proof.ManifestDigest.Substring(0,2))/$($Proof.ManifestDigest)") -Raw | ConvertFrom-Json
         $manifest.kind | Should -Be 'proof_bundle'

@@ -157,7 +157,8 @@ public static class ProofBuilder
         using var doc = JsonDocument.Parse(document);
         var manifest = new CasManifest { Kind = ManifestKind, References = references, Body = doc.RootElement.Clone() };
         var manifestHash = store.PutManifest(manifest).Hash;
-        store.SetRef("proofs/" + merkleRoot, manifestHash);
+        // A ref write costs a file create and rename; re-proving the same thing leaves the ref alone.
+        if (store.GetRef("proofs/" + merkleRoot) != manifestHash) store.SetRef("proofs/" + merkleRoot, manifestHash);
         return manifestHash;
     }
 

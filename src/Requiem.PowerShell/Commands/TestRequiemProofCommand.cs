@@ -3,6 +3,7 @@ using System.Management.Automation;
 using System.Text;
 using Requiem.Engine;
 using Requiem.Engine.Cas;
+using Requiem.Engine.Diagnostics;
 using Requiem.Engine.Hashing;
 using Requiem.Engine.Proof;
 using Requiem.PowerShell.Internal;
@@ -108,11 +109,17 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
                 }
                 break;
             default:
-                foreach (var file in ResolveFileSystemPaths(ParameterSetName == PathSet ? Path : LiteralPath, ParameterSetName == LiteralPathSet))
+                var files = ResolveFileSystemPaths(ParameterSetName == PathSet ? Path : LiteralPath, ParameterSetName == LiteralPathSet);
+                var throttle = new ProgressThrottle(TimeSpan.FromMilliseconds(250), checkEvery: 8);
+                for (var i = 0; i < files.Count; i++)
                 {
+                    var file = files[i];
+                    if (files.Count > 1 && throttle.ShouldReport())
+                        WriteProgress(new ProgressRecord(1, "Verifying proofs", $"{i} of {files.Count}: {file}") { PercentComplete = i * 100 / files.Count });
                     var bytes = TryRun(() => ReadBundleFile(file));
                     if (bytes is not null) Emit(Verify(bytes, requireCanonical: true, file));
                 }
+                if (files.Count > 1) CompleteProgress(1, "Verifying proofs");
                 break;
         }
     }
