@@ -219,7 +219,10 @@ class FxResult {
     }
 
     It 'reports a proof verified against a store without its objects as missing objects' {
-        $v = Test-RequiemProof -Path $File -Cas (Join-Path $Dir 'empty-cas')
+        { Test-RequiemProof -Path $File -Cas (Join-Path $Dir 'no-such-cas') } | Should -Throw -ErrorId 'CasNotFound,Requiem.PowerShell.TestRequiemProofCommand'
+        Test-Path (Join-Path $Dir 'no-such-cas') | Should -BeFalse
+        $empty = New-Item -ItemType Directory (Join-Path $Dir 'empty-cas')
+        $v = Test-RequiemProof -Path $File -Cas $empty.FullName
         $v.Valid | Should -BeFalse
         $v.Reasons | Where-Object { $_ -match 'missing from the CAS' } | Should -Not -BeNullOrEmpty
     }
@@ -412,6 +415,11 @@ Describe 'Portable archive (Export-RequiemProof / Import-RequiemProof)' {
             $bytes = [byte[]]([Text.Encoding]::ASCII.GetBytes('cas:') + [IO.File]::ReadAllBytes($o.FullName))
             [Convert]::ToHexString((Get-Blake3 $bytes)).ToLowerInvariant() | Should -Be $o.Name
         }
+        # Re-packed by GNU tar (with ./ names and directory entries), it still imports and verifies.
+        $repacked = Join-Path $Dir 'repacked.tar'
+        & tar -cf $repacked -C $x .
+        $fresh = Join-Path $Dir 'repacked-cas'
+        (Import-RequiemProof -LiteralPath $repacked -Cas $fresh | Test-RequiemProof -Cas $fresh -PublicKey $Pub).Valid | Should -BeTrue
     }
 
     It 'verifies with standard tools only (examples/verify-proof-by-hand.sh: tar, b3sum, openssl, jq)' -Skip:(-not ((Get-Command bash, jq, b3sum, openssl, tar -ErrorAction Ignore).Count -eq 5)) {

@@ -206,10 +206,10 @@ public static class ProofArchive
             while ((entry = NextEntry(reader, full)) is not null)
             {
                 cancel.ThrowIfCancellationRequested();
-                if (entry.EntryType is TarEntryType.Directory && entry.Name.TrimEnd('/') + "/" == ObjectsPrefix) continue;
+                var name = EntryName(entry);
+                if (entry.EntryType is TarEntryType.Directory && (name.Length == 0 || name == ObjectsPrefix)) continue;
                 if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile))
                     throw Invalid(full, $"entry '{entry.Name}' is a {entry.EntryType}, not a regular file");
-                var name = entry.Name;
                 if (name == ManifestName) manifest = ReadSmall(entry, full);
                 else if (name == BundleName) document = ReadSmall(entry, full);
                 else if (name.StartsWith(ObjectsPrefix, StringComparison.Ordinal) && ProofBundle.IsContractDigest(name[ObjectsPrefix.Length..]))
@@ -253,8 +253,9 @@ public static class ProofArchive
             TarEntry? entry;
             while ((entry = NextEntry(reader, full)) is not null)
             {
-                if (!entry.Name.StartsWith(ObjectsPrefix, StringComparison.Ordinal) || entry.EntryType is TarEntryType.Directory) continue;
-                var digest = entry.Name[ObjectsPrefix.Length..];
+                var name = EntryName(entry);
+                if (!name.StartsWith(ObjectsPrefix, StringComparison.Ordinal) || entry.EntryType is TarEntryType.Directory) continue;
+                var digest = name[ObjectsPrefix.Length..];
                 var put = store.PutStream(entry.DataStream ?? Stream.Null, CasEncoding.Identity, 3, cancel);
                 if (put.Hash != digest)
                     throw new RequiemException("ArchiveObjectCorrupt", ErrorKind.InvalidData, $"Archive '{full}' changed while importing: object {digest} now hashes to {put.Hash}.", digest);
@@ -274,6 +275,16 @@ public static class ProofArchive
             Bundle = bundle,
             Json = Encoding.UTF8.GetString(document),
         };
+    }
+
+    /// <summary>The entry name without a leading "./" (archives re-made with <c>tar -C dir .</c>); directories end with "/".</summary>
+    private static string EntryName(TarEntry entry)
+    {
+        var name = entry.Name;
+        while (name.StartsWith("./", StringComparison.Ordinal)) name = name[2..];
+        if (name == ".") name = "";
+        if (entry.EntryType is TarEntryType.Directory && name.Length > 0 && !name.EndsWith('/')) name += "/";
+        return name;
     }
 
     private static byte[] TrimLf(byte[] b) => b.Length > 0 && b[^1] == (byte)'\n' ? b[..^1] : b;

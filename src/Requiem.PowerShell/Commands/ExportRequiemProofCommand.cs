@@ -46,7 +46,7 @@ public sealed class ExportRequiemProofCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter Force { get; set; }
 
-    protected override void BeginProcessing() => _store = OpenStore(Cas);
+    protected override void BeginProcessing() => _store = OpenStore(Cas, create: false);
 
     protected override void ProcessRecord()
     {

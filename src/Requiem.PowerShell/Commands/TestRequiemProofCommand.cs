@@ -78,7 +78,7 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
 
     protected override void BeginProcessing()
     {
-        _store = OpenStore(Cas);
+        _store = OpenStore(Cas, create: false);
         foreach (var p in PublicKey ?? Array.Empty<string>())
         {
             var path = ResolveNewPath(p);
