@@ -176,11 +176,21 @@ public static class ExecDocuments
     }
 
     /// <summary>
-    /// Finds the request blob of a result in the CAS: a referenced object of the stored result manifest
-    /// (<c>results/&lt;result_digest&gt;</c>) whose <c>req:</c> digest is the result's request digest.
+    /// Finds the request blob of a result in the CAS: the object named by the result's <c>request_blob_digest</c>, or a
+    /// referenced object of the stored result manifest (<c>results/&lt;result_digest&gt;</c>), whose <c>req:</c> digest is
+    /// the result's request digest.
     /// </summary>
-    public static byte[]? FindStoredRequest(CasStore store, string resultDigest, string requestDigest)
+    public static byte[]? FindStoredRequest(CasStore store, string resultDigest, string requestDigest, string? requestBlobDigest = null)
     {
+        if (requestBlobDigest is not null && ProofBundle.IsContractDigest(requestBlobDigest) && store.Contains(requestBlobDigest))
+        {
+            try
+            {
+                var blob = store.ReadAllBytes(requestBlobDigest);
+                if (store.HashPrimitive.HashBytes(blob, HashDomain.Request) == requestDigest) return blob;
+            }
+            catch (RequiemException) { }
+        }
         var manifestHash = store.GetRef("results/" + resultDigest);
         if (manifestHash is null) return null;
         CasManifest manifest;

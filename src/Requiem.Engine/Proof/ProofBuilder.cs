@@ -60,7 +60,8 @@ public static class ProofBuilder
             givenDigest = digest;
             if (digest == view.RequestDigest) requestBytes = canonical;
         }
-        requestBytes ??= ExecDocuments.FindStoredRequest(store, view.ResultDigest, view.RequestDigest);
+        var blobDigest = result["request_blob_digest"] is JsonValue bv && bv.TryGetValue<string>(out var bd) ? bd : null;
+        requestBytes ??= ExecDocuments.FindStoredRequest(store, view.ResultDigest, view.RequestDigest, blobDigest);
         if (requestBytes is null)
         {
             if (givenDigest is not null)

@@ -99,8 +99,13 @@ internal static class JsonInput
     public static string? SelfJson(object value)
     {
         var type = value.GetType();
-        var method = type.GetMethod("ToJson", BindingFlags.Public | BindingFlags.Instance, Type.EmptyTypes);
-        if (method is not null && method.ReturnType == typeof(string)) return (string?)method.Invoke(value, null);
+        // ToJson() or ToJson(optional parameters...), e.g. ToJson(bool indented = true).
+        var method = type.GetMethods(BindingFlags.Public | BindingFlags.Instance)
+            .Where(m => m.Name == "ToJson" && m.ReturnType == typeof(string) && m.GetParameters().All(p => p.IsOptional))
+            .OrderBy(m => m.GetParameters().Length)
+            .FirstOrDefault();
+        if (method is not null)
+            return (string?)method.Invoke(value, method.GetParameters().Select(p => p.DefaultValue is DBNull ? null : p.DefaultValue).ToArray());
         var prop = type.GetProperty("Json", BindingFlags.Public | BindingFlags.Instance);
         if (prop is not null && prop.PropertyType == typeof(string) && prop.GetIndexParameters().Length == 0) return (string?)prop.GetValue(value);
         return null;
