@@ -1,3 +1,8 @@
+BeforeDiscovery {
+    # -Skip conditions below ask whether the exec engine's cmdlets exist: import the built module for discovery too.
+    Import-Module (Join-Path $PSScriptRoot '../../out/Requiem/Requiem.psd1')
+}
+
 BeforeAll {
     . (Join-Path $PSScriptRoot 'TestSetup.ps1')
     . (Join-Path $PSScriptRoot 'ProofFixture.ps1')
@@ -500,6 +505,23 @@ Describe 'With the exec engine' {
                 $r.Replayed | Should -BeTrue
                 $r.Valid | Should -BeTrue -Because ($r.Reasons -join '; ')
             }
+        }
+        finally { $env:REQUIEM_CAS = $saved; Remove-Item -Recurse -Force $ws -ErrorAction Ignore }
+    }
+
+    It 'reports a replay mismatch for a command whose output changes' -Skip:(-not (Get-Command Invoke-RequiemReplay -ErrorAction Ignore)) {
+        $ws = New-TestDirectory
+        $saved = $env:REQUIEM_CAS
+        $env:REQUIEM_CAS = Join-Path $Dir 'exec-cas-2'
+        try {
+            $request = @{ command = '/bin/sh'; argv = @('-c', 'date +%s%N'); workspace_root = $ws }
+            $file = Join-Path $Dir 'exec-proof-2.json'
+            Invoke-RequiemExec -Request $request | New-RequiemProof -Request $request -OutFile $file | Out-Null
+            (Test-RequiemProof -Path $file).Valid | Should -BeTrue
+            $r = Test-RequiemProof -Path $file -Replay
+            $r.Replayed | Should -BeTrue
+            $r.Valid | Should -BeFalse
+            $r.Reasons[0] | Should -BeLike 'replay: re-execution does not match the recorded result*'
         }
         finally { $env:REQUIEM_CAS = $saved; Remove-Item -Recurse -Force $ws -ErrorAction Ignore }
     }
