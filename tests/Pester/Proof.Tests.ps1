@@ -274,6 +274,13 @@ Describe 'Signed proofs (DSSE, ECDSA P-256)' {
         $v.Reasons | Should -Contain 'signature: not verified: the proof is signed but no -PublicKey or -TrustedKeys was given'
     }
 
+    It 'verifies an envelope given as a ConvertFrom-Json object through the pipeline (-Bundle)' {
+        $v = Get-Content $Signed -Raw | ConvertFrom-Json | Test-RequiemProof -Cas $Cas -PublicKey $Pub
+        $v.Valid | Should -BeTrue
+        $v.Path | Should -BeNullOrEmpty
+        Get-Item $Signed | Test-RequiemProof -Cas $Cas -PublicKey $Pub -Quiet | Should -BeTrue
+    }
+
     It 'rejects the signature when verified with another key' {
         $v = Test-RequiemProof -Path $Signed -Cas $Cas -PublicKey $OtherPub
         $v.Valid | Should -BeFalse

@@ -7,7 +7,7 @@ using Requiem.Engine.Hashing;
 namespace Requiem.Engine.Proof;
 
 /// <summary>What New-RequiemProof (and Import-RequiemProof) report about a stored proof.</summary>
-public sealed class ProofInfo
+public sealed record ProofInfo
 {
     public required string MerkleRoot { get; init; }
     public required bool Signed { get; init; }
@@ -96,19 +96,7 @@ public static class ProofBuilder
             ResultDigest = view.ResultDigest,
             RequestObject = requestObject,
         };
-        var bundle = new ProofBundle
-        {
-            MerkleRoot = draft.ComputeMerkleRoot(hash),
-            InputDigests = draft.InputDigests,
-            OutputDigests = draft.OutputDigests,
-            PolicyDigest = draft.PolicyDigest,
-            ReplayTranscriptDigest = draft.ReplayTranscriptDigest,
-            EngineVersion = draft.EngineVersion,
-            ContractVersion = draft.ContractVersion,
-            RequestDigest = draft.RequestDigest,
-            ResultDigest = draft.ResultDigest,
-            RequestObject = draft.RequestObject,
-        };
+        var bundle = draft with { MerkleRoot = draft.ComputeMerkleRoot(hash) };
 
         var payload = bundle.ToCanonicalJson();
         byte[] document;

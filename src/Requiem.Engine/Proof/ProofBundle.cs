@@ -10,7 +10,7 @@ namespace Requiem.Engine.Proof;
 /// Serialized as RFC 8785 canonical JSON; every field is either a Merkle leaf, the root itself, or a fixed constant,
 /// so that no byte of a bundle can change without verification noticing.
 /// </summary>
-public sealed class ProofBundle
+public sealed record ProofBundle
 {
     public const string CurrentVersion = "1";
     public const string PayloadType = "application/vnd.requiem.proof+json";

@@ -70,12 +70,7 @@ public sealed class NewRequiemProofCommand : RequiemCmdlet
         {
             var file = System.IO.Path.Combine(_outFile!, info.MerkleRoot + ".proof.json");
             Run(() => { ProofBuilder.WriteFile(file, info.Json); return file; });
-            info = new ProofInfo
-            {
-                MerkleRoot = info.MerkleRoot, Signed = info.Signed, KeyIds = info.KeyIds, RequestDigest = info.RequestDigest,
-                ResultDigest = info.ResultDigest, ManifestDigest = info.ManifestDigest, References = info.References,
-                Path = file, Bundle = info.Bundle, Json = info.Json,
-            };
+            info = info with { Path = file };
         }
         WriteObject(info);
     }
