@@ -36,7 +36,8 @@ $env:REQUIEM_CAS = Join-Path $proofWork 'cas'
 try {
     Write-Host '== Proofs: sign an execution, verify it, tamper with it ==' -ForegroundColor Cyan
     $key = New-RequiemSigningKey -Path (Join-Path $proofWork 'demo.pem')
-    "signing key $($key.KeyId.Substring(0, 16))...  private key mode: $((Get-Item $key.Path).UnixFileMode)" | Out-Host
+    $mode = if ($IsWindows) { 'inherits the directory ACL' } else { (Get-Item $key.Path).UnixFileMode }
+    "signing key $($key.KeyId.Substring(0, 16))...  private key mode: $mode" | Out-Host
     if (Get-Command Invoke-RequiemExec -ErrorAction Ignore) {
         $request = @{ command = '/bin/echo'; argv = @('proof demo'); workspace_root = $proofWork }
         $result = Invoke-RequiemExec -Request $request

@@ -170,7 +170,17 @@ public static class ProofBuilder
 
     private static void RequireObject(CasStore store, string digest, string label, string empty)
     {
-        if (store.Contains(digest)) return;
+        if (store.Contains(digest))
+        {
+            // Never vouch for evidence that is already damaged: read it back and re-hash it.
+            try { store.CopyTo(digest, Stream.Null); }
+            catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
+            {
+                throw new RequiemException("ProofObjectCorrupt", ErrorKind.InvalidData,
+                    $"The result's {label} ({digest}) is corrupt in the CAS at '{store.Root}': {ex.Message}", digest, ex);
+            }
+            return;
+        }
         if (digest == empty)
         {
             store.PutBytes(ReadOnlySpan<byte>.Empty);

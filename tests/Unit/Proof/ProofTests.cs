@@ -304,6 +304,14 @@ public class ProofTests
         noStdout.Remove("stdout_digest");
         Assert.Equal("InvalidExecResult", Assert.Throws<RequiemException>(() => ProofBuilder.Create(f.Store, f.Request, noStdout, null)).ErrorId);
 
+        var stdoutPath = f.Store.Locate(f.Result["stdout_digest"]!.GetValue<string>())!.Value.Path;
+        var saved = File.ReadAllBytes(stdoutPath);
+        File.WriteAllBytes(stdoutPath, saved.Select(b => (byte)(b ^ 1)).ToArray());
+        var corrupt = Assert.Throws<RequiemException>(() => ProofBuilder.Create(f.Store, f.Request, f.Result, null));
+        Assert.Equal("ProofObjectCorrupt", corrupt.ErrorId);
+        Assert.Contains("stdout", corrupt.Message);
+        File.WriteAllBytes(stdoutPath, saved);
+
         File.Delete(f.Store.Locate(f.Result["policy_digest"]!.GetValue<string>())!.Value.Path);
         var ex = Assert.Throws<RequiemException>(() => ProofBuilder.Create(f.Store, f.Request, f.Result, null));
         Assert.Equal("ProofObjectMissing", ex.ErrorId);
