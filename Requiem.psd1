@@ -30,6 +30,11 @@
         # bench, drift
 
         # proof
+        'New-RequiemSigningKey'
+        'New-RequiemProof'
+        'Test-RequiemProof'
+        'Export-RequiemProof'
+        'Import-RequiemProof'
     )
     PrivateData          = @{
         PSData = @{

@@ -27,3 +27,51 @@ try {
 finally {
     Remove-Item -Recurse -Force $work -ErrorAction Ignore
 }
+
+# == Proof bundles: run -> prove -> verify -> tamper -> verify fails ==
+$proofWork = Join-Path ([IO.Path]::GetTempPath()) "requiem-demo-proof-$PID"
+New-Item -ItemType Directory -Force -Path $proofWork | Out-Null
+$savedCas = $env:REQUIEM_CAS
+$env:REQUIEM_CAS = Join-Path $proofWork 'cas'
+try {
+    Write-Host '== Proofs: sign an execution, verify it, tamper with it ==' -ForegroundColor Cyan
+    $key = New-RequiemSigningKey -Path (Join-Path $proofWork 'demo.pem')
+    $mode = if ($IsWindows) { 'inherits the directory ACL' } else { (Get-Item $key.Path).UnixFileMode }
+    "signing key $($key.KeyId.Substring(0, 16))...  private key mode: $mode" | Out-Host
+    if (Get-Command Invoke-RequiemExec -ErrorAction Ignore) {
+        $request = @{ command = '/bin/echo'; argv = @('proof demo'); workspace_root = $proofWork }
+        $result = Invoke-RequiemExec -Request $request
+        'ran /bin/echo with Invoke-RequiemExec' | Out-Host
+    }
+    else {
+        . (Join-Path $PSScriptRoot '../tests/Pester/ProofFixture.ps1')
+        $fixture = New-ProofFixture -Cas $env:REQUIEM_CAS -Workspace $proofWork -Stdout "proof demo`n"
+        $request = $fixture.Request
+        $result = $fixture.Result
+        'Invoke-RequiemExec is not in this build: using a recorded result built by tests/Pester/ProofFixture.ps1' | Out-Host
+    }
+    $file = Join-Path $proofWork 'run.proof.json'
+    $proof = New-RequiemProof -Request $request -Result $result -SigningKey $key.Path -OutFile $file
+    $proof | Format-Table | Out-Host
+    Test-RequiemProof -Path $file -PublicKey $key.PublicKeyPath | Format-Table | Out-Host
+
+    $tar = Join-Path $proofWork 'run.proof.tar'
+    Export-RequiemProof -Path $file -Destination $tar | Format-Table | Out-Host
+    $fresh = Join-Path $proofWork 'third-party-cas'
+    $imported = Import-RequiemProof -Path $tar -Cas $fresh
+    "verified by a third party in a fresh store: " + (Test-RequiemProof -MerkleRoot $imported.MerkleRoot -Cas $fresh -PublicKey $key.PublicKeyPath -Quiet) | Out-Host
+
+    Write-Host '-- tamper: change one character of stdout in the CAS --' -ForegroundColor Yellow
+    $stdout = $proof.Bundle.OutputDigests[0]
+    $object = Join-Path $env:REQUIEM_CAS "objects/$($stdout.Substring(0, 2))/$stdout"
+    $bytes = [IO.File]::ReadAllBytes($object); $bytes[0] = $bytes[0] -bxor 0x20; [IO.File]::WriteAllBytes($object, $bytes)
+    Test-RequiemProof -Path $file -PublicKey $key.PublicKeyPath | Format-List Valid, Reasons | Out-Host
+
+    Write-Host '-- tamper: a signature checked with another key --' -ForegroundColor Yellow
+    $other = New-RequiemSigningKey -Path (Join-Path $proofWork 'other.pem')
+    Test-RequiemProof -Path $file -PublicKey $other.PublicKeyPath -Cas $fresh | Format-List Valid, Reasons | Out-Host
+}
+finally {
+    $env:REQUIEM_CAS = $savedCas
+    Remove-Item -Recurse -Force $proofWork -ErrorAction Ignore
+}
