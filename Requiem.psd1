@@ -26,6 +26,10 @@
         # exec, sandbox, health, policy
 
         # bench, drift
+        'Invoke-RequiemBench'
+        'Compare-RequiemBench'
+        'Measure-RequiemDrift'
+        'Write-RequiemCiReport'
 
         # proof
     )

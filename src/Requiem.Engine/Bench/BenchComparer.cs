@@ -1,0 +1,219 @@
+using System.Globalization;
+using System.Text.Json;
+using Requiem.Engine.Json;
+
+namespace Requiem.Engine.Bench;
+
+/// <summary>The metrics a comparison looks at; <see cref="Wall"/> is gated by default.</summary>
+[Flags]
+public enum BenchMetric
+{
+    Wall = 1,
+    User = 2,
+    System = 4,
+    Cpu = 8,
+    MaxRss = 16,
+}
+
+/// <summary>A comparison of two bench reports (docs/CONTRACT.md "Bench comparison").</summary>
+public sealed class BenchComparison
+{
+    public const string CurrentVersion = "1";
+
+    public required string BenchComparisonVersion { get; init; }
+    /// <summary>Percent slowdown that counts as a regression (when also significant).</summary>
+    public required double Threshold { get; init; }
+    /// <summary>Confidence level of the tests and intervals (0.95 = 5 % false-positive rate per test).</summary>
+    public required double Confidence { get; init; }
+    /// <summary>Metrics (snake_case names) whose regression makes <see cref="Regressed"/> true.</summary>
+    public required List<string> GatedMetrics { get; init; }
+    public required string BaselineSpecDigest { get; init; }
+    public required string CurrentSpecDigest { get; init; }
+    public required bool SpecChanged { get; init; }
+    public required bool Regressed { get; init; }
+    public required List<string> RegressedCases { get; init; }
+    public required List<string> ImprovedCases { get; init; }
+    public required List<BenchCaseComparison> Cases { get; init; }
+
+    public string ToJson(bool indented = true) => JsonSerializer.Serialize(this, indented ? JsonContract.Indented : JsonContract.Options);
+
+    public static BenchComparison Parse(string json, object? target = null)
+    {
+        var c = JsonContract.Deserialize<BenchComparison>(json, "bench comparison", target);
+        if (c.BenchComparisonVersion != CurrentVersion)
+            throw new RequiemException("InvalidBenchComparison", ErrorKind.InvalidData, $"bench_comparison_version \"{c.BenchComparisonVersion}\" is not supported.", target);
+        return c;
+    }
+
+    /// <summary>The readable default view: verdict, then one line per case and gated metric.</summary>
+    public string ToSummaryString()
+    {
+        var sb = new System.Text.StringBuilder();
+        sb.Append(Regressed
+            ? $"REGRESSED: {string.Join(", ", RegressedCases)} (threshold {Threshold}%, confidence {Confidence * 100}%)\n"
+            : $"No regression in {Cases.Count} case(s) (threshold {Threshold}%, confidence {Confidence * 100}%)\n");
+        if (SpecChanged) sb.Append("  note: the bench spec changed between baseline and current\n");
+        foreach (var c in Cases)
+            foreach (var m in c.Metrics.Where(m => m.Gated))
+                sb.Append($"  {(m.Regressed ? "REGRESSED" : m.Improved ? "improved " : "ok       ")}  {c.Name}  {m.Metric}: {m.Statement}\n");
+        return sb.ToString();
+    }
+
+    public override string ToString() =>
+        Regressed ? $"REGRESSED: {string.Join(", ", RegressedCases)} (threshold {Threshold}%)" : $"No regression in {Cases.Count} case(s) (threshold {Threshold}%)";
+}
+
+public sealed class BenchCaseComparison
+{
+    public required string Name { get; init; }
+    public required bool Regressed { get; init; }
+    public required bool Improved { get; init; }
+    public required List<BenchMetricComparison> Metrics { get; init; }
+
+    public BenchMetricComparison? Metric(string name) => Metrics.FirstOrDefault(m => m.Metric == name);
+
+    public override string ToString() => $"{Name}: {(Regressed ? "regressed" : Improved ? "improved" : "ok")}";
+}
+
+public sealed class BenchMetricComparison
+{
+    /// <summary>wall_ms, user_ms, system_ms, cpu_ms (user+system) or max_rss_kb.</summary>
+    public required string Metric { get; init; }
+    public required bool Gated { get; init; }
+    public required int BaselineCount { get; init; }
+    public required int CurrentCount { get; init; }
+    public required double BaselineMedian { get; init; }
+    public required double CurrentMedian { get; init; }
+    /// <summary>(current median / baseline median − 1) × 100.</summary>
+    public required double ChangePercent { get; init; }
+    public required double Ratio { get; init; }
+    /// <summary>Bootstrap percentile confidence interval of the median ratio.</summary>
+    public required double RatioCiLow { get; init; }
+    public required double RatioCiHigh { get; init; }
+    /// <summary>One-sided Mann-Whitney U p-value for "current is slower than baseline".</summary>
+    public required double PValue { get; init; }
+    /// <summary>One-sided Mann-Whitney U p-value for "current is slower than baseline × (1 + threshold)" — the regression test.</summary>
+    public required double PValueOverThreshold { get; init; }
+    /// <summary>PValue below 1 − confidence: current is really slower (by any amount).</summary>
+    public required bool Significant { get; init; }
+    public required bool Regressed { get; init; }
+    public required bool Improved { get; init; }
+    /// <summary>regressed, improved, slower, faster, or unchanged.</summary>
+    public required string Verdict { get; init; }
+    /// <summary>The confidence statement in words.</summary>
+    public required string Statement { get; init; }
+}
+
+/// <summary>
+/// Compares two reports case by case. A metric regresses only when its median slowed down by more than the
+/// threshold AND a one-sided Mann-Whitney U test rejects "current ≤ baseline × (1 + threshold)" at the chosen
+/// confidence: the slowdown beyond the threshold must itself be statistically real, so run-to-run noise on a
+/// busy machine does not trip the gate.
+/// </summary>
+public static class BenchComparer
+{
+    public static BenchComparison Compare(BenchReport baseline, BenchReport current, double threshold = 10, double confidence = 0.95,
+        BenchMetric gated = BenchMetric.Wall, bool allowSpecChange = false)
+    {
+        if (double.IsNaN(threshold) || threshold < 0)
+            throw new RequiemException("InvalidThreshold", ErrorKind.InvalidArgument, "The threshold must be a percentage of 0 or more.", threshold);
+        if (!(confidence > 0.5 && confidence < 1))
+            throw new RequiemException("InvalidConfidence", ErrorKind.InvalidArgument, "The confidence must be between 0.5 and 1 (e.g. 0.95).", confidence);
+        var specChanged = !string.Equals(baseline.SpecDigest, current.SpecDigest, StringComparison.Ordinal);
+        if (specChanged && !allowSpecChange)
+        {
+            throw new RequiemException("BenchSpecMismatch", ErrorKind.InvalidData,
+                $"The reports come from different bench specs (baseline {baseline.SpecDigest[..12]}…, current {current.SpecDigest[..12]}…); " +
+                "their figures are not comparable. Re-run the baseline with the same spec, or pass -AllowSpecChange if the change is intended.",
+                current.SpecDigest);
+        }
+        var missing = baseline.Cases.Select(c => c.Name).Where(n => current.FindCase(n) is null).ToList();
+        if (missing.Count > 0)
+        {
+            throw new RequiemException("BenchCaseMissing", ErrorKind.ObjectNotFound,
+                $"The current report has no case named {string.Join(", ", missing.Select(m => $"'{m}'"))} (present in the baseline).", missing[0]);
+        }
+
+        var alpha = 1 - confidence;
+        var cases = new List<BenchCaseComparison>();
+        foreach (var b in baseline.Cases)
+        {
+            var c = current.FindCase(b.Name)!;
+            var metrics = new List<BenchMetricComparison>();
+            foreach (var (flag, name, pick) in Metrics)
+            {
+                var x = b.MeasuredRuns.Select(pick).Where(v => v.HasValue).Select(v => v!.Value).ToList();
+                var y = c.MeasuredRuns.Select(pick).Where(v => v.HasValue).Select(v => v!.Value).ToList();
+                if (x.Count == 0 || y.Count == 0) continue;
+                metrics.Add(CompareMetric(name, (gated & flag) != 0, x, y, threshold, confidence, alpha));
+            }
+            cases.Add(new BenchCaseComparison
+            {
+                Name = b.Name,
+                Regressed = metrics.Any(m => m.Gated && m.Regressed),
+                Improved = metrics.Any(m => m.Gated && m.Improved) && !metrics.Any(m => m.Gated && m.Regressed),
+                Metrics = metrics,
+            });
+        }
+        return new BenchComparison
+        {
+            BenchComparisonVersion = BenchComparison.CurrentVersion,
+            Threshold = threshold,
+            Confidence = confidence,
+            GatedMetrics = Metrics.Where(m => (gated & m.Flag) != 0).Select(m => m.Name).ToList(),
+            BaselineSpecDigest = baseline.SpecDigest,
+            CurrentSpecDigest = current.SpecDigest,
+            SpecChanged = specChanged,
+            Regressed = cases.Any(c => c.Regressed),
+            RegressedCases = cases.Where(c => c.Regressed).Select(c => c.Name).ToList(),
+            ImprovedCases = cases.Where(c => c.Improved).Select(c => c.Name).ToList(),
+            Cases = cases,
+        };
+    }
+
+    private static readonly (BenchMetric Flag, string Name, Func<BenchRun, double?> Pick)[] Metrics =
+    {
+        (BenchMetric.Wall, "wall_ms", r => r.WallMs),
+        (BenchMetric.User, "user_ms", r => r.UserMs),
+        (BenchMetric.System, "system_ms", r => r.SystemMs),
+        (BenchMetric.Cpu, "cpu_ms", r => r.UserMs + r.SystemMs),
+        (BenchMetric.MaxRss, "max_rss_kb", r => r.MaxRssKb),
+    };
+
+    public static string MetricName(BenchMetric m) => Metrics.First(x => x.Flag == m).Name;
+
+    private static BenchMetricComparison CompareMetric(string name, bool gated, List<double> x, List<double> y, double threshold, double confidence, double alpha)
+    {
+        var mx = BenchStatistics.Median(x);
+        var my = BenchStatistics.Median(y);
+        var ratio = my == mx ? 1 : my / Math.Max(mx, BenchStatistics.Floor); // a zero median (e.g. 0 ms user time) is taken as 1 µs
+        var change = (ratio - 1) * 100;
+        var factor = 1 + threshold / 100;
+        var (_, p) = BenchStatistics.MannWhitneyGreater(x, y);
+        var (_, pOver) = BenchStatistics.MannWhitneyGreater(x.Select(v => v * factor).ToList(), y);
+        var (_, pFaster) = BenchStatistics.MannWhitneyGreater(y.Select(v => v * factor).ToList(), x);
+        var (lo, hi) = BenchStatistics.BootstrapMedianRatio(x, y, confidence);
+        var regressed = change > threshold && pOver < alpha;
+        var improved = ratio > 0 && (1 / ratio - 1) * 100 > threshold && pFaster < alpha;
+        var significant = p < alpha;
+        var verdict = regressed ? "regressed" : improved ? "improved" : significant && change > 0 ? "slower" :
+            BenchStatistics.MannWhitneyGreater(y, x).P < alpha && change < 0 ? "faster" : "unchanged";
+        var ci = $"{confidence * 100:0.#}% CI {Fmt(lo)}–{Fmt(hi)}";
+        var statement = regressed
+            ? $"{Fmt(ratio)}× baseline ({Signed(change)}%, {ci}); slower by more than {threshold}% with p = {P(pOver)} (Mann-Whitney U): regressed"
+            : change > threshold
+                ? $"{Fmt(ratio)}× baseline ({Signed(change)}%, {ci}); over the {threshold}% threshold but not significantly (p = {P(pOver)} ≥ {P(alpha)}): noise, not a regression"
+                : $"{Fmt(ratio)}× baseline ({Signed(change)}%, {ci}); within the {threshold}% threshold" + (significant ? $" (slower at p = {P(p)})" : "");
+        return new BenchMetricComparison
+        {
+            Metric = name, Gated = gated, BaselineCount = x.Count, CurrentCount = y.Count,
+            BaselineMedian = mx, CurrentMedian = my, ChangePercent = change, Ratio = ratio, RatioCiLow = lo, RatioCiHigh = hi,
+            PValue = p, PValueOverThreshold = pOver, Significant = significant, Regressed = regressed, Improved = improved,
+            Verdict = verdict, Statement = statement,
+        };
+    }
+
+    private static string Fmt(double v) => double.IsInfinity(v) ? "∞" : v.ToString("0.###", CultureInfo.InvariantCulture);
+    private static string Signed(double v) => (v >= 0 ? "+" : "") + v.ToString("0.#", CultureInfo.InvariantCulture);
+    private static string P(double v) => v < 0.0001 ? "<0.0001" : v.ToString("0.####", CultureInfo.InvariantCulture);
+}
