@@ -86,6 +86,8 @@ public sealed class BenchMetricComparison
     public required double CurrentMedian { get; init; }
     /// <summary>(current median / baseline median − 1) × 100.</summary>
     public required double ChangePercent { get; init; }
+    /// <summary>Change of the lower quartile (p25): the fast half of the runs must slow down too for a regression.</summary>
+    public required double LowQuartileChangePercent { get; init; }
     public required double Ratio { get; init; }
     /// <summary>Bootstrap percentile confidence interval of the median ratio.</summary>
     public required double RatioCiLow { get; init; }
@@ -193,7 +195,12 @@ public static class BenchComparer
         var (_, pOver) = BenchStatistics.MannWhitneyGreater(x.Select(v => v * factor).ToList(), y);
         var (_, pFaster) = BenchStatistics.MannWhitneyGreater(y.Select(v => v * factor).ToList(), x);
         var (lo, hi) = BenchStatistics.BootstrapMedianRatio(x, y, confidence);
-        var regressed = change > threshold && pOver < alpha;
+        var qx = BenchStatistics.Quantile(x.OrderBy(v => v).ToArray(), 0.25);
+        var qy = BenchStatistics.Quantile(y.OrderBy(v => v).ToArray(), 0.25);
+        var lowChange = (qy == qx ? 0 : qy / Math.Max(qx, BenchStatistics.Floor) - 1) * 100;
+        // Noise on a shared machine only ever slows runs down, and in bursts: a burst that hits some runs moves the
+        // median but leaves the fast runs alone. A real slowdown moves them all, so the lower quartile must move too.
+        var regressed = change > threshold && lowChange > threshold && pOver < alpha;
         var improved = ratio > 0 && (1 / ratio - 1) * 100 > threshold && pFaster < alpha;
         var significant = p < alpha;
         var verdict = regressed ? "regressed" : improved ? "improved" : significant && change > 0 ? "slower" :
@@ -201,13 +208,15 @@ public static class BenchComparer
         var ci = $"{confidence * 100:0.#}% CI {Fmt(lo)}–{Fmt(hi)}";
         var statement = regressed
             ? $"{Fmt(ratio)}× baseline ({Signed(change)}%, {ci}); slower by more than {threshold}% with p = {P(pOver)} (Mann-Whitney U): regressed"
+            : change > threshold && lowChange <= threshold
+                ? $"{Fmt(ratio)}× baseline ({Signed(change)}%, {ci}); the median is over the {threshold}% threshold but the fastest quarter of the runs moved only {Signed(lowChange)}%: bursty noise, not a regression"
             : change > threshold
                 ? $"{Fmt(ratio)}× baseline ({Signed(change)}%, {ci}); over the {threshold}% threshold but not significantly (p = {P(pOver)} ≥ {P(alpha)}): noise, not a regression"
                 : $"{Fmt(ratio)}× baseline ({Signed(change)}%, {ci}); within the {threshold}% threshold" + (significant ? $" (slower at p = {P(p)})" : "");
         return new BenchMetricComparison
         {
             Metric = name, Gated = gated, BaselineCount = x.Count, CurrentCount = y.Count,
-            BaselineMedian = mx, CurrentMedian = my, ChangePercent = change, Ratio = ratio, RatioCiLow = lo, RatioCiHigh = hi,
+            BaselineMedian = mx, CurrentMedian = my, ChangePercent = change, LowQuartileChangePercent = lowChange, Ratio = ratio, RatioCiLow = lo, RatioCiHigh = hi,
             PValue = p, PValueOverThreshold = pOver, Significant = significant, Regressed = regressed, Improved = improved,
             Verdict = verdict, Statement = statement,
         };

@@ -72,6 +72,7 @@ public sealed class BenchCaseReport
     public required List<BenchRun> Runs { get; init; }
     public required BenchCaseStatistics Statistics { get; init; }
 
+    [System.Text.Json.Serialization.JsonIgnore]
     public IEnumerable<BenchRun> MeasuredRuns => Runs.Where(r => !r.Warmup);
 
     public override string ToString() => $"{Name}: median {Statistics.WallMs.Median:0.###} ms over {Statistics.WallMs.Count} runs";

@@ -12,6 +12,7 @@ namespace Requiem.PowerShell;
 [OutputType(typeof(BenchComparison), typeof(DriftReport), typeof(BenchReport))]
 public sealed class WriteRequiemCiReportCommand : RequiemCmdlet
 {
+    /// <summary>A comparison, drift report or bench report: the object, or a path to its JSON.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
     [ValidateNotNull]
     public object? InputObject { get; set; }
@@ -31,9 +32,9 @@ public sealed class WriteRequiemCiReportCommand : RequiemCmdlet
 
     protected override void ProcessRecord()
     {
-        var input = BenchInput.Unwrap(InputObject);
+        var input = Run(() => BenchInput.AnyDocument(InputObject, ResolveNewPath));
         var summary = SummaryPath is null ? null : ResolveNewPath(SummaryPath);
-        Run(() => CiWriter.Write(this, input!, Provider, summary));
+        Run(() => CiWriter.Write(this, input, Provider, summary));
         if (PassThru) WriteObject(InputObject);
     }
 }

@@ -71,6 +71,47 @@ internal static class BenchInput
         }
     }
 
+    /// <summary>A comparison, drift report or bench report — as an object, or read from a path / JSON text / ConvertFrom-Json object.</summary>
+    public static object AnyDocument(object? input, Func<string, string> resolvePath)
+    {
+        var value = Unwrap(input);
+        string json, target;
+        switch (value)
+        {
+            case BenchComparison or DriftReport or BenchReport:
+                return value;
+            case null:
+                throw new RequiemException("UnsupportedInputType", ErrorKind.InvalidArgument, "The input is null.", null);
+            case string s when s.TrimStart().StartsWith('{'):
+                json = s; target = "input";
+                break;
+            case string or FileInfo:
+                target = value is FileInfo fi ? fi.FullName : resolvePath((string)value);
+                try { json = File.ReadAllText(target); }
+                catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+                {
+                    throw new RequiemException("FileNotFound", ErrorKind.ObjectNotFound, $"'{target}' does not exist.", target, ex);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Cannot read '{target}': {ex.Message}", target, ex);
+                }
+                break;
+            case PSCustomObject or IDictionary:
+            case var _ when input is PSObject { BaseObject: PSCustomObject }:
+                json = BenchSpec.GraphToJson(ToGraph(input)); target = "input";
+                break;
+            default:
+                throw new RequiemException("UnsupportedInputType", ErrorKind.InvalidArgument,
+                    $"A {value.GetType().Name} is not a bench comparison, drift report or bench report.", value);
+        }
+        if (json.Contains("\"bench_comparison_version\"", StringComparison.Ordinal) && !json.Contains("\"bench_report_version\"", StringComparison.Ordinal))
+            return BenchComparison.Parse(json, target);
+        if (json.Contains("\"drift_report_version\"", StringComparison.Ordinal) && !json.Contains("\"bench_report_version\"", StringComparison.Ordinal))
+            return DriftReport.Parse(json, target);
+        return BenchReportIo.Parse(json, target);
+    }
+
     public static BenchSpec Spec(object? input, Func<string, string> resolvePath)
     {
         var value = Unwrap(input);
