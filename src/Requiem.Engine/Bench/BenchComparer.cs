@@ -30,6 +30,14 @@ public sealed class BenchComparison
     public required string BaselineSpecDigest { get; init; }
     public required string CurrentSpecDigest { get; init; }
     public required bool SpecChanged { get; init; }
+    /// <summary>
+    /// How much slower the machine itself was during the current run, from the calibration probes of both reports
+    /// (median ratio − 1, in percent; null when a report has no calibration). When positive, a case must be slower
+    /// than threshold × this factor to count as a regression.
+    /// </summary>
+    public double? MachineSlowdownPercent { get; init; }
+    /// <summary>How many times regressed cases were re-measured to confirm (Compare-RequiemBench -Recheck); 0 = none.</summary>
+    public int Rechecks { get; init; }
     public required bool Regressed { get; init; }
     public required List<string> RegressedCases { get; init; }
     public required List<string> ImprovedCases { get; init; }
@@ -67,6 +75,8 @@ public sealed class BenchCaseComparison
 {
     public required string Name { get; init; }
     public required bool Regressed { get; init; }
+    /// <summary>Re-measurements of this case and whether each one regressed too (a regression must reproduce in all).</summary>
+    public List<bool> RecheckRegressed { get; init; } = new();
     public required bool Improved { get; init; }
     public required List<BenchMetricComparison> Metrics { get; init; }
 
@@ -137,6 +147,11 @@ public static class BenchComparer
         }
 
         var alpha = 1 - confidence;
+        double? machine = null;
+        if (baseline.Calibration is { Statistics.Count: > 0 } bc && current.Calibration is { Statistics.Count: > 0 } cc && bc.Statistics.Median > 0)
+            machine = (cc.Statistics.Median / bc.Statistics.Median - 1) * 100;
+        // Only a slower machine relaxes the gate (a faster one never makes a regression easier to call).
+        var machineFactor = machine is > 0 ? 1 + machine.Value / 100 : 1;
         var cases = new List<BenchCaseComparison>();
         foreach (var b in baseline.Cases)
         {
@@ -147,7 +162,7 @@ public static class BenchComparer
                 var x = b.MeasuredRuns.Select(pick).Where(v => v.HasValue).Select(v => v!.Value).ToList();
                 var y = c.MeasuredRuns.Select(pick).Where(v => v.HasValue).Select(v => v!.Value).ToList();
                 if (x.Count == 0 || y.Count == 0) continue;
-                metrics.Add(CompareMetric(name, (gated & flag) != 0, x, y, threshold, confidence, alpha));
+                metrics.Add(CompareMetric(name, (gated & flag) != 0, x, y, threshold, confidence, alpha, flag is BenchMetric.MaxRss ? 1 : machineFactor));
             }
             cases.Add(new BenchCaseComparison
             {
@@ -166,6 +181,7 @@ public static class BenchComparer
             BaselineSpecDigest = baseline.SpecDigest,
             CurrentSpecDigest = current.SpecDigest,
             SpecChanged = specChanged,
+            MachineSlowdownPercent = machine,
             Regressed = cases.Any(c => c.Regressed),
             RegressedCases = cases.Where(c => c.Regressed).Select(c => c.Name).ToList(),
             ImprovedCases = cases.Where(c => c.Improved).Select(c => c.Name).ToList(),
@@ -182,15 +198,99 @@ public static class BenchComparer
         (BenchMetric.MaxRss, "max_rss_kb", r => r.MaxRssKb),
     };
 
+    /// <summary>
+    /// Confirms a regression by measuring again: each regressed case is re-run (<paramref name="rerun"/> gets a spec
+    /// holding only those cases) up to <paramref name="rechecks"/> times and compared with the baseline again; it
+    /// stays regressed only if every re-measurement regresses too. A burst of load that slowed one whole batch of runs
+    /// does not survive this; a real slowdown does. Stops early once no case is left to confirm.
+    /// </summary>
+    public static BenchComparison Recheck(BenchComparison comparison, BenchReport baseline, BenchReport current, int rechecks,
+        Func<BenchSpec, BenchReport> rerun, BenchMetric gated, bool allowSpecChange)
+    {
+        if (rechecks <= 0 || !comparison.Regressed) return comparison;
+        var history = comparison.Cases.ToDictionary(c => c.Name, _ => new List<bool>());
+        var suspects = comparison.RegressedCases.ToHashSet(StringComparer.Ordinal);
+        var performed = 0;
+        for (var i = 0; i < rechecks && suspects.Count > 0; i++)
+        {
+            performed++;
+            var s = current.Spec;
+            var subset = new BenchSpec
+            {
+                BenchSpecVersion = s.BenchSpecVersion, Name = s.Name, Warmup = s.Warmup, Runs = s.Runs, MinTimeSeconds = s.MinTimeSeconds,
+                MaxRuns = s.MaxRuns, TimeoutMs = s.TimeoutMs, Prepare = s.Prepare, Cleanup = s.Cleanup,
+                Cases = s.Cases.Where(c => suspects.Contains(c.Name)).ToList(),
+            };
+            var again = rerun(subset);
+            var baseSubset = new BenchReport
+            {
+                BenchReportVersion = baseline.BenchReportVersion, Tool = baseline.Tool, SpecDigest = again.SpecDigest, Spec = subset,
+                Machine = baseline.Machine, Measurement = baseline.Measurement, HashAlgorithm = baseline.HashAlgorithm,
+                StartedAt = baseline.StartedAt, FinishedAt = baseline.FinishedAt,
+                Cases = baseline.Cases.Where(c => suspects.Contains(c.Name)).ToList(),
+                Calibration = baseline.Calibration,
+            };
+            var cmp = Compare(baseSubset, again, comparison.Threshold, comparison.Confidence, gated, allowSpecChange: true);
+            foreach (var c in cmp.Cases)
+            {
+                history[c.Name].Add(c.Regressed);
+                if (!c.Regressed) suspects.Remove(c.Name);
+            }
+        }
+        var cases = comparison.Cases.Select(c =>
+        {
+            var confirmed = c.Regressed && history[c.Name].All(r => r);
+            var metrics = c.Metrics;
+            if (c.Regressed && !confirmed)
+            {
+                var n = history[c.Name].Count;
+                metrics = c.Metrics.Select(m => !(m.Gated && m.Regressed) ? m : new BenchMetricComparison
+                {
+                    Metric = m.Metric, Gated = m.Gated, BaselineCount = m.BaselineCount, CurrentCount = m.CurrentCount,
+                    BaselineMedian = m.BaselineMedian, CurrentMedian = m.CurrentMedian, ChangePercent = m.ChangePercent,
+                    LowQuartileChangePercent = m.LowQuartileChangePercent, Ratio = m.Ratio, RatioCiLow = m.RatioCiLow, RatioCiHigh = m.RatioCiHigh,
+                    PValue = m.PValue, PValueOverThreshold = m.PValueOverThreshold, Significant = m.Significant,
+                    Regressed = false, Improved = false, Verdict = "not_reproduced",
+                    Statement = m.Statement.Replace(": regressed", "") + $"; not reproduced when re-measured (recheck {n}): noise, not a regression",
+                }).ToList();
+            }
+            else if (confirmed)
+            {
+                metrics = c.Metrics.Select(m => !(m.Gated && m.Regressed) ? m : new BenchMetricComparison
+                {
+                    Metric = m.Metric, Gated = m.Gated, BaselineCount = m.BaselineCount, CurrentCount = m.CurrentCount,
+                    BaselineMedian = m.BaselineMedian, CurrentMedian = m.CurrentMedian, ChangePercent = m.ChangePercent,
+                    LowQuartileChangePercent = m.LowQuartileChangePercent, Ratio = m.Ratio, RatioCiLow = m.RatioCiLow, RatioCiHigh = m.RatioCiHigh,
+                    PValue = m.PValue, PValueOverThreshold = m.PValueOverThreshold, Significant = m.Significant,
+                    Regressed = true, Improved = false, Verdict = m.Verdict,
+                    Statement = m.Statement + $" (reproduced in {history[c.Name].Count} re-measurement(s))",
+                }).ToList();
+            }
+            return new BenchCaseComparison { Name = c.Name, Regressed = confirmed, Improved = c.Improved, Metrics = metrics, RecheckRegressed = history[c.Name] };
+        }).ToList();
+        return new BenchComparison
+        {
+            BenchComparisonVersion = comparison.BenchComparisonVersion, Threshold = comparison.Threshold, Confidence = comparison.Confidence,
+            GatedMetrics = comparison.GatedMetrics, BaselineSpecDigest = comparison.BaselineSpecDigest, CurrentSpecDigest = comparison.CurrentSpecDigest,
+            SpecChanged = comparison.SpecChanged, Rechecks = performed, MachineSlowdownPercent = comparison.MachineSlowdownPercent,
+            Regressed = cases.Any(c => c.Regressed),
+            RegressedCases = cases.Where(c => c.Regressed).Select(c => c.Name).ToList(),
+            ImprovedCases = comparison.ImprovedCases,
+            Cases = cases,
+        };
+    }
+
     public static string MetricName(BenchMetric m) => Metrics.First(x => x.Flag == m).Name;
 
-    private static BenchMetricComparison CompareMetric(string name, bool gated, List<double> x, List<double> y, double threshold, double confidence, double alpha)
+    private static BenchMetricComparison CompareMetric(string name, bool gated, List<double> x, List<double> y, double threshold, double confidence, double alpha, double machineFactor)
     {
         var mx = BenchStatistics.Median(x);
         var my = BenchStatistics.Median(y);
         var ratio = my == mx ? 1 : my / Math.Max(mx, BenchStatistics.Floor); // a zero median (e.g. 0 ms user time) is taken as 1 µs
         var change = (ratio - 1) * 100;
-        var factor = 1 + threshold / 100;
+        // The bar a slowdown must clear: the threshold, times how much slower the machine itself was.
+        var factor = (1 + threshold / 100) * machineFactor;
+        var bar = (factor - 1) * 100;
         var (_, p) = BenchStatistics.MannWhitneyGreater(x, y);
         var (_, pOver) = BenchStatistics.MannWhitneyGreater(x.Select(v => v * factor).ToList(), y);
         var (_, pFaster) = BenchStatistics.MannWhitneyGreater(y.Select(v => v * factor).ToList(), x);
@@ -200,19 +300,24 @@ public static class BenchComparer
         var lowChange = (qy == qx ? 0 : qy / Math.Max(qx, BenchStatistics.Floor) - 1) * 100;
         // Noise on a shared machine only ever slows runs down, and in bursts: a burst that hits some runs moves the
         // median but leaves the fast runs alone. A real slowdown moves them all, so the lower quartile must move too.
-        var regressed = change > threshold && lowChange > threshold && pOver < alpha;
-        var improved = ratio > 0 && (1 / ratio - 1) * 100 > threshold && pFaster < alpha;
+        var regressed = change > bar && lowChange > bar && pOver < alpha;
+        var improved = ratio > 0 && (1 / ratio - 1) * 100 > threshold && BenchStatistics.MannWhitneyGreater(y.Select(v => v * (1 + threshold / 100)).ToList(), x).P < alpha;
+        _ = pFaster;
         var significant = p < alpha;
         var verdict = regressed ? "regressed" : improved ? "improved" : significant && change > 0 ? "slower" :
             BenchStatistics.MannWhitneyGreater(y, x).P < alpha && change < 0 ? "faster" : "unchanged";
         var ci = $"{confidence * 100:0.#}% CI {Fmt(lo)}–{Fmt(hi)}";
+        var machineNote = machineFactor > 1 ? $" (the machine itself was {Signed((machineFactor - 1) * 100)}% slower, so the bar is {bar:0.#}%)" : "";
+        var head = $"{Fmt(ratio)}× baseline ({Signed(change)}%, {ci})";
         var statement = regressed
-            ? $"{Fmt(ratio)}× baseline ({Signed(change)}%, {ci}); slower by more than {threshold}% with p = {P(pOver)} (Mann-Whitney U): regressed"
-            : change > threshold && lowChange <= threshold
-                ? $"{Fmt(ratio)}× baseline ({Signed(change)}%, {ci}); the median is over the {threshold}% threshold but the fastest quarter of the runs moved only {Signed(lowChange)}%: bursty noise, not a regression"
-            : change > threshold
-                ? $"{Fmt(ratio)}× baseline ({Signed(change)}%, {ci}); over the {threshold}% threshold but not significantly (p = {P(pOver)} ≥ {P(alpha)}): noise, not a regression"
-                : $"{Fmt(ratio)}× baseline ({Signed(change)}%, {ci}); within the {threshold}% threshold" + (significant ? $" (slower at p = {P(p)})" : "");
+            ? $"{head}; slower by more than {bar:0.#}% with p = {P(pOver)} (Mann-Whitney U){machineNote}: regressed"
+            : change > threshold && change <= bar
+                ? $"{head}; within the bar{machineNote}: the machine, not the code, explains the slowdown"
+            : change > bar && lowChange <= bar
+                ? $"{head}; the median is over {bar:0.#}% but the fastest quarter of the runs moved only {Signed(lowChange)}%: bursty noise, not a regression"
+            : change > bar
+                ? $"{head}; over {bar:0.#}% but not significantly (p = {P(pOver)} ≥ {P(alpha)}){machineNote}: noise, not a regression"
+                : $"{head}; within the {threshold}% threshold" + (significant ? $" (slower at p = {P(p)})" : "");
         return new BenchMetricComparison
         {
             Metric = name, Gated = gated, BaselineCount = x.Count, CurrentCount = y.Count,

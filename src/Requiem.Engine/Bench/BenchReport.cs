@@ -20,6 +20,11 @@ public sealed class BenchReport
     public required DateTimeOffset StartedAt { get; init; }
     public required DateTimeOffset FinishedAt { get; init; }
     public required List<BenchCaseReport> Cases { get; init; }
+    /// <summary>
+    /// The machine-speed probe: a fixed small workload run after every measured run, interleaved with the cases, so
+    /// that a comparison can tell a slower machine from slower code. Null when calibration was turned off.
+    /// </summary>
+    public BenchCalibration? Calibration { get; init; }
 
     public BenchCaseReport? FindCase(string name) => Cases.FirstOrDefault(c => c.Name == name);
 
@@ -43,6 +48,15 @@ public sealed class BenchReport
         }
         return sb.ToString();
     }
+}
+
+public sealed class BenchCalibration
+{
+    /// <summary>The probe as a person reads it (a fixed shell loop).</summary>
+    public required string Command { get; init; }
+    /// <summary>Wall times of every probe run, in milliseconds, in the order they ran.</summary>
+    public required List<double> WallMs { get; init; }
+    public required MetricStatistics Statistics { get; init; }
 }
 
 public sealed class BenchTool

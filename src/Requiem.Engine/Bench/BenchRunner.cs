@@ -24,8 +24,19 @@ public sealed class BenchRunner
         _output = output ?? NullEngineOutput.Instance;
     }
 
+    /// <summary>Run the calibration probe after every measured run (default true).</summary>
+    public bool Calibrate { get; init; } = true;
+
+    /// <summary>The probe: about 2000 iterations of a shell loop, a few milliseconds of spawn + CPU work.</summary>
+    public static string CalibrationCommand => OperatingSystem.IsWindows()
+        ? "for /L %i in (1,1,2000) do rem"
+        : "i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done";
+
+    private List<double>? _probe;
+
     public BenchReport Run(BenchSpec spec, CancellationToken cancel = default)
     {
+        _probe = Calibrate ? new List<double>() : null;
         spec.Validate();
         var hash = _cas.HashPrimitive;
         var started = DateTimeOffset.UtcNow;
@@ -51,6 +62,9 @@ public sealed class BenchRunner
             StartedAt = started,
             FinishedAt = DateTimeOffset.UtcNow,
             Cases = cases,
+            Calibration = _probe is { Count: > 0 } probe
+                ? new BenchCalibration { Command = CalibrationCommand, WallMs = probe, Statistics = BenchStatistics.Summarize(probe)! }
+                : null,
         };
     }
 
@@ -95,6 +109,12 @@ public sealed class BenchRunner
                 var m = ProcessMeasure.Run(launch, cancel);
                 runs.Add(Record(c, i, isWarmup, m, cwd, hash, cancel));
                 if (!isWarmup) measuredWall += m.WallMs;
+                if (!isWarmup && _probe is not null)
+                {
+                    // Interleaved with the case, so both see the same load; never inside a measured run.
+                    var probe = ProcessMeasure.Run(new ProcessLaunch { Argv = ProcessMeasure.ShellArgv(CalibrationCommand), WorkingDirectory = cwd }, cancel);
+                    _probe.Add(probe.WallMs);
+                }
                 progress.Done++;
                 Report(progress, c.Name);
             }

@@ -49,6 +49,11 @@ public sealed class CompareRequiemBenchCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter AllowSpecChange { get; set; }
 
+    /// <summary>Re-measure regressed cases (from the current report's spec) up to this many times; a regression must reproduce each time.</summary>
+    [Parameter]
+    [ValidateRange(0, 10)]
+    public int Recheck { get; set; }
+
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? OutFile { get; set; }
@@ -74,6 +79,15 @@ public sealed class CompareRequiemBenchCommand : RequiemCmdlet
         var current = Run(() => BenchInput.Report(Current, ResolveNewPath, "Current"));
         var gated = Metric.Aggregate((BenchMetric)0, (a, m) => a | m);
         var comparison = Run(() => BenchComparer.Compare(_baseline!, current, Threshold, Confidence, gated, AllowSpecChange));
+        if (Recheck > 0 && comparison.Regressed)
+        {
+            WriteVerbose($"Regression suspected in {string.Join(", ", comparison.RegressedCases)}: re-measuring up to {Recheck} time(s) to confirm.");
+            var store = OpenStore(Cas);
+            var runner = new BenchRunner(store, SessionState.Path.CurrentFileSystemLocation.ProviderPath, CreateEngineOutput(2));
+            var first = comparison;
+            comparison = Run(() => BenchComparer.Recheck(first, _baseline!, current, Recheck, spec => runner.Run(spec, CancellationToken), gated, AllowSpecChange));
+            CompleteProgress(2, "Invoke-RequiemBench");
+        }
         foreach (var c in comparison.Cases)
         {
             foreach (var m in c.Metrics.Where(m => m.Gated))

@@ -69,6 +69,10 @@ public sealed class InvokeRequiemBenchCommand : RequiemCmdlet
     [ValidateNotNullOrEmpty]
     public string? SaveRef { get; set; }
 
+    /// <summary>Do not run the machine-speed probe between runs (the report then has no calibration).</summary>
+    [Parameter]
+    public SwitchParameter NoCalibration { get; set; }
+
     [Parameter]
     public string? Cas { get; set; }
 
@@ -109,7 +113,7 @@ public sealed class InvokeRequiemBenchCommand : RequiemCmdlet
         }
 
         var store = OpenStore(Cas, AllowHashFallback);
-        var runner = new BenchRunner(store, location, CreateEngineOutput(ProgressId));
+        var runner = new BenchRunner(store, location, CreateEngineOutput(ProgressId)) { Calibrate = !NoCalibration };
         var report = Run(() => runner.Run(spec, CancellationToken));
         CompleteProgress(ProgressId, Activity);
         if (OutFile is not null)
