@@ -183,8 +183,8 @@ Describe 'Invoke-RequiemBench' {
     }
 
     It 'produces reports and specs valid against the shipped JSON Schemas (python jsonschema)' -Skip:(-not (Get-Command python3 -ErrorAction Ignore)) {
-        & python3 -c 'import jsonschema' 2>$null
-        if ($LASTEXITCODE -ne 0) { Set-ItResult -Skipped -Because 'python3 jsonschema is not installed'; return }
+        & python3 -c 'import jsonschema, referencing' 2>$null
+        if ($LASTEXITCODE -ne 0) { Set-ItResult -Skipped -Because 'python3 jsonschema >= 4.18 (with referencing) is not installed'; return }
         $schemas = Join-Path (Split-Path $ModulePath) 'schemas'
         $report = Join-Path $RegDir 'baseline.json'
         $script = @"
@@ -478,6 +478,10 @@ Import-Module '$ModulePath'
         $md = Get-Content $summary -Raw
         $md | Should -Match '### :x: Performance regression'
         $md | Should -Match '\| work \| wall_ms \| [\d.]+ \| [\d.]+ \| \+[\d.]+% \|'
+        # A bench report summarises as a table of cases.
+        $reportMd = Join-Path $Dir 'report.md'
+        Write-RequiemCiReport -InputObject $Cur50 -Provider GitHub -SummaryPath $reportMd 6>$null
+        Get-Content $reportMd -Raw | Should -Match '\| work \| 10 \| [\d.]+ \| [\d.]+ ± [\d.]+ \|'
     }
 
     It 'writes Azure DevOps logging commands when TF_BUILD=True' {
@@ -517,6 +521,26 @@ Describe 'Requiem.Pester helpers' {
         $err.Exception.Message | Should -Match "1 case\(s\) regressed: 'work' wall_ms"
         $cmp = Compare-RequiemBench -Baseline $Base10 -Current $Cur50
         { $cmp | Should-NotRegress } | Should -Throw
+    }
+
+    It 'Should-MatchReplay calls Invoke-RequiemReplay -Request -Result and reports its Differences (stand-in replay cmdlet)' {
+        # The real Invoke-RequiemReplay is another engineer's cmdlet; a stand-in with the fixed interface
+        # (-Request, -Result → Match, Differences) checks the helper's side of the contract in a fresh session.
+        $out = Invoke-FreshPwsh -AllowFailure -Script @"
+Import-Module '$PesterModule'
+Import-Module '$HelperModule'
+function global:Invoke-RequiemReplay { param(`$Request, `$Result)
+    `$global:seen = "`$Request|`$Result"
+    if (`$Result -eq 'same') { [pscustomobject]@{ Match = `$true; Differences = @() } }
+    else { [pscustomobject]@{ Match = `$false; Differences = @([pscustomobject]@{ Field = 'stdout_digest'; Expected = 'aaa'; Actual = 'bbb' }) } }
+}
+'same' | Should-MatchReplay -Request 'req.json'
+"passed `$global:seen"
+try { 'other' | Should-MatchReplay -Request 'req.json' -Because 'replays must be exact' } catch { "failed `$(`$_.Exception.Message)" }
+"@
+        $text = $out -join "`n"
+        $text | Should -Match 'passed req\.json\|same'
+        $text | Should -Match "failed Expected the replay to match the recorded result because replays must be exact, but it differs: stdout_digest: expected 'aaa' but replay gave 'bbb'"
     }
 
     It 'Should-MatchReplay replays a recorded result' -Skip:(-not (Get-Command Invoke-RequiemReplay -ErrorAction Ignore)) {

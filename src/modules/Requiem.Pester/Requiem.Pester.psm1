@@ -139,6 +139,8 @@ function Should-NotRegress {
         [double] $Confidence = 0.95,
         [string[]] $Metric = @('Wall'),
         [switch] $AllowSpecChange,
+        [ValidateRange(0, 10)]
+        [int] $Recheck = 0,
         [string] $Cas,
         [string] $Because
     )
@@ -149,7 +151,7 @@ function Should-NotRegress {
         if ($null -eq $current) { Throw-RequiemAssertion -Caller $PSCmdlet -Message "Expected a bench report or comparison$(Get-BecauseText $Because), but got `$null." }
         if (Test-RequiemType $current 'BenchComparison') { $comparison = $current }
         else {
-            $p = @{ Current = $current; Threshold = $Threshold; Confidence = $Confidence; Metric = $Metric; AllowSpecChange = $AllowSpecChange }
+            $p = @{ Current = $current; Threshold = $Threshold; Confidence = $Confidence; Metric = $Metric; AllowSpecChange = $AllowSpecChange; Recheck = $Recheck }
             if ($Cas) { $p.Cas = $Cas }
             if ($BaselineRef) { $p.BaselineRef = $BaselineRef }
             elseif ($null -ne $Baseline) { $p.Baseline = $Baseline }
