@@ -32,7 +32,7 @@ public sealed class BenchComparison
     public required bool SpecChanged { get; init; }
     /// <summary>
     /// How much slower the machine itself was during the current run, from the calibration probes of both reports
-    /// (median ratio − 1, in percent; null when a report has no calibration). When positive, a case must be slower
+    /// (ratio of their lower quartiles − 1, in percent; null when a report has no calibration). When positive, a case must be slower
     /// than threshold × this factor to count as a regression.
     /// </summary>
     public double? MachineSlowdownPercent { get; init; }
@@ -148,8 +148,14 @@ public static class BenchComparer
 
         var alpha = 1 - confidence;
         double? machine = null;
-        if (baseline.Calibration is { Statistics.Count: > 0 } bc && current.Calibration is { Statistics.Count: > 0 } cc && bc.Statistics.Median > 0)
-            machine = (cc.Statistics.Median / bc.Statistics.Median - 1) * 100;
+        // The probes' lower quartiles: how fast the machine was when it was not hit by a burst (a burst that slows some
+        // probes must not lower the bar for the case; sustained load slows them all and does).
+        if (baseline.Calibration is { WallMs.Count: > 0 } bc && current.Calibration is { WallMs.Count: > 0 } cc)
+        {
+            var qb = BenchStatistics.Quantile(bc.WallMs.OrderBy(v => v).ToArray(), 0.25);
+            var qc = BenchStatistics.Quantile(cc.WallMs.OrderBy(v => v).ToArray(), 0.25);
+            if (qb > 0) machine = (qc / qb - 1) * 100;
+        }
         // Only a slower machine relaxes the gate (a faster one never makes a regression easier to call).
         var machineFactor = machine is > 0 ? 1 + machine.Value / 100 : 1;
         var cases = new List<BenchCaseComparison>();
