@@ -186,6 +186,30 @@ public class BenchComparerTests
         Assert.Contains("bursty noise", c.Cases[0].Metric("wall_ms")!.Statement);
     }
 
+    private static BenchReport WithProbe(BenchReport r, double probeMs) => new()
+    {
+        BenchReportVersion = r.BenchReportVersion, Tool = r.Tool, SpecDigest = r.SpecDigest, Spec = r.Spec, Machine = r.Machine,
+        Measurement = r.Measurement, HashAlgorithm = r.HashAlgorithm, StartedAt = r.StartedAt, FinishedAt = r.FinishedAt, Cases = r.Cases,
+        Calibration = new BenchCalibration { Command = "probe", WallMs = Around(probeMs, 10, 42).ToList(), Statistics = BenchStatistics.Summarize(Around(probeMs, 10, 42))! },
+    };
+
+    [Fact]
+    public void ASlowerMachineRaisesTheBarButDoesNotHideARealRegression()
+    {
+        var baseline = WithProbe(Report("s", ("a", Around(10, 10, 1))), 4);
+        // The probe says the machine was twice as slow; the case is 1.5× slower: the machine explains it.
+        var loaded = BenchComparer.Compare(baseline, WithProbe(Report("s", ("a", Around(15, 10, 2))), 8));
+        Assert.InRange(loaded.MachineSlowdownPercent!.Value, 90, 110);
+        Assert.False(loaded.Regressed);
+        Assert.Contains("the machine, not the code", loaded.Cases[0].Metric("wall_ms")!.Statement);
+        // 5× slower is more than the machine's 2× can explain.
+        Assert.True(BenchComparer.Compare(baseline, WithProbe(Report("s", ("a", Around(50, 10, 3))), 8)).Regressed);
+        // Without calibration on one side the plain rule applies.
+        Assert.True(BenchComparer.Compare(baseline, Report("s", ("a", Around(15, 10, 2)))).Regressed);
+        // A faster machine never lowers the bar.
+        Assert.False(BenchComparer.Compare(baseline, WithProbe(Report("s", ("a", Around(10.5, 10, 2))), 2)).Regressed);
+    }
+
     [Fact]
     public void MismatchedReportsGiveTypedErrors()
     {
