@@ -125,6 +125,16 @@ Describe 'Invoke-RequiemBench' {
         $r.Spec.Cases[0].CommandLine | Should -Be 'printf %s "$GREETING"'
     }
 
+    It 'finds a bare program on the PATH the case sets' {
+        $bin = Join-Path $Dir 'bin'
+        New-Item -ItemType Directory -Force $bin | Out-Null
+        Set-Content -LiteralPath (Join-Path $bin 'mytool') -Value "#!/bin/sh`necho from-mytool"
+        & chmod +x (Join-Path $bin 'mytool')
+        $r = Invoke-RequiemBench -Spec @{ runs = 1; warmup = 0; cases = @(@{ name = 't'; command = 'mytool'; env = @{ PATH = "$($bin):/usr/bin:/bin" } }) }
+        $r.Cases[0].Runs[0].ExitCode | Should -Be 0
+        $r.Cases[0].Runs[0].StdoutDigest | Should -Be (Get-RequiemDigest -InputObject "from-mytool`n" -Domain Cas).Hash
+    }
+
     It 'keeps measuring until -MinSeconds of measured time' {
         $r = Invoke-RequiemBench -Command 'sleep 0.02' -Runs 2 -Warmup 0 -MinSeconds 0.3
         $r.Cases[0].Statistics.WallMs.Count | Should -BeGreaterThan 5

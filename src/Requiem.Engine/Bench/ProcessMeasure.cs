@@ -57,7 +57,27 @@ public static class ProcessMeasure
             throw new RequiemException("InvalidBenchSpec", ErrorKind.InvalidArgument, "A case needs a program to run (argv is empty).", null);
         if (launch.WorkingDirectory is { } cwd && !Directory.Exists(cwd))
             throw new RequiemException("BenchLaunchFailed", ErrorKind.ObjectNotFound, $"The working directory '{cwd}' does not exist.", cwd);
+        launch = WithProgramFromCasePath(launch);
         return UseNative ? LinuxSpawn.Run(launch, cancel) : RunPortable(launch, cancel);
+    }
+
+    /// <summary>
+    /// A bare program name is looked up on the PATH the case sets, if it sets one (posix_spawnp and Process would
+    /// search the host's PATH instead).
+    /// </summary>
+    private static ProcessLaunch WithProgramFromCasePath(ProcessLaunch launch)
+    {
+        var program = launch.Argv[0];
+        if (program.Contains('/') || program.Contains('\\') || launch.Environment is null ||
+            !launch.Environment.TryGetValue("PATH", out var path) || string.IsNullOrEmpty(path))
+            return launch;
+        foreach (var dir in path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(dir, program);
+            if (File.Exists(candidate))
+                return new ProcessLaunch { Argv = new[] { candidate }.Concat(launch.Argv.Skip(1)).ToArray(), Environment = launch.Environment, WorkingDirectory = launch.WorkingDirectory, Timeout = launch.Timeout };
+        }
+        return launch;
     }
 
     /// <summary>The shell argv for a command line: /bin/sh -c on Unix, cmd /d /s /c on Windows.</summary>
