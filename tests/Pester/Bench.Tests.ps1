@@ -57,7 +57,19 @@ Describe 'Invoke-RequiemBench' {
         $r.Machine.Runtime | Should -BeLike '.NET*'
         $r.Tool.Version | Should -Be (Get-Module Requiem).Version.ToString()
         $r.SpecDigest | Should -Match '^[0-9a-f]{64}$'
-        $r.Measurement | Should -Be ($IsLinux ? 'linux-wait4' : 'process-api')
+        $r.Measurement | Should -Be ($IsLinux ? 'linux-wait4' : $IsWindows ? 'windows-job' : 'process-api')
+    }
+
+    It 'has a portable path (REQUIEM_BENCH_PORTABLE=1) that still measures wall time and captures output' {
+        $out = Invoke-FreshPwsh -Environment @{ REQUIEM_BENCH_PORTABLE = '1'; REQUIEM_CAS = $CasDir } -Script @"
+Import-Module '$ModulePath'
+`$r = Invoke-RequiemBench -Command 'sleep 0.1; echo portable' -Runs 2 -Warmup 0 -NoCalibration
+"`$(`$r.Measurement)|`$(`$r.Cases[0].Statistics.WallMs.Min)|`$(`$r.Cases[0].Runs[0].StdoutDigest)"
+"@
+        $parts = ("$($out | Select-Object -Last 1)").Split('|')
+        $parts[0] | Should -Be 'process-api'
+        [double]$parts[1] | Should -BeGreaterOrEqual 95
+        $parts[2] | Should -Be (Get-RequiemDigest -InputObject "portable`n" -Domain Cas).Hash
     }
 
     It 'captures stdout into the CAS and digests each run as documented (res: over canonical JSON)' {

@@ -13,7 +13,7 @@ public sealed class BenchReport
     public required string SpecDigest { get; init; }
     public required BenchSpec Spec { get; init; }
     public required BenchMachine Machine { get; init; }
-    /// <summary>How runs were measured: <c>linux-wait4</c> or <c>process-api</c>.</summary>
+    /// <summary>How runs were measured: <c>linux-wait4</c>, <c>windows-job</c> or <c>process-api</c>.</summary>
     public required string Measurement { get; init; }
     /// <summary>The hash algorithm of every digest in the report (BLAKE3, or SHA256 when the fallback was allowed).</summary>
     public required string HashAlgorithm { get; init; }

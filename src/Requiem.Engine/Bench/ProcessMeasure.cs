@@ -44,7 +44,7 @@ public sealed class ProcessMeasurement
 public static class ProcessMeasure
 {
     /// <summary>"linux-wait4" or "process-api": which path <see cref="Run"/> takes on this machine.</summary>
-    public static string Method => UseNative ? "linux-wait4" : "process-api";
+    public static string Method => UseNative ? "linux-wait4" : OperatingSystem.IsWindows() ? "windows-job" : "process-api";
 
     private static bool UseNative =>
         OperatingSystem.IsLinux() && System.Environment.Is64BitProcess &&
@@ -105,10 +105,13 @@ public static class ProcessMeasure
             }
         }
         using var p = new Process { StartInfo = psi };
+        using var job = OperatingSystem.IsWindows() ? WindowsJob.Create() : null;
         var start = Stopwatch.GetTimestamp();
         try
         {
             p.Start();
+            // Windows: the job collects the CPU time of every process the child starts after this point.
+            job?.Assign(p);
         }
         catch (System.ComponentModel.Win32Exception ex)
         {
@@ -118,12 +121,13 @@ public static class ProcessMeasure
         var outTask = ReadAllAsync(p.StandardOutput.BaseStream);
         var errTask = ReadAllAsync(p.StandardError.BaseStream);
         var timedOut = false;
-        using (cancel.Register(() => TryKill(p)))
+        using (cancel.Register(() => { job?.Terminate(); TryKill(p); }))
         {
             var ms = launch.Timeout is { } t ? (int)Math.Min(int.MaxValue, t.TotalMilliseconds) : -1;
             if (!p.WaitForExit(ms))
             {
                 timedOut = true;
+                job?.Terminate();
                 TryKill(p);
                 p.WaitForExit();
             }
@@ -133,8 +137,15 @@ public static class ProcessMeasure
         cancel.ThrowIfCancellationRequested();
         double? user = null, sys = null;
         long? rss = null;
-        try { user = p.UserProcessorTime.TotalMilliseconds; sys = p.PrivilegedProcessorTime.TotalMilliseconds; }
-        catch (Exception ex) when (ex is InvalidOperationException or NotSupportedException or System.ComponentModel.Win32Exception) { }
+        if (job?.TryQueryTimes() is { } jobTimes)
+        {
+            (user, sys) = jobTimes;
+        }
+        else
+        {
+            try { user = p.UserProcessorTime.TotalMilliseconds; sys = p.PrivilegedProcessorTime.TotalMilliseconds; }
+            catch (Exception ex) when (ex is InvalidOperationException or NotSupportedException or System.ComponentModel.Win32Exception) { }
+        }
         try { rss = p.PeakWorkingSet64 / 1024; if (rss == 0) rss = null; }
         catch (Exception ex) when (ex is InvalidOperationException or NotSupportedException or System.ComponentModel.Win32Exception) { }
         return new ProcessMeasurement
@@ -143,6 +154,59 @@ public static class ProcessMeasure
             ExitCode = p.ExitCode, TimedOut = timedOut,
             Stdout = outTask.GetAwaiter().GetResult(), Stderr = errTask.GetAwaiter().GetResult(),
         };
+    }
+
+    /// <summary>
+    /// A Windows Job Object around one run: user and kernel time of every process in it (the tree), and kill-the-tree.
+    /// The child is assigned right after it starts (Process cannot create it suspended), so a grandchild started
+    /// in those first microseconds would escape the accounting.
+    /// </summary>
+    private sealed class WindowsJob : IDisposable
+    {
+        private IntPtr _handle;
+
+        [StructLayout(LayoutKind.Sequential)]
+        private struct BasicAccounting
+        {
+            public long TotalUserTime, TotalKernelTime, ThisPeriodTotalUserTime, ThisPeriodTotalKernelTime;
+            public uint TotalPageFaultCount, TotalProcesses, ActiveProcesses, TotalTerminatedProcesses;
+        }
+
+        [DllImport("kernel32", SetLastError = true)] private static extern IntPtr CreateJobObjectW(IntPtr attributes, IntPtr name);
+        [DllImport("kernel32", SetLastError = true)] private static extern bool AssignProcessToJobObject(IntPtr job, IntPtr process);
+        [DllImport("kernel32", SetLastError = true)] private static extern bool TerminateJobObject(IntPtr job, uint exitCode);
+        [DllImport("kernel32", SetLastError = true)] private static extern bool CloseHandle(IntPtr handle);
+        [DllImport("kernel32", SetLastError = true)] private static extern bool QueryInformationJobObject(IntPtr job, int infoClass, out BasicAccounting info, int length, IntPtr returnLength);
+
+        public static WindowsJob? Create()
+        {
+            var h = CreateJobObjectW(IntPtr.Zero, IntPtr.Zero);
+            return h == IntPtr.Zero ? null : new WindowsJob { _handle = h };
+        }
+
+        public void Assign(Process p)
+        {
+            if (!AssignProcessToJobObject(_handle, p.Handle)) { CloseHandle(_handle); _handle = IntPtr.Zero; }
+        }
+
+        public void Terminate()
+        {
+            if (_handle != IntPtr.Zero) TerminateJobObject(_handle, 1);
+        }
+
+        /// <summary>(user ms, kernel ms) of every process that ran in the job; null if the job is not usable.</summary>
+        public (double?, double?)? TryQueryTimes()
+        {
+            if (_handle == IntPtr.Zero) return null;
+            if (!QueryInformationJobObject(_handle, 1, out var info, Marshal.SizeOf<BasicAccounting>(), IntPtr.Zero)) return null;
+            return (info.TotalUserTime / 10_000.0, info.TotalKernelTime / 10_000.0);
+        }
+
+        public void Dispose()
+        {
+            if (_handle != IntPtr.Zero) CloseHandle(_handle);
+            _handle = IntPtr.Zero;
+        }
     }
 
     private static void TryKill(Process p)
