@@ -96,7 +96,15 @@ public static class ProcessMeasure
             UseShellExecute = false,
             WorkingDirectory = launch.WorkingDirectory ?? System.Environment.CurrentDirectory,
         };
-        foreach (var a in launch.Argv.Skip(1)) psi.ArgumentList.Add(a);
+        if (OperatingSystem.IsWindows() && launch.Argv.Count == 5 && launch.Argv[1] == "/d" && launch.Argv[2] == "/s" && launch.Argv[3] == "/c")
+        {
+            // cmd.exe does not parse C-style escaping: with /s it strips one pair of outer quotes and runs the rest verbatim.
+            psi.Arguments = "/d /s /c \"" + launch.Argv[4] + "\"";
+        }
+        else
+        {
+            foreach (var a in launch.Argv.Skip(1)) psi.ArgumentList.Add(a);
+        }
         if (launch.Environment is not null)
         {
             foreach (var (k, v) in launch.Environment)
