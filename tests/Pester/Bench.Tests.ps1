@@ -459,7 +459,7 @@ Describe 'Measure-RequiemDrift' {
         $text = Measure-RequiemDrift -Bench $r | Out-String -Width 200
         $text | Should -Match 'DRIFT in 1 of 2 case\(s\); varying: stdout'
         $text | Should -Match 'DRIFT\s+clock\s+\(3 runs, 3 distinct results\); varying: stdout'
-        $text | Should -Match 'first difference in stdout \(run 0 vs run 1\) at byte \d+, line 1'
+        $text | Should -Match 'first difference in stdout, run 0 vs 1, byte \d+ \(line 1, col \d+\)'
         $text | Should -Match 'ok\s+echo\s+\(3 runs, 1 result'
     }
 

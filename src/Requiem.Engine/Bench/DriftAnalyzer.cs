@@ -47,12 +47,12 @@ public sealed class DriftReport
             }
             sb.Append($"  DRIFT  {c.Name}  ({c.Runs} runs, {c.DistinctResults} distinct results); varying: {string.Join(", ", c.VaryingFields)}\n");
             foreach (var g in c.Groups.Take(8))
-                sb.Append($"           {g.Count,4} run(s) -> {Short(g.ResultDigest)}  exit {g.ExitCode}  stdout {Short(g.StdoutDigest)}  runs {Runs(g.Runs)}\n");
+                sb.Append($"         {g.Count,4} run(s) {Short(g.ResultDigest)}  exit {g.ExitCode}  stdout {Short(g.StdoutDigest)}  runs {Runs(g.Runs)}\n");
             if (c.Groups.Count > 8) sb.Append($"           … {c.Groups.Count - 8} more groups\n");
             foreach (var d in c.Differences)
             {
-                sb.Append($"         first difference in {d.Field} (run {d.RunA} vs run {d.RunB})");
-                if (d.Offset is { } off) sb.Append($" at byte {off}, line {d.Line}, column {d.Column}");
+                sb.Append($"         first difference in {d.Field}, run {d.RunA} vs {d.RunB}");
+                if (d.Offset is { } off) sb.Append($", byte {off} (line {d.Line}, col {d.Column})");
                 sb.Append(":\n");
                 sb.Append($"           run {d.RunA,-4}: {d.TextA}\n");
                 sb.Append($"           run {d.RunB,-4}: {d.TextB}\n");
