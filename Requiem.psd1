@@ -28,6 +28,10 @@
         # exec, sandbox, health, policy
 
         # bench, drift
+        'Invoke-RequiemBench'
+        'Compare-RequiemBench'
+        'Measure-RequiemDrift'
+        'Write-RequiemCiReport'
 
         # proof
         'New-RequiemSigningKey'

@@ -108,7 +108,12 @@ function Invoke-Build {
     if (Test-Path $schemas) { Copy-Item -Recurse $schemas (Join-Path $ModuleOut 'schemas') }
     $companions = Join-Path $Root 'src/modules'
     if (Test-Path $companions) {
-        Get-ChildItem $companions -Directory | ForEach-Object { Copy-Item -Recurse $_.FullName (Join-Path $Out $_.Name) -Force }
+        Get-ChildItem $companions -Directory | ForEach-Object {
+            # Replace, not merge: Copy-Item -Recurse into an existing folder would nest it (out/X/X).
+            $dest = Join-Path $Out $_.Name
+            if (Test-Path $dest) { Remove-Item -Recurse -Force $dest }
+            Copy-Item -Recurse $_.FullName $dest
+        }
     }
 
     Invoke-Docs
@@ -116,7 +121,9 @@ function Invoke-Build {
     $expected = @(
         'Requiem.psd1', 'Requiem.PowerShell.dll', 'Requiem.PowerShell.Loader.dll', 'Requiem.format.ps1xml', 'Requiem.types.ps1xml',
         'en-US/Requiem.PowerShell.dll-Help.xml',
-        'dependencies/Requiem.Engine.dll', 'dependencies/Blake3.dll', 'dependencies/ZstdSharp.dll'
+        'dependencies/Requiem.Engine.dll', 'dependencies/Blake3.dll', 'dependencies/ZstdSharp.dll',
+        'schemas/bench-spec.schema.json', 'schemas/bench-report.schema.json',
+        '../Requiem.Pester/Requiem.Pester.psd1', '../Requiem.Pester/Requiem.Pester.psm1'
     )
     $missing = $expected | Where-Object { -not (Test-Path (Join-Path $ModuleOut $_)) }
     if ($missing) { throw "Build output is incomplete; missing: $($missing -join ', ')" }

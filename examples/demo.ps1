@@ -23,6 +23,20 @@ try {
     "file1 intact:   " + (Test-RequiemDigest -LiteralPath $d.Path -Expected $d.Hash -Quiet) | Out-Host
     Add-Content -LiteralPath $d.Path -Value 'tampered'
     "file1 tampered: " + (Test-RequiemDigest -LiteralPath $d.Path -Expected $d.Hash -Quiet) | Out-Host
+
+    Write-Host '== Bench, compare, drift: regression gates that noise does not fool ==' -ForegroundColor Cyan
+    $benchCas = Join-Path $work 'bench-cas'
+    Set-Content -LiteralPath (Join-Path $work 'work.sh') -Value 'sleep 0.01'
+    $spec = @{ name = 'demo'; warmup = 1; runs = 8; cases = @(@{ name = 'work'; command = 'sh'; argv = @('./work.sh'); cwd = $work }) }
+    $baseline = Invoke-RequiemBench -Spec $spec -Cas $benchCas -SaveRef demo/main
+    $baseline | Out-Host
+    Set-Content -LiteralPath (Join-Path $work 'work.sh') -Value 'sleep 0.05'    # the "code" got 5x slower
+    $current = Invoke-RequiemBench -Spec $spec -Cas $benchCas
+    Compare-RequiemBench -BaselineRef demo/main -Current $current -Cas $benchCas | Out-Host
+    try { Compare-RequiemBench -Baseline $baseline -Current $current -FailOnRegression | Out-Null }
+    catch { "gate: $($_.FullyQualifiedErrorId)" | Out-Host }
+    Invoke-RequiemBench -Spec @{ runs = 3; warmup = 0; cases = @(@{ name = 'clock'; command_line = 'date +%s.%N' }, @{ name = 'echo'; command_line = 'echo same' }) } -Cas $benchCas |
+        Measure-RequiemDrift -Cas $benchCas | Out-Host
 }
 finally {
     Remove-Item -Recurse -Force $work -ErrorAction Ignore

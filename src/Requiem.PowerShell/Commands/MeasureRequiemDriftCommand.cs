@@ -1,0 +1,64 @@
+using System.Management.Automation;
+using Requiem.Engine;
+using Requiem.Engine.Bench;
+using Requiem.Engine.Config;
+using Requiem.Engine.Cas;
+using Requiem.PowerShell.Internal;
+
+namespace Requiem.PowerShell;
+
+/// <summary>Measure-RequiemDrift: groups a bench report's runs by result digest and explains any variation.</summary>
+[Cmdlet(VerbsDiagnostic.Measure, "RequiemDrift")]
+[OutputType(typeof(DriftReport))]
+public sealed class MeasureRequiemDriftCommand : RequiemCmdlet
+{
+    /// <summary>A bench report, a path to one, or the object ConvertFrom-Json made of it.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
+    [Alias("Report", "InputObject")]
+    [ValidateNotNull]
+    public object? Bench { get; set; }
+
+    [Parameter]
+    public string? Cas { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? OutFile { get; set; }
+
+    [Parameter]
+    public SwitchParameter CiSummary { get; set; }
+
+    [Parameter]
+    public SwitchParameter AllowHashFallback { get; set; }
+
+    private CasStore? _store;
+    private bool _storeTried;
+
+    protected override void ProcessRecord()
+    {
+        var report = Run(() => BenchInput.Report(Bench, ResolveNewPath, "Bench"));
+        if (!_storeTried)
+        {
+            _storeTried = true;
+            var root = RequiemPaths.ResolveCasRoot(string.IsNullOrEmpty(Cas) ? null : ResolveNewPath(Cas), Config);
+            var hash = SelectHash(AllowHashFallback);
+            try
+            {
+                _store = CasStore.Open(root, hash, create: false);
+            }
+            catch (RequiemException ex)
+            {
+                // Grouping needs only the report; the first-difference excerpts need the captured outputs.
+                WriteWarning($"The CAS at '{root}' cannot be opened ({ex.Message}); drift is reported without the content of the differences.");
+            }
+        }
+        var drift = DriftAnalyzer.Analyze(report, _store);
+        if (OutFile is not null)
+        {
+            var path = ResolveNewPath(OutFile);
+            Run(() => { File.WriteAllText(path, drift.ToJson() + "\n"); return path; });
+        }
+        if (CiSummary) Run(() => CiWriter.Write(this, drift, CiProvider.Auto, null));
+        WriteObject(drift);
+    }
+}

@@ -1,0 +1,62 @@
+using System.Management.Automation;
+using System.Text;
+using Requiem.Engine;
+using Requiem.Engine.Bench;
+
+namespace Requiem.PowerShell.Internal;
+
+/// <summary>
+/// Writes a CI report through the host (like Write-Host: the information stream tagged PSHOST, which a CI
+/// runner sees on stdout) and the step-summary file — never through the output (pipeline) stream.
+/// </summary>
+internal static class CiWriter
+{
+    /// <summary>Returns the provider that was written for (None when not in CI and none was forced).</summary>
+    public static CiProvider Write(PSCmdlet cmdlet, object input, CiProvider provider, string? summaryPath)
+    {
+        if (provider == CiProvider.Auto) provider = CiReporter.Detect(Environment.GetEnvironmentVariable);
+        if (provider == CiProvider.None)
+        {
+            cmdlet.WriteVerbose("Not running under GitHub Actions (GITHUB_ACTIONS=true) or Azure DevOps (TF_BUILD=True): no CI report written.");
+            return provider;
+        }
+        var output = CiReporter.Format(input, provider);
+        foreach (var line in output.LogLines) Host(cmdlet, line);
+        switch (provider)
+        {
+            case CiProvider.GitHub:
+            {
+                var path = summaryPath ?? Environment.GetEnvironmentVariable("GITHUB_STEP_SUMMARY");
+                if (string.IsNullOrEmpty(path))
+                    cmdlet.WriteVerbose("GITHUB_STEP_SUMMARY is not set: annotations written, no step summary.");
+                else
+                    Append(path, output.Markdown + "\n");
+                break;
+            }
+            case CiProvider.AzureDevOps:
+            {
+                var path = summaryPath ?? Path.Combine(Environment.GetEnvironmentVariable("AGENT_TEMPDIRECTORY") ?? Path.GetTempPath(),
+                    $"requiem-summary-{Guid.NewGuid():n}.md");
+                Append(path, output.Markdown + "\n");
+                Host(cmdlet, $"##vso[task.uploadsummary]{path}");
+                break;
+            }
+        }
+        return provider;
+    }
+
+    private static void Host(PSCmdlet cmdlet, string line) =>
+        cmdlet.WriteInformation(new HostInformationMessage { Message = line, NoNewLine = false }, new[] { "PSHOST" });
+
+    private static void Append(string path, string text)
+    {
+        try
+        {
+            File.AppendAllText(path, text, new UTF8Encoding(false));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new RequiemException("FileWriteError", ErrorKind.WriteError, $"Cannot write the CI summary to '{path}': {ex.Message}", path, ex);
+        }
+    }
+}
