@@ -211,7 +211,10 @@ public static class ExecRunner
         {
             cgroup = Path.Combine(probe.PidsCgroupBase!, "run-" + Guid.NewGuid().ToString("n"));
             Directory.CreateDirectory(cgroup);
-            File.WriteAllText(Path.Combine(cgroup, "pids.max"), policy.MaxProcesses!.Value.ToString(CultureInfo.InvariantCulture));
+            // The launcher's own processes (bwrap: outer + PID-namespace init; unshare: the waiting parent) are in the
+            // cgroup too, so they are added: the command's tree gets exactly max_processes.
+            var overhead = probe.Isolator switch { "bwrap" => 2, "unshare" => 1, _ => 0 };
+            File.WriteAllText(Path.Combine(cgroup, "pids.max"), (policy.MaxProcesses!.Value + overhead).ToString(CultureInfo.InvariantCulture));
             chain.AddRange(new[] { probe.Sh!, "-c", "echo 0 > \"$0\" && exec \"$@\"", Path.Combine(cgroup, "cgroup.procs") });
         }
         var deny = policy.DenyNetwork && probe.NetworkIsolationAvailable;

@@ -184,3 +184,16 @@ public static class Replay
         return (string.Equals(recorded, actual, StringComparison.OrdinalIgnoreCase), actual);
     }
 }
+
+/// <summary>The seed's <c>digest verify --result</c>: does a stored result still match its own digests?</summary>
+public sealed class ResultDigestVerification
+{
+    public required bool Valid { get; init; }
+    public required string Expected { get; init; }
+    public required string Actual { get; init; }
+    /// <summary>null when no request was given to check request_digest against.</summary>
+    public bool? RequestDigestValid { get; init; }
+    public string? ExpectedRequestDigest { get; init; }
+    public string? ActualRequestDigest { get; init; }
+    public string? Path { get; init; }
+}
