@@ -25,7 +25,7 @@ internal static class ExecInput
                 return typed.Validate(config);
             case FileInfo file:
                 return FromFile(file.FullName, config);
-            case string s when s.TrimStart().StartsWith('{'):
+            case string s when s.TrimStart().StartsWith('{') || s.TrimStart().StartsWith('['):
                 return ExecRequestParser.Parse(s, config, "request");
             case string path:
                 return FromFile(resolvePath(path), config);
