@@ -84,6 +84,17 @@ public sealed class SandboxProbe
 
     public IReadOnlyList<string> Names(string status) => Capabilities.Where(c => c.Status == status).Select(c => c.Name).ToArray();
 
+    /// <summary>A copy of this probe as a machine without network namespaces would report it (for tests of the strict/permissive paths).</summary>
+    internal SandboxProbe WithoutNetworkIsolation() => new()
+    {
+        Platform = Platform, IsRoot = IsRoot, Sh = Sh, Bwrap = Bwrap, Unshare = Unshare, Prlimit = Prlimit,
+        BwrapPidNamespace = BwrapPidNamespace, BwrapNetNamespace = false, UnsharePidNamespace = UnsharePidNamespace,
+        UnshareNetNamespace = false, UnshareNeedsUserNs = UnshareNeedsUserNs, PrlimitWorks = PrlimitWorks,
+        NprocRlimitBinds = NprocRlimitBinds, PidsCgroupBase = PidsCgroupBase, JobObjectsWork = JobObjectsWork, Notes = Notes,
+        Capabilities = Capabilities.Select(c => c.Name == Controls.NetworkIsolation ? Unsupported(c.Name, "simulated: no network namespace") : c).ToArray(),
+        ProbeDuration = ProbeDuration,
+    };
+
     /// <summary>Runs a fresh probe (tests use this; everyone else uses <see cref="Current"/>).</summary>
     public static SandboxProbe Run()
     {

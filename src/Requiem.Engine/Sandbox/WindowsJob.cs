@@ -116,7 +116,7 @@ public sealed class WindowsJob : IDisposable
             hStdOutput = outWrite.DangerousGetHandle(),
             hStdError = errWrite.DangerousGetHandle(),
         };
-        var commandLine = new StringBuilder(BuildCommandLine(application, argv));
+        var commandLine = new StringBuilder(WindowsCommandLine.Build(application, argv));
         var envBlock = BuildEnvironmentBlock(env);
         PROCESS_INFORMATION pi;
         var created = CreateProcessW(application, commandLine, IntPtr.Zero, IntPtr.Zero, true,
@@ -165,40 +165,6 @@ public sealed class WindowsJob : IDisposable
         StandardInput.Dispose();
         _process.Dispose();
         _job.Dispose(); // KILL_ON_JOB_CLOSE: anything left in the job dies here
-    }
-
-    /// <summary>Quotes argv the way CommandLineToArgvW / the MSVC runtime split it back.</summary>
-    public static string BuildCommandLine(string application, IReadOnlyList<string> argv)
-    {
-        var sb = new StringBuilder();
-        Append(sb, application);
-        foreach (var a in argv)
-        {
-            sb.Append(' ');
-            Append(sb, a);
-        }
-        return sb.ToString();
-
-        static void Append(StringBuilder sb, string arg)
-        {
-            if (arg.Length > 0 && arg.IndexOfAny(new[] { ' ', '\t', '\n', '\v', '"' }) < 0)
-            {
-                sb.Append(arg);
-                return;
-            }
-            sb.Append('"');
-            var backslashes = 0;
-            foreach (var c in arg)
-            {
-                if (c == '\\') { backslashes++; continue; }
-                if (c == '"') sb.Append('\\', backslashes * 2 + 1);
-                else sb.Append('\\', backslashes);
-                backslashes = 0;
-                sb.Append(c);
-            }
-            sb.Append('\\', backslashes * 2);
-            sb.Append('"');
-        }
     }
 
     private static string BuildEnvironmentBlock(IReadOnlyDictionary<string, string> env)
@@ -304,4 +270,43 @@ public sealed class WindowsJob : IDisposable
 
     [DllImport("kernel32.dll", SetLastError = true)]
     private static extern bool GetExitCodeProcess(SafeFileHandle hProcess, out uint exitCode);
+}
+
+/// <summary>Windows has no argv vector at the API: the command line is built so that CommandLineToArgvW / the MSVC runtime split it back exactly.</summary>
+public static class WindowsCommandLine
+{
+    /// <summary>Quotes argv the way CommandLineToArgvW / the MSVC runtime split it back.</summary>
+    public static string Build(string application, IReadOnlyList<string> argv)
+    {
+        var sb = new StringBuilder();
+        Append(sb, application);
+        foreach (var a in argv)
+        {
+            sb.Append(' ');
+            Append(sb, a);
+        }
+        return sb.ToString();
+
+        static void Append(StringBuilder sb, string arg)
+        {
+            if (arg.Length > 0 && arg.IndexOfAny(new[] { ' ', '\t', '\n', '\v', '"' }) < 0)
+            {
+                sb.Append(arg);
+                return;
+            }
+            sb.Append('"');
+            var backslashes = 0;
+            foreach (var c in arg)
+            {
+                if (c == '\\') { backslashes++; continue; }
+                if (c == '"') sb.Append('\\', backslashes * 2 + 1);
+                else sb.Append('\\', backslashes);
+                backslashes = 0;
+                sb.Append(c);
+            }
+            sb.Append('\\', backslashes * 2);
+            sb.Append('"');
+        }
+    }
+
 }
