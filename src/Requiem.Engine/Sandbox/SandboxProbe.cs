@@ -73,8 +73,11 @@ public sealed class SandboxProbe
     public IReadOnlyList<SandboxCapability> Capabilities { get; private init; } = Array.Empty<SandboxCapability>();
     public TimeSpan ProbeDuration { get; private init; }
 
-    /// <summary>Which namespace tool isolates runs: "bwrap", "unshare" or null.</summary>
-    public string? Isolator => BwrapPidNamespace ? "bwrap" : UnsharePidNamespace ? "unshare" : null;
+    /// <summary>
+    /// Which namespace tool isolates runs: "unshare" (util-linux; preferred because it starts in about a tenth of the
+    /// time bwrap needs from a .NET host here, see docs/BENCH.md), "bwrap" when unshare cannot make a PID namespace, or null.
+    /// </summary>
+    public string? Isolator => UnsharePidNamespace ? "unshare" : BwrapPidNamespace ? "bwrap" : null;
 
     public bool NetworkIsolationAvailable => Isolator == "bwrap" ? BwrapNetNamespace : Isolator == "unshare" && UnshareNetNamespace;
 
@@ -187,7 +190,7 @@ public sealed class SandboxProbe
         if (isRoot && sh is not null) cgroup = ProbePidsCgroup(sh, notes);
 
         var caps = Common().ToList();
-        var isolator = bwrapPid ? "bwrap" : unsharePid ? "unshare" : null;
+        var isolator = unsharePid ? "unshare" : bwrapPid ? "bwrap" : null;
         caps.Add(isolator is not null
             ? new SandboxCapability(Controls.ProcessTreeKill, "enforced",
                 isolator == "bwrap" ? "bwrap --unshare-pid --die-with-parent (PID namespace)" : "unshare --pid --fork --kill-child (PID namespace)",
