@@ -111,6 +111,17 @@ Describe 'Invoke-RequiemExec: determinism and the result contract' {
         Test-RequiemDigest -Result $out -Quiet | Should -BeTrue
     }
 
+    It 'writes requests and results that validate against the shipped JSON Schemas' {
+        $schemas = Join-Path (Split-Path $ModulePath) 'schemas'
+        $req = New-Req '/bin/sh' @('-c', 'echo s > o.txt') -Policy @{ deny_network = $true; max_processes = 8 } -Extra @{ outputs = @('o.txt') }
+        $out = Join-Path $Dir 'schema-result.json'
+        $r = Invoke-RequiemExec -Request $req -OutFile $out
+        Get-Content -LiteralPath $out -Raw | Test-Json -SchemaFile (Join-Path $schemas 'exec-result.schema.json') | Should -BeTrue
+        $blob = Join-Path $Cas "objects/$($r.RequestBlobDigest.Substring(0,2))/$($r.RequestBlobDigest)"
+        Get-Content -LiteralPath $blob -Raw | Test-Json -SchemaFile (Join-Path $schemas 'exec-request.schema.json') | Should -BeTrue
+        '{"command":"x","workspace_root":"/","bogus":1}' | Test-Json -SchemaFile (Join-Path $schemas 'exec-request.schema.json') -ErrorAction SilentlyContinue | Should -BeFalse
+    }
+
     It 'passes argv as a vector: spaces, quotes, globs and empty strings arrive unchanged' {
         $argv = @('a b', '"q"', '$(id)', '*', '', "tab`there")
         $r = Invoke-RequiemExec -Request (New-Req '/usr/bin/printf' (@('[%s]\n') + $argv)) -IncludeOutput
