@@ -32,18 +32,23 @@ try {
     # warm-up (JIT, probe, CAS layout)
     1..20 | ForEach-Object { & $true_; $null = Invoke-RequiemExec -Request $sandboxed -WarningAction SilentlyContinue }
 
+    $minimal = @{ command = $true_; argv = @(); workspace_root = $ws; timeout_ms = 5000; max_output_bytes = 4096 }
     $native = [Collections.Generic.List[double]]::new()
     $sand = [Collections.Generic.List[double]]::new()
+    $mini = [Collections.Generic.List[double]]::new()
     $sw = [Diagnostics.Stopwatch]::new()
     for ($i = 0; $i -lt $Iterations; $i++) {
         # interleaved so that machine noise hits both sides alike
         $sw.Restart(); & $true_; $sw.Stop(); $native.Add($sw.Elapsed.TotalMilliseconds)
         $sw.Restart(); $r = Invoke-RequiemExec -Request $sandboxed -WarningAction SilentlyContinue; $sw.Stop(); $sand.Add($sw.Elapsed.TotalMilliseconds)
         if ($r.ExitCode -ne 0) { throw "sandboxed /bin/true exited $($r.ExitCode)" }
+        $sw.Restart(); $null = Invoke-RequiemExec -Request $minimal; $sw.Stop(); $mini.Add($sw.Elapsed.TotalMilliseconds)
     }
     function Median($xs) { $s = @($xs | Sort-Object); $s[[int][Math]::Floor($s.Count / 2)] }
     $nativeMed = Median $native; $sandMed = Median $sand
     $added = $sandMed - $nativeMed
+    $miniMed = Median $mini
+    "minimal sandbox (clean env, PID namespace, CAS recording; no limits, no network namespace): median {0:N2} ms, added {1:N2} ms" -f $miniMed, ($miniMed - $nativeMed) | Write-Host
     "overhead: & /bin/true median {0:N2} ms, sandboxed Invoke-RequiemExec median {1:N2} ms, added {2:N2} ms (target <= 2 ms) [enforced: {3}]" -f `
         $nativeMed, $sandMed, $added, ($r.Sandbox.Enforced -join ',') | Write-Host
 
@@ -63,7 +68,7 @@ try {
         benchmark = 'exec'
         machine = @{ cores = [Environment]::ProcessorCount; os = [Runtime.InteropServices.RuntimeInformation]::OSDescription; isolator = $health.Isolator }
         overhead = [ordered]@{ iterations = $Iterations; native_median_ms = $nativeMed; sandboxed_median_ms = $sandMed; added_ms = $added; target_added_ms = 2
-            enforced = @($r.Sandbox.Enforced); native_mean_ms = ($native | Measure-Object -Average).Average; sandboxed_mean_ms = ($sand | Measure-Object -Average).Average }
+            enforced = @($r.Sandbox.Enforced); minimal_median_ms = $miniMed; minimal_added_ms = $miniMed - $nativeMed; native_mean_ms = ($native | Measure-Object -Average).Average; sandboxed_mean_ms = ($sand | Measure-Object -Average).Average }
         scheduler = [ordered]@{ requests = $Requests; repro_s = $reproS; turbo_s = $turboS; speedup = $ratio; target_speedup = 1.8; same_results_in_order = $same
             throttle = [Environment]::ProcessorCount * 2 }
     } | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath (Join-Path $OutDirectory 'exec.json')

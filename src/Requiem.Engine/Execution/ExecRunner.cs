@@ -112,7 +112,9 @@ public static class ExecRunner
                 References = refs.Distinct(StringComparer.Ordinal).ToArray(),
                 Body = body.RootElement.Clone(),
             });
-            store.SetRef("results/" + result.ResultDigest, manifest.Hash);
+            // An identical rerun already has its ref: skip the write (a read is much cheaper than create + rename).
+            var refName = "results/" + result.ResultDigest;
+            if (!string.Equals(store.GetRef(refName), manifest.Hash, StringComparison.Ordinal)) store.SetRef(refName, manifest.Hash);
             result.ManifestDigest = manifest.Hash;
             return result;
         }
@@ -322,20 +324,18 @@ public static class ExecRunner
     private static async Task SuperviseAsync(ExecPlan plan, RunOutcome outcome, CancellationToken cancel,
         Stream stdin, Stream stdout, Stream stderr, Func<CancellationToken, Task> waitForExit, Action kill, Func<int> exitCode)
     {
-        var stdinTask = Task.Run(async () =>
-        {
-            try
+        // stdin and the two pumps do blocking pipe I/O on their own short-lived threads: on the thread pool they would
+        // starve it (2 blocked reads per run on a 2-core machine) and delay every continuation.
+        var stdinTask = plan.Request.Stdin is { } text
+            ? StartThread(() =>
             {
-                if (plan.Request.Stdin is { } text) await stdin.WriteAsync(Encoding.UTF8.GetBytes(text)).ConfigureAwait(false);
-            }
-            catch (IOException) { /* the command closed its stdin early */ }
-            finally
-            {
-                try { stdin.Dispose(); } catch (IOException) { }
-            }
-        });
-        var outTask = outcome.Stdout.PumpAsync(stdout);
-        var errTask = outcome.Stderr.PumpAsync(stderr);
+                try { stdin.Write(Encoding.UTF8.GetBytes(text)); }
+                catch (IOException) { /* the command closed its stdin early */ }
+                finally { try { stdin.Dispose(); } catch (IOException) { } }
+            })
+            : CloseNow(stdin);
+        var outTask = StartThread(() => outcome.Stdout.Pump(stdout));
+        var errTask = StartThread(() => outcome.Stderr.Pump(stderr));
 
         using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(plan.Request.TimeoutMs));
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancel);
@@ -373,6 +373,24 @@ public static class ExecRunner
         }
     }
 
+    private static Task StartThread(Action body)
+    {
+        var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var t = new Thread(() =>
+        {
+            try { body(); tcs.SetResult(); }
+            catch (Exception ex) { tcs.SetException(ex); }
+        }, 256 * 1024) { IsBackground = true, Name = "requiem-exec-io" };
+        t.Start();
+        return tcs.Task;
+    }
+
+    private static Task CloseNow(Stream stdin)
+    {
+        try { stdin.Dispose(); } catch (IOException) { }
+        return Task.CompletedTask;
+    }
+
     private static void KillTree(Process process)
     {
         try { process.Kill(entireProcessTree: true); }
@@ -404,7 +422,8 @@ public sealed class BoundedCapture : IDisposable
     public long Discarded { get; private set; }
     public bool Truncated { get; private set; }
 
-    public async Task PumpAsync(Stream source)
+    /// <summary>Reads the stream to its end (blocking; run on a dedicated thread).</summary>
+    public void Pump(Stream source)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         try
@@ -414,7 +433,7 @@ public sealed class BoundedCapture : IDisposable
                 int n;
                 try
                 {
-                    n = await source.ReadAsync(buffer.AsMemory(0, 64 * 1024)).ConfigureAwait(false);
+                    n = source.Read(buffer, 0, 64 * 1024);
                 }
                 catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException)
                 {
