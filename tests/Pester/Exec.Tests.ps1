@@ -192,6 +192,17 @@ Describe 'Invoke-RequiemReplay' {
         $d.Expected | Should -Be $recorded.stdout_digest
     }
 
+    It 'accepts ConvertFrom-Json objects for requests and results, and results from the pipeline' {
+        $file = Join-Path $Dir 'cfj.json'
+        New-Req '/bin/echo' @('cfj') | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath $file
+        $obj = Get-Content -LiteralPath $file -Raw | ConvertFrom-Json
+        $out = Join-Path $Dir 'cfj-result.json'
+        $r = Invoke-RequiemExec -Request $obj -OutFile $out
+        ($r | Invoke-RequiemReplay).Match | Should -BeTrue
+        (Invoke-RequiemReplay -Request $obj -Result (Get-Content -LiteralPath $out -Raw | ConvertFrom-Json)).Match | Should -BeTrue
+        (Test-RequiemDigest -Result (Get-Content -LiteralPath $out -Raw | ConvertFrom-Json) -Request $obj).Valid | Should -BeTrue
+    }
+
     It 'replays from a result digest alone, reading the request back from the CAS' {
         $rec = Invoke-RequiemExec -Request (New-Req '/bin/echo' @('by digest'))
         $rep = Invoke-RequiemReplay -Result $rec.ResultDigest
@@ -405,7 +416,7 @@ Describe 'Confinement and malformed requests: typed errors, nothing runs' {
     }
 
     It 'refuses a hashtable value with no JSON form and an unknown command' {
-        { Invoke-RequiemExec -Request (New-Req '/bin/true' -Extra @{ stdin = [datetime]::Now }) -ErrorAction Stop } |
+        { Invoke-RequiemExec -Request (New-Req '/bin/true' -Extra @{ stdin = [version]'1.2' }) -ErrorAction Stop } |
             Should -Throw -ErrorId 'InvalidRequestFieldType,Requiem.PowerShell.InvokeRequiemExecCommand'
         { Invoke-RequiemExec -Request (New-Req 'no-such-command-requiem') -ErrorAction Stop } |
             Should -Throw -ErrorId 'CommandNotFound,Requiem.PowerShell.InvokeRequiemExecCommand'

@@ -170,6 +170,8 @@ public sealed class ExecResult
 
     public static ExecResult FromJsonNode(JsonObject o, object? target = null)
     {
+        // Re-parse so every value is JSON-backed (a node built in code may hold a long where we read an int).
+        o = JsonNode.Parse(o.ToJsonString())!.AsObject();
         try
         {
             string S(string n) => o[n]?.GetValue<string>() ?? "";

@@ -79,6 +79,9 @@ internal static class ExecInput
             case float f: return JsonValue.Create((double)f);
             case decimal m: return JsonValue.Create(m);
             case SwitchParameter sw: return JsonValue.Create(sw.IsPresent);
+            // ConvertFrom-Json turns ISO 8601 strings into dates; turn them back (shortest round-trip form).
+            case DateTime dt: return JsonValue.Create(dt.ToString("yyyy-MM-ddTHH:mm:ss.FFFFFFFK", System.Globalization.CultureInfo.InvariantCulture));
+            case DateTimeOffset dto: return JsonValue.Create(dto.ToString("yyyy-MM-ddTHH:mm:ss.FFFFFFFzzz", System.Globalization.CultureInfo.InvariantCulture));
             case ExecRequest r: return r.ToJsonNode();
             case ExecPolicy p: return p.ToJsonNode();
             case IDictionary dict:
