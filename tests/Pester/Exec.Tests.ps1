@@ -279,6 +279,21 @@ Describe 'Sandbox: environment, timeouts, output, limits, network' {
         ((Get-Process -Id $PID).WorkingSet64 - $ws0) | Should -BeLessThan 64MB
     }
 
+    It 'keeps exactly max_output_bytes of a large output (spilled to disk, not memory) and stores it in the CAS' {
+        $req = New-Req '/bin/sh' @('-c', 'yes abcdefghi | head -c 3000000')
+        $req.max_output_bytes = 2MB
+        $r = Invoke-RequiemExec -Request $req
+        $r.StdoutBytes | Should -Be 2MB
+        $r.StdoutTruncated | Should -BeTrue
+        $r.ExitCode | Should -Be 0
+        $blob = Join-Path $Cas "objects/$($r.StdoutDigest.Substring(0,2))/$($r.StdoutDigest)"
+        (Get-Item -LiteralPath $blob).Length | Should -Be 2MB
+        $text = [IO.File]::ReadAllText($blob)
+        $text.Substring(0, 20) | Should -Be "abcdefghi`nabcdefghi`n"
+        (Get-RequiemDigest -LiteralPath $blob -Domain Cas).Hash | Should -Be $r.StdoutDigest
+        Test-Path (Join-Path $Cas 'tmp/*.tmp') | Should -BeFalse
+    }
+
     It 'fails a command allocating far more than max_memory_bytes (and the same command runs without the limit)' -Skip:(-not (Get-Command perl -ErrorAction Ignore)) {
         $hog = @('-e', '$x = "a" x 400_000_000; print length($x)')
         $limited = Invoke-RequiemExec -Request (New-Req '/usr/bin/perl' $hog -Policy @{ max_memory_bytes = 64MB }) -IncludeOutput

@@ -127,7 +127,8 @@ public sealed class ExecEngineTests : IDisposable
         var result = ExecRunner.Run(permissive, new ExecOptions { Store = _store, Probe = probe, Output = new Collect(warnings) });
         Assert.True(File.Exists(marker));
         Assert.Equal("medium", result.DeterminismConfidence.Level);
-        Assert.Equal(0.75, result.DeterminismConfidence.Score);
+        var treeKill = probe.StatusOf(Controls.ProcessTreeKill) == "enforced";
+        Assert.Equal(treeKill ? 0.75 : 0.65, result.DeterminismConfidence.Score);
         Assert.Contains(result.DeterminismConfidence.Reasons, r => r.StartsWith("network_isolation requested but not enforced", StringComparison.Ordinal));
         Assert.Contains("network_isolation", result.Sandbox.NotEnforced);
         Assert.DoesNotContain("network_isolation", result.Sandbox.Enforced);
