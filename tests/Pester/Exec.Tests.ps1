@@ -275,6 +275,8 @@ Describe 'Sandbox: environment, timeouts, output, limits, network' {
         $r.StdoutBytes | Should -Be 4096
         $r.StdoutTruncated | Should -BeTrue
         (Get-CasText $r.StdoutDigest) | Should -Be ("y`n" * 2048)
+        # the pipe is closed after the drain budget: yes dies of SIGPIPE (128 + 13) as under a shell
+        if (-not ($Health.ProbeNotes -match 'default-signal')) { $r.ExitCode | Should -Be 141 }
         ([GC]::GetTotalMemory($true) - $before) | Should -BeLessThan 8MB
         ((Get-Process -Id $PID).WorkingSet64 - $ws0) | Should -BeLessThan 64MB
     }
@@ -314,6 +316,13 @@ Describe 'Sandbox: environment, timeouts, output, limits, network' {
         $bounded.Sandbox.Enforced | Should -Contain 'process_limit'
         $free = Invoke-RequiemExec -Request (New-Req '/bin/sh' $loop) -IncludeOutput
         $free.StdoutText | Should -Match 'all-started'
+    }
+
+    It 'keeps normal signal semantics: the command is not the namespace init and can be killed by its own signals' {
+        $r = Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', 'kill -TERM $$; sleep 5; echo survived')) -IncludeOutput
+        $r.ExitCode | Should -Be 143
+        $r.StdoutText | Should -Be ''
+        $r.DurationMs | Should -BeLessThan 4000
     }
 
     It 'applies cpu and open-file limits before the first instruction' {

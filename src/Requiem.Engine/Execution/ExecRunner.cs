@@ -213,9 +213,9 @@ public static class ExecRunner
         {
             cgroup = Path.Combine(probe.PidsCgroupBase!, "run-" + Guid.NewGuid().ToString("n"));
             Directory.CreateDirectory(cgroup);
-            // The launcher's own processes (bwrap: outer + PID-namespace init; unshare: the waiting parent) are in the
+            // The launcher's own processes (bwrap: outer + PID-namespace init; unshare: the waiting parent + the init shell) are in the
             // cgroup too, so they are added: the command's tree gets exactly max_processes.
-            var overhead = probe.Isolator switch { "bwrap" => 2, "unshare" => 1, _ => 0 };
+            var overhead = probe.Isolator switch { "bwrap" => 2, "unshare" => 2, _ => 0 };
             File.WriteAllText(Path.Combine(cgroup, "pids.max"), (policy.MaxProcesses!.Value + overhead).ToString(CultureInfo.InvariantCulture));
             chain.AddRange(new[] { probe.Sh!, "-c", "echo 0 > \"$0\" && exec \"$@\"", Path.Combine(cgroup, "cgroup.procs") });
         }
@@ -233,6 +233,9 @@ public static class ExecRunner
                 chain.AddRange(new[] { "--fork", "--pid", "--kill-child" });
                 if (deny) chain.Add("--net");
                 chain.Add("--");
+                // A shell is the namespace's init (PID 1) and runs the command as PID 2, so the command keeps normal
+                // signal semantics (PID 1 ignores signals it has no handler for, SIGPIPE and SIGTERM included).
+                if (probe.Sh is not null) chain.AddRange(new[] { probe.Sh, "-c", "\"$@\"; exit $?", "requiem-init" });
                 break;
         }
         var limits = new List<string>();
@@ -249,6 +252,7 @@ public static class ExecRunner
             chain.AddRange(limits);
             chain.Add("--");
         }
+        if (probe.EnvDefaultSignal is not null) chain.AddRange(new[] { probe.EnvDefaultSignal, "--default-signal=PIPE", "--" });
         chain.Add(plan.CommandPath);
         chain.AddRange(plan.Request.Argv);
         return (chain[0], chain.Skip(1).ToList(), cgroup);

@@ -69,6 +69,8 @@ public sealed class SandboxProbe
     /// <summary>A directory under which a per-run pids cgroup can be made (root only), or null.</summary>
     public string? PidsCgroupBase { get; private init; }
     public bool JobObjectsWork { get; private init; }
+    /// <summary>coreutils <c>env --default-signal=PIPE</c>, used to undo the SIGPIPE-ignored disposition the .NET host would pass on.</summary>
+    public string? EnvDefaultSignal { get; private init; }
     public IReadOnlyList<string> Notes { get; private init; } = Array.Empty<string>();
     public IReadOnlyList<SandboxCapability> Capabilities { get; private init; } = Array.Empty<SandboxCapability>();
     public TimeSpan ProbeDuration { get; private init; }
@@ -94,6 +96,7 @@ public sealed class SandboxProbe
         BwrapPidNamespace = BwrapPidNamespace, BwrapNetNamespace = false, UnsharePidNamespace = UnsharePidNamespace,
         UnshareNetNamespace = false, UnshareNeedsUserNs = UnshareNeedsUserNs, PrlimitWorks = PrlimitWorks,
         NprocRlimitBinds = NprocRlimitBinds, PidsCgroupBase = PidsCgroupBase, JobObjectsWork = JobObjectsWork, Notes = Notes,
+        EnvDefaultSignal = EnvDefaultSignal,
         Capabilities = Capabilities.Select(c => c.Name == Controls.NetworkIsolation ? Unsupported(c.Name, "simulated: no network namespace") : c).ToArray(),
         ProbeDuration = ProbeDuration,
     };
@@ -188,12 +191,20 @@ public sealed class SandboxProbe
 
         string? cgroup = null;
         if (isRoot && sh is not null) cgroup = ProbePidsCgroup(sh, notes);
+        string? envDefault = null;
+        if (Which("env", "/usr/bin/env", "/bin/env") is { } envTool && sh is not null)
+        {
+            // The probe itself runs from .NET, so SIGPIPE is ignored on entry: only a reset makes `yes | head` kill yes.
+            var r = Exec(envTool, new[] { "--default-signal=PIPE", "--", sh, "-c", "grep -q '^SigIgn:.*' /proc/self/status && awk '/^SigIgn/ {print $2}' /proc/self/status" });
+            if (r.Ok && ulong.TryParse(r.Out.Trim(), System.Globalization.NumberStyles.HexNumber, null, out var ign) && (ign & (1UL << 12)) == 0) envDefault = envTool;
+            else notes.Add("env --default-signal=PIPE is not available: commands inherit SIGPIPE ignored from the .NET host (" + r.Describe() + ")");
+        }
 
         var caps = Common().ToList();
         var isolator = unsharePid ? "unshare" : bwrapPid ? "bwrap" : null;
         caps.Add(isolator is not null
             ? new SandboxCapability(Controls.ProcessTreeKill, "enforced",
-                isolator == "bwrap" ? "bwrap --unshare-pid --die-with-parent (PID namespace)" : "unshare --pid --fork --kill-child (PID namespace)",
+                isolator == "bwrap" ? "bwrap --unshare-pid --die-with-parent (PID namespace)" : "unshare --pid --fork --kill-child (PID namespace, sh as init)",
                 "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included")
             : new SandboxCapability(Controls.ProcessTreeKill, "partial", "descendant walk (/proc)",
                 "no PID namespace available: descendants are found by parent pid and killed; a double-forked daemon that reparented to init escapes"));
@@ -241,6 +252,7 @@ public sealed class SandboxProbe
             PrlimitWorks = prOk,
             NprocRlimitBinds = nprocBinds,
             PidsCgroupBase = cgroup,
+            EnvDefaultSignal = envDefault,
             Notes = notes,
             Capabilities = caps,
             ProbeDuration = sw.Elapsed,
