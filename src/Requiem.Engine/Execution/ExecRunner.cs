@@ -209,15 +209,18 @@ public static class ExecRunner
         var chain = new List<string>();
         string? cgroup = null;
         var useCgroup = policy.MaxProcesses is not null && probe.PidsCgroupBase is not null && probe.Sh is not null;
+        string? procs = null;
         if (useCgroup)
         {
             cgroup = Path.Combine(probe.PidsCgroupBase!, "run-" + Guid.NewGuid().ToString("n"));
             Directory.CreateDirectory(cgroup);
-            // The launcher's own processes (bwrap: outer + PID-namespace init; unshare: the waiting parent + the init shell) are in the
-            // cgroup too, so they are added: the command's tree gets exactly max_processes.
-            var overhead = probe.Isolator switch { "bwrap" => 2, "unshare" => 2, _ => 0 };
+            procs = Path.Combine(cgroup, "cgroup.procs");
+            // Processes of the launcher that are in the cgroup too are added, so the command's tree gets exactly
+            // max_processes: bwrap's outer process and PID-namespace init; with unshare the init shell (which joins).
+            var overhead = probe.Isolator switch { "bwrap" => 2, "unshare" => 1, _ => 0 };
             File.WriteAllText(Path.Combine(cgroup, "pids.max"), (policy.MaxProcesses!.Value + overhead).ToString(CultureInfo.InvariantCulture));
-            chain.AddRange(new[] { probe.Sh!, "-c", "echo 0 > \"$0\" && exec \"$@\"", Path.Combine(cgroup, "cgroup.procs") });
+            if (probe.Isolator != "unshare")
+                chain.AddRange(new[] { probe.Sh!, "-c", "echo 0 > \"$0\" && exec \"$@\"", procs });
         }
         var deny = policy.DenyNetwork && probe.NetworkIsolationAvailable;
         switch (probe.Isolator)
@@ -234,8 +237,14 @@ public static class ExecRunner
                 if (deny) chain.Add("--net");
                 chain.Add("--");
                 // A shell is the namespace's init (PID 1) and runs the command as PID 2, so the command keeps normal
-                // signal semantics (PID 1 ignores signals it has no handler for, SIGPIPE and SIGTERM included).
-                if (probe.Sh is not null) chain.AddRange(new[] { probe.Sh, "-c", "\"$@\"; exit $?", "requiem-init" });
+                // signal semantics (PID 1 ignores signals it has no handler for, SIGPIPE and SIGTERM included). With a
+                // process limit the init joins the run's pids cgroup first (exit 125 if it cannot).
+                if (probe.Sh is not null)
+                {
+                    chain.AddRange(procs is null
+                        ? new[] { probe.Sh, "-c", "\"$@\"; exit $?", "requiem-init" }
+                        : new[] { probe.Sh, "-c", "echo 0 > \"$1\" || exit 125; shift; \"$@\"; exit $?", "requiem-init", procs });
+                }
                 break;
         }
         var limits = new List<string>();
@@ -244,7 +253,7 @@ public static class ExecRunner
             if (policy.MaxMemoryBytes is { } mem) limits.Add("--as=" + mem.ToString(CultureInfo.InvariantCulture));
             if (policy.MaxCpuSeconds is { } cpu) limits.Add("--cpu=" + cpu.ToString(CultureInfo.InvariantCulture));
             if (policy.MaxOpenFiles is { } fds) limits.Add("--nofile=" + fds.ToString(CultureInfo.InvariantCulture));
-            if (policy.MaxProcesses is { } procs && !useCgroup && probe.NprocRlimitBinds) limits.Add("--nproc=" + procs.ToString(CultureInfo.InvariantCulture));
+            if (policy.MaxProcesses is { } nproc && !useCgroup && probe.NprocRlimitBinds) limits.Add("--nproc=" + nproc.ToString(CultureInfo.InvariantCulture));
         }
         if (limits.Count > 0)
         {
