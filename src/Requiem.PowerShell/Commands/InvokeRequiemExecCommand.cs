@@ -215,7 +215,7 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
         var result = await ExecRunner.RunAsync(request, options, cancel).ConfigureAwait(false);
         if (Engine == "dual")
         {
-            var second = await ExecRunner.RunAsync(request, new ExecOptions { Store = _store!, Output = NullEngineOutputShim.Instance }, cancel).ConfigureAwait(false);
+            var second = await ExecRunner.RunAsync(request, new ExecOptions { Store = _store!, Output = Requiem.Engine.Diagnostics.NullEngineOutput.Instance }, cancel).ConfigureAwait(false);
             result.DualRun = Replay.Compare(result, second, _store!);
         }
         _queued[result] = output;
@@ -237,7 +237,7 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
         }
         if (result.DualRun is { Match: false } dual)
             WriteWarning("dual run: the second run differs: " + string.Join("; ", dual.Differences.Select(d => d.ToString())));
-        _written.Add(result);
+        if (OutFile is not null) _written.Add(result);
         WriteObject(result);
     }
 
@@ -279,10 +279,5 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
         public void Progress(Requiem.Engine.Diagnostics.ProgressInfo progress) { }
         public void Verbose(string message) => Messages.Enqueue(('V', message));
         public void Warning(string message) => Messages.Enqueue(('W', message));
-    }
-
-    private static class NullEngineOutputShim
-    {
-        public static readonly Requiem.Engine.Diagnostics.IEngineOutput Instance = Requiem.Engine.Diagnostics.NullEngineOutput.Instance;
     }
 }
