@@ -97,6 +97,8 @@ public sealed class ExecRequest
         };
     }
 
+    public override string ToString() => ToJson();
+
     public string ToJson(bool indented = false) =>
         ToJsonNode().ToJsonString(indented ? JsonContract.Indented : JsonContract.Options);
 

@@ -11,6 +11,8 @@ public sealed class OutputFileDigest
     public string Path { get; set; } = "";
     public string Digest { get; set; } = "";
     public long Bytes { get; set; }
+
+    public override string ToString() => $"{Path} ({Bytes} bytes, {Digest})";
 }
 
 /// <summary>An input file's digest (<c>cas:</c> domain, i.e. the name it would have in the CAS).</summary>
@@ -25,6 +27,9 @@ public sealed class SandboxReport
 {
     public string[] Enforced { get; set; } = Array.Empty<string>();
     public string[] NotEnforced { get; set; } = Array.Empty<string>();
+
+    public override string ToString() =>
+        "enforced: " + string.Join(", ", Enforced) + (NotEnforced.Length > 0 ? "; not enforced: " + string.Join(", ", NotEnforced) : "");
 }
 
 /// <summary>The seed's <c>determinism_confidence</c>.</summary>
