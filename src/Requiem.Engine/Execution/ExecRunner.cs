@@ -306,6 +306,12 @@ public static class ExecRunner
                     () => KillTree(process),
                     () => process.ExitCode).ConfigureAwait(false);
             }
+            catch
+            {
+                outcome.Stdout.Dispose();
+                outcome.Stderr.Dispose();
+                throw;
+            }
             finally
             {
                 if (cgroup is not null) SandboxProbe.RemoveCgroup(cgroup);
@@ -322,15 +328,24 @@ public static class ExecRunner
         var policy = plan.Request.Policy;
         var useJob = plan.Probe.JobObjectsWork;
         if (!useJob) throw new RequiemException("SandboxUnavailable", ErrorKind.ResourceUnavailable, "Job Objects are not available; refusing to run unconfined.", plan.CommandPath);
-        using var job = WindowsJob.Start(plan.CommandPath, plan.Request.Argv, plan.WorkingDirectory, plan.Environment,
-            policy.MaxMemoryBytes, policy.MaxCpuSeconds, policy.MaxProcesses);
-        await SuperviseAsync(plan, outcome, cancel, job.StandardInput, job.StandardOutput, job.StandardError,
-            ct => Task.Run(() =>
-            {
-                while (!job.WaitForExit(50)) ct.ThrowIfCancellationRequested();
-            }, CancellationToken.None),
-            job.Kill,
-            () => job.ExitCode).ConfigureAwait(false);
+        try
+        {
+            using var job = WindowsJob.Start(plan.CommandPath, plan.Request.Argv, plan.WorkingDirectory, plan.Environment,
+                policy.MaxMemoryBytes, policy.MaxCpuSeconds, policy.MaxProcesses);
+            await SuperviseAsync(plan, outcome, cancel, job.StandardInput, job.StandardOutput, job.StandardError,
+                ct => Task.Run(() =>
+                {
+                    while (!job.WaitForExit(50)) ct.ThrowIfCancellationRequested();
+                }, CancellationToken.None),
+                job.Kill,
+                () => job.ExitCode).ConfigureAwait(false);
+        }
+        catch
+        {
+            outcome.Stdout.Dispose();
+            outcome.Stderr.Dispose();
+            throw;
+        }
         return outcome;
     }
 
@@ -364,7 +379,11 @@ public static class ExecRunner
         }
         // After the command exits its namespace is gone, so the pipes close; give stragglers a bounded grace period.
         var pumps = Task.WhenAll(outTask, errTask);
-        if (await Task.WhenAny(pumps, Task.Delay(killed ? 5000 : 2000, CancellationToken.None)).ConfigureAwait(false) != pumps)
+        using var grace = new CancellationTokenSource();
+        var graceDelay = Task.Delay(killed ? 5000 : 2000, grace.Token);
+        var first = await Task.WhenAny(pumps, graceDelay).ConfigureAwait(false);
+        grace.Cancel();
+        if (first != pumps)
         {
             kill();
             outcome.ExtraReasons.Add("a descendant kept stdout/stderr open after the command exited; it was killed");
