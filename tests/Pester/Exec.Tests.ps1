@@ -383,7 +383,9 @@ Describe 'Sandbox: environment, timeouts, output, limits, network' {
         $sw = [Diagnostics.Stopwatch]::StartNew()
         $ps.Stop()
         $sw.Elapsed.TotalSeconds | Should -BeLessThan 5
-        $handle.IsCompleted | Should -BeTrue
+        try { $null = $ps.EndInvoke($handle) } catch { $null = $_ }   # a stopped pipeline ends with PipelineStoppedException
+        $sw.Elapsed.TotalSeconds | Should -BeLessThan 5
+        $ps.InvocationStateInfo.State | Should -Be 'Stopped'
         Start-Sleep -Milliseconds 200
         @(Get-LiveProcess "sleep $marker").Count | Should -Be 0
         $ps.Dispose()
