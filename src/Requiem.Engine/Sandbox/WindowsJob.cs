@@ -32,6 +32,11 @@ public sealed class WindowsJob : IDisposable
     private const uint WAIT_OBJECT_0 = 0;
     private const uint INFINITE = 0xFFFFFFFF;
 
+    // Inheritable pipe ends exist from CreatePipe until the child's copies are closed; two runs starting at once would
+    // otherwise leak each other's pipe ends into their children (and never see EOF). Serialize that window, as
+    // System.Diagnostics.Process does.
+    private static readonly object s_createLock = new();
+
     private readonly SafeFileHandle _job;
     private readonly SafeFileHandle _process;
 
@@ -99,38 +104,42 @@ public sealed class WindowsJob : IDisposable
             throw Fail("SetInformationJobObject");
         }
 
-        var sa = new SECURITY_ATTRIBUTES { nLength = Marshal.SizeOf<SECURITY_ATTRIBUTES>(), bInheritHandle = 1 };
-        if (!CreatePipe(out var inRead, out var inWrite, ref sa, 0)) throw Fail("CreatePipe");
-        if (!CreatePipe(out var outRead, out var outWrite, ref sa, 0)) throw Fail("CreatePipe");
-        if (!CreatePipe(out var errRead, out var errWrite, ref sa, 0)) throw Fail("CreatePipe");
-        // The parent's ends must not be inherited, or the child would keep its own pipes open.
-        SetHandleInformation(inWrite, HANDLE_FLAG_INHERIT, 0);
-        SetHandleInformation(outRead, HANDLE_FLAG_INHERIT, 0);
-        SetHandleInformation(errRead, HANDLE_FLAG_INHERIT, 0);
-
-        var si = new STARTUPINFOW
-        {
-            cb = Marshal.SizeOf<STARTUPINFOW>(),
-            dwFlags = STARTF_USESTDHANDLES,
-            hStdInput = inRead.DangerousGetHandle(),
-            hStdOutput = outWrite.DangerousGetHandle(),
-            hStdError = errWrite.DangerousGetHandle(),
-        };
-        var commandLine = new StringBuilder(WindowsCommandLine.Build(application, argv));
-        var envBlock = BuildEnvironmentBlock(env);
+        SafeFileHandle inWrite, outRead, errRead;
         PROCESS_INFORMATION pi;
-        var created = CreateProcessW(application, commandLine, IntPtr.Zero, IntPtr.Zero, true,
-            CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | CREATE_NO_WINDOW, envBlock, cwd, ref si, out pi);
-        var error = Marshal.GetLastWin32Error();
-        inRead.Dispose();
-        outWrite.Dispose();
-        errWrite.Dispose();
-        if (!created)
+        lock (s_createLock)
         {
-            job.Dispose();
-            inWrite.Dispose(); outRead.Dispose(); errRead.Dispose();
-            throw new RequiemException("CommandStartFailed", ErrorKind.InvalidOperation,
-                $"CreateProcessW('{application}') failed: {new Win32Exception(error).Message}", application);
+            var sa = new SECURITY_ATTRIBUTES { nLength = Marshal.SizeOf<SECURITY_ATTRIBUTES>(), bInheritHandle = 1 };
+            if (!CreatePipe(out var inRead, out inWrite, ref sa, 0)) throw Fail("CreatePipe");
+            if (!CreatePipe(out outRead, out var outWrite, ref sa, 0)) throw Fail("CreatePipe");
+            if (!CreatePipe(out errRead, out var errWrite, ref sa, 0)) throw Fail("CreatePipe");
+            // The parent's ends must not be inherited, or the child would keep its own pipes open.
+            SetHandleInformation(inWrite, HANDLE_FLAG_INHERIT, 0);
+            SetHandleInformation(outRead, HANDLE_FLAG_INHERIT, 0);
+            SetHandleInformation(errRead, HANDLE_FLAG_INHERIT, 0);
+
+            var si = new STARTUPINFOW
+            {
+                cb = Marshal.SizeOf<STARTUPINFOW>(),
+                dwFlags = STARTF_USESTDHANDLES,
+                hStdInput = inRead.DangerousGetHandle(),
+                hStdOutput = outWrite.DangerousGetHandle(),
+                hStdError = errWrite.DangerousGetHandle(),
+            };
+            var commandLine = new StringBuilder(WindowsCommandLine.Build(application, argv));
+            var envBlock = BuildEnvironmentBlock(env);
+            var created = CreateProcessW(application, commandLine, IntPtr.Zero, IntPtr.Zero, true,
+                CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | CREATE_NO_WINDOW, envBlock, cwd, ref si, out pi);
+            var error = Marshal.GetLastWin32Error();
+            inRead.Dispose();
+            outWrite.Dispose();
+            errWrite.Dispose();
+            if (!created)
+            {
+                job.Dispose();
+                inWrite.Dispose(); outRead.Dispose(); errRead.Dispose();
+                throw new RequiemException("CommandStartFailed", ErrorKind.InvalidOperation,
+                    $"CreateProcessW('{application}') failed: {new Win32Exception(error).Message}", application);
+            }
         }
         var process = new SafeFileHandle(pi.hProcess, ownsHandle: true);
         using var thread = new SafeFileHandle(pi.hThread, ownsHandle: true);
