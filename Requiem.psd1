@@ -26,6 +26,12 @@
         # cas
 
         # exec, sandbox, health, policy
+        'Invoke-RequiemExec'
+        'Invoke-RequiemReplay'
+        'Get-RequiemHealth'
+        'Test-RequiemHealth'
+        'Get-RequiemPolicy'
+        'Test-RequiemPolicy'
 
         # bench, drift
         'Invoke-RequiemBench'

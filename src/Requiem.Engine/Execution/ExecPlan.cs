@@ -1,0 +1,194 @@
+using System.Collections;
+using Requiem.Engine.Sandbox;
+
+namespace Requiem.Engine.Execution;
+
+/// <summary>A request resolved against this machine: paths confined, command found, environment built, sandbox chosen.</summary>
+public sealed class ExecPlan
+{
+    public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+    public required ExecRequest Request { get; init; }
+    public required string WorkspaceRoot { get; init; }
+    public required string WorkingDirectory { get; init; }
+    public required string CommandPath { get; init; }
+    public required SortedDictionary<string, string> Environment { get; init; }
+    public required IReadOnlyList<(string Relative, string Full)> Inputs { get; init; }
+    /// <summary>Controls that will be applied to this run.</summary>
+    public required List<string> Enforced { get; init; }
+    /// <summary>Controls the request asked for (or that are always wanted) that this machine cannot apply.</summary>
+    public required List<string> NotEnforced { get; init; }
+    /// <summary>Why each not-enforced control is missing (goes into determinism_confidence.reasons).</summary>
+    public required List<string> Reasons { get; init; }
+    /// <summary>Problems with the request under its policy (denylisted explicit variables, strict-mode gaps).</summary>
+    public required List<string> Violations { get; init; }
+    /// <summary>Requested controls that are missing (subset of NotEnforced that the request itself asked for).</summary>
+    public required List<string> RequestedButMissing { get; init; }
+    public required SandboxProbe Probe { get; init; }
+
+    public static ExecPlan Create(ExecRequest req, SandboxProbe probe, IDictionary? hostEnvironment = null)
+    {
+        var policy = req.Policy;
+        var root = WorkspacePaths.ResolveRoot(req.WorkspaceRoot);
+        var cwd = WorkspacePaths.Confine(root, req.Cwd, "cwd");
+        if (!Directory.Exists(cwd))
+            throw new RequiemException("WorkingDirectoryNotFound", ErrorKind.ObjectNotFound, $"cwd '{req.Cwd}' is not a directory inside the workspace.", req.Cwd);
+
+        var violations = new List<string>();
+        var env = BuildEnvironment(req, hostEnvironment ?? System.Environment.GetEnvironmentVariables(), violations);
+        var command = ResolveCommand(req, root, env);
+
+        var inputs = new List<(string, string)>();
+        foreach (var input in req.Inputs)
+        {
+            var full = WorkspacePaths.Confine(root, input, "input");
+            if (Directory.Exists(full))
+            {
+                foreach (var f in Directory.EnumerateFiles(full, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+                {
+                    var real = WorkspacePaths.RealPath(f);
+                    if (!WorkspacePaths.IsWithin(root, real))
+                        throw new RequiemException("SymlinkEscapesWorkspace", ErrorKind.SecurityError, $"input '{f}' resolves outside the workspace.", f);
+                    inputs.Add((Relative(root, f), real));
+                }
+            }
+            else if (File.Exists(full)) inputs.Add((Relative(root, Path.Combine(root, input)), full));
+            else throw new RequiemException("InputNotFound", ErrorKind.ObjectNotFound, $"input '{input}' does not exist in the workspace.", input);
+        }
+        foreach (var output in req.Outputs) WorkspacePaths.Confine(root, output, "output");
+
+        var enforced = new List<string> { Controls.WorkspaceConfinement, Controls.CleanEnvironment, Controls.OutputLimit, Controls.Timeout };
+        if (req.Stdin is null) enforced.Add(Controls.StdinClosed);
+        var notEnforced = new List<string>();
+        var reasons = new List<string>();
+        var missing = new List<string>();
+
+        void Want(string control, bool requested)
+        {
+            var cap = probe.Capabilities.FirstOrDefault(c => c.Name == control);
+            if (cap is { Status: "enforced" } || (cap is { Status: "partial" } && control == Controls.ProcessLimit))
+            {
+                enforced.Add(control);
+                return;
+            }
+            notEnforced.Add(control);
+            reasons.Add($"{control} {(requested ? "requested but " : "")}not enforced on this machine: {cap?.Detail ?? "unsupported"}");
+            if (requested) missing.Add(control);
+        }
+
+        Want(Controls.ProcessTreeKill, false);
+        if (policy.DenyNetwork) Want(Controls.NetworkIsolation, true);
+        if (policy.MaxMemoryBytes is not null) Want(Controls.MemoryLimit, true);
+        if (policy.MaxCpuSeconds is not null) Want(Controls.CpuLimit, true);
+        if (policy.MaxOpenFiles is not null) Want(Controls.OpenFilesLimit, true);
+        if (policy.MaxProcesses is not null) Want(Controls.ProcessLimit, true);
+        if (probe.Platform == "windows") Want(Controls.JobObjects, false);
+
+        if (policy.IsStrict)
+        {
+            foreach (var m in missing) violations.Add($"strict policy: {m} is requested but cannot be enforced here");
+        }
+        return new ExecPlan
+        {
+            Request = req,
+            WorkspaceRoot = root,
+            WorkingDirectory = cwd,
+            CommandPath = command,
+            Environment = env,
+            Inputs = inputs,
+            Enforced = enforced,
+            NotEnforced = notEnforced,
+            Reasons = reasons,
+            Violations = violations,
+            RequestedButMissing = missing,
+            Probe = probe,
+        };
+    }
+
+    public static string Relative(string root, string full) => Path.GetRelativePath(root, full).Replace('\\', '/');
+
+    /// <summary>
+    /// Nothing is inherited unless a name matches env_allowlist (exact, or a prefix pattern ending in '*') and no
+    /// env_denylist entry; PATH defaults to a fixed system path; TZ=UTC, LC_ALL=C and LANG=C are fixed; the request's
+    /// own env entries come last (a denylisted explicit entry is dropped and reported as a violation).
+    /// </summary>
+    public static SortedDictionary<string, string> BuildEnvironment(ExecRequest req, IDictionary host, List<string> violations)
+    {
+        var cmp = OperatingSystem.IsWindows() ? StringComparer.OrdinalIgnoreCase : StringComparer.Ordinal;
+        var env = new SortedDictionary<string, string>(cmp);
+        var policy = req.Policy;
+        foreach (DictionaryEntry e in host)
+        {
+            var name = (string)e.Key;
+            if (Matches(policy.EnvAllowlist, name) && !Matches(policy.EnvDenylist, name)) env[name] = (string?)e.Value ?? "";
+        }
+        if (!env.ContainsKey("PATH"))
+            env["PATH"] = OperatingSystem.IsWindows() ? (System.Environment.GetEnvironmentVariable("PATH") ?? "") : DefaultPath;
+        if (OperatingSystem.IsWindows())
+        {
+            foreach (var n in new[] { "SystemRoot", "windir", "SystemDrive" })
+            {
+                if (!env.ContainsKey(n) && System.Environment.GetEnvironmentVariable(n) is { } v) env[n] = v;
+            }
+        }
+        env["TZ"] = "UTC";
+        env["LC_ALL"] = "C";
+        env["LANG"] = "C";
+        foreach (var (k, v) in req.Env)
+        {
+            if (Matches(policy.EnvDenylist, k))
+            {
+                violations.Add($"env variable '{k}' is set explicitly but is on env_denylist; it is not passed to the command");
+                continue;
+            }
+            env[k] = v;
+        }
+        return env;
+    }
+
+    public static bool Matches(IEnumerable<string> patterns, string name)
+    {
+        var cmp = OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        foreach (var p in patterns)
+        {
+            if (p == "*") return true;
+            if (p.EndsWith('*') ? name.StartsWith(p[..^1], cmp) : string.Equals(p, name, cmp)) return true;
+        }
+        return false;
+    }
+
+    private static string ResolveCommand(ExecRequest req, string root, SortedDictionary<string, string> env)
+    {
+        var command = req.Command;
+        var hasSeparator = command.Contains('/') || (OperatingSystem.IsWindows() && command.Contains('\\'));
+        if (Path.IsPathFullyQualified(command))
+        {
+            if (File.Exists(command)) return command;
+            throw NotFound(command);
+        }
+        if (hasSeparator)
+        {
+            var rel = req.Cwd is "." or "" ? command : req.Cwd.TrimEnd('/', '\\') + "/" + command;
+            var full = WorkspacePaths.Confine(root, rel, "command");
+            if (File.Exists(full)) return full;
+            throw NotFound(command);
+        }
+        var exts = OperatingSystem.IsWindows()
+            ? (System.Environment.GetEnvironmentVariable("PATHEXT") ?? ".COM;.EXE;.BAT;.CMD").Split(';').Prepend("").ToArray()
+            : new[] { "" };
+        env.TryGetValue("PATH", out var path);
+        foreach (var dir in (path ?? "").Split(Path.PathSeparator))
+        {
+            if (dir.Length == 0 || !Path.IsPathFullyQualified(dir)) continue;
+            foreach (var ext in exts)
+            {
+                var candidate = Path.Combine(dir, command + ext);
+                if (File.Exists(candidate)) return candidate;
+            }
+        }
+        throw NotFound(command);
+    }
+
+    private static RequiemException NotFound(string command) =>
+        new("CommandNotFound", ErrorKind.ObjectNotFound, $"The command '{command}' was not found (searched the run's PATH, or the given path).", command);
+}

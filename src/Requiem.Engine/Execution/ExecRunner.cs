@@ -1,0 +1,527 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Requiem.Engine.Cas;
+using Requiem.Engine.Diagnostics;
+using Requiem.Engine.Hashing;
+using Requiem.Engine.Sandbox;
+
+namespace Requiem.Engine.Execution;
+
+/// <summary>Options for one execution.</summary>
+public sealed class ExecOptions
+{
+    public required CasStore Store { get; init; }
+    public SandboxProbe? Probe { get; init; }
+    /// <summary>Decode captured stdout/stderr into the result's StdoutText/StderrText.</summary>
+    public bool IncludeOutput { get; init; }
+    public IEngineOutput Output { get; init; } = NullEngineOutput.Instance;
+}
+
+/// <summary>
+/// Runs one request: resolve (confinement, command, environment, sandbox), launch with every limit in force before
+/// the command's first instruction, capture bounded output, kill the whole tree on timeout or cancel, store
+/// everything in the CAS, and return the result with its digests.
+/// </summary>
+public static class ExecRunner
+{
+    /// <summary>Bytes read and discarded after max_output_bytes before the pipe is closed (the writer then gets SIGPIPE/EPIPE).</summary>
+    public const long OverflowDrainBytes = 16L << 20;
+    private const int SpillThreshold = 1 << 20;
+
+    public static ExecResult Run(ExecRequest request, ExecOptions options, CancellationToken cancel = default) =>
+        RunAsync(request, options, cancel).GetAwaiter().GetResult();
+
+    public static async Task<ExecResult> RunAsync(ExecRequest request, ExecOptions options, CancellationToken cancel = default)
+    {
+        var probe = options.Probe ?? SandboxProbe.Current;
+        var store = options.Store;
+        var hash = store.HashPrimitive;
+        var plan = ExecPlan.Create(request, probe);
+        var policy = request.Policy;
+        if (policy.IsStrict && plan.Violations.Count > 0)
+            throw new RequiemException("PolicyNotEnforceable", ErrorKind.SecurityError,
+                "The request's strict policy cannot be met on this machine, so nothing was run: " + string.Join("; ", plan.Violations) + ".",
+                string.Join(",", plan.RequestedButMissing));
+        foreach (var v in plan.Violations) options.Output.Warning(v);
+        foreach (var r in plan.Reasons) options.Output.Warning(r);
+
+        var requestDigest = request.ComputeDigest(hash);
+        var inputDigests = plan.Inputs
+            .Select(i => new InputFileDigest { Path = i.Relative, Digest = hash.HashFile(i.Full, HashDomain.Cas, cancel).Hash })
+            .ToArray();
+
+        options.Output.Verbose($"exec {plan.CommandPath} ({plan.Request.Argv.Length} args) in {plan.WorkingDirectory}; enforced: {string.Join(", ", plan.Enforced)}");
+        var started = DateTime.UtcNow;
+        var sw = Stopwatch.StartNew();
+        var outcome = OperatingSystem.IsWindows()
+            ? await RunWindowsAsync(plan, store, cancel).ConfigureAwait(false)
+            : await RunUnixAsync(plan, store, cancel).ConfigureAwait(false);
+        sw.Stop();
+
+        using (outcome.Stdout)
+        using (outcome.Stderr)
+        {
+            var stdoutPut = outcome.Stdout.Store(store);
+            var stderrPut = outcome.Stderr.Store(store);
+            var (files, missing, outputReasons) = CaptureOutputs(plan, store, cancel);
+            foreach (var r in outputReasons) options.Output.Warning(r);
+            var policyPut = store.PutBytes(policy.CanonicalBytes());
+            var requestPut = store.PutBytes(request.CanonicalBytes());
+
+            var result = new ExecResult
+            {
+                HashAlgorithm = hash.Algorithm,
+                RequestDigest = requestDigest,
+                ExitCode = outcome.ExitCode,
+                Signal = outcome.Signal,
+                TimedOut = outcome.TimedOut,
+                StdoutDigest = stdoutPut.Hash,
+                StdoutBytes = stdoutPut.Size,
+                StdoutTruncated = outcome.Stdout.Truncated,
+                StderrDigest = stderrPut.Hash,
+                StderrBytes = stderrPut.Size,
+                StderrTruncated = outcome.Stderr.Truncated,
+                OutputFiles = files,
+                MissingOutputs = missing,
+                InputDigests = inputDigests,
+                PolicyDigest = policyPut.Hash,
+                RequestBlobDigest = requestPut.Hash,
+                Sandbox = new SandboxReport { Enforced = plan.Enforced.ToArray(), NotEnforced = plan.NotEnforced.ToArray() },
+                DeterminismConfidence = Confidence(plan, outcome.TimedOut, hash.IsFallback, outputReasons, outcome.ExtraReasons),
+                DurationMs = (long)sw.Elapsed.TotalMilliseconds,
+                StartedAt = started.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
+                Request = request,
+                CasRoot = store.Root,
+            };
+            result.ResultDigest = result.ComputeDigest(hash);
+            if (options.IncludeOutput)
+            {
+                result.StdoutText = Encoding.UTF8.GetString(store.ReadAllBytes(stdoutPut.Hash, cancel));
+                result.StderrText = Encoding.UTF8.GetString(store.ReadAllBytes(stderrPut.Hash, cancel));
+            }
+
+            var refs = new List<string> { stdoutPut.Hash, stderrPut.Hash, policyPut.Hash, requestPut.Hash };
+            refs.AddRange(files.Select(f => f.Digest));
+            using var body = JsonDocument.Parse(result.ToJson(indented: false));
+            var manifest = store.PutManifest(new CasManifest
+            {
+                Kind = "exec_result",
+                References = refs.Distinct(StringComparer.Ordinal).ToArray(),
+                Body = body.RootElement.Clone(),
+            });
+            // An identical rerun already has its ref: skip the write (a read is much cheaper than create + rename).
+            var refName = "results/" + result.ResultDigest;
+            if (!string.Equals(store.GetRef(refName), manifest.Hash, StringComparison.Ordinal)) store.SetRef(refName, manifest.Hash);
+            result.ManifestDigest = manifest.Hash;
+            return result;
+        }
+    }
+
+    /// <summary>
+    /// <c>high</c> only when every requested control was enforced, nothing stochastic is declared and the run finished;
+    /// each reason names what lowered the score.
+    /// </summary>
+    public static DeterminismConfidence Confidence(ExecPlan plan, bool timedOut, bool hashFallback, IReadOnlyList<string> outputReasons, IReadOnlyList<string> extra)
+    {
+        var policy = plan.Request.Policy;
+        var score = 1.0;
+        var reasons = new List<string>();
+        foreach (var r in plan.Reasons)
+        {
+            reasons.Add(r);
+            score -= r.Contains("requested but", StringComparison.Ordinal) ? 0.25 : 0.1;
+        }
+        foreach (var v in plan.Violations) { reasons.Add(v); score -= 0.1; }
+        foreach (var r in outputReasons.Concat(extra)) { reasons.Add(r); score -= 0.1; }
+        if (!policy.Deterministic) { reasons.Add("policy.deterministic is false: the request does not ask for a reproducible run"); score -= 0.2; }
+        if (timedOut) { reasons.Add("the run timed out, so its outputs depend on timing"); score -= 0.3; }
+        if (hashFallback) { reasons.Add("digests use the SHA-256 fallback, not BLAKE3"); score -= 0.2; }
+        if (policy.Stochastic)
+        {
+            reasons.Add("the request declares stochastic steps (policy.stochastic, e.g. an LLM call): classified best_effort");
+            score = Math.Min(score, 0.3);
+        }
+        score = Math.Round(Math.Clamp(score, 0, 1), 2);
+        var level = policy.Stochastic || score < 0.5 ? "best_effort" : reasons.Count == 0 ? "high" : "medium";
+        return new DeterminismConfidence { Level = level, Score = score, Reasons = reasons.ToArray() };
+    }
+
+    private static (OutputFileDigest[] Files, string[] Missing, List<string> Reasons) CaptureOutputs(ExecPlan plan, CasStore store, CancellationToken cancel)
+    {
+        var files = new List<OutputFileDigest>();
+        var missing = new List<string>();
+        var reasons = new List<string>();
+        var root = plan.WorkspaceRoot;
+        foreach (var output in plan.Request.Outputs)
+        {
+            var lexical = Path.GetFullPath(Path.Combine(root, output));
+            var real = WorkspacePaths.RealPath(lexical);
+            if (!WorkspacePaths.IsWithin(root, real))
+            {
+                missing.Add(output);
+                reasons.Add($"output '{output}' resolves outside the workspace after the run (symlink); it was not captured");
+                continue;
+            }
+            if (Directory.Exists(real))
+            {
+                foreach (var f in Directory.EnumerateFiles(real, "*", SearchOption.AllDirectories))
+                {
+                    var fr = WorkspacePaths.RealPath(f);
+                    var rel = ExecPlan.Relative(root, Path.Combine(lexical, Path.GetRelativePath(real, f)));
+                    if (!WorkspacePaths.IsWithin(root, fr))
+                    {
+                        reasons.Add($"output '{rel}' resolves outside the workspace (symlink); it was not captured");
+                        continue;
+                    }
+                    var put = store.PutFile(fr, cancel: cancel);
+                    files.Add(new OutputFileDigest { Path = rel, Digest = put.Hash, Bytes = put.Size });
+                }
+            }
+            else if (File.Exists(real))
+            {
+                var put = store.PutFile(real, cancel: cancel);
+                files.Add(new OutputFileDigest { Path = ExecPlan.Relative(root, lexical), Digest = put.Hash, Bytes = put.Size });
+            }
+            else missing.Add(output);
+        }
+        var sorted = files.GroupBy(f => f.Path, StringComparer.Ordinal).Select(g => g.First()).OrderBy(f => f.Path, StringComparer.Ordinal).ToArray();
+        return (sorted, missing.Distinct().Order(StringComparer.Ordinal).ToArray(), reasons);
+    }
+
+    private sealed class RunOutcome
+    {
+        public int? ExitCode;
+        public string? Signal;
+        public bool TimedOut;
+        public required BoundedCapture Stdout;
+        public required BoundedCapture Stderr;
+        public List<string> ExtraReasons = new();
+    }
+
+    /// <summary>The argv that launches the command inside the sandbox on Linux (namespaces, cgroup, rlimits).</summary>
+    public static (string File, List<string> Args, string? CgroupDir) BuildLinuxLaunch(ExecPlan plan)
+    {
+        var probe = plan.Probe;
+        var policy = plan.Request.Policy;
+        var chain = new List<string>();
+        string? cgroup = null;
+        var useCgroup = policy.MaxProcesses is not null && probe.PidsCgroupBase is not null && probe.Sh is not null;
+        string? procs = null;
+        if (useCgroup)
+        {
+            cgroup = Path.Combine(probe.PidsCgroupBase!, "run-" + Guid.NewGuid().ToString("n"));
+            Directory.CreateDirectory(cgroup);
+            procs = Path.Combine(cgroup, "cgroup.procs");
+            // Processes of the launcher that are in the cgroup too are added, so the command's tree gets exactly
+            // max_processes: bwrap's outer process and PID-namespace init; with unshare the init shell (which joins).
+            var overhead = probe.Isolator switch { "bwrap" => 2, "unshare" => 1, _ => 0 };
+            File.WriteAllText(Path.Combine(cgroup, "pids.max"), (policy.MaxProcesses!.Value + overhead).ToString(CultureInfo.InvariantCulture));
+            if (probe.Isolator != "unshare")
+                chain.AddRange(new[] { probe.Sh!, "-c", "echo 0 > \"$0\" && exec \"$@\"", procs });
+        }
+        var deny = policy.DenyNetwork && probe.NetworkIsolationAvailable;
+        switch (probe.Isolator)
+        {
+            case "bwrap":
+                chain.AddRange(new[] { probe.Bwrap!, "--dev-bind", "/", "/", "--unshare-pid" });
+                if (deny) chain.Add("--unshare-net");
+                chain.AddRange(new[] { "--die-with-parent", "--new-session", "--chdir", plan.WorkingDirectory, "--" });
+                break;
+            case "unshare":
+                chain.Add(probe.Unshare!);
+                if (probe.UnshareNeedsUserNs) chain.Add("-r");
+                chain.AddRange(new[] { "--fork", "--pid", "--kill-child" });
+                if (deny) chain.Add("--net");
+                chain.Add("--");
+                // A shell is the namespace's init (PID 1) and runs the command as PID 2, so the command keeps normal
+                // signal semantics (PID 1 ignores signals it has no handler for, SIGPIPE and SIGTERM included). With a
+                // process limit the init joins the run's pids cgroup first (exit 125 if it cannot).
+                if (probe.Sh is not null)
+                {
+                    chain.AddRange(procs is null
+                        ? new[] { probe.Sh, "-c", "\"$@\"; exit $?", "requiem-init" }
+                        : new[] { probe.Sh, "-c", "echo 0 > \"$1\" || exit 125; shift; \"$@\"; exit $?", "requiem-init", procs });
+                }
+                break;
+        }
+        var limits = new List<string>();
+        if (probe.PrlimitWorks)
+        {
+            if (policy.MaxMemoryBytes is { } mem) limits.Add("--as=" + mem.ToString(CultureInfo.InvariantCulture));
+            if (policy.MaxCpuSeconds is { } cpu) limits.Add("--cpu=" + cpu.ToString(CultureInfo.InvariantCulture));
+            if (policy.MaxOpenFiles is { } fds) limits.Add("--nofile=" + fds.ToString(CultureInfo.InvariantCulture));
+            if (policy.MaxProcesses is { } nproc && !useCgroup && probe.NprocRlimitBinds) limits.Add("--nproc=" + nproc.ToString(CultureInfo.InvariantCulture));
+        }
+        if (limits.Count > 0)
+        {
+            chain.Add(probe.Prlimit!);
+            chain.AddRange(limits);
+            chain.Add("--");
+        }
+        if (probe.EnvDefaultSignal is not null) chain.AddRange(new[] { probe.EnvDefaultSignal, "--default-signal=PIPE", "--" });
+        chain.Add(plan.CommandPath);
+        chain.AddRange(plan.Request.Argv);
+        return (chain[0], chain.Skip(1).ToList(), cgroup);
+    }
+
+    private static async Task<RunOutcome> RunUnixAsync(ExecPlan plan, CasStore store, CancellationToken cancel)
+    {
+        var (file, args, cgroup) = BuildLinuxLaunch(plan);
+        var max = plan.Request.MaxOutputBytes;
+        var outcome = new RunOutcome { Stdout = new BoundedCapture(max, store), Stderr = new BoundedCapture(max, store) };
+        var psi = new ProcessStartInfo(file)
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = plan.WorkingDirectory,
+        };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment.Clear();
+        foreach (var (k, v) in plan.Environment) psi.Environment[k] = v;
+
+        Process process;
+        try
+        {
+            process = Process.Start(psi) ?? throw new InvalidOperationException("Process.Start returned null");
+        }
+        catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or InvalidOperationException)
+        {
+            if (cgroup is not null) SandboxProbe.RemoveCgroup(cgroup);
+            outcome.Stdout.Dispose();
+            outcome.Stderr.Dispose();
+            throw new RequiemException("CommandStartFailed", ErrorKind.InvalidOperation, $"Could not start '{plan.CommandPath}': {ex.Message}", plan.Request.Command, ex);
+        }
+        using (process)
+        {
+            try
+            {
+                await SuperviseAsync(plan, outcome, cancel,
+                    process.StandardInput.BaseStream, process.StandardOutput.BaseStream, process.StandardError.BaseStream,
+                    ct => process.WaitForExitAsync(ct),
+                    () => KillTree(process),
+                    () => process.ExitCode).ConfigureAwait(false);
+            }
+            catch
+            {
+                outcome.Stdout.Dispose();
+                outcome.Stderr.Dispose();
+                throw;
+            }
+            finally
+            {
+                if (cgroup is not null) SandboxProbe.RemoveCgroup(cgroup);
+            }
+        }
+        return outcome;
+    }
+
+    [System.Runtime.Versioning.SupportedOSPlatform("windows")]
+    private static async Task<RunOutcome> RunWindowsAsync(ExecPlan plan, CasStore store, CancellationToken cancel)
+    {
+        var max = plan.Request.MaxOutputBytes;
+        var outcome = new RunOutcome { Stdout = new BoundedCapture(max, store), Stderr = new BoundedCapture(max, store) };
+        var policy = plan.Request.Policy;
+        var useJob = plan.Probe.JobObjectsWork;
+        if (!useJob) throw new RequiemException("SandboxUnavailable", ErrorKind.ResourceUnavailable, "Job Objects are not available; refusing to run unconfined.", plan.CommandPath);
+        try
+        {
+            using var job = WindowsJob.Start(plan.CommandPath, plan.Request.Argv, plan.WorkingDirectory, plan.Environment,
+                policy.MaxMemoryBytes, policy.MaxCpuSeconds, policy.MaxProcesses);
+            await SuperviseAsync(plan, outcome, cancel, job.StandardInput, job.StandardOutput, job.StandardError,
+                ct => Task.Run(() =>
+                {
+                    while (!job.WaitForExit(50)) ct.ThrowIfCancellationRequested();
+                }, CancellationToken.None),
+                job.Kill,
+                () => job.ExitCode).ConfigureAwait(false);
+        }
+        catch
+        {
+            outcome.Stdout.Dispose();
+            outcome.Stderr.Dispose();
+            throw;
+        }
+        return outcome;
+    }
+
+    private static async Task SuperviseAsync(ExecPlan plan, RunOutcome outcome, CancellationToken cancel,
+        Stream stdin, Stream stdout, Stream stderr, Func<CancellationToken, Task> waitForExit, Action kill, Func<int> exitCode)
+    {
+        // stdin and the two pumps do blocking pipe I/O on their own short-lived threads: on the thread pool they would
+        // starve it (2 blocked reads per run on a 2-core machine) and delay every continuation.
+        var stdinTask = plan.Request.Stdin is { } text
+            ? StartThread(() =>
+            {
+                try { stdin.Write(Encoding.UTF8.GetBytes(text)); }
+                catch (IOException) { /* the command closed its stdin early */ }
+                finally { try { stdin.Dispose(); } catch (IOException) { } }
+            })
+            : CloseNow(stdin);
+        var outTask = StartThread(() => outcome.Stdout.Pump(stdout));
+        var errTask = StartThread(() => outcome.Stderr.Pump(stderr));
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(plan.Request.TimeoutMs));
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancel);
+        var killed = false;
+        try
+        {
+            await waitForExit(linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            kill();
+            killed = true;
+        }
+        // After the command exits its namespace is gone, so the pipes close; give stragglers a bounded grace period.
+        var pumps = Task.WhenAll(outTask, errTask);
+        using var grace = new CancellationTokenSource();
+        var graceDelay = Task.Delay(killed ? 5000 : 2000, grace.Token);
+        var first = await Task.WhenAny(pumps, graceDelay).ConfigureAwait(false);
+        grace.Cancel();
+        if (first != pumps)
+        {
+            kill();
+            outcome.ExtraReasons.Add("a descendant kept stdout/stderr open after the command exited; it was killed");
+            try { stdout.Dispose(); stderr.Dispose(); } catch (IOException) { }
+            await Task.WhenAny(pumps, Task.Delay(2000, CancellationToken.None)).ConfigureAwait(false);
+        }
+        try { await stdinTask.ConfigureAwait(false); } catch (IOException) { }
+        if (killed)
+        {
+            try { await waitForExit(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); } catch (TimeoutException) { }
+            if (cancel.IsCancellationRequested && !timeout.IsCancellationRequested) cancel.ThrowIfCancellationRequested();
+            outcome.TimedOut = true;
+            outcome.ExitCode = null;
+            outcome.Signal = "SIGKILL";
+        }
+        else
+        {
+            outcome.ExitCode = exitCode();
+        }
+    }
+
+    private static Task StartThread(Action body)
+    {
+        var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var t = new Thread(() =>
+        {
+            try { body(); tcs.SetResult(); }
+            catch (Exception ex) { tcs.SetException(ex); }
+        }, 256 * 1024) { IsBackground = true, Name = "requiem-exec-io" };
+        t.Start();
+        return tcs.Task;
+    }
+
+    private static Task CloseNow(Stream stdin)
+    {
+        try { stdin.Dispose(); } catch (IOException) { }
+        return Task.CompletedTask;
+    }
+
+    private static void KillTree(Process process)
+    {
+        try { process.Kill(entireProcessTree: true); }
+        catch (InvalidOperationException) { }
+        catch (System.ComponentModel.Win32Exception) { }
+    }
+}
+
+/// <summary>
+/// Captures at most <c>max</c> bytes of a stream (in memory up to 1 MiB, then in a temp file in the CAS), reads and
+/// discards the rest with one fixed buffer — memory stays flat — and after <see cref="ExecRunner.OverflowDrainBytes"/>
+/// discarded bytes stops reading and closes the pipe.
+/// </summary>
+public sealed class BoundedCapture : IDisposable
+{
+    private readonly long _max;
+    private readonly CasStore _store;
+    private MemoryStream? _memory = new();
+    private FileStream? _file;
+    private string? _tempPath;
+
+    public BoundedCapture(long max, CasStore store)
+    {
+        _max = max;
+        _store = store;
+    }
+
+    public long Captured { get; private set; }
+    public long Discarded { get; private set; }
+    public bool Truncated { get; private set; }
+
+    /// <summary>Reads the stream to its end (blocking; run on a dedicated thread).</summary>
+    public void Pump(Stream source)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            while (true)
+            {
+                int n;
+                try
+                {
+                    n = source.Read(buffer, 0, 64 * 1024);
+                }
+                catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException)
+                {
+                    return;
+                }
+                if (n == 0) return;
+                var keep = (int)Math.Min(n, _max - Captured);
+                if (keep > 0) Write(buffer.AsSpan(0, keep));
+                if (keep < n)
+                {
+                    Truncated = true;
+                    Discarded += n - keep;
+                    if (Discarded > ExecRunner.OverflowDrainBytes)
+                    {
+                        try { source.Dispose(); } catch (IOException) { }
+                        return;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private void Write(ReadOnlySpan<byte> data)
+    {
+        if (_memory is not null && _memory.Length + data.Length > 1 << 20)
+        {
+            _tempPath = _store.NewTempPath();
+            Directory.CreateDirectory(Path.GetDirectoryName(_tempPath)!);
+            _file = new FileStream(_tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16);
+            _memory.Position = 0;
+            _memory.CopyTo(_file);
+            _memory = null;
+        }
+        if (_memory is not null) _memory.Write(data);
+        else _file!.Write(data);
+        Captured += data.Length;
+    }
+
+    public CasPutResult Store(CasStore store)
+    {
+        if (_memory is not null) return store.PutBytes(_memory.GetBuffer().AsSpan(0, (int)_memory.Length));
+        _file!.Flush();
+        _file.Position = 0;
+        return store.PutStream(_file);
+    }
+
+    public void Dispose()
+    {
+        _file?.Dispose();
+        if (_tempPath is not null)
+        {
+            try { File.Delete(_tempPath); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+}

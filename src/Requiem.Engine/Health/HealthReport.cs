@@ -1,0 +1,150 @@
+using System.Text.Json.Nodes;
+using Requiem.Engine.Cas;
+using Requiem.Engine.Config;
+using Requiem.Engine.Hashing;
+using Requiem.Engine.Json;
+using Requiem.Engine.Sandbox;
+
+namespace Requiem.Engine.Health;
+
+/// <summary>The seed's <c>sandbox_capabilities</c>: names of controls by probed status.</summary>
+public sealed class SandboxCapabilities
+{
+    public string[] Enforced { get; init; } = Array.Empty<string>();
+    public string[] Partial { get; init; } = Array.Empty<string>();
+    public string[] Unsupported { get; init; } = Array.Empty<string>();
+}
+
+/// <summary>The seed's <c>health</c> document, built by probing this machine.</summary>
+public sealed class HealthReport
+{
+    public required string HashPrimitive { get; init; }
+    public required string HashBackend { get; init; }
+    public required bool HashSelfTestPassed { get; init; }
+    public required string CasVersion { get; init; }
+    public required string EngineName { get; init; }
+    public required string EngineVersion { get; init; }
+    public required string ContractVersion { get; init; }
+    public required string Platform { get; init; }
+    public required string? Isolator { get; init; }
+    public required SandboxCapabilities SandboxCapabilities { get; init; }
+    /// <summary>Every probed control with its mechanism and detail.</summary>
+    public required IReadOnlyList<SandboxCapability> Capabilities { get; init; }
+    public required IReadOnlyDictionary<string, string?> Tools { get; init; }
+    public required IReadOnlyList<string> ProbeNotes { get; init; }
+    public required double ProbeMilliseconds { get; init; }
+
+    public static HealthReport Create(SandboxProbe? probe = null)
+    {
+        probe ??= SandboxProbe.Current;
+        var test = HashSelfTest.Result;
+        return new HealthReport
+        {
+            HashPrimitive = "blake3",
+            HashBackend = test.Passed ? "managed-simd" : "unavailable",
+            HashSelfTestPassed = test.Passed,
+            CasVersion = EngineInfo.CasFormatVersion,
+            EngineName = EngineInfo.EngineName,
+            EngineVersion = EngineInfo.EngineVersion,
+            ContractVersion = EngineInfo.ContractVersion,
+            Platform = probe.Platform,
+            Isolator = probe.Isolator,
+            SandboxCapabilities = new SandboxCapabilities
+            {
+                Enforced = probe.Names("enforced").ToArray(),
+                Partial = probe.Names("partial").ToArray(),
+                Unsupported = probe.Names("unsupported").ToArray(),
+            },
+            Capabilities = probe.Capabilities,
+            Tools = new Dictionary<string, string?> { ["bwrap"] = probe.Bwrap, ["unshare"] = probe.Unshare, ["prlimit"] = probe.Prlimit, ["sh"] = probe.Sh, ["pids_cgroup"] = probe.PidsCgroupBase },
+            ProbeNotes = probe.Notes,
+            ProbeMilliseconds = Math.Round(probe.ProbeDuration.TotalMilliseconds, 1),
+        };
+    }
+
+    /// <summary>The snake_case JSON document (seed field names first).</summary>
+    public string ToJson()
+    {
+        static JsonArray Arr(IEnumerable<string> s) => new(s.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray());
+        var tools = new JsonObject();
+        foreach (var (k, v) in Tools) tools[k] = v;
+        var o = new JsonObject
+        {
+            ["hash_primitive"] = HashPrimitive,
+            ["hash_backend"] = HashBackend,
+            ["hash_self_test_passed"] = HashSelfTestPassed,
+            ["cas_version"] = CasVersion,
+            ["engine"] = EngineName,
+            ["engine_version"] = EngineVersion,
+            ["contract_version"] = ContractVersion,
+            ["platform"] = Platform,
+            ["isolator"] = Isolator,
+            ["sandbox_capabilities"] = new JsonObject
+            {
+                ["enforced"] = Arr(SandboxCapabilities.Enforced),
+                ["partial"] = Arr(SandboxCapabilities.Partial),
+                ["unsupported"] = Arr(SandboxCapabilities.Unsupported),
+            },
+            ["capabilities"] = new JsonArray(Capabilities.Select(c => (JsonNode?)new JsonObject
+            {
+                ["name"] = c.Name, ["status"] = c.Status, ["mechanism"] = c.Mechanism, ["detail"] = c.Detail,
+            }).ToArray()),
+            ["tools"] = tools,
+            ["probe_notes"] = Arr(ProbeNotes),
+            ["probe_ms"] = ProbeMilliseconds,
+        };
+        return o.ToJsonString(JsonContract.Indented);
+    }
+}
+
+/// <summary>One doctor check: Pass, Warn or Fail (Fail = a blocker).</summary>
+public sealed class HealthCheck
+{
+    public required string Check { get; init; }
+    public required string Status { get; init; }
+    public required string Detail { get; init; }
+}
+
+/// <summary>The seed's <c>doctor</c>: checks with a status; any Fail is a blocker.</summary>
+public static class Doctor
+{
+    public static IReadOnlyList<HealthCheck> Run(string? casRoot, RequiemConfig? config, Exception? configError, SandboxProbe? probe = null)
+    {
+        probe ??= SandboxProbe.Current;
+        var checks = new List<HealthCheck>();
+        void Add(string c, string s, string d) => checks.Add(new HealthCheck { Check = c, Status = s, Detail = d });
+
+        var test = HashSelfTest.Result;
+        Add("hash_primitive", test.Passed ? "Pass" : "Fail", test.Passed ? "BLAKE3 passed its known-answer self-test" : "BLAKE3 self-test failed: " + test.Detail);
+
+        if (configError is not null) Add("config", "Fail", configError.Message);
+        else Add("config", "Pass", config?.SourcePath is { } p ? $"config '{p}' is valid" : "no config file: defaults in effect");
+
+        if (casRoot is null) Add("cas", "Fail", "no CAS location could be determined");
+        else
+        {
+            try
+            {
+                var store = CasStore.Open(casRoot, Hashing.HashPrimitive.Select(allowFallback: true));
+                var probeBytes = System.Text.Encoding.UTF8.GetBytes("requiem doctor probe");
+                var put = store.PutBytes(probeBytes);
+                var back = store.ReadAllBytes(put.Hash);
+                Add("cas", back.AsSpan().SequenceEqual(probeBytes) ? "Pass" : "Fail", $"store '{store.Root}' (format {EngineInfo.CasFormatVersion}) is writable and reads back verified");
+            }
+            catch (RequiemException ex)
+            {
+                Add("cas", "Fail", $"store '{casRoot}': {ex.Message}");
+            }
+        }
+
+        Add("sandbox_isolator", probe.Isolator is not null ? "Pass" : "Warn",
+            probe.Isolator is not null ? $"runs are isolated with {probe.Isolator} (PID namespace)" :
+            probe.Platform == "windows" ? (probe.JobObjectsWork ? "Job Objects" : "Job Objects unavailable") :
+            "neither bwrap nor unshare can create a PID namespace: process-tree kill is partial (" + string.Join("; ", probe.Notes) + ")");
+        foreach (var c in probe.Capabilities.Where(c => c.Name is Controls.NetworkIsolation or Controls.MemoryLimit or Controls.CpuLimit or Controls.OpenFilesLimit or Controls.ProcessLimit))
+        {
+            Add(c.Name, c.Status == "enforced" ? "Pass" : "Warn", $"{c.Status}: {c.Mechanism} — {c.Detail}");
+        }
+        return checks;
+    }
+}

@@ -1,0 +1,21 @@
+using System.Management.Automation;
+using Requiem.Engine.Health;
+using Requiem.PowerShell.Internal;
+
+namespace Requiem.PowerShell;
+
+/// <summary>Get-RequiemHealth: the seed's <c>health</c> — versions, hash primitive and probed sandbox capabilities.</summary>
+[Cmdlet(VerbsCommon.Get, "RequiemHealth")]
+[OutputType(typeof(HealthReport), typeof(string))]
+public sealed class GetRequiemHealthCommand : RequiemCmdlet
+{
+    /// <summary>Emit the seed's snake_case JSON document instead of an object.</summary>
+    [Parameter]
+    public SwitchParameter AsJson { get; set; }
+
+    protected override void EndProcessing()
+    {
+        var report = HealthReport.Create();
+        WriteObject(AsJson ? report.ToJson() : report);
+    }
+}

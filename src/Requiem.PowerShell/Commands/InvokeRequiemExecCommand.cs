@@ -1,0 +1,283 @@
+using System.Collections;
+using System.Management.Automation;
+using System.Text.Json.Nodes;
+using Requiem.Engine;
+using Requiem.Engine.Cas;
+using Requiem.Engine.Execution;
+using Requiem.Engine.Json;
+using Requiem.Engine.Sandbox;
+using Requiem.PowerShell.Internal;
+
+namespace Requiem.PowerShell;
+
+/// <summary>Invoke-RequiemExec: the seed's <c>exec run</c> — run requests in the sandbox, record everything in the CAS.</summary>
+[Cmdlet(VerbsLifecycle.Invoke, "RequiemExec", DefaultParameterSetName = RequestSet)]
+[OutputType(typeof(ExecResult))]
+public sealed class InvokeRequiemExecCommand : RequiemCmdlet
+{
+    private const string RequestSet = "Request";
+    private const string CommandSet = "Command";
+
+    private readonly List<ExecRequest> _pending = new();
+    private readonly List<ExecResult> _written = new();
+    private CasStore? _store;
+    private SchedulerMode? _mode;
+
+    /// <summary>A request: path to a JSON file, JSON text, a hashtable with the seed's snake_case fields, or an ExecRequest.</summary>
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = RequestSet, ValueFromPipeline = true)]
+    [ValidateNotNull]
+    public object? Request { get; set; }
+
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = CommandSet)]
+    [ValidateNotNullOrEmpty]
+    public string FilePath { get; set; } = "";
+
+    [Parameter(Position = 1, ParameterSetName = CommandSet)]
+    [AllowEmptyCollection]
+    [AllowEmptyString]
+    [Alias("Args")]
+    public string[] ArgumentList { get; set; } = Array.Empty<string>();
+
+    /// <summary>The workspace root (default: the current file-system location).</summary>
+    [Parameter(ParameterSetName = CommandSet)]
+    [Alias("WorkspaceRoot")]
+    public string? WorkingDirectory { get; set; }
+
+    [Parameter(ParameterSetName = CommandSet)]
+    public Hashtable? Environment { get; set; }
+
+    [Parameter(ParameterSetName = CommandSet)]
+    [ValidateRange(1, ExecRequest.MaxTimeoutMs)]
+    public long TimeoutMs { get; set; } = ExecRequest.DefaultTimeoutMs;
+
+    [Parameter(ParameterSetName = CommandSet)]
+    [ValidateRange(0, ExecRequest.MaxMaxOutputBytes)]
+    public long MaxOutputBytes { get; set; } = ExecRequest.DefaultMaxOutputBytes;
+
+    [Parameter(ParameterSetName = CommandSet)]
+    public string? Stdin { get; set; }
+
+    [Parameter(ParameterSetName = CommandSet)]
+    public string[] InputPath { get; set; } = Array.Empty<string>();
+
+    [Parameter(ParameterSetName = CommandSet)]
+    public string[] CapturePath { get; set; } = Array.Empty<string>();
+
+    [Parameter(ParameterSetName = CommandSet)]
+    public SwitchParameter DenyNetwork { get; set; }
+
+    [Parameter(ParameterSetName = CommandSet)]
+    [ValidateRange(1, long.MaxValue)]
+    public long MaxMemoryBytes { get; set; }
+
+    [Parameter(ParameterSetName = CommandSet)]
+    [ValidateRange(1, long.MaxValue)]
+    public long MaxCpuSeconds { get; set; }
+
+    [Parameter(ParameterSetName = CommandSet)]
+    [ValidateRange(1, long.MaxValue)]
+    public long MaxOpenFiles { get; set; }
+
+    [Parameter(ParameterSetName = CommandSet)]
+    [ValidateRange(1, long.MaxValue)]
+    public long MaxProcesses { get; set; }
+
+    [Parameter(ParameterSetName = CommandSet)]
+    public string[] EnvAllowlist { get; set; } = Array.Empty<string>();
+
+    [Parameter(ParameterSetName = CommandSet)]
+    public string[] EnvDenylist { get; set; } = Array.Empty<string>();
+
+    /// <summary>policy.mode = strict: refuse to run when a requested control cannot be enforced.</summary>
+    [Parameter(ParameterSetName = CommandSet)]
+    public SwitchParameter Strict { get; set; }
+
+    /// <summary>policy.stochastic = true: the command has LLM / sampling steps.</summary>
+    [Parameter(ParameterSetName = CommandSet)]
+    public SwitchParameter Stochastic { get; set; }
+
+    /// <summary>Write the result JSON here (an array when several requests ran).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? OutFile { get; set; }
+
+    [Parameter]
+    public SchedulerMode Scheduler { get; set; } = SchedulerMode.Turbo;
+
+    [Parameter]
+    [ValidateRange(1, 1024)]
+    public int ThrottleLimit { get; set; } = System.Environment.ProcessorCount;
+
+    [Parameter]
+    public string? Cas { get; set; }
+
+    /// <summary>Also return the captured stdout/stderr as text (StdoutText/StderrText, bounded by max_output_bytes).</summary>
+    [Parameter]
+    public SwitchParameter IncludeOutput { get; set; }
+
+    [Parameter]
+    [ValidateSet("requiem", "dual")]
+    public string Engine { get; set; } = "requiem";
+
+    [Parameter]
+    public SwitchParameter AllowHashFallback { get; set; }
+
+    protected override void BeginProcessing()
+    {
+        _store = OpenStore(Cas, AllowHashFallback);
+        if (MyInvocation.BoundParameters.ContainsKey(nameof(Scheduler))) _mode = Scheduler;
+    }
+
+    protected override void ProcessRecord()
+    {
+        var request = ParameterSetName == CommandSet ? BuildFromParameters() : TryRun(() => ExecInput.ToRequest(Request, Config, ResolveNewPath));
+        if (request is null) return;
+        if (request.Policy.IsStrict)
+        {
+            // Strict: every requested control must be enforceable, checked before anything runs.
+            var plan = TryRun(() => ExecPlan.Create(request, SandboxProbe.Current));
+            if (plan is null) return;
+            if (plan.Violations.Count > 0)
+                ThrowTerminatingError(ToErrorRecord(new RequiemException("PolicyNotEnforceable", ErrorKind.SecurityError,
+                    "The request's strict policy cannot be met on this machine, so nothing was run: " + string.Join("; ", plan.Violations) + ".",
+                    string.Join(",", plan.RequestedButMissing))));
+        }
+        _mode ??= request.Policy.SchedulerMode == "repro" ? SchedulerMode.Repro : SchedulerMode.Turbo;
+        if (_mode == SchedulerMode.Repro)
+        {
+            Emit(RunOne(request));
+        }
+        else
+        {
+            _pending.Add(request);
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        if (_pending.Count > 0)
+        {
+            var jobs = _pending.Select(r => (Func<CancellationToken, Task<ExecResult>>)(ct => RunEngineAsync(r, ct))).ToList();
+            IEnumerable<ExecOutcome> outcomes = ExecScheduler.Run(jobs, SchedulerMode.Turbo, ThrottleLimit, CancellationToken);
+            try
+            {
+                var done = 0;
+                foreach (var o in outcomes)
+                {
+                    if (o.Error is RequiemException ex) WriteError(ToErrorRecord(ex));
+                    else if (o.Result is not null) Emit(o.Result);
+                    if (_pending.Count > 1)
+                        WriteProgress(new ProgressRecord(2, "Invoke-RequiemExec (Turbo)", $"{++done} of {_pending.Count}") { PercentComplete = done * 100 / _pending.Count });
+                }
+            }
+            catch (OperationCanceledException) when (CancellationToken.IsCancellationRequested)
+            {
+                throw new PipelineStoppedException();
+            }
+            if (_pending.Count > 1) CompleteProgress(2, "Invoke-RequiemExec (Turbo)");
+        }
+        if (OutFile is not null && _written.Count > 0)
+        {
+            var path = ResolveNewPath(OutFile);
+            JsonNode doc = _written.Count == 1 ? _written[0].ToJsonNode() : new JsonArray(_written.Select(r => (JsonNode?)r.ToJsonNode()).ToArray());
+            try
+            {
+                File.WriteAllText(path, doc.ToJsonString(JsonContract.Indented) + "\n");
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                ThrowTerminatingError(ToErrorRecord(new RequiemException("FileWriteError", ErrorKind.WriteError, $"Cannot write '{path}': {ex.Message}", path, ex)));
+            }
+        }
+    }
+
+    private ExecResult? RunOne(ExecRequest request)
+    {
+        try
+        {
+            return RunEngineAsync(request, CancellationToken).GetAwaiter().GetResult();
+        }
+        catch (RequiemException ex)
+        {
+            WriteError(ToErrorRecord(ex));
+            return null;
+        }
+        catch (OperationCanceledException) when (CancellationToken.IsCancellationRequested)
+        {
+            throw new PipelineStoppedException();
+        }
+    }
+
+    private async Task<ExecResult> RunEngineAsync(ExecRequest request, CancellationToken cancel)
+    {
+        var output = new QueuedOutput();
+        var options = new ExecOptions { Store = _store!, IncludeOutput = IncludeOutput, Output = output };
+        var result = await ExecRunner.RunAsync(request, options, cancel).ConfigureAwait(false);
+        if (Engine == "dual")
+        {
+            var second = await ExecRunner.RunAsync(request, new ExecOptions { Store = _store!, Output = Requiem.Engine.Diagnostics.NullEngineOutput.Instance }, cancel).ConfigureAwait(false);
+            result.DualRun = Replay.Compare(result, second, _store!);
+        }
+        _queued[result] = output;
+        return result;
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ExecResult, QueuedOutput> _queued = new(ReferenceEqualityComparer.Instance);
+
+    private void Emit(ExecResult? result)
+    {
+        if (result is null) return;
+        // Warnings from the engine are replayed here, on the pipeline thread.
+        if (_queued.TryRemove(result, out var output))
+        {
+            foreach (var (kind, text) in output.Messages)
+            {
+                if (kind == 'W') WriteWarning(text); else WriteVerbose(text);
+            }
+        }
+        if (result.DualRun is { Match: false } dual)
+            WriteWarning("dual run: the second run differs: " + string.Join("; ", dual.Differences.Select(d => d.ToString())));
+        if (OutFile is not null) _written.Add(result);
+        WriteObject(result);
+    }
+
+    private ExecRequest? BuildFromParameters()
+    {
+        var root = WorkingDirectory is null ? SessionState.Path.CurrentFileSystemLocation.ProviderPath : ResolveNewPath(WorkingDirectory);
+        var policy = new JsonObject();
+        var bound = MyInvocation.BoundParameters;
+        if (Strict) policy["mode"] = "strict";
+        if (Stochastic) policy["stochastic"] = true;
+        if (bound.ContainsKey(nameof(DenyNetwork))) policy["deny_network"] = DenyNetwork.IsPresent;
+        if (bound.ContainsKey(nameof(MaxMemoryBytes))) policy["max_memory_bytes"] = MaxMemoryBytes;
+        if (bound.ContainsKey(nameof(MaxCpuSeconds))) policy["max_cpu_seconds"] = MaxCpuSeconds;
+        if (bound.ContainsKey(nameof(MaxOpenFiles))) policy["max_open_files"] = MaxOpenFiles;
+        if (bound.ContainsKey(nameof(MaxProcesses))) policy["max_processes"] = MaxProcesses;
+        if (bound.ContainsKey(nameof(Scheduler))) policy["scheduler_mode"] = Scheduler == SchedulerMode.Repro ? "repro" : "turbo";
+        if (EnvAllowlist.Length > 0) policy["env_allowlist"] = ExecInput.ToJsonNode(EnvAllowlist, "$.policy.env_allowlist");
+        if (EnvDenylist.Length > 0) policy["env_denylist"] = ExecInput.ToJsonNode(EnvDenylist, "$.policy.env_denylist");
+        var o = new JsonObject
+        {
+            ["command"] = FilePath,
+            ["argv"] = ExecInput.ToJsonNode(ArgumentList ?? Array.Empty<string>(), "$.argv"),
+            ["workspace_root"] = root,
+            ["timeout_ms"] = TimeoutMs,
+            ["max_output_bytes"] = MaxOutputBytes,
+            ["policy"] = policy,
+        };
+        if (Environment is not null) o["env"] = ExecInput.ToJsonNode(Environment, "$.env");
+        if (Stdin is not null) o["stdin"] = Stdin;
+        if (InputPath.Length > 0) o["inputs"] = ExecInput.ToJsonNode(InputPath, "$.inputs");
+        if (CapturePath.Length > 0) o["outputs"] = ExecInput.ToJsonNode(CapturePath, "$.outputs");
+        return TryRun(() => ExecRequestParser.Parse(o.ToJsonString(), Config, FilePath));
+    }
+
+    /// <summary>Collects engine messages from worker threads; the cmdlet writes them on the pipeline thread.</summary>
+    private sealed class QueuedOutput : Requiem.Engine.Diagnostics.IEngineOutput
+    {
+        public readonly System.Collections.Concurrent.ConcurrentQueue<(char, string)> Messages = new();
+        public void Progress(Requiem.Engine.Diagnostics.ProgressInfo progress) { }
+        public void Verbose(string message) => Messages.Enqueue(('V', message));
+        public void Warning(string message) => Messages.Enqueue(('W', message));
+    }
+}

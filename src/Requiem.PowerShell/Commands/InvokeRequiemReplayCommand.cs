@@ -1,0 +1,50 @@
+using System.Management.Automation;
+using Requiem.Engine;
+using Requiem.Engine.Execution;
+using Requiem.PowerShell.Internal;
+
+namespace Requiem.PowerShell;
+
+/// <summary>Invoke-RequiemReplay: the seed's <c>exec replay</c> — re-execute a request and compare with a recorded result.</summary>
+[Cmdlet(VerbsLifecycle.Invoke, "RequiemReplay")]
+[OutputType(typeof(ReplayReport))]
+public sealed class InvokeRequiemReplayCommand : RequiemCmdlet
+{
+    /// <summary>The request to re-execute (path, JSON text, hashtable or ExecRequest). Default: the request stored in the CAS with the result.</summary>
+    [Parameter(Position = 0)]
+    public object? Request { get; set; }
+
+    /// <summary>The recorded result: a result object, a path to a result JSON file, or a result digest recorded in the CAS.</summary>
+    [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true)]
+    [ValidateNotNull]
+    public object? Result { get; set; }
+
+    [Parameter]
+    public string? Cas { get; set; }
+
+    /// <summary>Return only $true (match) or $false.</summary>
+    [Parameter]
+    public SwitchParameter Quiet { get; set; }
+
+    [Parameter]
+    public SwitchParameter AllowHashFallback { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var store = OpenStore(Cas, AllowHashFallback);
+        var recorded = Run(() => ExecInput.ToResult(Result, store, ResolveNewPath));
+        var request = Run(() =>
+        {
+            if (Request is not null) return ExecInput.ToRequest(Request, Config, ResolveNewPath);
+            if (recorded.Request is not null) return recorded.Request;
+            if (recorded.RequestBlobDigest.Length == 0)
+                throw new RequiemException("RequestNotFound", ErrorKind.ObjectNotFound, "The result names no stored request; pass -Request.", Result);
+            var bytes = store.ReadAllBytes(recorded.RequestBlobDigest, CancellationToken);
+            return ExecRequestParser.Parse(System.Text.Encoding.UTF8.GetString(bytes), Config, recorded.RequestBlobDigest);
+        });
+        var output = CreateEngineOutput();
+        var replayed = Run(() => ExecRunner.Run(request, new ExecOptions { Store = store, Output = output }, CancellationToken));
+        var report = Replay.Compare(recorded, replayed, store);
+        WriteObject(Quiet ? report.Match : report);
+    }
+}

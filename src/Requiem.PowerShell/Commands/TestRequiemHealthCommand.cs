@@ -1,0 +1,34 @@
+using System.Management.Automation;
+using Requiem.Engine;
+using Requiem.Engine.Config;
+using Requiem.Engine.Health;
+using Requiem.PowerShell.Internal;
+
+namespace Requiem.PowerShell;
+
+/// <summary>Test-RequiemHealth: the seed's <c>doctor</c> — every check with a status; Fail is a blocker.</summary>
+[Cmdlet(VerbsDiagnostic.Test, "RequiemHealth")]
+[OutputType(typeof(HealthCheck), typeof(bool))]
+public sealed class TestRequiemHealthCommand : RequiemCmdlet
+{
+    [Parameter]
+    public string? Cas { get; set; }
+
+    /// <summary>Return only $true (no blockers) or $false.</summary>
+    [Parameter]
+    public SwitchParameter Quiet { get; set; }
+
+    protected override void EndProcessing()
+    {
+        RequiemConfig? config = null;
+        Exception? configError = null;
+        try { config = RequiemConfig.LoadDefault(); }
+        catch (RequiemException ex) { configError = ex; }
+        string? root = null;
+        try { root = RequiemPaths.ResolveCasRoot(string.IsNullOrEmpty(Cas) ? null : ResolveNewPath(Cas), config ?? new RequiemConfig()); }
+        catch (RequiemException ex) { configError ??= ex; }
+        var checks = Doctor.Run(root, config, configError);
+        if (Quiet) WriteObject(checks.All(c => c.Status != "Fail"));
+        else WriteObject(checks, enumerateCollection: true);
+    }
+}
