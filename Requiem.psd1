@@ -32,6 +32,7 @@
         'Test-RequiemHealth'
         'Get-RequiemPolicy'
         'Test-RequiemPolicy'
+        'Test-RequiemReplacement'
 
         # bench, drift
         'Invoke-RequiemBench'
