@@ -54,4 +54,24 @@ Get-RequiemDigest -InputObject 'hello' | Out-Null
         $again = Invoke-FreshPwsh -Environment @{ REQUIEM_METRICS_DIR = $metrics } -Script "Import-Module '$ModulePath'; (Get-RequiemMetric).DigestTotal"
         $again | Should -Contain '70'
     }
+
+    It 'counts executions, failures, timeouts and replays' {
+        $metrics = Join-Path $Dir 'm5'
+        $ws = Join-Path $Dir 'ws5'
+        New-Item -ItemType Directory $ws | Out-Null
+        $json = Invoke-FreshPwsh -Environment @{ REQUIEM_METRICS_DIR = $metrics; REQUIEM_CAS = (Join-Path $Dir 'cas5') } -Script @"
+Import-Module '$ModulePath'
+`$ok = Invoke-RequiemExec -Request @{ command = '/bin/true'; argv = @(); workspace_root = '$ws' }
+`$null = Invoke-RequiemExec -Request @{ command = '/bin/sh'; argv = @('-c', 'exit 3'); workspace_root = '$ws' }
+`$null = Invoke-RequiemExec -Request @{ command = '/bin/sleep'; argv = @('5'); workspace_root = '$ws'; timeout_ms = 200 }
+`$null = Invoke-RequiemReplay -Result `$ok
+Get-RequiemMetric -Format Json
+"@
+        $m = ($json -join "`n") | ConvertFrom-Json
+        $m.exec_total | Should -Be 4      # three runs and the replay's re-execution
+        $m.exec_failed_total | Should -Be 2
+        $m.exec_timed_out_total | Should -Be 1
+        $m.replay_total | Should -Be 1
+        $m.replay_mismatch_total | Should -Be 0
+    }
 }

@@ -116,6 +116,10 @@ public static class ExecRunner
             var refName = "results/" + result.ResultDigest;
             if (!string.Equals(store.GetRef(refName), manifest.Hash, StringComparison.Ordinal)) store.SetRef(refName, manifest.Hash);
             result.ManifestDigest = manifest.Hash;
+            Metrics.MetricsRegistry.Add(Metrics.Counter.ExecTotal);
+            Metrics.MetricsRegistry.Add(Metrics.Counter.ExecDurationMsTotal, result.DurationMs);
+            if (result.ExitCode != 0 || result.Signal is not null) Metrics.MetricsRegistry.Add(Metrics.Counter.ExecFailed);
+            if (result.TimedOut) Metrics.MetricsRegistry.Add(Metrics.Counter.ExecTimedOut);
             return result;
         }
     }

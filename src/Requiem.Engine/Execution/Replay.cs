@@ -58,6 +58,8 @@ public static class Replay
                 diffs.Add(new ReplayDifference { Field = $"output_files[{path}]", Expected = e?.Digest, Actual = a?.Digest, Detail = e is null ? "produced only by the replay" : "not produced by the replay" });
             else Blob($"output_files[{path}]", e.Digest, a.Digest, store, diffs);
         }
+        Metrics.MetricsRegistry.Add(Metrics.Counter.ReplayTotal);
+        if (diffs.Count > 0) Metrics.MetricsRegistry.Add(Metrics.Counter.ReplayMismatch);
         return new ReplayReport
         {
             Match = diffs.Count == 0,

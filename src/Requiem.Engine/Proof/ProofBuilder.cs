@@ -125,6 +125,7 @@ public static class ProofBuilder
             WriteFile(outFile, text);
             written = System.IO.Path.GetFullPath(outFile);
         }
+        Metrics.MetricsRegistry.Add(Metrics.Counter.ProofGenerated);
         return new ProofInfo
         {
             MerkleRoot = bundle.MerkleRoot,

@@ -176,6 +176,8 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
         var v = ProofVerifier.Verify(bytes, options, _store!.HashPrimitive);
         v.Path = path;
         if (Replay) RunReplay(v);
+        Requiem.Engine.Metrics.MetricsRegistry.Add(Requiem.Engine.Metrics.Counter.ProofVerified);
+        if (!v.Valid) Requiem.Engine.Metrics.MetricsRegistry.Add(Requiem.Engine.Metrics.Counter.ProofInvalid);
         return v;
     }
 
