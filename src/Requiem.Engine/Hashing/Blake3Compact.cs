@@ -141,7 +141,10 @@ internal sealed class Blake3Compact
         for (var i = 0; i < 16; i++) words[i] = BinaryPrimitives.ReadUInt32LittleEndian(block[(4 * i)..]);
     }
 
-    /// <summary>The BLAKE3 compression function; writes the first 8 words of the output (the chaining value).</summary>
+    /// <summary>
+    /// The BLAKE3 compression function; writes the first 8 words of the output (the chaining value). Fully unrolled
+    /// over locals, with the message schedule of each round written out, so the JIT keeps the state in registers.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Compress(ReadOnlySpan<uint> cv, ReadOnlySpan<uint> m, ulong counter, uint blockLen, uint flags, Span<uint> output)
     {
@@ -151,38 +154,127 @@ internal sealed class Blake3Compact
         uint m0 = m[0], m1 = m[1], m2 = m[2], m3 = m[3], m4 = m[4], m5 = m[5], m6 = m[6], m7 = m[7];
         uint m8 = m[8], m9 = m[9], m10 = m[10], m11 = m[11], m12 = m[12], m13 = m[13], m14 = m[14], m15 = m[15];
 
-        for (var round = 0; round < 7; round++)
-        {
-            G(ref s0, ref s4, ref s8, ref s12, m0, m1);
-            G(ref s1, ref s5, ref s9, ref s13, m2, m3);
-            G(ref s2, ref s6, ref s10, ref s14, m4, m5);
-            G(ref s3, ref s7, ref s11, ref s15, m6, m7);
-            G(ref s0, ref s5, ref s10, ref s15, m8, m9);
-            G(ref s1, ref s6, ref s11, ref s12, m10, m11);
-            G(ref s2, ref s7, ref s8, ref s13, m12, m13);
-            G(ref s3, ref s4, ref s9, ref s14, m14, m15);
-            if (round == 6) break;
-            // Message permutation: 2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8.
-            uint t0 = m2, t1 = m6, t2 = m3, t3 = m10, t4 = m7, t5 = m0, t6 = m4, t7 = m13;
-            uint t8 = m1, t9 = m11, t10 = m12, t11 = m5, t12 = m9, t13 = m14, t14 = m15, t15 = m8;
-            m0 = t0; m1 = t1; m2 = t2; m3 = t3; m4 = t4; m5 = t5; m6 = t6; m7 = t7;
-            m8 = t8; m9 = t9; m10 = t10; m11 = t11; m12 = t12; m13 = t13; m14 = t14; m15 = t15;
-        }
+        // round 1
+        s0 += s4 + m0; s12 = BitOperations.RotateRight(s12 ^ s0, 16); s8 += s12; s4 = BitOperations.RotateRight(s4 ^ s8, 12);
+        s0 += s4 + m1; s12 = BitOperations.RotateRight(s12 ^ s0, 8); s8 += s12; s4 = BitOperations.RotateRight(s4 ^ s8, 7);
+        s1 += s5 + m2; s13 = BitOperations.RotateRight(s13 ^ s1, 16); s9 += s13; s5 = BitOperations.RotateRight(s5 ^ s9, 12);
+        s1 += s5 + m3; s13 = BitOperations.RotateRight(s13 ^ s1, 8); s9 += s13; s5 = BitOperations.RotateRight(s5 ^ s9, 7);
+        s2 += s6 + m4; s14 = BitOperations.RotateRight(s14 ^ s2, 16); s10 += s14; s6 = BitOperations.RotateRight(s6 ^ s10, 12);
+        s2 += s6 + m5; s14 = BitOperations.RotateRight(s14 ^ s2, 8); s10 += s14; s6 = BitOperations.RotateRight(s6 ^ s10, 7);
+        s3 += s7 + m6; s15 = BitOperations.RotateRight(s15 ^ s3, 16); s11 += s15; s7 = BitOperations.RotateRight(s7 ^ s11, 12);
+        s3 += s7 + m7; s15 = BitOperations.RotateRight(s15 ^ s3, 8); s11 += s15; s7 = BitOperations.RotateRight(s7 ^ s11, 7);
+        s0 += s5 + m8; s15 = BitOperations.RotateRight(s15 ^ s0, 16); s10 += s15; s5 = BitOperations.RotateRight(s5 ^ s10, 12);
+        s0 += s5 + m9; s15 = BitOperations.RotateRight(s15 ^ s0, 8); s10 += s15; s5 = BitOperations.RotateRight(s5 ^ s10, 7);
+        s1 += s6 + m10; s12 = BitOperations.RotateRight(s12 ^ s1, 16); s11 += s12; s6 = BitOperations.RotateRight(s6 ^ s11, 12);
+        s1 += s6 + m11; s12 = BitOperations.RotateRight(s12 ^ s1, 8); s11 += s12; s6 = BitOperations.RotateRight(s6 ^ s11, 7);
+        s2 += s7 + m12; s13 = BitOperations.RotateRight(s13 ^ s2, 16); s8 += s13; s7 = BitOperations.RotateRight(s7 ^ s8, 12);
+        s2 += s7 + m13; s13 = BitOperations.RotateRight(s13 ^ s2, 8); s8 += s13; s7 = BitOperations.RotateRight(s7 ^ s8, 7);
+        s3 += s4 + m14; s14 = BitOperations.RotateRight(s14 ^ s3, 16); s9 += s14; s4 = BitOperations.RotateRight(s4 ^ s9, 12);
+        s3 += s4 + m15; s14 = BitOperations.RotateRight(s14 ^ s3, 8); s9 += s14; s4 = BitOperations.RotateRight(s4 ^ s9, 7);
+        // round 2
+        s0 += s4 + m2; s12 = BitOperations.RotateRight(s12 ^ s0, 16); s8 += s12; s4 = BitOperations.RotateRight(s4 ^ s8, 12);
+        s0 += s4 + m6; s12 = BitOperations.RotateRight(s12 ^ s0, 8); s8 += s12; s4 = BitOperations.RotateRight(s4 ^ s8, 7);
+        s1 += s5 + m3; s13 = BitOperations.RotateRight(s13 ^ s1, 16); s9 += s13; s5 = BitOperations.RotateRight(s5 ^ s9, 12);
+        s1 += s5 + m10; s13 = BitOperations.RotateRight(s13 ^ s1, 8); s9 += s13; s5 = BitOperations.RotateRight(s5 ^ s9, 7);
+        s2 += s6 + m7; s14 = BitOperations.RotateRight(s14 ^ s2, 16); s10 += s14; s6 = BitOperations.RotateRight(s6 ^ s10, 12);
+        s2 += s6 + m0; s14 = BitOperations.RotateRight(s14 ^ s2, 8); s10 += s14; s6 = BitOperations.RotateRight(s6 ^ s10, 7);
+        s3 += s7 + m4; s15 = BitOperations.RotateRight(s15 ^ s3, 16); s11 += s15; s7 = BitOperations.RotateRight(s7 ^ s11, 12);
+        s3 += s7 + m13; s15 = BitOperations.RotateRight(s15 ^ s3, 8); s11 += s15; s7 = BitOperations.RotateRight(s7 ^ s11, 7);
+        s0 += s5 + m1; s15 = BitOperations.RotateRight(s15 ^ s0, 16); s10 += s15; s5 = BitOperations.RotateRight(s5 ^ s10, 12);
+        s0 += s5 + m11; s15 = BitOperations.RotateRight(s15 ^ s0, 8); s10 += s15; s5 = BitOperations.RotateRight(s5 ^ s10, 7);
+        s1 += s6 + m12; s12 = BitOperations.RotateRight(s12 ^ s1, 16); s11 += s12; s6 = BitOperations.RotateRight(s6 ^ s11, 12);
+        s1 += s6 + m5; s12 = BitOperations.RotateRight(s12 ^ s1, 8); s11 += s12; s6 = BitOperations.RotateRight(s6 ^ s11, 7);
+        s2 += s7 + m9; s13 = BitOperations.RotateRight(s13 ^ s2, 16); s8 += s13; s7 = BitOperations.RotateRight(s7 ^ s8, 12);
+        s2 += s7 + m14; s13 = BitOperations.RotateRight(s13 ^ s2, 8); s8 += s13; s7 = BitOperations.RotateRight(s7 ^ s8, 7);
+        s3 += s4 + m15; s14 = BitOperations.RotateRight(s14 ^ s3, 16); s9 += s14; s4 = BitOperations.RotateRight(s4 ^ s9, 12);
+        s3 += s4 + m8; s14 = BitOperations.RotateRight(s14 ^ s3, 8); s9 += s14; s4 = BitOperations.RotateRight(s4 ^ s9, 7);
+        // round 3
+        s0 += s4 + m3; s12 = BitOperations.RotateRight(s12 ^ s0, 16); s8 += s12; s4 = BitOperations.RotateRight(s4 ^ s8, 12);
+        s0 += s4 + m4; s12 = BitOperations.RotateRight(s12 ^ s0, 8); s8 += s12; s4 = BitOperations.RotateRight(s4 ^ s8, 7);
+        s1 += s5 + m10; s13 = BitOperations.RotateRight(s13 ^ s1, 16); s9 += s13; s5 = BitOperations.RotateRight(s5 ^ s9, 12);
+        s1 += s5 + m12; s13 = BitOperations.RotateRight(s13 ^ s1, 8); s9 += s13; s5 = BitOperations.RotateRight(s5 ^ s9, 7);
+        s2 += s6 + m13; s14 = BitOperations.RotateRight(s14 ^ s2, 16); s10 += s14; s6 = BitOperations.RotateRight(s6 ^ s10, 12);
+        s2 += s6 + m2; s14 = BitOperations.RotateRight(s14 ^ s2, 8); s10 += s14; s6 = BitOperations.RotateRight(s6 ^ s10, 7);
+        s3 += s7 + m7; s15 = BitOperations.RotateRight(s15 ^ s3, 16); s11 += s15; s7 = BitOperations.RotateRight(s7 ^ s11, 12);
+        s3 += s7 + m14; s15 = BitOperations.RotateRight(s15 ^ s3, 8); s11 += s15; s7 = BitOperations.RotateRight(s7 ^ s11, 7);
+        s0 += s5 + m6; s15 = BitOperations.RotateRight(s15 ^ s0, 16); s10 += s15; s5 = BitOperations.RotateRight(s5 ^ s10, 12);
+        s0 += s5 + m5; s15 = BitOperations.RotateRight(s15 ^ s0, 8); s10 += s15; s5 = BitOperations.RotateRight(s5 ^ s10, 7);
+        s1 += s6 + m9; s12 = BitOperations.RotateRight(s12 ^ s1, 16); s11 += s12; s6 = BitOperations.RotateRight(s6 ^ s11, 12);
+        s1 += s6 + m0; s12 = BitOperations.RotateRight(s12 ^ s1, 8); s11 += s12; s6 = BitOperations.RotateRight(s6 ^ s11, 7);
+        s2 += s7 + m11; s13 = BitOperations.RotateRight(s13 ^ s2, 16); s8 += s13; s7 = BitOperations.RotateRight(s7 ^ s8, 12);
+        s2 += s7 + m15; s13 = BitOperations.RotateRight(s13 ^ s2, 8); s8 += s13; s7 = BitOperations.RotateRight(s7 ^ s8, 7);
+        s3 += s4 + m8; s14 = BitOperations.RotateRight(s14 ^ s3, 16); s9 += s14; s4 = BitOperations.RotateRight(s4 ^ s9, 12);
+        s3 += s4 + m1; s14 = BitOperations.RotateRight(s14 ^ s3, 8); s9 += s14; s4 = BitOperations.RotateRight(s4 ^ s9, 7);
+        // round 4
+        s0 += s4 + m10; s12 = BitOperations.RotateRight(s12 ^ s0, 16); s8 += s12; s4 = BitOperations.RotateRight(s4 ^ s8, 12);
+        s0 += s4 + m7; s12 = BitOperations.RotateRight(s12 ^ s0, 8); s8 += s12; s4 = BitOperations.RotateRight(s4 ^ s8, 7);
+        s1 += s5 + m12; s13 = BitOperations.RotateRight(s13 ^ s1, 16); s9 += s13; s5 = BitOperations.RotateRight(s5 ^ s9, 12);
+        s1 += s5 + m9; s13 = BitOperations.RotateRight(s13 ^ s1, 8); s9 += s13; s5 = BitOperations.RotateRight(s5 ^ s9, 7);
+        s2 += s6 + m14; s14 = BitOperations.RotateRight(s14 ^ s2, 16); s10 += s14; s6 = BitOperations.RotateRight(s6 ^ s10, 12);
+        s2 += s6 + m3; s14 = BitOperations.RotateRight(s14 ^ s2, 8); s10 += s14; s6 = BitOperations.RotateRight(s6 ^ s10, 7);
+        s3 += s7 + m13; s15 = BitOperations.RotateRight(s15 ^ s3, 16); s11 += s15; s7 = BitOperations.RotateRight(s7 ^ s11, 12);
+        s3 += s7 + m15; s15 = BitOperations.RotateRight(s15 ^ s3, 8); s11 += s15; s7 = BitOperations.RotateRight(s7 ^ s11, 7);
+        s0 += s5 + m4; s15 = BitOperations.RotateRight(s15 ^ s0, 16); s10 += s15; s5 = BitOperations.RotateRight(s5 ^ s10, 12);
+        s0 += s5 + m0; s15 = BitOperations.RotateRight(s15 ^ s0, 8); s10 += s15; s5 = BitOperations.RotateRight(s5 ^ s10, 7);
+        s1 += s6 + m11; s12 = BitOperations.RotateRight(s12 ^ s1, 16); s11 += s12; s6 = BitOperations.RotateRight(s6 ^ s11, 12);
+        s1 += s6 + m2; s12 = BitOperations.RotateRight(s12 ^ s1, 8); s11 += s12; s6 = BitOperations.RotateRight(s6 ^ s11, 7);
+        s2 += s7 + m5; s13 = BitOperations.RotateRight(s13 ^ s2, 16); s8 += s13; s7 = BitOperations.RotateRight(s7 ^ s8, 12);
+        s2 += s7 + m8; s13 = BitOperations.RotateRight(s13 ^ s2, 8); s8 += s13; s7 = BitOperations.RotateRight(s7 ^ s8, 7);
+        s3 += s4 + m1; s14 = BitOperations.RotateRight(s14 ^ s3, 16); s9 += s14; s4 = BitOperations.RotateRight(s4 ^ s9, 12);
+        s3 += s4 + m6; s14 = BitOperations.RotateRight(s14 ^ s3, 8); s9 += s14; s4 = BitOperations.RotateRight(s4 ^ s9, 7);
+        // round 5
+        s0 += s4 + m12; s12 = BitOperations.RotateRight(s12 ^ s0, 16); s8 += s12; s4 = BitOperations.RotateRight(s4 ^ s8, 12);
+        s0 += s4 + m13; s12 = BitOperations.RotateRight(s12 ^ s0, 8); s8 += s12; s4 = BitOperations.RotateRight(s4 ^ s8, 7);
+        s1 += s5 + m9; s13 = BitOperations.RotateRight(s13 ^ s1, 16); s9 += s13; s5 = BitOperations.RotateRight(s5 ^ s9, 12);
+        s1 += s5 + m11; s13 = BitOperations.RotateRight(s13 ^ s1, 8); s9 += s13; s5 = BitOperations.RotateRight(s5 ^ s9, 7);
+        s2 += s6 + m15; s14 = BitOperations.RotateRight(s14 ^ s2, 16); s10 += s14; s6 = BitOperations.RotateRight(s6 ^ s10, 12);
+        s2 += s6 + m10; s14 = BitOperations.RotateRight(s14 ^ s2, 8); s10 += s14; s6 = BitOperations.RotateRight(s6 ^ s10, 7);
+        s3 += s7 + m14; s15 = BitOperations.RotateRight(s15 ^ s3, 16); s11 += s15; s7 = BitOperations.RotateRight(s7 ^ s11, 12);
+        s3 += s7 + m8; s15 = BitOperations.RotateRight(s15 ^ s3, 8); s11 += s15; s7 = BitOperations.RotateRight(s7 ^ s11, 7);
+        s0 += s5 + m7; s15 = BitOperations.RotateRight(s15 ^ s0, 16); s10 += s15; s5 = BitOperations.RotateRight(s5 ^ s10, 12);
+        s0 += s5 + m2; s15 = BitOperations.RotateRight(s15 ^ s0, 8); s10 += s15; s5 = BitOperations.RotateRight(s5 ^ s10, 7);
+        s1 += s6 + m5; s12 = BitOperations.RotateRight(s12 ^ s1, 16); s11 += s12; s6 = BitOperations.RotateRight(s6 ^ s11, 12);
+        s1 += s6 + m3; s12 = BitOperations.RotateRight(s12 ^ s1, 8); s11 += s12; s6 = BitOperations.RotateRight(s6 ^ s11, 7);
+        s2 += s7 + m0; s13 = BitOperations.RotateRight(s13 ^ s2, 16); s8 += s13; s7 = BitOperations.RotateRight(s7 ^ s8, 12);
+        s2 += s7 + m1; s13 = BitOperations.RotateRight(s13 ^ s2, 8); s8 += s13; s7 = BitOperations.RotateRight(s7 ^ s8, 7);
+        s3 += s4 + m6; s14 = BitOperations.RotateRight(s14 ^ s3, 16); s9 += s14; s4 = BitOperations.RotateRight(s4 ^ s9, 12);
+        s3 += s4 + m4; s14 = BitOperations.RotateRight(s14 ^ s3, 8); s9 += s14; s4 = BitOperations.RotateRight(s4 ^ s9, 7);
+        // round 6
+        s0 += s4 + m9; s12 = BitOperations.RotateRight(s12 ^ s0, 16); s8 += s12; s4 = BitOperations.RotateRight(s4 ^ s8, 12);
+        s0 += s4 + m14; s12 = BitOperations.RotateRight(s12 ^ s0, 8); s8 += s12; s4 = BitOperations.RotateRight(s4 ^ s8, 7);
+        s1 += s5 + m11; s13 = BitOperations.RotateRight(s13 ^ s1, 16); s9 += s13; s5 = BitOperations.RotateRight(s5 ^ s9, 12);
+        s1 += s5 + m5; s13 = BitOperations.RotateRight(s13 ^ s1, 8); s9 += s13; s5 = BitOperations.RotateRight(s5 ^ s9, 7);
+        s2 += s6 + m8; s14 = BitOperations.RotateRight(s14 ^ s2, 16); s10 += s14; s6 = BitOperations.RotateRight(s6 ^ s10, 12);
+        s2 += s6 + m12; s14 = BitOperations.RotateRight(s14 ^ s2, 8); s10 += s14; s6 = BitOperations.RotateRight(s6 ^ s10, 7);
+        s3 += s7 + m15; s15 = BitOperations.RotateRight(s15 ^ s3, 16); s11 += s15; s7 = BitOperations.RotateRight(s7 ^ s11, 12);
+        s3 += s7 + m1; s15 = BitOperations.RotateRight(s15 ^ s3, 8); s11 += s15; s7 = BitOperations.RotateRight(s7 ^ s11, 7);
+        s0 += s5 + m13; s15 = BitOperations.RotateRight(s15 ^ s0, 16); s10 += s15; s5 = BitOperations.RotateRight(s5 ^ s10, 12);
+        s0 += s5 + m3; s15 = BitOperations.RotateRight(s15 ^ s0, 8); s10 += s15; s5 = BitOperations.RotateRight(s5 ^ s10, 7);
+        s1 += s6 + m0; s12 = BitOperations.RotateRight(s12 ^ s1, 16); s11 += s12; s6 = BitOperations.RotateRight(s6 ^ s11, 12);
+        s1 += s6 + m10; s12 = BitOperations.RotateRight(s12 ^ s1, 8); s11 += s12; s6 = BitOperations.RotateRight(s6 ^ s11, 7);
+        s2 += s7 + m2; s13 = BitOperations.RotateRight(s13 ^ s2, 16); s8 += s13; s7 = BitOperations.RotateRight(s7 ^ s8, 12);
+        s2 += s7 + m6; s13 = BitOperations.RotateRight(s13 ^ s2, 8); s8 += s13; s7 = BitOperations.RotateRight(s7 ^ s8, 7);
+        s3 += s4 + m4; s14 = BitOperations.RotateRight(s14 ^ s3, 16); s9 += s14; s4 = BitOperations.RotateRight(s4 ^ s9, 12);
+        s3 += s4 + m7; s14 = BitOperations.RotateRight(s14 ^ s3, 8); s9 += s14; s4 = BitOperations.RotateRight(s4 ^ s9, 7);
+        // round 7
+        s0 += s4 + m11; s12 = BitOperations.RotateRight(s12 ^ s0, 16); s8 += s12; s4 = BitOperations.RotateRight(s4 ^ s8, 12);
+        s0 += s4 + m15; s12 = BitOperations.RotateRight(s12 ^ s0, 8); s8 += s12; s4 = BitOperations.RotateRight(s4 ^ s8, 7);
+        s1 += s5 + m5; s13 = BitOperations.RotateRight(s13 ^ s1, 16); s9 += s13; s5 = BitOperations.RotateRight(s5 ^ s9, 12);
+        s1 += s5 + m0; s13 = BitOperations.RotateRight(s13 ^ s1, 8); s9 += s13; s5 = BitOperations.RotateRight(s5 ^ s9, 7);
+        s2 += s6 + m1; s14 = BitOperations.RotateRight(s14 ^ s2, 16); s10 += s14; s6 = BitOperations.RotateRight(s6 ^ s10, 12);
+        s2 += s6 + m9; s14 = BitOperations.RotateRight(s14 ^ s2, 8); s10 += s14; s6 = BitOperations.RotateRight(s6 ^ s10, 7);
+        s3 += s7 + m8; s15 = BitOperations.RotateRight(s15 ^ s3, 16); s11 += s15; s7 = BitOperations.RotateRight(s7 ^ s11, 12);
+        s3 += s7 + m6; s15 = BitOperations.RotateRight(s15 ^ s3, 8); s11 += s15; s7 = BitOperations.RotateRight(s7 ^ s11, 7);
+        s0 += s5 + m14; s15 = BitOperations.RotateRight(s15 ^ s0, 16); s10 += s15; s5 = BitOperations.RotateRight(s5 ^ s10, 12);
+        s0 += s5 + m10; s15 = BitOperations.RotateRight(s15 ^ s0, 8); s10 += s15; s5 = BitOperations.RotateRight(s5 ^ s10, 7);
+        s1 += s6 + m2; s12 = BitOperations.RotateRight(s12 ^ s1, 16); s11 += s12; s6 = BitOperations.RotateRight(s6 ^ s11, 12);
+        s1 += s6 + m12; s12 = BitOperations.RotateRight(s12 ^ s1, 8); s11 += s12; s6 = BitOperations.RotateRight(s6 ^ s11, 7);
+        s2 += s7 + m3; s13 = BitOperations.RotateRight(s13 ^ s2, 16); s8 += s13; s7 = BitOperations.RotateRight(s7 ^ s8, 12);
+        s2 += s7 + m4; s13 = BitOperations.RotateRight(s13 ^ s2, 8); s8 += s13; s7 = BitOperations.RotateRight(s7 ^ s8, 7);
+        s3 += s4 + m7; s14 = BitOperations.RotateRight(s14 ^ s3, 16); s9 += s14; s4 = BitOperations.RotateRight(s4 ^ s9, 12);
+        s3 += s4 + m13; s14 = BitOperations.RotateRight(s14 ^ s3, 8); s9 += s14; s4 = BitOperations.RotateRight(s4 ^ s9, 7);
 
         output[0] = s0 ^ s8; output[1] = s1 ^ s9; output[2] = s2 ^ s10; output[3] = s3 ^ s11;
         output[4] = s4 ^ s12; output[5] = s5 ^ s13; output[6] = s6 ^ s14; output[7] = s7 ^ s15;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void G(ref uint a, ref uint b, ref uint c, ref uint d, uint mx, uint my)
-    {
-        a = a + b + mx;
-        d = BitOperations.RotateRight(d ^ a, 16);
-        c += d;
-        b = BitOperations.RotateRight(b ^ c, 12);
-        a = a + b + my;
-        d = BitOperations.RotateRight(d ^ a, 8);
-        c += d;
-        b = BitOperations.RotateRight(b ^ c, 7);
     }
 }
