@@ -22,6 +22,15 @@
         # config
 
         # cas
+        'Add-RequiemCasObject'
+        'Get-RequiemCasObject'
+        'Export-RequiemCasObject'
+        'Test-RequiemCas'
+        'Get-RequiemCasStatistic'
+        'Optimize-RequiemCas'
+        'Set-RequiemCasRef'
+        'Get-RequiemCasRef'
+        'Remove-RequiemCasRef'
 
         # exec, sandbox, health, policy
 

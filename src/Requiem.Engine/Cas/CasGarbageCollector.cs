@@ -13,7 +13,7 @@ public sealed class CasGcOptions
     public TimeSpan GracePeriod { get; init; } = DefaultGracePeriod;
     /// <summary>Asked once per removal candidate right before it is deleted; false keeps it (WhatIf / Confirm).</summary>
     public Func<CasGcItem, bool>? ShouldRemove { get; init; }
-    /// <summary>Report what would be removed without removing anything.</summary>
+    /// <summary>Report what would be removed without removing anything (ShouldRemove is still called, its answer ignored).</summary>
     public bool DryRun { get; init; }
     public IEngineOutput? Output { get; init; }
     public CancellationToken Cancel { get; init; }
@@ -149,7 +149,11 @@ public sealed partial class CasStore
             var c = candidates[i];
             if (throttle.ShouldReport())
                 output.Progress(new ProgressInfo("Optimize-RequiemCas", $"{i} of {candidates.Count} candidates", i, candidates.Count));
-            if (options.DryRun) continue;
+            if (options.DryRun)
+            {
+                options.ShouldRemove?.Invoke(c); // lets the host say what it would do (WhatIf); nothing is removed
+                continue;
+            }
             if (options.ShouldRemove is { } ask && !ask(c)) continue;
             // Re-check the age right before deleting: a put or SetRef may have freshened it since the scan.
             var info = new FileInfo(c.Path);
