@@ -26,6 +26,41 @@ internal static partial class CasNative
     [LibraryImport("libc", EntryPoint = "syncfs", SetLastError = true)]
     private static partial int Syncfs(int fd);
 
+    [LibraryImport("libc", EntryPoint = "renameat2", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int RenameAt2(int oldDirFd, string oldPath, int newDirFd, string newPath, uint flags);
+
+    private const int AT_FDCWD = -100;
+    private const uint RENAME_NOREPLACE = 1;
+    private const int EEXIST = 17;
+    private const int ENOENT = 2;
+    private static bool s_renameat2Missing = !OperatingSystem.IsLinux();
+
+    /// <summary>Outcome of <see cref="RenameNoReplace"/>.</summary>
+    public enum RenameResult { Renamed, Exists, DirectoryMissing, Unsupported }
+
+    /// <summary>
+    /// Atomically renames <paramref name="source"/> to <paramref name="destination"/> unless the destination exists
+    /// (Linux renameat2 with RENAME_NOREPLACE: one system call). Unsupported elsewhere (callers fall back to File.Move,
+    /// which is link-then-unlink on Unix and equally refuses to replace).
+    /// </summary>
+    public static RenameResult RenameNoReplace(string source, string destination)
+    {
+        if (s_renameat2Missing) return RenameResult.Unsupported;
+        try
+        {
+            if (RenameAt2(AT_FDCWD, source, AT_FDCWD, destination, RENAME_NOREPLACE) == 0) return RenameResult.Renamed;
+        }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+        {
+            s_renameat2Missing = true;
+            return RenameResult.Unsupported;
+        }
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno == EEXIST) return RenameResult.Exists;
+        if (errno == ENOENT) return RenameResult.DirectoryMissing;
+        return RenameResult.Unsupported; // EINVAL (file system without NOREPLACE), ENOSYS, ...: let File.Move decide and report
+    }
+
     private static int OpenDirectory(string path)
     {
         if (OperatingSystem.IsWindows()) return -1;

@@ -331,7 +331,7 @@ public sealed partial class CasStore
 
     internal CasPutResult PutFileCore(string path, CasEncoding encoding, int level, CasWriteBatch? batch, CancellationToken cancel)
     {
-        using var source = HashPrimitive.OpenForRead(path);
+        using var source = OpenSource(path);
         long length;
         try { length = RandomAccess.GetLength(source); }
         catch (IOException ex) { throw ReadError(ex, path); }
@@ -368,6 +368,22 @@ public sealed partial class CasStore
         catch (RequiemException ex) when (ex.ErrorId == "CasWriteError" && ex.InnerException is IOException io && !File.Exists(path))
         {
             throw ReadError(io, path);
+        }
+    }
+
+    private static Microsoft.Win32.SafeHandles.SafeFileHandle OpenSource(string path)
+    {
+        try
+        {
+            return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.SequentialScan);
+        }
+        catch (UnauthorizedAccessException) when (Directory.Exists(path))
+        {
+            throw new RequiemException("PathIsDirectory", ErrorKind.InvalidArgument, $"'{path}' is a directory, not a file.", path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return HashPrimitive.OpenForRead(path); // the usual error ids (FileNotFound, FileReadError, PathIsDirectory)
         }
     }
 
@@ -434,10 +450,10 @@ public sealed partial class CasStore
                 var n = c.Wrap(data, compressed);
                 payload = compressed.AsSpan(0, n);
             }
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 0))
+            using (var handle = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
-                fs.Write(payload);
-                if (batch is null) fs.Flush(flushToDisk: true);
+                RandomAccess.Write(handle, payload, 0);
+                if (batch is null) RandomAccess.FlushToDisk(handle);
             }
             if (batch is not null)
             {
@@ -445,7 +461,7 @@ public sealed partial class CasStore
                 batch.AddStaged(tmp, result);
                 return result;
             }
-            return Publish(tmp, hash, data.Length, encoding, durable: true);
+            return Publish(tmp, hash, data.Length, encoding, durable: true, stored: payload.Length);
         }
         catch (ZstdException ex)
         {
@@ -478,17 +494,20 @@ public sealed partial class CasStore
     /// Renames a complete, flushed temp file to its final name without ever replacing an existing object
     /// (link-then-unlink on Unix). If the name already exists, another writer stored the same bytes: both succeed.
     /// </summary>
-    internal CasPutResult Publish(string tmp, string hash, long size, CasEncoding encoding, bool durable)
+    internal CasPutResult Publish(string tmp, string hash, long size, CasEncoding encoding, bool durable, long stored = -1)
     {
         var final = ObjectPath(hash, encoding);
         var shard = Path.GetDirectoryName(final)!;
-        var stored = new FileInfo(tmp).Length;
+        if (stored < 0) stored = new FileInfo(tmp).Length;
         for (var attempt = 0; ; attempt++)
         {
             EnsureShard(shard, force: attempt > 0);
             try
             {
-                File.Move(tmp, final, overwrite: false);
+                var renamed = CasNative.RenameNoReplace(tmp, final);
+                if (renamed == CasNative.RenameResult.DirectoryMissing && attempt < 3) continue;
+                if (renamed == CasNative.RenameResult.Exists) throw new IOException("exists", 17);
+                if (renamed != CasNative.RenameResult.Renamed) File.Move(tmp, final, overwrite: false);
                 if (durable) CasNative.FsyncDirectory(shard);
                 Interlocked.Increment(ref _written);
                 Interlocked.Add(ref _bytesWritten, stored);
@@ -765,13 +784,30 @@ public sealed partial class CasStore
         {
             using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
             var n = RandomAccess.Read(handle, header, 0);
-            var size = Decompressor.GetDecompressedSize(header[..n]);
-            return size >= ulong.MaxValue - 1 || size > long.MaxValue ? -1 : (long)size;
+            return ParseZstdContentSize(header[..n]);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ZstdException or ArgumentException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return -1;
         }
+    }
+
+    /// <summary>Frame_Content_Size from a zstd frame header (RFC 8878 section 3.1.1.1), or -1 when absent or not a zstd frame.</summary>
+    internal static long ParseZstdContentSize(ReadOnlySpan<byte> h)
+    {
+        if (h.Length < 5 || h[0] != 0x28 || h[1] != 0xB5 || h[2] != 0x2F || h[3] != 0xFD) return -1;
+        var descriptor = h[4];
+        var fcsFlag = descriptor >> 6;
+        var singleSegment = (descriptor & 0x20) != 0;
+        var dictIdSize = (descriptor & 0x03) switch { 0 => 0, 1 => 1, 2 => 2, _ => 4 };
+        var fcsSize = fcsFlag switch { 0 => singleSegment ? 1 : 0, 1 => 2, 2 => 4, _ => 8 };
+        if (fcsSize == 0) return -1;
+        var offset = 5 + (singleSegment ? 0 : 1) + dictIdSize;
+        if (h.Length < offset + fcsSize) return -1;
+        ulong value = 0;
+        for (var i = fcsSize - 1; i >= 0; i--) value = (value << 8) | h[offset + i];
+        if (fcsSize == 2) value += 256;
+        return value > long.MaxValue ? -1 : (long)value;
     }
 
     // ---------------------------------------------------------------- refs: named roots for garbage collection

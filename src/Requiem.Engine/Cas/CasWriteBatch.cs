@@ -102,7 +102,7 @@ public sealed class CasWriteBatch : IDisposable
                     results.Add(e.Result);
                     continue;
                 }
-                var r = _store.Publish(e.Tmp, e.Result.Hash, e.Result.Size, e.Result.Encoding, durable: false);
+                var r = _store.Publish(e.Tmp, e.Result.Hash, e.Result.Size, e.Result.Encoding, durable: false, stored: e.Result.StoredSize);
                 e.Tmp = null;
                 shards.Add(Path.GetDirectoryName(_store.ObjectPath(r.Hash, r.Encoding))!);
                 results.Add(r);
