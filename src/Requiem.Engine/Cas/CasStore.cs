@@ -159,7 +159,7 @@ public sealed partial class CasStore
             if (Directory.Exists(config))
                 throw new RequiemException("NotACasStore", ErrorKind.InvalidArgument, $"'{root}' is not a CAS store ('{ConfigFileName}' is a directory).", root);
             var exists = Directory.Exists(root);
-            if (exists && Directory.EnumerateFileSystemEntries(root).Any())
+            if (exists && Directory.EnumerateFileSystemEntries(root).Any(e => !IsInitializationEntry(e)))
                 throw new RequiemException("NotACasStore", ErrorKind.InvalidArgument,
                     $"'{root}' is not a CAS store (no '{ConfigFileName}' file) and is not empty; refusing to write into it.", root);
             if (!exists && !create)
@@ -178,6 +178,14 @@ public sealed partial class CasStore
             throw new RequiemException("CasWriteError", ErrorKind.WriteError, $"Cannot prepare the CAS store at '{root}': {ex.Message}", root, ex);
         }
         return store;
+    }
+
+    /// <summary>Entries another process creates while initializing a store at the same moment (config temp file, skeleton folders).</summary>
+    private static bool IsInitializationEntry(string entry)
+    {
+        var name = Path.GetFileName(entry);
+        if (Directory.Exists(entry)) return name is "objects" or "tmp" or "refs";
+        return name.StartsWith(ConfigFileName + ".", StringComparison.Ordinal) && name.EndsWith(TempSuffix, StringComparison.Ordinal);
     }
 
     private static void Initialize(string root)
@@ -370,6 +378,8 @@ public sealed partial class CasStore
             throw ReadError(io, path);
         }
     }
+
+    internal void CountDeduplicated() => Interlocked.Increment(ref _deduplicated);
 
     private static Microsoft.Win32.SafeHandles.SafeFileHandle OpenSource(string path)
     {
@@ -573,41 +583,50 @@ public sealed partial class CasStore
         var buffer = ArrayPool<byte>.Shared.Rent(CopyBuffer);
         try
         {
-            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
-            using Stream source = encoding == CasEncoding.Zstd ? new DecompressionStream(file, leaveOpen: true) : file;
-            using var hasher = _hash.CreateHasher(HashDomain.Cas);
-            long total = 0;
-            int n;
+            FileStream file;
             try
             {
-                while ((n = source.Read(buffer, 0, CopyBuffer)) > 0)
+                file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
+            }
+            catch (DirectoryNotFoundException ex)
+            {
+                throw new FileNotFoundException(ex.Message, path, ex);
+            }
+            catch (UnauthorizedAccessException ex)
+            {
+                throw new RequiemException("CasReadError", ErrorKind.PermissionDenied, $"CAS object {hash} cannot be read: {ex.Message}", hash, ex);
+            }
+            using (file)
+            {
+                using Stream source = encoding == CasEncoding.Zstd ? new DecompressionStream(file, leaveOpen: true) : file;
+                using var hasher = _hash.CreateHasher(HashDomain.Cas);
+                long total = 0;
+                while (true)
                 {
                     cancel.ThrowIfCancellationRequested();
+                    int n;
+                    try
+                    {
+                        n = source.Read(buffer, 0, CopyBuffer);
+                    }
+                    catch (Exception ex) when (ex is ZstdException or InvalidDataException or EndOfStreamException or InvalidOperationException)
+                    {
+                        throw Corrupt(hash, "zstd frame does not decode: " + ex.Message, ex);
+                    }
+                    catch (IOException ex)
+                    {
+                        throw Corrupt(hash, "read failed: " + ex.Message, ex);
+                    }
+                    if (n <= 0) break;
                     hasher.UpdateParallel(buffer.AsSpan(0, n));
-                    destination.Write(buffer, 0, n);
+                    destination.Write(buffer, 0, n); // a destination failure (disk full) propagates as itself, not as corruption
                     total += n;
                     progress?.Invoke(n);
                 }
+                var actual = hasher.FinalizeHex();
+                if (actual != hash) throw Corrupt(hash, $"content hashes to {actual}");
+                return total;
             }
-            catch (ZstdException ex)
-            {
-                throw Corrupt(hash, "zstd frame does not decode: " + ex.Message, ex);
-            }
-            catch (InvalidDataException ex)
-            {
-                throw Corrupt(hash, "zstd frame does not decode: " + ex.Message, ex);
-            }
-            var actual = hasher.FinalizeHex();
-            if (actual != hash) throw Corrupt(hash, $"content hashes to {actual}");
-            return total;
-        }
-        catch (IOException ex) when (ex is not FileNotFoundException && ex is not DirectoryNotFoundException && destination is not FileStream)
-        {
-            throw Corrupt(hash, "read failed: " + ex.Message, ex);
-        }
-        catch (DirectoryNotFoundException ex)
-        {
-            throw new FileNotFoundException(ex.Message, path, ex);
         }
         finally
         {

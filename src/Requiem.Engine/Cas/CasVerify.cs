@@ -58,6 +58,8 @@ public sealed class CasVerifyReport
     public required IReadOnlyList<CasTempFile> TempFiles { get; init; }
     /// <summary>Files under objects/ whose names are not object names; they are never read as objects.</summary>
     public required IReadOnlyList<string> ForeignFiles { get; init; }
+    /// <summary>Sample mode: the hashes checked by this run (empty for -All).</summary>
+    public required IReadOnlyList<string> SampledHashes { get; init; }
     /// <summary>Sample mode: the last hash checked (persisted; the next sample starts after it).</summary>
     public string? Cursor { get; init; }
     public required TimeSpan Duration { get; init; }
@@ -185,6 +187,7 @@ public sealed partial class CasStore
             Vanished = vanished,
             TempFiles = EnumerateTempFiles(),
             ForeignFiles = EnumerateForeignFiles().ToList(),
+            SampledHashes = all ? Array.Empty<string>() : selected.Select(f => f.Hash).ToList(),
             Cursor = cursor,
             Duration = watch.Elapsed,
         };
@@ -205,7 +208,7 @@ public sealed partial class CasStore
         {
             return VerifyOutcome.Vanished;
         }
-        catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
+        catch (RequiemException ex) when (ex.ErrorId is "CasObjectCorrupt" or "CasReadError")
         {
             if (!File.Exists(path)) return VerifyOutcome.Vanished;
             reason = ex.Message;

@@ -52,6 +52,7 @@ public sealed class CasWriteBatch : IDisposable
     internal CasPutResult? TryGetPending(string hash, long size)
     {
         if (!_pending.TryGetValue(hash, out var r)) return null;
+        _store.CountDeduplicated();
         var dedup = new CasPutResult { Hash = hash, Size = size, StoredSize = r.StoredSize, Encoding = r.Encoding, Existed = true };
         AddDone(dedup);
         return dedup;
