@@ -367,12 +367,14 @@ while ($true) {
 }
 
 Describe 'Concurrency' {
-    It 'several pwsh processes putting overlapping sets at once: no error, exact object count, exactly one writer per object' {
+    It 'several pwsh processes putting overlapping sets at once (<Mode> encodings): no error, exact object count, exactly one writer per object file' -ForEach @(
+        @{ Mode = 'mixed'; Encodings = @('None', 'Zstd', 'None', 'Zstd') }, @{ Mode = 'same'; Encodings = @('None', 'None', 'None', 'None') }
+    ) {
         $store = New-Store
-        $src = Join-Path $Dir 'concurrent'
+        $src = Join-Path $Dir "concurrent-$Mode"
         New-Item -ItemType Directory $src | Out-Null
         $files = 0..399 | ForEach-Object { New-RandomFile -Path (Join-Path $src ('f{0:d3}.bin' -f $_)) -Length (1000 + $_ * 37) -Seed (9000 + $_) }
-        $script = Join-Path $Dir 'concurrent.ps1'
+        $script = Join-Path $Dir "concurrent-$Mode.ps1"
         Set-Content -LiteralPath $script -Value @'
 param($ModulePath, $Cas, $Src, $Start, $Out, $Compress)
 $ErrorActionPreference = 'Stop'
@@ -384,8 +386,8 @@ $r = @($common + $mine) | Add-RequiemCasObject -Cas $Cas -Compress $Compress
 $r | ForEach-Object { '{0} {1}' -f $_.Hash, $_.Existed } | Set-Content -LiteralPath $Out
 '@
         $procs = foreach ($k in 0..3) {
-            $out = Join-Path $Dir "concurrent-$k.txt"
-            @{ Out = $out; P = (Start-Pwsh -File $script -Arguments @($ModulePath, $store, $src, "$($k * 100)", $out, @('None', 'Zstd')[$k % 2])) }
+            $out = Join-Path $Dir "concurrent-$Mode-$k.txt"
+            @{ Out = $out; P = (Start-Pwsh -File $script -Arguments @($ModulePath, $store, $src, "$($k * 100)", $out, $Encodings[$k])) }
         }
         foreach ($p in $procs) { $p.P.WaitForExit(); $p.P.ExitCode | Should -Be 0 }
         $lines = foreach ($p in $procs) { Get-Content -LiteralPath $p.Out }
@@ -393,12 +395,19 @@ $r | ForEach-Object { '{0} {1}' -f $_.Hash, $_.Existed } | Set-Content -LiteralP
         $written = @($lines | Where-Object { $_ -like '* False' })
         $distinct = @($lines | ForEach-Object { ($_ -split ' ')[0] } | Sort-Object -Unique)
         $distinct.Count | Should -Be 400
-        $written.Count | Should -Be 400 -Because 'exactly one process wrote each object; all others deduplicated'
+        # Processes 0 and 2 store identity, 1 and 3 zstd: an object may legitimately exist in both encodings, but every
+        # file on disk was written by exactly one put, and every other put of it reported Existed.
+        $objectFiles = @(Get-ChildItem -Recurse -File (Join-Path $store 'objects'))
+        $written.Count | Should -Be $objectFiles.Count -Because 'exactly one put wrote each object file; all others deduplicated'
+        ($objectFiles | ForEach-Object { $_.Name -replace '\.zst$' } | Sort-Object -Unique) | Should -Be $distinct
+        $objectFiles.Count | Should -BeLessOrEqual 800
+        if ($Mode -eq 'same') { $written.Count | Should -Be 400 }
 
         $stats = Get-RequiemCasStatistic -Cas $store
         $stats.ObjectCount | Should -Be 400
-        $stats.PutsWritten | Should -Be 400
-        $stats.DedupHits | Should -Be (4 * 250 - 400)
+        $stats.FileCount | Should -Be $objectFiles.Count
+        $stats.PutsWritten | Should -Be $objectFiles.Count
+        $stats.DedupHits | Should -Be (4 * 250 - $objectFiles.Count)
         (Test-RequiemCas -All -Cas $store).Valid | Should -BeTrue
         @(Get-ChildItem (Join-Path $store 'tmp') -File).Count | Should -Be 0
     }
