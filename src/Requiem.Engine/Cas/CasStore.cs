@@ -258,11 +258,11 @@ public sealed partial class CasStore
     // ---------------------------------------------------------------- put
 
     public CasPutResult PutBytes(ReadOnlySpan<byte> data, CasEncoding encoding = CasEncoding.Identity, int level = 3) =>
-        PutSmall(data, encoding, level, batch: null);
+        PutSmall(data, encoding, level, stage: false, out _);
 
     /// <summary>Streams a file into the store (hashing and, for zstd, compressing on the way), never holding a large file in memory.</summary>
     public CasPutResult PutFile(string path, CasEncoding encoding = CasEncoding.Identity, int level = 3, CancellationToken cancel = default) =>
-        PutFileCore(path, encoding, level, batch: null, cancel);
+        PutFileCore(path, encoding, level, stage: false, cancel, out _);
 
     public CasPutResult PutStream(Stream input, CasEncoding encoding = CasEncoding.Identity, int level = 3, CancellationToken cancel = default)
     {
@@ -335,10 +335,19 @@ public sealed partial class CasStore
     /// Starts a write batch: small objects are written to <c>tmp/</c> without a flush each; <see cref="CasWriteBatch.Commit"/>
     /// flushes them all with one syncfs, renames them into place, and syncs again. Same guarantees, far fewer flushes.
     /// </summary>
-    public CasWriteBatch BeginBatch() => new(this);
+    public CasWriteBatch BeginBatch() => new(this, CasWriteBatch.DefaultParallelism);
 
-    internal CasPutResult PutFileCore(string path, CasEncoding encoding, int level, CasWriteBatch? batch, CancellationToken cancel)
+    /// <summary>A batch whose puts run on <paramref name="parallelism"/> worker threads (1: on the caller's thread).</summary>
+    public CasWriteBatch BeginBatch(int parallelism) => new(this, parallelism);
+
+    /// <summary>
+    /// Puts a file. With <paramref name="stage"/>, a small new object is written to tmp/ without a flush and its temp
+    /// path returned in <paramref name="staged"/> (the caller flushes and publishes it); large files are always
+    /// streamed, flushed and published.
+    /// </summary>
+    internal CasPutResult PutFileCore(string path, CasEncoding encoding, int level, bool stage, CancellationToken cancel, out string? staged)
     {
+        staged = null;
         using var source = OpenSource(path);
         long length;
         try { length = RandomAccess.GetLength(source); }
@@ -360,7 +369,7 @@ public sealed partial class CasStore
                 }
                 catch (IOException ex) { throw ReadError(ex, path); }
                 catch (UnauthorizedAccessException ex) { throw ReadError(ex, path); }
-                if (total < buffer.Length) return PutSmall(buffer.AsSpan(0, total), encoding, level, batch);
+                if (total < buffer.Length) return PutSmall(buffer.AsSpan(0, total), encoding, level, stage, out staged);
                 // The file grew while we read it: fall through to streaming.
             }
             finally
@@ -438,15 +447,11 @@ public sealed partial class CasStore
         catch (IOException) { return File.Exists(path); }
     }
 
-    internal CasPutResult PutSmall(ReadOnlySpan<byte> data, CasEncoding encoding, int level, CasWriteBatch? batch)
+    internal CasPutResult PutSmall(ReadOnlySpan<byte> data, CasEncoding encoding, int level, bool stage, out string? staged)
     {
+        staged = null;
         var hash = _hash.HashBytes(data, HashDomain.Cas);
-        if (batch is not null && batch.TryGetPending(hash, data.Length) is { } pending) return pending;
-        if (TryExisting(hash, data.Length) is { } existing)
-        {
-            batch?.AddDone(existing);
-            return existing;
-        }
+        if (TryExisting(hash, data.Length) is { } existing) return existing;
 
         var tmp = NewTempPath();
         byte[]? compressed = null;
@@ -463,13 +468,12 @@ public sealed partial class CasStore
             using (var handle = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
                 RandomAccess.Write(handle, payload, 0);
-                if (batch is null) RandomAccess.FlushToDisk(handle);
+                if (!stage) RandomAccess.FlushToDisk(handle);
             }
-            if (batch is not null)
+            if (stage)
             {
-                var result = new CasPutResult { Hash = hash, Size = data.Length, StoredSize = payload.Length, Encoding = encoding, Existed = false };
-                batch.AddStaged(tmp, result);
-                return result;
+                staged = tmp;
+                return new CasPutResult { Hash = hash, Size = data.Length, StoredSize = payload.Length, Encoding = encoding, Existed = false };
             }
             return Publish(tmp, hash, data.Length, encoding, durable: true, stored: payload.Length);
         }

@@ -1,141 +1,245 @@
+using System.Collections.Concurrent;
+
 namespace Requiem.Engine.Cas;
 
+/// <summary>One put of a batch, in the order it was enqueued: a result, or the error that item hit.</summary>
+public sealed class CasBatchItem
+{
+    public CasPutResult? Result { get; internal set; }
+    /// <summary>The failure of this item (e.g. FileNotFound, CasDiskFull); other items are unaffected.</summary>
+    public RequiemException? Error { get; internal set; }
+    /// <summary>Whatever the caller attached when enqueueing (e.g. the source path).</summary>
+    public object? State { get; init; }
+}
+
 /// <summary>
-/// A group of puts made durable together. Each small object is written completely to <c>tmp/</c> (no per-file
-/// flush); <see cref="Commit"/> then makes every staged file durable with one <c>syncfs</c> (Linux; elsewhere one
-/// flush per file), renames them into place, and syncs once more so the new names are durable too. The
-/// store's invariant is unchanged: a name under <c>objects/</c> only ever points at complete, flushed bytes.
-/// Until <see cref="Commit"/> the staged objects are not visible; <see cref="Dispose"/> without a commit deletes them.
-/// Large files (over <see cref="CasStore.SmallObjectLimit"/>) are streamed and published immediately (one flush each).
-/// Not thread-safe: one batch per pipeline.
+/// A group of puts made durable together. Small objects (up to <see cref="CasStore.SmallObjectLimit"/>) are hashed
+/// and written completely to <c>tmp/</c> by worker threads, without a flush each; <see cref="CommitItems"/> waits for
+/// them, makes every staged file durable with one <c>syncfs</c> (Linux; elsewhere one flush per file), renames them
+/// into place (never replacing an existing object), and syncs again so the new names are durable too. The store's
+/// invariant is unchanged: a name under <c>objects/</c> only ever points at complete, flushed bytes. Until the commit,
+/// staged objects are invisible; <see cref="Dispose"/> without a commit deletes them. Large files are streamed and
+/// published (flushed) individually. Enqueue from one thread; the batch itself runs the workers.
 /// </summary>
 public sealed class CasWriteBatch : IDisposable
 {
+    /// <summary>Worker threads by default: the number of cores, at most 4 (puts of small files are I/O and hashing bound).</summary>
+    public static int DefaultParallelism => Math.Clamp(Environment.ProcessorCount, 1, 4);
+
     private readonly CasStore _store;
-    private readonly List<Entry> _entries = new();
-    private readonly Dictionary<string, CasPutResult> _pending = new(StringComparer.Ordinal);
+    private readonly List<Work> _items = new();
+    private readonly BlockingCollection<Work>? _queue;
+    private readonly List<Thread> _workers = new();
+    private readonly CancellationTokenSource _cancel = new();
     private long _stagedBytes;
     private long _startedAt;
-    private int _staged;
+    private bool _disposed;
 
-    private sealed class Entry
+    private sealed class Work
     {
+        public string? Path;
+        public byte[]? Data;
+        public CasEncoding Encoding;
+        public int Level;
+        public required CasBatchItem Item;
         public string? Tmp;
-        public required CasPutResult Result;
+        public readonly ManualResetEventSlim Done = new(false);
     }
 
-    internal CasWriteBatch(CasStore store) => _store = store;
+    internal CasWriteBatch(CasStore store, int parallelism)
+    {
+        _store = store;
+        Parallelism = Math.Max(1, parallelism);
+        if (Parallelism > 1) _queue = new BlockingCollection<Work>(Parallelism * 64);
+    }
 
-    /// <summary>Puts (staged or complete) waiting for <see cref="Commit"/>.</summary>
-    public int Count => _entries.Count;
+    public int Parallelism { get; }
+
+    /// <summary>Puts enqueued since the last commit.</summary>
+    public int Count => _items.Count;
 
     /// <summary>Bytes written to tmp/ and not yet flushed.</summary>
-    public long StagedBytes => _stagedBytes;
+    public long StagedBytes => Interlocked.Read(ref _stagedBytes);
 
     /// <summary>How long the oldest uncommitted put has waited.</summary>
-    public TimeSpan Age => _entries.Count == 0 ? TimeSpan.Zero : System.Diagnostics.Stopwatch.GetElapsedTime(_startedAt);
+    public TimeSpan Age => _items.Count == 0 ? TimeSpan.Zero : System.Diagnostics.Stopwatch.GetElapsedTime(_startedAt);
 
+    /// <summary>Queues a file; its result (or error) comes back from <see cref="CommitItems"/>, in order.</summary>
+    public void EnqueueFile(string path, CasEncoding encoding = CasEncoding.Identity, int level = 3, object? state = null) =>
+        Enqueue(new Work { Path = path, Encoding = encoding, Level = level, Item = new CasBatchItem { State = state } });
+
+    /// <summary>Queues bytes (the array must not change until the commit).</summary>
+    public void EnqueueBytes(byte[] data, CasEncoding encoding = CasEncoding.Identity, int level = 3, object? state = null) =>
+        Enqueue(new Work { Data = data, Encoding = encoding, Level = level, Item = new CasBatchItem { State = state } });
+
+    /// <summary>Stages a file now and returns its (not yet visible) result; throws its error.</summary>
     public CasPutResult PutFile(string path, CasEncoding encoding = CasEncoding.Identity, int level = 3, CancellationToken cancel = default)
     {
-        var result = _store.PutFileCore(path, encoding, level, this, cancel);
-        if (_entries.Count == 0 || !ReferenceEquals(_entries[^1].Result, result)) AddDone(result);
-        return result;
+        var w = new Work { Path = path, Encoding = encoding, Level = level, Item = new CasBatchItem() };
+        Enqueue(w, runInline: true);
+        return w.Item.Result ?? throw w.Item.Error!;
     }
 
+    /// <summary>Stages bytes now and returns the (not yet visible) result; throws its error.</summary>
     public CasPutResult PutBytes(ReadOnlySpan<byte> data, CasEncoding encoding = CasEncoding.Identity, int level = 3)
     {
-        var result = _store.PutSmall(data, encoding, level, this);
-        if (_entries.Count == 0 || !ReferenceEquals(_entries[^1].Result, result)) AddDone(result);
-        return result;
+        var w = new Work { Data = data.ToArray(), Encoding = encoding, Level = level, Item = new CasBatchItem() };
+        Enqueue(w, runInline: true);
+        return w.Item.Result ?? throw w.Item.Error!;
     }
 
-    internal CasPutResult? TryGetPending(string hash, long size)
+    private void Enqueue(Work w, bool runInline = false)
     {
-        if (!_pending.TryGetValue(hash, out var r)) return null;
-        _store.CountDeduplicated();
-        var dedup = new CasPutResult { Hash = hash, Size = size, StoredSize = r.StoredSize, Encoding = r.Encoding, Existed = true };
-        AddDone(dedup);
-        return dedup;
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_items.Count == 0) _startedAt = System.Diagnostics.Stopwatch.GetTimestamp();
+        _items.Add(w);
+        if (_queue is null || runInline)
+        {
+            Run(w);
+            return;
+        }
+        if (_workers.Count < Parallelism)
+        {
+            var t = new Thread(WorkerLoop) { IsBackground = true, Name = "Requiem CAS put" };
+            _workers.Add(t);
+            t.Start();
+        }
+        _queue.Add(w);
     }
 
-    internal void AddDone(CasPutResult result)
+    private void WorkerLoop()
     {
-        if (_entries.Count == 0) _startedAt = System.Diagnostics.Stopwatch.GetTimestamp();
-        _entries.Add(new Entry { Result = result });
-    }
-
-    internal void AddStaged(string tmp, CasPutResult result)
-    {
-        if (_entries.Count == 0) _startedAt = System.Diagnostics.Stopwatch.GetTimestamp();
-        _entries.Add(new Entry { Tmp = tmp, Result = result });
-        _pending[result.Hash] = result;
-        _stagedBytes += result.StoredSize;
-        _staged++;
-    }
-
-    /// <summary>
-    /// Makes every staged object durable and visible; returns every put since the last commit, in order (a staged
-    /// object that another process published meanwhile comes back with <c>Existed = true</c>). On failure the staged
-    /// files that were not published are deleted and the error is thrown; objects already published stay (complete).
-    /// </summary>
-    public IReadOnlyList<CasPutResult> Commit()
-    {
-        var results = new List<CasPutResult>(_entries.Count);
         try
         {
-            if (_staged > 0)
+            foreach (var w in _queue!.GetConsumingEnumerable())
             {
-                if (!CasNative.SyncFileSystem(_store.TempDirectory))
-                {
-                    foreach (var e in _entries)
-                    {
-                        if (e.Tmp is null) continue;
-                        using var fs = new FileStream(e.Tmp, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
-                        fs.Flush(flushToDisk: true);
-                    }
-                }
+                Run(w);
             }
-            var shards = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var e in _entries)
-            {
-                if (e.Tmp is null)
-                {
-                    results.Add(e.Result);
-                    continue;
-                }
-                var r = _store.Publish(e.Tmp, e.Result.Hash, e.Result.Size, e.Result.Encoding, durable: false, stored: e.Result.StoredSize);
-                e.Tmp = null;
-                shards.Add(Path.GetDirectoryName(_store.ObjectPath(r.Hash, r.Encoding))!);
-                results.Add(r);
-            }
-            if (_staged > 0 && !CasNative.SyncFileSystem(_store.ObjectsDirectory))
-            {
-                foreach (var shard in shards) CasNative.FsyncDirectory(shard);
-            }
-            return results;
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private void Run(Work w)
+    {
+        try
+        {
+            if (_cancel.IsCancellationRequested) throw new OperationCanceledException(_cancel.Token);
+            string? tmp;
+            w.Item.Result = w.Path is not null
+                ? _store.PutFileCore(w.Path, w.Encoding, w.Level, stage: true, _cancel.Token, out tmp)
+                : _store.PutSmall(w.Data, w.Encoding, w.Level, stage: true, out tmp);
+            w.Tmp = tmp;
+            if (tmp is not null) Interlocked.Add(ref _stagedBytes, w.Item.Result.StoredSize);
+        }
+        catch (RequiemException ex)
+        {
+            w.Item.Error = ex;
+        }
+        catch (OperationCanceledException ex)
+        {
+            w.Item.Error = new RequiemException("OperationStopped", ErrorKind.OperationStopped, "The put was cancelled.", w.Path, ex);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            throw _store.WriteError(ex);
+            w.Item.Error = _store.WriteError(ex);
         }
         finally
         {
-            Discard();
+            w.Data = null;
+            w.Done.Set();
         }
     }
 
-    private void Discard()
+    /// <summary>
+    /// Makes every staged object durable and visible and returns every item since the last commit, in order (a staged
+    /// object that another writer published meanwhile comes back with <c>Existed = true</c>). If flushing or publishing
+    /// fails, the items not yet published get that error and their temp files are deleted; published ones stay.
+    /// </summary>
+    public IReadOnlyList<CasBatchItem> CommitItems()
     {
-        foreach (var e in _entries)
+        var items = _items.ToList();
+        _items.Clear();
+        Interlocked.Exchange(ref _stagedBytes, 0);
+        foreach (var w in items) w.Done.Wait();
+        var staged = items.Where(w => w.Tmp is not null).ToList();
+        try
         {
-            if (e.Tmp is not null) CasStore.TryDelete(e.Tmp);
+            if (staged.Count > 0)
+            {
+                if (!CasNative.SyncFileSystem(_store.TempDirectory))
+                {
+                    foreach (var w in staged)
+                    {
+                        using var fs = new FileStream(w.Tmp!, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+                        fs.Flush(flushToDisk: true);
+                    }
+                }
+                var shards = new ConcurrentDictionary<string, bool>(StringComparer.Ordinal);
+                Parallel.ForEach(staged, new ParallelOptions { MaxDegreeOfParallelism = Parallelism }, w =>
+                {
+                    try
+                    {
+                        var r = w.Item.Result!;
+                        w.Item.Result = _store.Publish(w.Tmp!, r.Hash, r.Size, r.Encoding, durable: false, stored: r.StoredSize);
+                        w.Tmp = null;
+                        shards[Path.GetDirectoryName(_store.ObjectPath(r.Hash, r.Encoding))!] = true;
+                    }
+                    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                    {
+                        w.Item.Result = null;
+                        w.Item.Error = _store.WriteError(ex);
+                    }
+                });
+                if (!CasNative.SyncFileSystem(_store.ObjectsDirectory))
+                {
+                    foreach (var shard in shards.Keys) CasNative.FsyncDirectory(shard);
+                }
+            }
         }
-        _entries.Clear();
-        _pending.Clear();
-        _stagedBytes = 0;
-        _staged = 0;
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            var error = _store.WriteError(ex);
+            foreach (var w in staged.Where(w => w.Tmp is not null))
+            {
+                w.Item.Result = null;
+                w.Item.Error = error;
+            }
+        }
+        finally
+        {
+            foreach (var w in staged)
+            {
+                if (w.Tmp is not null) CasStore.TryDelete(w.Tmp);
+                w.Tmp = null;
+            }
+        }
+        return items.Select(w => w.Item).ToList();
     }
 
-    /// <summary>Deletes whatever was staged and not committed.</summary>
-    public void Dispose() => Discard();
+    /// <summary>Commits and returns the results in order; throws the first item's error, if any (after committing the rest).</summary>
+    public IReadOnlyList<CasPutResult> Commit()
+    {
+        var items = CommitItems();
+        if (items.FirstOrDefault(i => i.Error is not null) is { } failed) throw failed.Error!;
+        return items.Select(i => i.Result!).ToList();
+    }
+
+    /// <summary>Stops the workers and deletes whatever was staged and not committed.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _cancel.Cancel();
+        _queue?.CompleteAdding();
+        foreach (var t in _workers) t.Join();
+        foreach (var w in _items)
+        {
+            if (w.Tmp is not null) CasStore.TryDelete(w.Tmp);
+        }
+        _items.Clear();
+        _queue?.Dispose();
+        _cancel.Dispose();
+    }
 }

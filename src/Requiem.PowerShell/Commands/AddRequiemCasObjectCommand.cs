@@ -23,12 +23,11 @@ public sealed class AddRequiemCasObjectCommand : RequiemCmdlet
 
     /// <summary>Commit a batch after this many puts, this many staged bytes, or this long.</summary>
     private const int BatchObjects = 2048;
-    private const long BatchBytes = 64L << 20;
+    private const long BatchBytes = 256L << 20;
     private static readonly TimeSpan BatchAge = TimeSpan.FromSeconds(1);
 
     private CasStore? _store;
     private CasWriteBatch? _batch;
-    private readonly List<string?> _sources = new();
     private CasEncoding _encoding;
     private int _level;
     private ProgressThrottle? _throttle;
@@ -85,8 +84,7 @@ public sealed class AddRequiemCasObjectCommand : RequiemCmdlet
                 try
                 {
                     var bytes = InputBytes.From(InputObject);
-                    _batch!.PutBytes(bytes, _encoding, _level);
-                    _sources.Add(null);
+                    _batch!.EnqueueBytes(bytes, _encoding, _level, state: null);
                     AfterPut();
                 }
                 catch (RequiemException ex)
@@ -104,20 +102,9 @@ public sealed class AddRequiemCasObjectCommand : RequiemCmdlet
 
     private void PutFile(string file)
     {
-        try
-        {
-            _batch!.PutFile(file, _encoding, _level, CancellationToken);
-            _sources.Add(file);
-            AfterPut();
-        }
-        catch (RequiemException ex)
-        {
-            FailItem(ex);
-        }
-        catch (OperationCanceledException) when (CancellationToken.IsCancellationRequested)
-        {
-            throw new PipelineStoppedException();
-        }
+        if (CancellationToken.IsCancellationRequested) throw new PipelineStoppedException();
+        _batch!.EnqueueFile(file, _encoding, _level, state: file);
+        AfterPut();
     }
 
     private void AfterPut()
@@ -140,34 +127,29 @@ public sealed class AddRequiemCasObjectCommand : RequiemCmdlet
     {
         var batch = _batch!;
         if (batch.Count == 0) return;
-        IReadOnlyList<CasPutResult> results;
-        try
-        {
-            results = batch.Commit();
-        }
-        catch (RequiemException ex)
-        {
-            _sources.Clear();
-            ThrowTerminatingError(ToErrorRecord(ex));
-            return;
-        }
+        var items = batch.CommitItems();
         var now = DateTime.UtcNow;
-        for (var i = 0; i < results.Count; i++)
+        foreach (var item in items)
         {
-            var r = results[i];
+            if (item.Error is { } error)
+            {
+                if (error.Kind == ErrorKind.OperationStopped && CancellationToken.IsCancellationRequested) throw new PipelineStoppedException();
+                WriteError(ToErrorRecord(error));
+                continue;
+            }
+            var r = item.Result!;
             WriteObject(new CasObjectInfo
             {
                 Hash = r.Hash,
                 Size = r.Size,
                 StoredSize = r.StoredSize,
                 Encoding = r.Encoding,
-                Path = i < _sources.Count ? _sources[i] : null,
+                Path = item.State as string,
                 Existed = r.Existed,
                 ObjectPath = _store!.ObjectPath(r.Hash, r.Encoding),
                 LastWriteTimeUtc = now,
             });
         }
-        _sources.Clear();
     }
 
     protected override void EndProcessing()
