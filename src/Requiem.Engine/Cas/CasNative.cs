@@ -61,6 +61,49 @@ internal static partial class CasNative
         return RenameResult.Unsupported; // EINVAL (file system without NOREPLACE), ENOSYS, ...: let File.Move decide and report
     }
 
+    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int OpenMode(string path, int flags, int mode);
+
+    [LibraryImport("libc", EntryPoint = "linkat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int LinkAt(int oldDirFd, string oldPath, int newDirFd, string newPath, int flags);
+
+    private const int O_WRONLY = 1;
+    private const int O_CLOEXEC = 0x80000;
+    private const int O_TMPFILE = 0x400000 | O_DIRECTORY_LINUX; // __O_TMPFILE | O_DIRECTORY
+    private const int AT_SYMLINK_FOLLOW = 0x400;
+    private static bool s_tmpfileMissing = !OperatingSystem.IsLinux() || !Directory.Exists("/proc/self/fd");
+
+    /// <summary>False to force named temp files (tests of the portable path).</summary>
+    internal static bool AnonymousTempFilesEnabled { get; set; } = true;
+
+    /// <summary>
+    /// An unnamed temp file in <paramref name="directory"/> (Linux O_TMPFILE): it has no name until
+    /// <see cref="LinkAnonymous"/> gives it one, and vanishes if the process dies first. Null where unsupported.
+    /// </summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle? OpenAnonymous(string directory)
+    {
+        if (s_tmpfileMissing || !AnonymousTempFilesEnabled) return null;
+        int fd;
+        try { fd = OpenMode(directory, O_TMPFILE | O_WRONLY | O_CLOEXEC, Convert.ToInt32("644", 8)); }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException) { s_tmpfileMissing = true; return null; }
+        if (fd >= 0) return new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno is 95 or 21 or 22 or 38) s_tmpfileMissing = true; // EOPNOTSUPP, EISDIR, EINVAL, ENOSYS: file system without O_TMPFILE
+        return null; // other errors (ENOSPC, EACCES): the named path reports them properly
+    }
+
+    /// <summary>Gives an unnamed temp file its final name, never replacing an existing file (linkat fails with EEXIST).</summary>
+    public static RenameResult LinkAnonymous(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string destination)
+    {
+        var fd = handle.DangerousGetHandle().ToInt32();
+        if (LinkAt(AT_FDCWD, "/proc/self/fd/" + fd.ToString(System.Globalization.CultureInfo.InvariantCulture), AT_FDCWD, destination, AT_SYMLINK_FOLLOW) == 0)
+            return RenameResult.Renamed;
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno == EEXIST) return RenameResult.Exists;
+        if (errno == ENOENT) return RenameResult.DirectoryMissing;
+        throw new IOException($"linkat to '{destination}' failed (errno {errno}).", errno);
+    }
+
     private static int OpenDirectory(string path)
     {
         if (OperatingSystem.IsWindows()) return -1;

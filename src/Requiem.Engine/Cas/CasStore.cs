@@ -280,18 +280,38 @@ public sealed partial class CasStore
                 {
                     var cs = new CompressionStream(fs, level, leaveOpen: true);
                     // Record the content size in the frame header when it is known (statistics read it without decoding).
-                    if (input.CanSeek) cs.SetPledgedSrcSize((ulong)(input.Length - input.Position));
+                    var known = input.CanSeek ? input.Length - input.Position : -1;
+                    if (known >= 0) cs.SetPledgedSrcSize((ulong)known);
                     sink = cs;
                 }
                 try
                 {
-                    int n;
-                    while ((n = input.Read(buffer, 0, CopyBuffer)) > 0)
+                    if (encoding == CasEncoding.Zstd)
                     {
-                        cancel.ThrowIfCancellationRequested();
-                        hasher.UpdateParallel(buffer.AsSpan(0, n));
-                        sink.Write(buffer, 0, n);
-                        size += n;
+                        // Compression (the slow part) runs on its own thread while this one reads and hashes the next chunk.
+                        using var pipe = new BackgroundWriter(sink, CopyBuffer);
+                        while (true)
+                        {
+                            cancel.ThrowIfCancellationRequested();
+                            var chunk = ArrayPool<byte>.Shared.Rent(CopyBuffer);
+                            var n = input.Read(chunk, 0, CopyBuffer);
+                            if (n <= 0) { ArrayPool<byte>.Shared.Return(chunk); break; }
+                            if (n >= HashPrimitive.ParallelThreshold) hasher.UpdateParallel(chunk.AsSpan(0, n)); else hasher.Update(chunk.AsSpan(0, n));
+                            pipe.Post(chunk, n);
+                            size += n;
+                        }
+                        pipe.Complete();
+                    }
+                    else
+                    {
+                        int n;
+                        while ((n = input.Read(buffer, 0, CopyBuffer)) > 0)
+                        {
+                            cancel.ThrowIfCancellationRequested();
+                            if (n >= HashPrimitive.ParallelThreshold) hasher.UpdateParallel(buffer.AsSpan(0, n)); else hasher.Update(buffer.AsSpan(0, n));
+                            sink.Write(buffer, 0, n);
+                            size += n;
+                        }
                     }
                 }
                 finally
@@ -345,7 +365,7 @@ public sealed partial class CasStore
     /// path returned in <paramref name="staged"/> (the caller flushes and publishes it); large files are always
     /// streamed, flushed and published.
     /// </summary>
-    internal CasPutResult PutFileCore(string path, CasEncoding encoding, int level, bool stage, CancellationToken cancel, out string? staged)
+    internal CasPutResult PutFileCore(string path, CasEncoding encoding, int level, bool stage, CancellationToken cancel, out StagedTemp? staged)
     {
         staged = null;
         using var source = OpenSource(path);
@@ -390,11 +410,99 @@ public sealed partial class CasStore
 
     internal void CountDeduplicated() => Interlocked.Increment(ref _deduplicated);
 
+    /// <summary>Writes pooled chunks to a stream on a background thread (bounded: at most four chunks in flight).</summary>
+    private sealed class BackgroundWriter : IDisposable
+    {
+        private readonly System.Collections.Concurrent.BlockingCollection<(byte[] Buffer, int Count)> _queue = new(4);
+        private readonly Task _worker;
+        private volatile Exception? _error;
+
+        public BackgroundWriter(Stream sink, int _)
+        {
+            _worker = Task.Factory.StartNew(() =>
+            {
+                foreach (var (buffer, count) in _queue.GetConsumingEnumerable())
+                {
+                    try
+                    {
+                        if (_error is null) sink.Write(buffer, 0, count);
+                    }
+                    catch (Exception ex)
+                    {
+                        _error = ex;
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
+                    }
+                }
+            }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+
+        public void Post(byte[] buffer, int count)
+        {
+            if (_error is { } e) { ArrayPool<byte>.Shared.Return(buffer); Rethrow(e); }
+            _queue.Add((buffer, count));
+        }
+
+        /// <summary>Waits until everything is written; rethrows the writer's failure.</summary>
+        public void Complete()
+        {
+            _queue.CompleteAdding();
+            _worker.Wait();
+            if (_error is { } e) Rethrow(e);
+        }
+
+        private static void Rethrow(Exception e) => System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
+
+        public void Dispose()
+        {
+            if (!_queue.IsAddingCompleted) _queue.CompleteAdding();
+            try { _worker.Wait(); } catch (AggregateException) { }
+            _queue.Dispose();
+        }
+    }
+
+    /// <summary>A complete, not yet flushed object waiting in tmp/: a named file, or an unnamed (O_TMPFILE) one.</summary>
+    internal sealed class StagedTemp : IDisposable
+    {
+        public StagedTemp(string path) => Path = path;
+        public StagedTemp(Microsoft.Win32.SafeHandles.SafeFileHandle handle) => Handle = handle;
+        public string? Path { get; private set; }
+        public Microsoft.Win32.SafeHandles.SafeFileHandle? Handle { get; private set; }
+
+        public void Flush()
+        {
+            if (Handle is not null) { RandomAccess.FlushToDisk(Handle); return; }
+            using var fs = new FileStream(Path!, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            fs.Flush(flushToDisk: true);
+        }
+
+        /// <summary>Publishes (flush first!) and gives up ownership.</summary>
+        public CasPutResult Publish(CasStore store, CasPutResult r)
+        {
+            if (Handle is { } h) { Handle = null; return store.PublishAnonymous(h, r.Hash, r.Size, r.Encoding, durable: false, stored: r.StoredSize); }
+            var p = Path!;
+            var result = store.Publish(p, r.Hash, r.Size, r.Encoding, durable: false, stored: r.StoredSize);
+            Path = null;
+            return result;
+        }
+
+        /// <summary>Discards an unpublished object: an unnamed file just vanishes; a named one is deleted.</summary>
+        public void Dispose()
+        {
+            Handle?.Dispose();
+            Handle = null;
+            if (Path is not null) TryDelete(Path);
+            Path = null;
+        }
+    }
+
     private static Microsoft.Win32.SafeHandles.SafeFileHandle OpenSource(string path)
     {
         try
         {
-            return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.SequentialScan);
+            return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
         }
         catch (UnauthorizedAccessException) when (Directory.Exists(path))
         {
@@ -447,13 +555,14 @@ public sealed partial class CasStore
         catch (IOException) { return File.Exists(path); }
     }
 
-    internal CasPutResult PutSmall(ReadOnlySpan<byte> data, CasEncoding encoding, int level, bool stage, out string? staged)
+    internal CasPutResult PutSmall(ReadOnlySpan<byte> data, CasEncoding encoding, int level, bool stage, out StagedTemp? staged)
     {
         staged = null;
         var hash = _hash.HashBytes(data, HashDomain.Cas);
         if (TryExisting(hash, data.Length) is { } existing) return existing;
 
-        var tmp = NewTempPath();
+        string? tmp = null;
+        Microsoft.Win32.SafeHandles.SafeFileHandle? anonymous = null;
         byte[]? compressed = null;
         try
         {
@@ -465,6 +574,23 @@ public sealed partial class CasStore
                 var n = c.Wrap(data, compressed);
                 payload = compressed.AsSpan(0, n);
             }
+            var result = new CasPutResult { Hash = hash, Size = data.Length, StoredSize = payload.Length, Encoding = encoding, Existed = false };
+            // Linux: an unnamed temp file in tmp/ (O_TMPFILE) that gets its final name in one linkat; it cannot be left
+            // behind by a crash. Elsewhere (or where the file system lacks O_TMPFILE): a named temp file and a rename.
+            anonymous = CasNative.OpenAnonymous(TempDirectory);
+            if (anonymous is not null)
+            {
+                RandomAccess.Write(anonymous, payload, 0);
+                if (stage)
+                {
+                    staged = new StagedTemp(anonymous);
+                    anonymous = null;
+                    return result;
+                }
+                RandomAccess.FlushToDisk(anonymous);
+                return PublishAnonymous(anonymous, hash, data.Length, encoding, durable: true, stored: payload.Length);
+            }
+            tmp = NewTempPath();
             using (var handle = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
                 RandomAccess.Write(handle, payload, 0);
@@ -472,24 +598,68 @@ public sealed partial class CasStore
             }
             if (stage)
             {
-                staged = tmp;
-                return new CasPutResult { Hash = hash, Size = data.Length, StoredSize = payload.Length, Encoding = encoding, Existed = false };
+                staged = new StagedTemp(tmp);
+                tmp = null;
+                return result;
             }
-            return Publish(tmp, hash, data.Length, encoding, durable: true, stored: payload.Length);
+            var published = Publish(tmp, hash, data.Length, encoding, durable: true, stored: payload.Length);
+            tmp = null;
+            return published;
         }
         catch (ZstdException ex)
         {
-            TryDelete(tmp);
             throw new RequiemException("CasWriteError", ErrorKind.WriteError, $"zstd compression failed: {ex.Message}", Root, ex);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            TryDelete(tmp);
             throw WriteError(ex);
         }
         finally
         {
+            anonymous?.Dispose();
+            if (tmp is not null) TryDelete(tmp);
             if (compressed is not null) ArrayPool<byte>.Shared.Return(compressed);
+        }
+    }
+
+    /// <summary>Like <see cref="Publish"/> for an unnamed (O_TMPFILE) temp file: linkat never replaces an existing object.</summary>
+    internal CasPutResult PublishAnonymous(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string hash, long size, CasEncoding encoding, bool durable, long stored)
+    {
+        try
+        {
+            var final = ObjectPath(hash, encoding);
+            var shard = Path.GetDirectoryName(final)!;
+            for (var attempt = 0; ; attempt++)
+            {
+                EnsureShard(shard, force: attempt > 0);
+                var linked = CasNative.LinkAnonymous(handle, final);
+                if (linked == CasNative.RenameResult.DirectoryMissing && attempt < 3) continue;
+                if (linked == CasNative.RenameResult.Renamed)
+                {
+                    if (durable) CasNative.FsyncDirectory(shard);
+                    Interlocked.Increment(ref _written);
+                    Interlocked.Add(ref _bytesWritten, stored);
+                    return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
+                }
+                if (linked != CasNative.RenameResult.Exists) throw new DirectoryNotFoundException($"The shard directory '{shard}' cannot be created.");
+                var existing = new FileInfo(final);
+                if (encoding == CasEncoding.Identity && existing.Exists && existing.Length != size)
+                {
+                    // A damaged object of the wrong length: give ours a temp name, then replace it atomically.
+                    var tmp = NewTempPath();
+                    CasNative.LinkAnonymous(handle, tmp);
+                    File.Move(tmp, final, overwrite: true);
+                    if (durable) CasNative.FsyncDirectory(shard);
+                    return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
+                }
+                if (!Freshen(final) && attempt < 3) continue; // removed by GC this instant: link ours
+                Interlocked.Increment(ref _deduplicated);
+                return new CasPutResult { Hash = hash, Size = size, StoredSize = existing.Exists ? existing.Length : stored, Encoding = encoding, Existed = true };
+            }
+        }
+        finally
+        {
+            handle.Dispose();
         }
     }
 
@@ -622,7 +792,7 @@ public sealed partial class CasStore
                         throw Corrupt(hash, "read failed: " + ex.Message, ex);
                     }
                     if (n <= 0) break;
-                    hasher.UpdateParallel(buffer.AsSpan(0, n));
+                    if (n >= HashPrimitive.ParallelThreshold) hasher.UpdateParallel(buffer.AsSpan(0, n)); else hasher.Update(buffer.AsSpan(0, n));
                     destination.Write(buffer, 0, n); // a destination failure (disk full) propagates as itself, not as corruption
                     total += n;
                     progress?.Invoke(n);

@@ -42,7 +42,7 @@ public sealed class CasWriteBatch : IDisposable
         public CasEncoding Encoding;
         public int Level;
         public required CasBatchItem Item;
-        public string? Tmp;
+        public CasStore.StagedTemp? Tmp;
         public readonly ManualResetEventSlim Done = new(false);
     }
 
@@ -126,7 +126,7 @@ public sealed class CasWriteBatch : IDisposable
         try
         {
             if (_cancel.IsCancellationRequested) throw new OperationCanceledException(_cancel.Token);
-            string? tmp;
+            CasStore.StagedTemp? tmp;
             w.Item.Result = w.Path is not null
                 ? _store.PutFileCore(w.Path, w.Encoding, w.Level, stage: true, _cancel.Token, out tmp)
                 : _store.PutSmall(w.Data, w.Encoding, w.Level, stage: true, out tmp);
@@ -170,11 +170,7 @@ public sealed class CasWriteBatch : IDisposable
             {
                 if (!CasNative.SyncFileSystem(_store.TempDirectory))
                 {
-                    foreach (var w in staged)
-                    {
-                        using var fs = new FileStream(w.Tmp!, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
-                        fs.Flush(flushToDisk: true);
-                    }
+                    foreach (var w in staged) w.Tmp!.Flush();
                 }
                 var shards = new ConcurrentDictionary<string, bool>(StringComparer.Ordinal);
                 Parallel.ForEach(staged, new ParallelOptions { MaxDegreeOfParallelism = Parallelism }, w =>
@@ -182,8 +178,10 @@ public sealed class CasWriteBatch : IDisposable
                     try
                     {
                         var r = w.Item.Result!;
-                        w.Item.Result = _store.Publish(w.Tmp!, r.Hash, r.Size, r.Encoding, durable: false, stored: r.StoredSize);
+                        var tmp = w.Tmp!;
                         w.Tmp = null;
+                        try { w.Item.Result = tmp.Publish(_store, r); }
+                        finally { tmp.Dispose(); }
                         shards[Path.GetDirectoryName(_store.ObjectPath(r.Hash, r.Encoding))!] = true;
                     }
                     catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
@@ -211,7 +209,7 @@ public sealed class CasWriteBatch : IDisposable
         {
             foreach (var w in staged)
             {
-                if (w.Tmp is not null) CasStore.TryDelete(w.Tmp);
+                w.Tmp?.Dispose();
                 w.Tmp = null;
             }
         }
@@ -226,6 +224,12 @@ public sealed class CasWriteBatch : IDisposable
         return items.Select(i => i.Result!).ToList();
     }
 
+    /// <summary>Cancels queued and running puts (they finish with an OperationStopped error); safe from any thread.</summary>
+    public void Cancel()
+    {
+        try { _cancel.Cancel(); } catch (ObjectDisposedException) { }
+    }
+
     /// <summary>Stops the workers and deletes whatever was staged and not committed.</summary>
     public void Dispose()
     {
@@ -234,10 +238,7 @@ public sealed class CasWriteBatch : IDisposable
         _cancel.Cancel();
         _queue?.CompleteAdding();
         foreach (var t in _workers) t.Join();
-        foreach (var w in _items)
-        {
-            if (w.Tmp is not null) CasStore.TryDelete(w.Tmp);
-        }
+        foreach (var w in _items) w.Tmp?.Dispose();
         _items.Clear();
         _queue?.Dispose();
         _cancel.Dispose();

@@ -68,6 +68,8 @@ public sealed class AddRequiemCasObjectCommand : RequiemCmdlet
         _level = bound.ContainsKey(nameof(CompressionLevel)) ? CompressionLevel : Config.Cas.ZstdLevel;
         _store = OpenStore(Cas);
         _batch = _store.BeginBatch();
+        var batch = _batch;
+        CancellationToken.Register(batch.Cancel); // Ctrl+C stops queued and streaming puts promptly
         _throttle = ProgressThrottle.Default();
     }
 
