@@ -336,8 +336,14 @@ while ($true) {
         $rng = [Random]::new(7)
         $kills = 12
         for ($i = 1; $i -le $kills; $i++) {
+            $before = @(Get-Content -LiteralPath $log -ErrorAction Ignore).Count
             $p = Start-Pwsh -File $writer -Arguments @($ModulePath, $store, "$i", $log, $work)
-            Start-Sleep -Milliseconds $rng.Next(900, 2600)
+            # Wait until this writer has reported its first batch (it is in its put loop), then kill it at a random moment.
+            $deadline = [DateTime]::UtcNow.AddSeconds(60)
+            while (@(Get-Content -LiteralPath $log -ErrorAction Ignore).Count -le $before -and -not $p.HasExited -and [DateTime]::UtcNow -lt $deadline) {
+                Start-Sleep -Milliseconds 50
+            }
+            Start-Sleep -Milliseconds $rng.Next(0, 1500)
             $p.HasExited | Should -BeFalse -Because 'the writer must still be writing when it is killed'
             $p.Kill()   # SIGKILL on Unix
             $p.WaitForExit()

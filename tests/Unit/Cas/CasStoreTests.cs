@@ -204,6 +204,34 @@ public sealed class CasStoreTests : IDisposable
         Assert.Equal(new[] { "file.txt" }, Directory.GetFileSystemEntries(Path.Combine(_dir, "other")).Select(Path.GetFileName));
     }
 
+    [Fact]
+    public void NamedTempFilesWorkWhereUnnamedOnesAreUnavailable()
+    {
+        CasNative.AnonymousTempFilesEnabled = false;
+        try
+        {
+            var store = NewStore();
+            var single = store.PutBytes("named single"u8, CasEncoding.Zstd);
+            using (var batch = store.BeginBatch(2))
+            {
+                for (var i = 0; i < 30; i++) batch.EnqueueBytes(Encoding.UTF8.GetBytes("named " + (i % 20)));
+                var items = batch.CommitItems();
+                Assert.Equal(20, items.Count(i => i.Result is { Existed: false }));
+            }
+            using (var abandoned = store.BeginBatch(2))
+            {
+                abandoned.EnqueueBytes("abandoned"u8.ToArray());
+            }
+            Assert.Equal(21, store.EnumerateHashes().Count());
+            Assert.Equal("named single"u8.ToArray(), store.ReadAllBytes(single.Hash));
+            Assert.Empty(store.EnumerateTempFiles());
+        }
+        finally
+        {
+            CasNative.AnonymousTempFilesEnabled = true;
+        }
+    }
+
     [Theory]
     [InlineData(new byte[] { 0x28, 0xB5, 0x2F, 0xFD, 0x20, 0x05 }, 5)]          // single segment, 1-byte size
     [InlineData(new byte[] { 0x28, 0xB5, 0x2F, 0xFD, 0x60, 0x00, 0x01 }, 512)] // single segment, 2-byte size (+256)
