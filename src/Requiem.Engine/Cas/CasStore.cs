@@ -278,11 +278,19 @@ public sealed partial class CasStore
                 Stream sink = fs;
                 if (encoding == CasEncoding.Zstd)
                 {
-                    var cs = new CompressionStream(fs, level, leaveOpen: true);
                     // Record the content size in the frame header when it is known (statistics read it without decoding).
                     var known = input.CanSeek ? input.Length - input.Position : -1;
-                    if (known >= 0) cs.SetPledgedSrcSize((ulong)known);
-                    sink = cs;
+                    if (NativeZstdCompressStream.Enabled && NativeZstdCompressStream.Available)
+                    {
+                        // The system's libzstd (what the zstd CLI uses) is ~1.5x faster than the managed port; same format.
+                        sink = new NativeZstdCompressStream(fs, level, known);
+                    }
+                    else
+                    {
+                        var cs = new CompressionStream(fs, level, leaveOpen: true);
+                        if (known >= 0) cs.SetPledgedSrcSize((ulong)known);
+                        sink = cs;
+                    }
                 }
                 try
                 {
@@ -301,6 +309,7 @@ public sealed partial class CasStore
                             size += n;
                         }
                         pipe.Complete();
+                        if (sink is NativeZstdCompressStream native) native.Finish();
                     }
                     else
                     {
