@@ -204,6 +204,33 @@ public sealed class CasStoreTests : IDisposable
         Assert.Equal(new[] { "file.txt" }, Directory.GetFileSystemEntries(Path.Combine(_dir, "other")).Select(Path.GetFileName));
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void StreamedZstdIsOneStandardFrameWithEitherCodec(bool native)
+    {
+        NativeZstdCompressStream.Enabled = native;
+        try
+        {
+            var store = NewStore();
+            Directory.CreateDirectory(_dir);
+            var file = Path.Combine(_dir, "codec-" + native + ".txt");
+            var text = string.Concat(Enumerable.Range(0, 3_000_000).Select(i => (i % 97).ToString()));
+            File.WriteAllText(file, text);
+            var put = store.PutFile(file, CasEncoding.Zstd, 5);
+            var path = store.ObjectPath(put.Hash, CasEncoding.Zstd);
+            Assert.Equal(new FileInfo(file).Length, CasStore.ReadZstdContentSize(path));
+            Assert.Equal(File.ReadAllBytes(file), store.ReadAllBytes(put.Hash));
+            // Decodable by a plain zstd decoder as well.
+            using var d = new ZstdSharp.Decompressor();
+            Assert.Equal(File.ReadAllBytes(file), d.Unwrap(File.ReadAllBytes(path)).ToArray());
+        }
+        finally
+        {
+            NativeZstdCompressStream.Enabled = true;
+        }
+    }
+
     [Fact]
     public void NamedTempFilesWorkWhereUnnamedOnesAreUnavailable()
     {
