@@ -22,7 +22,7 @@ public sealed class AddRequiemCasObjectCommand : RequiemCmdlet
     private const string Activity = "Add-RequiemCasObject";
 
     /// <summary>Commit a batch after this many puts, this many staged bytes, or this long.</summary>
-    private const int BatchObjects = 2048;
+    private const int BatchObjects = 1024; // also bounds the open unnamed temp files (one descriptor each) per batch
     private const long BatchBytes = 256L << 20;
     private static readonly TimeSpan BatchAge = TimeSpan.FromSeconds(1);
 
