@@ -24,6 +24,15 @@
         'Get-RequiemMetric'
 
         # cas
+        'Add-RequiemCasObject'
+        'Get-RequiemCasObject'
+        'Export-RequiemCasObject'
+        'Test-RequiemCas'
+        'Get-RequiemCasStatistic'
+        'Optimize-RequiemCas'
+        'Set-RequiemCasRef'
+        'Get-RequiemCasRef'
+        'Remove-RequiemCasRef'
 
         # exec, sandbox, health, policy
         'Invoke-RequiemExec'

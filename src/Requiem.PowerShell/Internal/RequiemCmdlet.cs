@@ -163,8 +163,12 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
         WriteProgress(new ProgressRecord(activityId, activity, "Done") { RecordType = ProgressRecordType.Completed });
     }
 
+    /// <summary>Releases what a derived cmdlet holds (e.g. an uncommitted CAS write batch); PowerShell disposes cmdlets at pipeline end.</summary>
+    protected virtual void OnDispose() { }
+
     public void Dispose()
     {
+        OnDispose();
         Requiem.Engine.Metrics.MetricsRegistry.FlushThrottled();
         _cancel.Dispose();
         GC.SuppressFinalize(this);

@@ -1,0 +1,287 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Requiem.Engine.Diagnostics;
+
+namespace Requiem.Engine.Cas;
+
+/// <summary>What <see cref="CasStore.Verify"/> checks: every object, or a sample that continues where the last one stopped.</summary>
+public sealed class CasVerifyOptions
+{
+    /// <summary>Check every object (the default when <see cref="Sample"/> is 0).</summary>
+    public bool All { get; init; }
+    /// <summary>Check this many objects, continuing after the store's persisted cursor (wrapping around).</summary>
+    public int Sample { get; init; }
+    /// <summary>Pause before re-reading an object that failed once (default 100 ms).</summary>
+    public TimeSpan RereadDelay { get; init; } = TimeSpan.FromMilliseconds(100);
+    public IEngineOutput? Output { get; init; }
+    public CancellationToken Cancel { get; init; }
+}
+
+/// <summary>An object whose bytes do not match its name (after a second read).</summary>
+public sealed class CasCorruptObject
+{
+    public required string Hash { get; init; }
+    public required string Path { get; init; }
+    public required CasEncoding Encoding { get; init; }
+    public required string Reason { get; init; }
+}
+
+/// <summary>A digest named by a ref or a manifest that is not in the store.</summary>
+public sealed class CasMissingObject
+{
+    public required string Hash { get; init; }
+    /// <summary><c>ref:&lt;name&gt;</c> or <c>manifest:&lt;hash&gt;</c>.</summary>
+    public required string ReferencedBy { get; init; }
+}
+
+/// <summary>The result of <c>Test-RequiemCas</c>. A failed check is a report with <see cref="Valid"/> false, not an error.</summary>
+public sealed class CasVerifyReport
+{
+    public required string Root { get; init; }
+    /// <summary><c>All</c> or <c>Sample</c>.</summary>
+    public required string Mode { get; init; }
+    /// <summary>True when nothing checked is corrupt and nothing referenced is missing.</summary>
+    public bool Valid => Corrupt.Count == 0 && Missing.Count == 0;
+    /// <summary>Object files whose digest was re-computed.</summary>
+    public required int Checked { get; init; }
+    /// <summary>Object files in the store when the check started.</summary>
+    public required int Total { get; init; }
+    /// <summary>Uncompressed bytes re-hashed.</summary>
+    public required long BytesChecked { get; init; }
+    public required IReadOnlyList<CasCorruptObject> Corrupt { get; init; }
+    public required IReadOnlyList<CasMissingObject> Missing { get; init; }
+    /// <summary>Objects that failed a first read and passed the second (reported, not corrupt).</summary>
+    public required int Reread { get; init; }
+    /// <summary>Objects removed (by a concurrent GC) between listing and reading; not counted as checked.</summary>
+    public required int Vanished { get; init; }
+    /// <summary>Leftover files in tmp/: interrupted writes (or writes in progress). Optimize-RequiemCas clears old ones.</summary>
+    public required IReadOnlyList<CasTempFile> TempFiles { get; init; }
+    /// <summary>Files under objects/ whose names are not object names; they are never read as objects.</summary>
+    public required IReadOnlyList<string> ForeignFiles { get; init; }
+    /// <summary>Sample mode: the hashes checked by this run (empty for -All).</summary>
+    public required IReadOnlyList<string> SampledHashes { get; init; }
+    /// <summary>Sample mode: the last hash checked (persisted; the next sample starts after it).</summary>
+    public string? Cursor { get; init; }
+    public required TimeSpan Duration { get; init; }
+}
+
+public sealed partial class CasStore
+{
+    public const string VerifyCursorFileName = "verify-cursor.json";
+
+    /// <summary>
+    /// Re-hashes objects. -All checks every object file; -Sample N checks the N objects that follow the cursor
+    /// persisted in <c>verify-cursor.json</c> (hash order, wrapping; the first sample starts at a random point),
+    /// so repeated samples reach every object within ceil(count / N) runs. An object that fails is re-read once
+    /// after a short pause before it is declared corrupt. Refs (and the manifests checked) are followed one step
+    /// to report digests they name that are missing.
+    /// </summary>
+    public CasVerifyReport Verify(CasVerifyOptions options)
+    {
+        var watch = Stopwatch.StartNew();
+        var cancel = options.Cancel;
+        var output = options.Output ?? NullEngineOutput.Instance;
+        var all = options.All || options.Sample <= 0;
+        var files = EnumerateObjectFiles(sorted: true).ToList();
+        var total = files.Count;
+
+        List<(string Path, string Hash, CasEncoding Encoding)> selected;
+        string? cursor = null;
+        if (all)
+        {
+            selected = files;
+        }
+        else
+        {
+            var start = 0;
+            var saved = ReadVerifyCursor();
+            if (files.Count > 0)
+            {
+                if (saved is null) start = Random.Shared.Next(files.Count);
+                else
+                {
+                    // First object strictly after the cursor (by name), wrapping to the beginning.
+                    var lo = 0; var hi = files.Count;
+                    while (lo < hi)
+                    {
+                        var mid = (lo + hi) / 2;
+                        if (string.CompareOrdinal(Path.GetFileName(files[mid].Path), saved) <= 0) lo = mid + 1; else hi = mid;
+                    }
+                    start = lo % files.Count;
+                }
+            }
+            var n = Math.Min(options.Sample, files.Count);
+            selected = new List<(string, string, CasEncoding)>(n);
+            for (var i = 0; i < n; i++) selected.Add(files[(start + i) % files.Count]);
+            if (n > 0) cursor = Path.GetFileName(selected[^1].Path);
+        }
+
+        var corrupt = new List<CasCorruptObject>();
+        var missing = new List<CasMissingObject>();
+        var manifests = new List<(string Hash, CasManifest Manifest)>();
+        int checkedCount = 0, reread = 0, vanished = 0;
+        long bytes = 0;
+        var throttle = new ProgressThrottle(TimeSpan.FromMilliseconds(250), checkEvery: 16);
+
+        for (var i = 0; i < selected.Count; i++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var (path, hash, encoding) = selected[i];
+            var sniffer = new ManifestSniffer();
+            var outcome = TryVerifyFile(path, hash, encoding, sniffer, cancel, out var size, out var reason);
+            if (outcome == VerifyOutcome.Corrupt)
+            {
+                Thread.Sleep(options.RereadDelay);
+                sniffer = new ManifestSniffer();
+                outcome = TryVerifyFile(path, hash, encoding, sniffer, cancel, out size, out reason);
+                if (outcome == VerifyOutcome.Ok) reread++;
+            }
+            switch (outcome)
+            {
+                case VerifyOutcome.Ok:
+                    checkedCount++;
+                    bytes += size;
+                    if (sniffer.Manifest() is { } m) manifests.Add((hash, m));
+                    break;
+                case VerifyOutcome.Vanished:
+                    vanished++;
+                    break;
+                default:
+                    checkedCount++;
+                    corrupt.Add(new CasCorruptObject { Hash = hash, Path = path, Encoding = encoding, Reason = reason ?? "digest mismatch" });
+                    break;
+            }
+            if (throttle.ShouldReport())
+                output.Progress(new ProgressInfo("Test-RequiemCas", $"{i + 1} of {selected.Count} objects, {bytes >> 20} MiB verified", i + 1, selected.Count));
+        }
+
+        // Missing: refs and the manifests we read name digests that must be present.
+        var present = new HashSet<string>(files.Select(f => f.Hash), StringComparer.Ordinal);
+        foreach (var (name, hash) in EnumerateRefs())
+        {
+            if (!present.Contains(hash) && !Contains(hash)) missing.Add(new CasMissingObject { Hash = hash, ReferencedBy = "ref:" + name });
+        }
+        foreach (var (owner, manifest) in manifests)
+        {
+            foreach (var r in manifest.References)
+            {
+                if (!present.Contains(r) && !Contains(r)) missing.Add(new CasMissingObject { Hash = r, ReferencedBy = "manifest:" + owner });
+            }
+        }
+
+        if (cursor is not null) WriteVerifyCursor(cursor);
+
+        return new CasVerifyReport
+        {
+            Root = Root,
+            Mode = all ? "All" : "Sample",
+            Checked = checkedCount,
+            Total = total,
+            BytesChecked = bytes,
+            Corrupt = corrupt,
+            Missing = missing,
+            Reread = reread,
+            Vanished = vanished,
+            TempFiles = EnumerateTempFiles(),
+            ForeignFiles = EnumerateForeignFiles().ToList(),
+            SampledHashes = all ? Array.Empty<string>() : selected.Select(f => f.Hash).ToList(),
+            Cursor = cursor,
+            Duration = watch.Elapsed,
+        };
+    }
+
+    private enum VerifyOutcome { Ok, Corrupt, Vanished }
+
+    private VerifyOutcome TryVerifyFile(string path, string hash, CasEncoding encoding, Stream sink, CancellationToken cancel, out long size, out string? reason)
+    {
+        size = 0;
+        reason = null;
+        try
+        {
+            size = CopyFile(path, encoding, hash, sink, cancel);
+            return VerifyOutcome.Ok;
+        }
+        catch (FileNotFoundException)
+        {
+            return VerifyOutcome.Vanished;
+        }
+        catch (RequiemException ex) when (ex.ErrorId is "CasObjectCorrupt" or "CasReadError")
+        {
+            if (!File.Exists(path)) return VerifyOutcome.Vanished;
+            reason = ex.Message;
+            return VerifyOutcome.Corrupt;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            if (!File.Exists(path)) return VerifyOutcome.Vanished;
+            reason = "read failed: " + ex.Message;
+            return VerifyOutcome.Corrupt;
+        }
+    }
+
+    private string? ReadVerifyCursor()
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(Root, VerifyCursorFileName)));
+            var c = doc.RootElement.GetProperty("cursor").GetString();
+            return c is not null && ParseObjectName(c) is not null ? c : null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    private void WriteVerifyCursor(string cursor)
+    {
+        var tmp = NewTempPath();
+        try
+        {
+            File.WriteAllText(tmp, JsonSerializer.Serialize(new Dictionary<string, string>
+            {
+                ["cursor"] = cursor,
+                ["updated_utc"] = DateTime.UtcNow.ToString("O"),
+            }) + "\n");
+            File.Move(tmp, Path.Combine(Root, VerifyCursorFileName), overwrite: true);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(tmp); // a read-only store still verifies; the next sample just starts at random
+        }
+    }
+
+    /// <summary>A write-only sink that keeps the bytes only while they may be a manifest (JSON object, at most 16 MiB).</summary>
+    private sealed class ManifestSniffer : Stream
+    {
+        private const int Limit = 16 << 20;
+        private MemoryStream? _buffer;
+        private bool _rejected;
+
+        public CasManifest? Manifest() => _buffer is null || _rejected ? null : CasManifest.TryParse(_buffer.GetBuffer().AsSpan(0, (int)_buffer.Length));
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            if (_rejected || buffer.IsEmpty) return;
+            if (_buffer is null)
+            {
+                if (buffer[0] != (byte)'{') { _rejected = true; return; }
+                _buffer = new MemoryStream();
+            }
+            if (_buffer.Length + buffer.Length > Limit) { _rejected = true; _buffer = null; return; }
+            _buffer.Write(buffer);
+        }
+
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => 0;
+        public override long Position { get => 0; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}

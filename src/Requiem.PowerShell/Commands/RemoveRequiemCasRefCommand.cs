@@ -1,0 +1,40 @@
+using System.Management.Automation;
+using Requiem.Engine;
+using Requiem.Engine.Cas;
+using Requiem.PowerShell.Internal;
+
+namespace Requiem.PowerShell;
+
+/// <summary>Remove-RequiemCasRef: deletes refs; the objects they named become collectable once older than the GC grace period.</summary>
+[Cmdlet(VerbsCommon.Remove, "RequiemCasRef", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+public sealed class RemoveRequiemCasRefCommand : RequiemCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string[] Name { get; set; } = Array.Empty<string>();
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Cas { get; set; }
+
+    private CasStore? _store;
+
+    protected override void BeginProcessing() => _store = OpenStore(Cas, create: false);
+
+    protected override void ProcessRecord()
+    {
+        var store = _store!;
+        foreach (var n in Name)
+        {
+            var hash = TryRun(() => { store.RefPath(n); return store.GetRef(n) ?? ""; });
+            if (hash is null) continue;
+            if (!File.Exists(store.RefPath(n)))
+            {
+                WriteError(ToErrorRecord(new RequiemException("RefNotFound", ErrorKind.ObjectNotFound, $"There is no ref named '{n}'.", n)));
+                continue;
+            }
+            if (!ShouldProcess($"refs/{n}" + (hash.Length > 0 ? $" -> {hash}" : ""), "Remove CAS ref")) continue;
+            TryRun(() => (object)store.RemoveRef(n));
+        }
+    }
+}

@@ -1,0 +1,269 @@
+using System.Text;
+using Requiem.Engine;
+using Requiem.Engine.Cas;
+using Requiem.Engine.Hashing;
+using Xunit;
+
+namespace Requiem.Tests.Cas;
+
+public sealed class CasStoreTests : IDisposable
+{
+    private static readonly HashPrimitive Blake3 = HashPrimitive.Select(allowFallback: false);
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "requiem-cas-unit-" + Guid.NewGuid().ToString("n"));
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+    }
+
+    private CasStore NewStore() => CasStore.Open(Path.Combine(_dir, Guid.NewGuid().ToString("n")[..8]), Blake3);
+
+    private static string Old(CasStore store, string hash, int days = 30)
+    {
+        var path = store.Locate(hash)!.Value.Path;
+        File.SetLastWriteTimeUtc(path, DateTime.UtcNow.AddDays(-days));
+        return path;
+    }
+
+    [Theory]
+    [InlineData(CasEncoding.Identity)]
+    [InlineData(CasEncoding.Zstd)]
+    public void RoundTripsAndNamesByCasDigest(CasEncoding encoding)
+    {
+        var store = NewStore();
+        var data = Encoding.UTF8.GetBytes(string.Concat(Enumerable.Repeat("requiem ", 5000)));
+        var put = store.PutBytes(data, encoding);
+        Assert.Equal(Blake3.HashBytes(data, HashDomain.Cas), put.Hash);
+        Assert.False(put.Existed);
+        Assert.Equal(encoding, put.Encoding);
+        Assert.Equal(data, store.ReadAllBytes(put.Hash));
+        Assert.True(store.PutBytes(data, encoding).Existed);
+        var info = store.GetInfo(put.Hash, verify: false);
+        Assert.Equal(data.Length, info.Size); // zstd: from the frame header
+        if (encoding == CasEncoding.Zstd) Assert.True(put.StoredSize < data.Length / 10);
+    }
+
+    [Fact]
+    public void StreamedZstdRecordsContentSizeAndDecodes()
+    {
+        var store = NewStore();
+        var file = Path.Combine(_dir, "big.bin");
+        Directory.CreateDirectory(_dir);
+        var data = new byte[CasStore.SmallObjectLimit + 12345];
+        for (var i = 0; i < data.Length; i++) data[i] = (byte)(i % 7);
+        File.WriteAllBytes(file, data);
+        var put = store.PutFile(file, CasEncoding.Zstd);
+        Assert.Equal(data.Length, CasStore.ReadZstdContentSize(store.ObjectPath(put.Hash, CasEncoding.Zstd)));
+        Assert.Equal(data, store.ReadAllBytes(put.Hash));
+    }
+
+    [Fact]
+    public void ResolvesPrefixesAndRefusesBadOnes()
+    {
+        var store = NewStore();
+        var a = store.PutBytes("a"u8).Hash;
+        Assert.Equal(a, store.ResolveHash(a[..6]));
+        Assert.Equal(a, store.ResolveHash(a.ToUpperInvariant()));
+        Assert.Equal("InvalidDigest", Assert.Throws<RequiemException>(() => store.ResolveHash("abc")).ErrorId);
+        Assert.Equal("InvalidDigest", Assert.Throws<RequiemException>(() => store.ResolveHash("../../x")).ErrorId);
+        Assert.Equal("InvalidDigest", Assert.Throws<RequiemException>(() => store.ResolveHash(new string('a', 65))).ErrorId);
+        Assert.Equal("CasObjectNotFound", Assert.Throws<RequiemException>(() => store.ResolveHash(a[0] == '0' ? "1111" : "0000")).ErrorId);
+        Assert.Equal("InvalidDigest", Assert.Throws<RequiemException>(() => store.ObjectPath("../" + a[3..], CasEncoding.Identity)).ErrorId);
+
+        // Two objects sharing a four-character prefix.
+        var seen = new Dictionary<string, string>();
+        string? prefix = null;
+        for (var i = 0; prefix is null; i++)
+        {
+            var text = "collide " + i;
+            var h = Blake3.HashBytes(Encoding.UTF8.GetBytes(text), HashDomain.Cas);
+            if (seen.TryGetValue(h[..4], out var other)) { store.PutBytes(Encoding.UTF8.GetBytes(other)); store.PutBytes(Encoding.UTF8.GetBytes(text)); prefix = h[..4]; }
+            else seen[h[..4]] = text;
+        }
+        Assert.Equal("AmbiguousHashPrefix", Assert.Throws<RequiemException>(() => store.ResolveHash(prefix)).ErrorId);
+    }
+
+    [Fact]
+    public void BatchKeepsOrderReportsErrorsPerItemAndPublishesOnlyOnCommit()
+    {
+        var store = NewStore();
+        Directory.CreateDirectory(_dir);
+        var files = Enumerable.Range(0, 50).Select(i =>
+        {
+            var p = Path.Combine(_dir, $"b{i}.txt");
+            File.WriteAllText(p, "batch item " + (i % 40)); // ten duplicates
+            return p;
+        }).ToList();
+        files.Insert(10, Path.Combine(_dir, "missing.txt"));
+        using var batch = store.BeginBatch(4);
+        foreach (var f in files) batch.EnqueueFile(f, CasEncoding.Identity, 3, f);
+        Thread.Sleep(200);
+        Assert.Empty(store.EnumerateHashes()); // staged, not visible
+        var items = batch.CommitItems();
+        Assert.Equal(files, items.Select(i => (string)i.State!));
+        Assert.Equal("FileNotFound", items[10].Error!.ErrorId);
+        Assert.Equal(40, items.Where(i => i.Result is { Existed: false }).Count());
+        Assert.Equal(10, items.Where(i => i.Result is { Existed: true }).Count());
+        Assert.Equal(40, store.EnumerateHashes().Count());
+        Assert.Empty(store.EnumerateTempFiles());
+    }
+
+    [Fact]
+    public void DisposingAnUncommittedBatchLeavesNothing()
+    {
+        var store = NewStore();
+        using (var batch = store.BeginBatch(2))
+        {
+            for (var i = 0; i < 20; i++) batch.EnqueueBytes(Encoding.UTF8.GetBytes("never committed " + i));
+        }
+        Assert.Empty(store.EnumerateHashes());
+        Assert.Empty(store.EnumerateTempFiles());
+    }
+
+    [Fact]
+    public void ConcurrentPutsOfTheSameObjectWriteItExactlyOnce()
+    {
+        var store = NewStore();
+        var data = Encoding.UTF8.GetBytes(new string('x', 100000));
+        var results = new CasPutResult[16];
+        Parallel.For(0, results.Length, new ParallelOptions { MaxDegreeOfParallelism = 16 }, i =>
+            results[i] = CasStore.Open(store.Root, Blake3).PutBytes(data));
+        Assert.Single(results, r => !r.Existed);
+        Assert.Single(store.EnumerateHashes());
+        Assert.Equal(data, store.ReadAllBytes(results[0].Hash));
+    }
+
+    [Fact]
+    public void CorruptionIsAnErrorNeverData()
+    {
+        var store = NewStore();
+        var put = store.PutBytes("precious"u8);
+        var path = store.ObjectPath(put.Hash, CasEncoding.Identity);
+        File.WriteAllText(path, "precioux");
+        var ex = Assert.Throws<RequiemException>(() => store.ReadAllBytes(put.Hash));
+        Assert.Equal("CasObjectCorrupt", ex.ErrorId);
+        var report = store.Verify(new CasVerifyOptions { All = true, RereadDelay = TimeSpan.Zero });
+        Assert.False(report.Valid);
+        Assert.Equal(put.Hash, Assert.Single(report.Corrupt).Hash);
+    }
+
+    [Fact]
+    public void SamplesRotateThroughEveryObject()
+    {
+        var store = NewStore();
+        var all = Enumerable.Range(0, 23).Select(i => store.PutBytes(Encoding.UTF8.GetBytes("s" + i)).Hash).ToHashSet();
+        var seen = new HashSet<string>();
+        for (var run = 0; run < 5; run++) // ceil(23 / 5) = 5 runs
+        {
+            var r = store.Verify(new CasVerifyOptions { Sample = 5 });
+            Assert.Equal(5, r.Checked);
+            seen.UnionWith(r.SampledHashes);
+        }
+        Assert.Equal(all, seen);
+    }
+
+    [Fact]
+    public void GcFollowsManifestsRecursivelyAndHonoursTheGracePeriod()
+    {
+        var store = NewStore();
+        var leaf = store.PutBytes("leaf"u8).Hash;
+        var inner = store.PutManifest(new CasManifest { Kind = "inner", References = new[] { leaf } }).Hash;
+        var outer = store.PutManifest(new CasManifest { Kind = "outer", References = new[] { inner } }).Hash;
+        var garbage = store.PutBytes("garbage"u8).Hash;
+        var young = store.PutBytes("young"u8).Hash;
+        // A young manifest (no ref yet) keeps an old blob alive.
+        var pending = store.PutBytes("pending blob"u8).Hash;
+        store.PutManifest(new CasManifest { Kind = "in-flight", References = new[] { pending } });
+        store.SetRef("results/outer", outer);
+        foreach (var h in new[] { leaf, inner, outer, garbage, pending }) Old(store, h);
+
+        var dry = store.CollectGarbage(new CasGcOptions { DryRun = true });
+        Assert.Equal(garbage, Assert.Single(dry.Candidates).Hash);
+        Assert.True(store.Contains(garbage));
+
+        var report = store.CollectGarbage(new CasGcOptions());
+        Assert.Equal(1, report.RemovedCount);
+        Assert.False(store.Contains(garbage));
+        foreach (var h in new[] { leaf, inner, outer, young, pending }) Assert.True(store.Contains(h), h);
+
+        // Declining in the callback keeps the object.
+        var other = store.PutBytes("declined"u8).Hash;
+        Old(store, other);
+        var declined = store.CollectGarbage(new CasGcOptions { ShouldRemove = _ => false });
+        Assert.Equal(0, declined.RemovedCount);
+        Assert.True(store.Contains(other));
+    }
+
+    [Fact]
+    public void RefusesFoldersThatAreNotStores()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "other"));
+        File.WriteAllText(Path.Combine(_dir, "other", "file.txt"), "x");
+        Assert.Equal("NotACasStore", Assert.Throws<RequiemException>(() => CasStore.Open(Path.Combine(_dir, "other"), Blake3)).ErrorId);
+        Assert.Equal("CasNotFound", Assert.Throws<RequiemException>(() => CasStore.Open(Path.Combine(_dir, "absent"), Blake3, create: false)).ErrorId);
+        Assert.Equal(new[] { "file.txt" }, Directory.GetFileSystemEntries(Path.Combine(_dir, "other")).Select(Path.GetFileName));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void StreamedZstdIsOneStandardFrameWithEitherCodec(bool native)
+    {
+        NativeZstdCompressStream.Enabled = native;
+        try
+        {
+            var store = NewStore();
+            Directory.CreateDirectory(_dir);
+            var file = Path.Combine(_dir, "codec-" + native + ".txt");
+            var text = string.Concat(Enumerable.Range(0, 3_000_000).Select(i => (i % 97).ToString()));
+            File.WriteAllText(file, text);
+            var put = store.PutFile(file, CasEncoding.Zstd, 5);
+            var path = store.ObjectPath(put.Hash, CasEncoding.Zstd);
+            Assert.Equal(new FileInfo(file).Length, CasStore.ReadZstdContentSize(path));
+            Assert.Equal(File.ReadAllBytes(file), store.ReadAllBytes(put.Hash));
+            // Decodable by a plain zstd decoder as well.
+            using var d = new ZstdSharp.Decompressor();
+            Assert.Equal(File.ReadAllBytes(file), d.Unwrap(File.ReadAllBytes(path)).ToArray());
+        }
+        finally
+        {
+            NativeZstdCompressStream.Enabled = true;
+        }
+    }
+
+    [Fact]
+    public void NamedTempFilesWorkWhereUnnamedOnesAreUnavailable()
+    {
+        CasNative.AnonymousTempFilesEnabled = false;
+        try
+        {
+            var store = NewStore();
+            var single = store.PutBytes("named single"u8, CasEncoding.Zstd);
+            using (var batch = store.BeginBatch(2))
+            {
+                for (var i = 0; i < 30; i++) batch.EnqueueBytes(Encoding.UTF8.GetBytes("named " + (i % 20)));
+                var items = batch.CommitItems();
+                Assert.Equal(20, items.Count(i => i.Result is { Existed: false }));
+            }
+            using (var abandoned = store.BeginBatch(2))
+            {
+                abandoned.EnqueueBytes("abandoned"u8.ToArray());
+            }
+            Assert.Equal(21, store.EnumerateHashes().Count());
+            Assert.Equal("named single"u8.ToArray(), store.ReadAllBytes(single.Hash));
+            Assert.Empty(store.EnumerateTempFiles());
+        }
+        finally
+        {
+            CasNative.AnonymousTempFilesEnabled = true;
+        }
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0x28, 0xB5, 0x2F, 0xFD, 0x20, 0x05 }, 5)]          // single segment, 1-byte size
+    [InlineData(new byte[] { 0x28, 0xB5, 0x2F, 0xFD, 0x60, 0x00, 0x01 }, 512)] // single segment, 2-byte size (+256)
+    [InlineData(new byte[] { 0x28, 0xB5, 0x2F, 0xFD, 0x00, 0x58 }, -1)]         // no content size
+    [InlineData(new byte[] { 0x00, 0x01, 0x02, 0x03, 0x04 }, -1)]               // not zstd
+    public void ParsesZstdFrameContentSize(byte[] header, long expected) =>
+        Assert.Equal(expected, CasStore.ParseZstdContentSize(header));
+}
