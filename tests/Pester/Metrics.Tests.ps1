@@ -74,4 +74,21 @@ Get-RequiemMetric -Format Json
         $m.replay_total | Should -Be 1
         $m.replay_mismatch_total | Should -Be 0
     }
+
+    It 'counts CAS puts, deduplicated puts (the hit rate) and verified reads' {
+        $metrics = Join-Path $Dir 'm6'
+        $cas = Join-Path $Dir 'cas6'
+        $json = Invoke-FreshPwsh -Environment @{ REQUIEM_METRICS_DIR = $metrics } -Script @"
+Import-Module '$ModulePath'
+'one', 'two', 'one', 'three' | Add-RequiemCasObject -Cas '$cas' | Out-Null
+`$h = ('two' | Add-RequiemCasObject -Cas '$cas').Hash
+`$null = Export-RequiemCasObject -Cas '$cas' -Hash `$h -Raw
+Get-RequiemMetric -Format Json
+"@
+        $m = ($json -join "`n") | ConvertFrom-Json
+        $m.cas_put_total | Should -Be 5
+        $m.cas_put_deduplicated_total | Should -Be 2
+        $m.cas_hit_rate | Should -Be 0.4
+        $m.cas_read_total | Should -BeGreaterOrEqual 1
+    }
 }

@@ -417,7 +417,20 @@ public sealed partial class CasStore
         }
     }
 
-    internal void CountDeduplicated() => Interlocked.Increment(ref _deduplicated);
+    internal void CountDeduplicated()
+    {
+        Interlocked.Increment(ref _deduplicated);
+        Metrics.MetricsRegistry.Add(Metrics.Counter.CasPutTotal);
+        Metrics.MetricsRegistry.Add(Metrics.Counter.CasPutDeduplicated);
+    }
+
+    private void CountWritten(long stored)
+    {
+        Interlocked.Increment(ref _written);
+        Interlocked.Add(ref _bytesWritten, stored);
+        Metrics.MetricsRegistry.Add(Metrics.Counter.CasPutTotal);
+        Metrics.MetricsRegistry.Add(Metrics.Counter.CasBytesWritten, stored);
+    }
 
     /// <summary>Writes pooled chunks to a stream on a background thread (bounded: at most four chunks in flight).</summary>
     private sealed class BackgroundWriter : IDisposable
@@ -540,7 +553,7 @@ public sealed partial class CasStore
                     if (enc == CasEncoding.Identity && info.Length != size) return null;
                     if (Freshen(path))
                     {
-                        Interlocked.Increment(ref _deduplicated);
+                        CountDeduplicated();
                         return new CasPutResult { Hash = hash, Size = size, StoredSize = info.Length, Encoding = enc, Existed = true };
                     }
                 }
@@ -646,8 +659,7 @@ public sealed partial class CasStore
                 if (linked == CasNative.RenameResult.Renamed)
                 {
                     if (durable) CasNative.FsyncDirectory(shard);
-                    Interlocked.Increment(ref _written);
-                    Interlocked.Add(ref _bytesWritten, stored);
+                    CountWritten(stored);
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }
                 if (linked != CasNative.RenameResult.Exists) throw new DirectoryNotFoundException($"The shard directory '{shard}' cannot be created.");
@@ -662,7 +674,7 @@ public sealed partial class CasStore
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }
                 if (!Freshen(final) && attempt < 3) continue; // removed by GC this instant: link ours
-                Interlocked.Increment(ref _deduplicated);
+                CountDeduplicated();
                 return new CasPutResult { Hash = hash, Size = size, StoredSize = existing.Exists ? existing.Length : stored, Encoding = encoding, Existed = true };
             }
         }
@@ -702,8 +714,7 @@ public sealed partial class CasStore
                 if (renamed == CasNative.RenameResult.Exists) throw new IOException("exists", 17);
                 if (renamed != CasNative.RenameResult.Renamed) File.Move(tmp, final, overwrite: false);
                 if (durable) CasNative.FsyncDirectory(shard);
-                Interlocked.Increment(ref _written);
-                Interlocked.Add(ref _bytesWritten, stored);
+                CountWritten(stored);
                 return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
             }
             catch (DirectoryNotFoundException) when (attempt < 3 && File.Exists(tmp))
@@ -723,7 +734,7 @@ public sealed partial class CasStore
                 // Another writer published the same object first: same name, same bytes. Both succeed.
                 if (!Freshen(final) && attempt < 3) continue; // ... unless GC removed it this instant: publish ours.
                 TryDelete(tmp);
-                Interlocked.Increment(ref _deduplicated);
+                CountDeduplicated();
                 return new CasPutResult { Hash = hash, Size = size, StoredSize = existing.Exists ? existing.Length : stored, Encoding = encoding, Existed = true };
             }
         }
@@ -752,11 +763,18 @@ public sealed partial class CasStore
         var located = Locate(hash) ?? throw NotFound(hash);
         try
         {
-            return CopyFile(located.Path, located.Encoding, hash, destination, cancel);
+            var n = CopyFile(located.Path, located.Encoding, hash, destination, cancel);
+            Metrics.MetricsRegistry.Add(Metrics.Counter.CasReadTotal);
+            return n;
         }
         catch (FileNotFoundException)
         {
             throw NotFound(hash); // removed between Locate and open
+        }
+        catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
+        {
+            Metrics.MetricsRegistry.Add(Metrics.Counter.CasCorruptDetected);
+            throw;
         }
     }
 

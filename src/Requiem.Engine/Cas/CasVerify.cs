@@ -149,6 +149,7 @@ public sealed partial class CasStore
                 default:
                     checkedCount++;
                     corrupt.Add(new CasCorruptObject { Hash = hash, Path = path, Encoding = encoding, Reason = reason ?? "digest mismatch" });
+                    Metrics.MetricsRegistry.Add(Metrics.Counter.CasCorruptDetected);
                     break;
             }
             if (throttle.ShouldReport())
