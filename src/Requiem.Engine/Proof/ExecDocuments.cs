@@ -48,9 +48,6 @@ public sealed class ExecResultView
 /// </summary>
 public static class ExecDocuments
 {
-    /// <summary>Fields left out of the <c>res:</c> digest: the digest itself and the wall-clock fields.</summary>
-    public static readonly IReadOnlyList<string> ResultVolatileFields = new[] { "result_digest", "duration_ms", "started_at" };
-
     /// <summary>BLAKE3 <c>cas:</c> of zero bytes: the name of the empty object (empty stdout), checkable without a store.</summary>
     public static string EmptyObjectDigest(HashPrimitive hash) => hash.HashBytes(ReadOnlySpan<byte>.Empty, HashDomain.Cas);
 
@@ -81,13 +78,9 @@ public static class ExecDocuments
         return (bytes, hash.HashBytes(bytes, HashDomain.Request));
     }
 
-    /// <summary>The <c>res:</c> digest over the canonical result without <see cref="ResultVolatileFields"/>.</summary>
-    public static string ComputeResultDigest(HashPrimitive hash, JsonObject result)
-    {
-        var copy = (JsonObject)result.DeepClone();
-        foreach (var f in ResultVolatileFields) copy.Remove(f);
-        return hash.HashBytes(Canonical(copy), HashDomain.Result);
-    }
+    /// <summary>The <c>res:</c> digest, exactly as the execution engine defines it (one rule for both).</summary>
+    public static string ComputeResultDigest(HashPrimitive hash, JsonObject result) =>
+        Execution.ExecResult.ComputeDigest(result, hash);
 
     /// <summary>Reads the fields a proof needs; a missing or ill-formed one is <c>InvalidExecResult</c> naming the field.</summary>
     public static ExecResultView ReadResult(JsonObject result, object? target = null)

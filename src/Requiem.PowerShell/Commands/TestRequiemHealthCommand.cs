@@ -20,13 +20,7 @@ public sealed class TestRequiemHealthCommand : RequiemCmdlet
 
     protected override void EndProcessing()
     {
-        RequiemConfig? config = null;
-        Exception? configError = null;
-        try { config = RequiemConfig.LoadDefault(); }
-        catch (RequiemException ex) { configError = ex; }
-        string? root = null;
-        try { root = RequiemPaths.ResolveCasRoot(string.IsNullOrEmpty(Cas) ? null : ResolveNewPath(Cas), config ?? new RequiemConfig()); }
-        catch (RequiemException ex) { configError ??= ex; }
+        var (config, configError, root) = ReadDiagnosticContext(Cas);
         var checks = Doctor.Run(root, config, configError);
         if (Quiet) WriteObject(checks.All(c => c.Status != "Fail"));
         else WriteObject(checks, enumerateCollection: true);

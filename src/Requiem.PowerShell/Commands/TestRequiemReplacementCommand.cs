@@ -29,14 +29,7 @@ public sealed class TestRequiemReplacementCommand : RequiemCmdlet
 
     protected override void EndProcessing()
     {
-        RequiemConfig? config = null;
-        Exception? configError = null;
-        try { config = RequiemConfig.LoadDefault(); }
-        catch (RequiemException ex) { configError = ex; }
-        string? root = null;
-        try { root = RequiemPaths.ResolveCasRoot(string.IsNullOrEmpty(Cas) ? null : ResolveNewPath(Cas), config ?? new RequiemConfig()); }
-        catch (RequiemException ex) { configError ??= ex; }
-
+        var (config, configError, root) = ReadDiagnosticContext(Cas);
         var report = ReplacementReadiness.Evaluate(root, config, configError);
         if (FailOnBlocker && !report.Ok)
         {

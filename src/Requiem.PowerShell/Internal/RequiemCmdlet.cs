@@ -38,6 +38,22 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
         return Run(() => CasStore.Open(RequiemPaths.ResolveCasRoot(explicitRoot, Config), hash, create));
     }
 
+    /// <summary>
+    /// For diagnostic cmdlets (doctor, validate-replacement): the config and CAS root in effect, where a broken config
+    /// is captured as a finding instead of stopping the cmdlet.
+    /// </summary>
+    protected (RequiemConfig? Config, Exception? ConfigError, string? CasRoot) ReadDiagnosticContext(string? cas)
+    {
+        RequiemConfig? config = null;
+        Exception? configError = null;
+        try { config = RequiemConfig.LoadDefault(); }
+        catch (RequiemException ex) { configError = ex; }
+        string? root = null;
+        try { root = RequiemPaths.ResolveCasRoot(string.IsNullOrEmpty(cas) ? null : ResolveNewPath(cas), config ?? new RequiemConfig()); }
+        catch (RequiemException ex) { configError ??= ex; }
+        return (config, configError, root);
+    }
+
     /// <summary>Runs engine code whose failure means the cmdlet cannot go on: a RequiemException becomes a terminating error.</summary>
     protected T Run<T>(Func<T> action)
     {
