@@ -1,3 +1,8 @@
+BeforeDiscovery {
+    # Imported at discovery so that -Skip guards that ask for other cmdlets (Invoke-RequiemReplay) see them.
+    Import-Module (Join-Path $PSScriptRoot '../../out/Requiem/Requiem.psd1')
+}
+
 BeforeAll {
     . (Join-Path $PSScriptRoot 'TestSetup.ps1')
     $script:Dir = New-TestDirectory

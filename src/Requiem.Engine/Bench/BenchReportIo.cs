@@ -82,16 +82,7 @@ public static class BenchReportIo
 
     public static void Save(BenchReport report, string path)
     {
-        try
-        {
-            var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-            if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-            File.WriteAllText(path, report.ToJson(indented: true) + "\n", new UTF8Encoding(false));
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new RequiemException("FileWriteError", ErrorKind.WriteError, $"Cannot write '{path}': {ex.Message}", path, ex);
-        }
+        IO.AtomicFile.WriteAllText(path, report.ToJson(indented: true) + "\n");
     }
 
     /// <summary>

@@ -358,7 +358,19 @@ public sealed partial class CasStore
         }
     }
 
-    public CasPutResult PutManifest(CasManifest manifest) => PutBytes(manifest.ToJsonBytes());
+    /// <summary>
+    /// Stores a manifest. Every object it references is freshened first (and must exist): a garbage collection running
+    /// now treats young objects as roots, so nothing the new manifest names can be swept before its ref exists.
+    /// </summary>
+    public CasPutResult PutManifest(CasManifest manifest)
+    {
+        foreach (var reference in manifest.References)
+        {
+            var located = Locate(reference) ?? throw NotFound(reference);
+            Freshen(located.Path);
+        }
+        return PutBytes(manifest.ToJsonBytes());
+    }
 
     /// <summary>
     /// Starts a write batch: small objects are written to <c>tmp/</c> without a flush each; <see cref="CasWriteBatch.Commit"/>

@@ -145,6 +145,11 @@ public sealed class CasWriteBatch : IDisposable
         {
             w.Item.Error = _store.WriteError(ex);
         }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // This runs on a worker thread: an exception escaping it would end the whole pwsh process.
+            w.Item.Error = new RequiemException("CasWriteError", ErrorKind.WriteError, $"Storing '{w.Path ?? "input"}' failed: {ex.Message}", w.Path, ex);
+        }
         finally
         {
             w.Data = null;

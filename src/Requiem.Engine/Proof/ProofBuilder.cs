@@ -194,19 +194,6 @@ public static class ProofBuilder
 
     public static void WriteFile(string path, string text)
     {
-        var full = System.IO.Path.GetFullPath(path);
-        var dir = System.IO.Path.GetDirectoryName(full)!;
-        var tmp = System.IO.Path.Combine(dir, "." + System.IO.Path.GetFileName(full) + "." + Guid.NewGuid().ToString("n") + ".tmp");
-        try
-        {
-            Directory.CreateDirectory(dir);
-            File.WriteAllBytes(tmp, Encoding.UTF8.GetBytes(text));
-            File.Move(tmp, full, overwrite: true);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw new RequiemException("ProofWriteError", ErrorKind.WriteError, $"Cannot write '{full}': {ex.Message}", full, ex);
-        }
+        IO.AtomicFile.WriteAllText(path, text, "ProofWriteError");
     }
 }

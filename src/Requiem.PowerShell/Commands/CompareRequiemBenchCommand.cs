@@ -96,7 +96,7 @@ public sealed class CompareRequiemBenchCommand : RequiemCmdlet
         if (OutFile is not null)
         {
             var path = ResolveNewPath(OutFile);
-            Run(() => { File.WriteAllText(path, comparison.ToJson() + "\n"); return path; });
+            Run(() => { Requiem.Engine.IO.AtomicFile.WriteAllText(path, comparison.ToJson() + "\n"); return path; });
         }
         if (CiSummary) Run(() => CiWriter.Write(this, comparison, CiProvider.Auto, null));
         if (FailOnRegression && comparison.Regressed)

@@ -106,7 +106,7 @@ public sealed class InvokeRequiemBenchCommand : RequiemCmdlet
                     BenchSpecVersion = parsed.BenchSpecVersion, Name = parsed.Name,
                     Warmup = MyInvocation.BoundParameters.ContainsKey(nameof(Warmup)) ? Warmup : parsed.Warmup,
                     Runs = MyInvocation.BoundParameters.ContainsKey(nameof(Runs)) ? Runs : parsed.Runs,
-                    MinTimeSeconds = parsed.MinTimeSeconds, MaxRuns = Math.Max(parsed.MaxRuns, Runs), TimeoutMs = parsed.TimeoutMs,
+                    MinTimeSeconds = parsed.MinTimeSeconds, MaxRuns = MyInvocation.BoundParameters.ContainsKey(nameof(Runs)) ? Math.Max(parsed.MaxRuns, Runs) : parsed.MaxRuns, TimeoutMs = parsed.TimeoutMs,
                     Prepare = parsed.Prepare, Cleanup = parsed.Cleanup, Cases = parsed.Cases,
                 }.Validate());
             }

@@ -180,14 +180,7 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
         {
             var path = ResolveNewPath(OutFile);
             JsonNode doc = _written.Count == 1 ? _written[0].ToJsonNode() : new JsonArray(_written.Select(r => (JsonNode?)r.ToJsonNode()).ToArray());
-            try
-            {
-                File.WriteAllText(path, doc.ToJsonString(JsonContract.Indented) + "\n");
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                ThrowTerminatingError(ToErrorRecord(new RequiemException("FileWriteError", ErrorKind.WriteError, $"Cannot write '{path}': {ex.Message}", path, ex)));
-            }
+            Run(() => { Requiem.Engine.IO.AtomicFile.WriteAllText(path, doc.ToJsonString(JsonContract.Indented) + "\n"); return path; });
         }
     }
 
@@ -210,7 +203,7 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
 
     private async Task<ExecResult> RunEngineAsync(ExecRequest request, CancellationToken cancel)
     {
-        var output = new QueuedOutput();
+        var output = new QueuedEngineOutput();
         var options = new ExecOptions { Store = _store!, IncludeOutput = IncludeOutput, Output = output };
         var result = await ExecRunner.RunAsync(request, options, cancel).ConfigureAwait(false);
         if (Engine == "dual")
@@ -222,19 +215,13 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
         return result;
     }
 
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<ExecResult, QueuedOutput> _queued = new(ReferenceEqualityComparer.Instance);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ExecResult, QueuedEngineOutput> _queued = new(ReferenceEqualityComparer.Instance);
 
     private void Emit(ExecResult? result)
     {
         if (result is null) return;
         // Warnings from the engine are replayed here, on the pipeline thread.
-        if (_queued.TryRemove(result, out var output))
-        {
-            foreach (var (kind, text) in output.Messages)
-            {
-                if (kind == 'W') WriteWarning(text); else WriteVerbose(text);
-            }
-        }
+        if (_queued.TryRemove(result, out var output)) output.WriteTo(this);
         if (result.DualRun is { Match: false } dual)
             WriteWarning("dual run: the second run differs: " + string.Join("; ", dual.Differences.Select(d => d.ToString())));
         if (OutFile is not null) _written.Add(result);
@@ -270,14 +257,5 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
         if (InputPath.Length > 0) o["inputs"] = ExecInput.ToJsonNode(InputPath, "$.inputs");
         if (CapturePath.Length > 0) o["outputs"] = ExecInput.ToJsonNode(CapturePath, "$.outputs");
         return TryRun(() => ExecRequestParser.Parse(o.ToJsonString(), Config, FilePath));
-    }
-
-    /// <summary>Collects engine messages from worker threads; the cmdlet writes them on the pipeline thread.</summary>
-    private sealed class QueuedOutput : Requiem.Engine.Diagnostics.IEngineOutput
-    {
-        public readonly System.Collections.Concurrent.ConcurrentQueue<(char, string)> Messages = new();
-        public void Progress(Requiem.Engine.Diagnostics.ProgressInfo progress) { }
-        public void Verbose(string message) => Messages.Enqueue(('V', message));
-        public void Warning(string message) => Messages.Enqueue(('W', message));
     }
 }

@@ -42,8 +42,10 @@ public sealed class InvokeRequiemReplayCommand : RequiemCmdlet
             var bytes = store.ReadAllBytes(recorded.RequestBlobDigest, CancellationToken);
             return ExecRequestParser.Parse(System.Text.Encoding.UTF8.GetString(bytes), Config, recorded.RequestBlobDigest);
         });
-        var output = CreateEngineOutput();
+        // The runner raises warnings from worker threads: queue them and write them here, on the pipeline thread.
+        var output = new QueuedEngineOutput();
         var replayed = Run(() => ExecRunner.Run(request, new ExecOptions { Store = store, Output = output }, CancellationToken));
+        output.WriteTo(this);
         var report = Replay.Compare(recorded, replayed, store);
         WriteObject(Quiet ? report.Match : report);
     }

@@ -56,7 +56,7 @@ public sealed class MeasureRequiemDriftCommand : RequiemCmdlet
         if (OutFile is not null)
         {
             var path = ResolveNewPath(OutFile);
-            Run(() => { File.WriteAllText(path, drift.ToJson() + "\n"); return path; });
+            Run(() => { Requiem.Engine.IO.AtomicFile.WriteAllText(path, drift.ToJson() + "\n"); return path; });
         }
         if (CiSummary) Run(() => CiWriter.Write(this, drift, CiProvider.Auto, null));
         WriteObject(drift);

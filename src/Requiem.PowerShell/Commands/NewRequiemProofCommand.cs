@@ -75,5 +75,6 @@ public sealed class NewRequiemProofCommand : RequiemCmdlet
         WriteObject(info);
     }
 
-    protected override void EndProcessing() => _key?.Dispose();
+    /// <summary>The private key is released however the pipeline ends (error, Ctrl+C or success).</summary>
+    protected override void OnDispose() => _key?.Dispose();
 }

@@ -105,7 +105,7 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
                     if (normalized is null) continue;
                     var doc = TryRun(() => ProofBuilder.LoadStoredDocument(_store!, normalized, out _)
                         ?? throw new RequiemException("ProofNotFound", ErrorKind.ObjectNotFound, $"The CAS at '{_store!.Root}' has no proofs/{normalized} ref.", normalized));
-                    if (doc is not null) Emit(Verify(doc, requireCanonical: true, $"proofs/{normalized}"));
+                    if (doc is null) QuietFalse(); else Emit(Verify(doc, requireCanonical: true, $"proofs/{normalized}"));
                 }
                 break;
             default:
@@ -117,7 +117,7 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
                     if (files.Count > 1 && throttle.ShouldReport())
                         WriteProgress(new ProgressRecord(1, "Verifying proofs", $"{i} of {files.Count}: {file}") { PercentComplete = i * 100 / files.Count });
                     var bytes = TryRun(() => ReadBundleFile(file));
-                    if (bytes is not null) Emit(Verify(bytes, requireCanonical: true, file));
+                    if (bytes is null) QuietFalse(); else Emit(Verify(bytes, requireCanonical: true, file));
                 }
                 if (files.Count > 1) CompleteProgress(1, "Verifying proofs");
                 break;
@@ -131,7 +131,7 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
         {
             case FileInfo f:
                 var bytes = TryRun(() => ReadBundleFile(f.FullName));
-                if (bytes is not null) Emit(Verify(bytes, true, f.FullName));
+                if (bytes is null) QuietFalse(); else Emit(Verify(bytes, true, f.FullName));
                 return;
             case ProofInfo info:
                 Emit(Verify(Encoding.UTF8.GetBytes(info.Json), true, info.Path ?? info.RefName));
@@ -139,7 +139,7 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
             case string s when !s.TrimStart().StartsWith('{'):
                 var path = ResolveNewPath(s);
                 var fileBytes = TryRun(() => ReadBundleFile(path));
-                if (fileBytes is not null) Emit(Verify(fileBytes, true, path));
+                if (fileBytes is null) QuietFalse(); else Emit(Verify(fileBytes, true, path));
                 return;
             case string json:
                 Emit(Verify(Encoding.UTF8.GetBytes(json), false, null));
@@ -151,7 +151,7 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
                        ?? throw new RequiemException("InvalidProofBundle", ErrorKind.InvalidArgument, "The bundle is null.", null);
             return ProofVerifier.FromNode(node);
         });
-        if (canonical is not null) Emit(Verify(canonical, false, null));
+        if (canonical is null) QuietFalse(); else Emit(Verify(canonical, false, null));
     }
 
     private static byte[] ReadBundleFile(string file)
@@ -243,6 +243,12 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
         {
             try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
+    }
+
+    /// <summary>With -Quiet, an input that could not even be read is a plain $false, so `if (... -Quiet)` never sees $null.</summary>
+    private void QuietFalse()
+    {
+        if (Quiet) WriteObject(false);
     }
 
     private void Emit(ProofVerification v)

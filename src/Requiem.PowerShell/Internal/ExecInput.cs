@@ -180,5 +180,10 @@ internal static class ExecInput
         {
             throw new RequiemException("FileNotFound", ErrorKind.ObjectNotFound, $"File '{path}' does not exist.", path, ex);
         }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new RequiemException(Directory.Exists(path) ? "PathIsDirectory" : "FileReadError",
+                ex is UnauthorizedAccessException ? ErrorKind.PermissionDenied : ErrorKind.ReadError, $"Cannot read '{path}': {ex.Message}", path, ex);
+        }
     }
 }
