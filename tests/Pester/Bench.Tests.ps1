@@ -572,11 +572,11 @@ try { 'other' | Should-MatchReplay -Request 'req.json' -Because 'replays must be
 
     It 'Should-MatchReplay replays a recorded result' -Skip:(-not (Get-Command Invoke-RequiemReplay -ErrorAction Ignore)) {
         $req = Join-Path $Dir 'replay-request.json'
-        @{ command = '/bin/sh'; argv = @('-c', 'echo replay') } | ConvertTo-Json | Set-Content -LiteralPath $req
+        @{ command = '/bin/sh'; argv = @('-c', 'echo replay'); workspace_root = $Dir } | ConvertTo-Json | Set-Content -LiteralPath $req
         $result = Invoke-RequiemExec -Request $req
         $result | Should-MatchReplay -Request $req
         $clock = Join-Path $Dir 'replay-clock.json'
-        @{ command = '/bin/sh'; argv = @('-c', 'date +%N') } | ConvertTo-Json | Set-Content -LiteralPath $clock
+        @{ command = '/bin/sh'; argv = @('-c', 'date +%N'); workspace_root = $Dir } | ConvertTo-Json | Set-Content -LiteralPath $clock
         $drifting = Invoke-RequiemExec -Request $clock
         { $drifting | Should-MatchReplay -Request $clock } | Should -Throw -ExpectedMessage '*Expected the replay to match the recorded result*'
     }
