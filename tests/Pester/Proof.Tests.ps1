@@ -232,10 +232,19 @@ class FxResult {
         $v.Reasons | Where-Object { $_ -match 'missing from the CAS' } | Should -Not -BeNullOrEmpty
     }
 
-    It 'reports -Replay as unavailable when Invoke-RequiemReplay is not installed' -Skip:([bool](Get-Command Invoke-RequiemReplay -ErrorAction Ignore)) {
-        $v = Test-RequiemProof -Path $File -Cas $Cas -Replay
-        $v.Valid | Should -BeFalse
-        $v.Reasons | Should -Contain 'replay unavailable: Invoke-RequiemReplay not found'
+    It 'reports -Replay as unavailable when Invoke-RequiemReplay is not installed' {
+        # A session that imported the module without the replay cmdlet (Import-Module -Cmdlet), as in a trimmed deployment.
+        $out = Invoke-FreshPwsh -Script @"
+`$all = (Import-PowerShellDataFile '$ModulePath').CmdletsToExport | Where-Object { `$_ -ne 'Invoke-RequiemReplay' }
+Import-Module '$ModulePath' -Cmdlet `$all
+[bool](Get-Command Invoke-RequiemReplay -ErrorAction Ignore)
+`$v = Test-RequiemProof -Path '$File' -Cas '$Cas' -Replay
+`$v.Valid
+`$v.Reasons
+"@
+        $out[0] | Should -Be 'False'
+        $out[1] | Should -Be 'False'
+        $out | Should -Contain 'replay unavailable: Invoke-RequiemReplay not found'
     }
 }
 
