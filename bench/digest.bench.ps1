@@ -32,6 +32,18 @@ function Measure-Best {
     $best
 }
 
+function Measure-Interleaved {
+    # Alternates A and B for $Rounds rounds (so drifting machine load hits both alike); returns best and median of each.
+    param([scriptblock] $A, [scriptblock] $B, [int] $Rounds = 7)
+    $ta = [Collections.Generic.List[double]]::new(); $tb = [Collections.Generic.List[double]]::new()
+    for ($i = 0; $i -lt $Rounds; $i++) {
+        $sw = [Diagnostics.Stopwatch]::StartNew(); & $A | Out-Null; $ta.Add($sw.Elapsed.TotalSeconds)
+        $sw = [Diagnostics.Stopwatch]::StartNew(); & $B | Out-Null; $tb.Add($sw.Elapsed.TotalSeconds)
+    }
+    $median = { param($l) $s = @($l | Sort-Object); $s[[int][Math]::Floor($s.Count / 2)] }
+    [pscustomobject]@{ BestA = ($ta | Measure-Object -Minimum).Minimum; MedianA = & $median $ta; BestB = ($tb | Measure-Object -Minimum).Minimum; MedianB = & $median $tb }
+}
+
 function Get-PeakRssMiB {
     # Peak resident memory of a fresh pwsh that imports the module and hashes the file (flat-memory check).
     param([string] $File)
@@ -77,16 +89,19 @@ try {
     $rng = [Random]::new(2)
     for ($i = 0; $i -lt $SmallFiles; $i++) { $rng.NextBytes($payload); [IO.File]::WriteAllBytes((Join-Path $small "f$i.bin"), $payload) }
     $files = Get-ChildItem -LiteralPath $small -File
-    $requiemSmall = Measure-Best { $files | Get-RequiemDigest }
-    $shaSmall = Measure-Best { $files | Get-FileHash -Algorithm SHA256 }
-    $b3sumSmall = if (Get-Command b3sum -ErrorAction Ignore) { Measure-Best { Push-Location $small; try { b3sum -- *.bin } finally { Pop-Location } } } else { $null }
+    $null = $files | Get-RequiemDigest; $null = $files | Get-FileHash -Algorithm SHA256   # warm-up (JIT, page cache)
+    $pair = Measure-Interleaved -A { $files | Get-RequiemDigest } -B { $files | Get-FileHash -Algorithm SHA256 }
+    $b3sumSmall = if (Get-Command b3sum -ErrorAction Ignore) { Measure-Best { Push-Location $small; try { b3sum -- *.bin } finally { Pop-Location } } -Times 1 } else { $null }
     $results.small_files = [ordered]@{
-        files = $SmallFiles; bytes_each = 4096
-        requiem_pipeline_s = [math]::Round($requiemSmall, 3)
-        get_filehash_pipeline_s = [math]::Round($shaSmall, 3)
+        files = $SmallFiles; bytes_each = 4096; rounds = 7
+        requiem_pipeline_best_s = [math]::Round($pair.BestA, 3)
+        requiem_pipeline_median_s = [math]::Round($pair.MedianA, 3)
+        get_filehash_pipeline_best_s = [math]::Round($pair.BestB, 3)
+        get_filehash_pipeline_median_s = [math]::Round($pair.MedianB, 3)
         b3sum_one_process_s = $b3sumSmall ? [math]::Round($b3sumSmall, 3) : $null
-        ratio_vs_get_filehash = [math]::Round($requiemSmall / $shaSmall, 2)
-        requiem_files_per_s = [math]::Round($SmallFiles / $requiemSmall)
+        ratio_best_vs_get_filehash = [math]::Round($pair.BestA / $pair.BestB, 2)
+        ratio_median_vs_get_filehash = [math]::Round($pair.MedianA / $pair.MedianB, 2)
+        requiem_files_per_s = [math]::Round($SmallFiles / $pair.MedianA)
     }
 
     # ---- Import-Module cost on a bare pwsh start ----

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Requiem.Engine.Hashing;
 
@@ -35,6 +36,7 @@ internal sealed class Blake3Compact
     // Scratch space, reused (the instance is reused per thread, so nothing is allocated per hash).
     private readonly uint[] _words = new uint[16];
     private readonly uint[] _chunkCv = new uint[8];
+    private readonly uint[] _cvs4 = new uint[32];
 
     public Blake3Compact() => Reset();
 
@@ -67,6 +69,20 @@ internal sealed class Blake3Compact
                 Compress(_cv, _words, _chunkCounter, BlockLen, ChunkFlags(end: false), _cv);
                 _blocksCompressed++;
                 _blockLen = 0;
+            }
+            if (_blockLen == 0 && _blocksCompressed == 0 && input.Length > 2 * ChunkLen && Vector128.IsHardwareAccelerated)
+            {
+                // Whole chunks that are certainly not the last one: hash up to four side by side.
+                var count = Math.Min(4, (input.Length - 1) / ChunkLen);
+                HashChunks4(input, count, _chunkCounter, _cvs4);
+                for (var c = 0; c < count; c++)
+                {
+                    _cvs4.AsSpan(c * 8, 8).CopyTo(_chunkCv);
+                    AddChunkChainingValue(_chunkCv, _chunkCounter + 1);
+                    _chunkCounter++;
+                }
+                input = input[(count * ChunkLen)..];
+                continue;
             }
             var take = Math.Min(BlockLen - _blockLen, Math.Min(input.Length, ChunkLen - ChunkBytes()));
             input[..take].CopyTo(_block.AsSpan(_blockLen));
@@ -140,6 +156,170 @@ internal sealed class Blake3Compact
     {
         for (var i = 0; i < 16; i++) words[i] = BinaryPrimitives.ReadUInt32LittleEndian(block[(4 * i)..]);
     }
+
+    /// <summary>
+    /// Chaining values of up to four whole, non-final chunks at once: one chunk per 128-bit lane (lanes past
+    /// <paramref name="count"/> hash zeros and are dropped). Same compression as <see cref="Compress"/>, four wide.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void HashChunks4(ReadOnlySpan<byte> input, int count, ulong counter, Span<uint> cvs)
+    {
+        Vector128<uint> v0 = Vector128.Create(0x6A09E667u), v1 = Vector128.Create(0xBB67AE85u), v2 = Vector128.Create(0x3C6EF372u), v3 = Vector128.Create(0xA54FF53Au);
+        Vector128<uint> v4 = Vector128.Create(0x510E527Fu), v5 = Vector128.Create(0x9B05688Cu), v6 = Vector128.Create(0x1F83D9ABu), v7 = Vector128.Create(0x5BE0CD19u);
+        var ctrLo = Vector128.Create((uint)counter, (uint)(counter + 1), (uint)(counter + 2), (uint)(counter + 3));
+        var ctrHi = Vector128.Create((uint)(counter >> 32), (uint)((counter + 1) >> 32), (uint)((counter + 2) >> 32), (uint)((counter + 3) >> 32));
+        Span<uint> w = stackalloc uint[64];
+        for (var block = 0; block < 16; block++)
+        {
+            for (var lane = 0; lane < 4; lane++)
+            {
+                if (lane < count)
+                {
+                    var src = input.Slice(lane * ChunkLen + block * BlockLen, BlockLen);
+                    for (var j = 0; j < 16; j++) w[j * 4 + lane] = BinaryPrimitives.ReadUInt32LittleEndian(src[(4 * j)..]);
+                }
+                else
+                {
+                    for (var j = 0; j < 16; j++) w[j * 4 + lane] = 0;
+                }
+            }
+            var m0 = Vector128.Create(w[0], w[1], w[2], w[3]); var m1 = Vector128.Create(w[4], w[5], w[6], w[7]);
+            var m2 = Vector128.Create(w[8], w[9], w[10], w[11]); var m3 = Vector128.Create(w[12], w[13], w[14], w[15]);
+            var m4 = Vector128.Create(w[16], w[17], w[18], w[19]); var m5 = Vector128.Create(w[20], w[21], w[22], w[23]);
+            var m6 = Vector128.Create(w[24], w[25], w[26], w[27]); var m7 = Vector128.Create(w[28], w[29], w[30], w[31]);
+            var m8 = Vector128.Create(w[32], w[33], w[34], w[35]); var m9 = Vector128.Create(w[36], w[37], w[38], w[39]);
+            var m10 = Vector128.Create(w[40], w[41], w[42], w[43]); var m11 = Vector128.Create(w[44], w[45], w[46], w[47]);
+            var m12 = Vector128.Create(w[48], w[49], w[50], w[51]); var m13 = Vector128.Create(w[52], w[53], w[54], w[55]);
+            var m14 = Vector128.Create(w[56], w[57], w[58], w[59]); var m15 = Vector128.Create(w[60], w[61], w[62], w[63]);
+            uint flags = (block == 0 ? ChunkStart : 0) | (block == 15 ? ChunkEnd : 0);
+            Vector128<uint> s0 = v0, s1 = v1, s2 = v2, s3 = v3, s4 = v4, s5 = v5, s6 = v6, s7 = v7;
+            Vector128<uint> s8 = Vector128.Create(0x6A09E667u), s9 = Vector128.Create(0xBB67AE85u), s10 = Vector128.Create(0x3C6EF372u), s11 = Vector128.Create(0xA54FF53Au);
+            Vector128<uint> s12 = ctrLo, s13 = ctrHi, s14 = Vector128.Create((uint)BlockLen), s15 = Vector128.Create(flags);
+            s0 += s4 + m0; s12 = Rot(s12 ^ s0, 16); s8 += s12; s4 = Rot(s4 ^ s8, 12);
+            s0 += s4 + m1; s12 = Rot(s12 ^ s0, 8); s8 += s12; s4 = Rot(s4 ^ s8, 7);
+            s1 += s5 + m2; s13 = Rot(s13 ^ s1, 16); s9 += s13; s5 = Rot(s5 ^ s9, 12);
+            s1 += s5 + m3; s13 = Rot(s13 ^ s1, 8); s9 += s13; s5 = Rot(s5 ^ s9, 7);
+            s2 += s6 + m4; s14 = Rot(s14 ^ s2, 16); s10 += s14; s6 = Rot(s6 ^ s10, 12);
+            s2 += s6 + m5; s14 = Rot(s14 ^ s2, 8); s10 += s14; s6 = Rot(s6 ^ s10, 7);
+            s3 += s7 + m6; s15 = Rot(s15 ^ s3, 16); s11 += s15; s7 = Rot(s7 ^ s11, 12);
+            s3 += s7 + m7; s15 = Rot(s15 ^ s3, 8); s11 += s15; s7 = Rot(s7 ^ s11, 7);
+            s0 += s5 + m8; s15 = Rot(s15 ^ s0, 16); s10 += s15; s5 = Rot(s5 ^ s10, 12);
+            s0 += s5 + m9; s15 = Rot(s15 ^ s0, 8); s10 += s15; s5 = Rot(s5 ^ s10, 7);
+            s1 += s6 + m10; s12 = Rot(s12 ^ s1, 16); s11 += s12; s6 = Rot(s6 ^ s11, 12);
+            s1 += s6 + m11; s12 = Rot(s12 ^ s1, 8); s11 += s12; s6 = Rot(s6 ^ s11, 7);
+            s2 += s7 + m12; s13 = Rot(s13 ^ s2, 16); s8 += s13; s7 = Rot(s7 ^ s8, 12);
+            s2 += s7 + m13; s13 = Rot(s13 ^ s2, 8); s8 += s13; s7 = Rot(s7 ^ s8, 7);
+            s3 += s4 + m14; s14 = Rot(s14 ^ s3, 16); s9 += s14; s4 = Rot(s4 ^ s9, 12);
+            s3 += s4 + m15; s14 = Rot(s14 ^ s3, 8); s9 += s14; s4 = Rot(s4 ^ s9, 7);
+            s0 += s4 + m2; s12 = Rot(s12 ^ s0, 16); s8 += s12; s4 = Rot(s4 ^ s8, 12);
+            s0 += s4 + m6; s12 = Rot(s12 ^ s0, 8); s8 += s12; s4 = Rot(s4 ^ s8, 7);
+            s1 += s5 + m3; s13 = Rot(s13 ^ s1, 16); s9 += s13; s5 = Rot(s5 ^ s9, 12);
+            s1 += s5 + m10; s13 = Rot(s13 ^ s1, 8); s9 += s13; s5 = Rot(s5 ^ s9, 7);
+            s2 += s6 + m7; s14 = Rot(s14 ^ s2, 16); s10 += s14; s6 = Rot(s6 ^ s10, 12);
+            s2 += s6 + m0; s14 = Rot(s14 ^ s2, 8); s10 += s14; s6 = Rot(s6 ^ s10, 7);
+            s3 += s7 + m4; s15 = Rot(s15 ^ s3, 16); s11 += s15; s7 = Rot(s7 ^ s11, 12);
+            s3 += s7 + m13; s15 = Rot(s15 ^ s3, 8); s11 += s15; s7 = Rot(s7 ^ s11, 7);
+            s0 += s5 + m1; s15 = Rot(s15 ^ s0, 16); s10 += s15; s5 = Rot(s5 ^ s10, 12);
+            s0 += s5 + m11; s15 = Rot(s15 ^ s0, 8); s10 += s15; s5 = Rot(s5 ^ s10, 7);
+            s1 += s6 + m12; s12 = Rot(s12 ^ s1, 16); s11 += s12; s6 = Rot(s6 ^ s11, 12);
+            s1 += s6 + m5; s12 = Rot(s12 ^ s1, 8); s11 += s12; s6 = Rot(s6 ^ s11, 7);
+            s2 += s7 + m9; s13 = Rot(s13 ^ s2, 16); s8 += s13; s7 = Rot(s7 ^ s8, 12);
+            s2 += s7 + m14; s13 = Rot(s13 ^ s2, 8); s8 += s13; s7 = Rot(s7 ^ s8, 7);
+            s3 += s4 + m15; s14 = Rot(s14 ^ s3, 16); s9 += s14; s4 = Rot(s4 ^ s9, 12);
+            s3 += s4 + m8; s14 = Rot(s14 ^ s3, 8); s9 += s14; s4 = Rot(s4 ^ s9, 7);
+            s0 += s4 + m3; s12 = Rot(s12 ^ s0, 16); s8 += s12; s4 = Rot(s4 ^ s8, 12);
+            s0 += s4 + m4; s12 = Rot(s12 ^ s0, 8); s8 += s12; s4 = Rot(s4 ^ s8, 7);
+            s1 += s5 + m10; s13 = Rot(s13 ^ s1, 16); s9 += s13; s5 = Rot(s5 ^ s9, 12);
+            s1 += s5 + m12; s13 = Rot(s13 ^ s1, 8); s9 += s13; s5 = Rot(s5 ^ s9, 7);
+            s2 += s6 + m13; s14 = Rot(s14 ^ s2, 16); s10 += s14; s6 = Rot(s6 ^ s10, 12);
+            s2 += s6 + m2; s14 = Rot(s14 ^ s2, 8); s10 += s14; s6 = Rot(s6 ^ s10, 7);
+            s3 += s7 + m7; s15 = Rot(s15 ^ s3, 16); s11 += s15; s7 = Rot(s7 ^ s11, 12);
+            s3 += s7 + m14; s15 = Rot(s15 ^ s3, 8); s11 += s15; s7 = Rot(s7 ^ s11, 7);
+            s0 += s5 + m6; s15 = Rot(s15 ^ s0, 16); s10 += s15; s5 = Rot(s5 ^ s10, 12);
+            s0 += s5 + m5; s15 = Rot(s15 ^ s0, 8); s10 += s15; s5 = Rot(s5 ^ s10, 7);
+            s1 += s6 + m9; s12 = Rot(s12 ^ s1, 16); s11 += s12; s6 = Rot(s6 ^ s11, 12);
+            s1 += s6 + m0; s12 = Rot(s12 ^ s1, 8); s11 += s12; s6 = Rot(s6 ^ s11, 7);
+            s2 += s7 + m11; s13 = Rot(s13 ^ s2, 16); s8 += s13; s7 = Rot(s7 ^ s8, 12);
+            s2 += s7 + m15; s13 = Rot(s13 ^ s2, 8); s8 += s13; s7 = Rot(s7 ^ s8, 7);
+            s3 += s4 + m8; s14 = Rot(s14 ^ s3, 16); s9 += s14; s4 = Rot(s4 ^ s9, 12);
+            s3 += s4 + m1; s14 = Rot(s14 ^ s3, 8); s9 += s14; s4 = Rot(s4 ^ s9, 7);
+            s0 += s4 + m10; s12 = Rot(s12 ^ s0, 16); s8 += s12; s4 = Rot(s4 ^ s8, 12);
+            s0 += s4 + m7; s12 = Rot(s12 ^ s0, 8); s8 += s12; s4 = Rot(s4 ^ s8, 7);
+            s1 += s5 + m12; s13 = Rot(s13 ^ s1, 16); s9 += s13; s5 = Rot(s5 ^ s9, 12);
+            s1 += s5 + m9; s13 = Rot(s13 ^ s1, 8); s9 += s13; s5 = Rot(s5 ^ s9, 7);
+            s2 += s6 + m14; s14 = Rot(s14 ^ s2, 16); s10 += s14; s6 = Rot(s6 ^ s10, 12);
+            s2 += s6 + m3; s14 = Rot(s14 ^ s2, 8); s10 += s14; s6 = Rot(s6 ^ s10, 7);
+            s3 += s7 + m13; s15 = Rot(s15 ^ s3, 16); s11 += s15; s7 = Rot(s7 ^ s11, 12);
+            s3 += s7 + m15; s15 = Rot(s15 ^ s3, 8); s11 += s15; s7 = Rot(s7 ^ s11, 7);
+            s0 += s5 + m4; s15 = Rot(s15 ^ s0, 16); s10 += s15; s5 = Rot(s5 ^ s10, 12);
+            s0 += s5 + m0; s15 = Rot(s15 ^ s0, 8); s10 += s15; s5 = Rot(s5 ^ s10, 7);
+            s1 += s6 + m11; s12 = Rot(s12 ^ s1, 16); s11 += s12; s6 = Rot(s6 ^ s11, 12);
+            s1 += s6 + m2; s12 = Rot(s12 ^ s1, 8); s11 += s12; s6 = Rot(s6 ^ s11, 7);
+            s2 += s7 + m5; s13 = Rot(s13 ^ s2, 16); s8 += s13; s7 = Rot(s7 ^ s8, 12);
+            s2 += s7 + m8; s13 = Rot(s13 ^ s2, 8); s8 += s13; s7 = Rot(s7 ^ s8, 7);
+            s3 += s4 + m1; s14 = Rot(s14 ^ s3, 16); s9 += s14; s4 = Rot(s4 ^ s9, 12);
+            s3 += s4 + m6; s14 = Rot(s14 ^ s3, 8); s9 += s14; s4 = Rot(s4 ^ s9, 7);
+            s0 += s4 + m12; s12 = Rot(s12 ^ s0, 16); s8 += s12; s4 = Rot(s4 ^ s8, 12);
+            s0 += s4 + m13; s12 = Rot(s12 ^ s0, 8); s8 += s12; s4 = Rot(s4 ^ s8, 7);
+            s1 += s5 + m9; s13 = Rot(s13 ^ s1, 16); s9 += s13; s5 = Rot(s5 ^ s9, 12);
+            s1 += s5 + m11; s13 = Rot(s13 ^ s1, 8); s9 += s13; s5 = Rot(s5 ^ s9, 7);
+            s2 += s6 + m15; s14 = Rot(s14 ^ s2, 16); s10 += s14; s6 = Rot(s6 ^ s10, 12);
+            s2 += s6 + m10; s14 = Rot(s14 ^ s2, 8); s10 += s14; s6 = Rot(s6 ^ s10, 7);
+            s3 += s7 + m14; s15 = Rot(s15 ^ s3, 16); s11 += s15; s7 = Rot(s7 ^ s11, 12);
+            s3 += s7 + m8; s15 = Rot(s15 ^ s3, 8); s11 += s15; s7 = Rot(s7 ^ s11, 7);
+            s0 += s5 + m7; s15 = Rot(s15 ^ s0, 16); s10 += s15; s5 = Rot(s5 ^ s10, 12);
+            s0 += s5 + m2; s15 = Rot(s15 ^ s0, 8); s10 += s15; s5 = Rot(s5 ^ s10, 7);
+            s1 += s6 + m5; s12 = Rot(s12 ^ s1, 16); s11 += s12; s6 = Rot(s6 ^ s11, 12);
+            s1 += s6 + m3; s12 = Rot(s12 ^ s1, 8); s11 += s12; s6 = Rot(s6 ^ s11, 7);
+            s2 += s7 + m0; s13 = Rot(s13 ^ s2, 16); s8 += s13; s7 = Rot(s7 ^ s8, 12);
+            s2 += s7 + m1; s13 = Rot(s13 ^ s2, 8); s8 += s13; s7 = Rot(s7 ^ s8, 7);
+            s3 += s4 + m6; s14 = Rot(s14 ^ s3, 16); s9 += s14; s4 = Rot(s4 ^ s9, 12);
+            s3 += s4 + m4; s14 = Rot(s14 ^ s3, 8); s9 += s14; s4 = Rot(s4 ^ s9, 7);
+            s0 += s4 + m9; s12 = Rot(s12 ^ s0, 16); s8 += s12; s4 = Rot(s4 ^ s8, 12);
+            s0 += s4 + m14; s12 = Rot(s12 ^ s0, 8); s8 += s12; s4 = Rot(s4 ^ s8, 7);
+            s1 += s5 + m11; s13 = Rot(s13 ^ s1, 16); s9 += s13; s5 = Rot(s5 ^ s9, 12);
+            s1 += s5 + m5; s13 = Rot(s13 ^ s1, 8); s9 += s13; s5 = Rot(s5 ^ s9, 7);
+            s2 += s6 + m8; s14 = Rot(s14 ^ s2, 16); s10 += s14; s6 = Rot(s6 ^ s10, 12);
+            s2 += s6 + m12; s14 = Rot(s14 ^ s2, 8); s10 += s14; s6 = Rot(s6 ^ s10, 7);
+            s3 += s7 + m15; s15 = Rot(s15 ^ s3, 16); s11 += s15; s7 = Rot(s7 ^ s11, 12);
+            s3 += s7 + m1; s15 = Rot(s15 ^ s3, 8); s11 += s15; s7 = Rot(s7 ^ s11, 7);
+            s0 += s5 + m13; s15 = Rot(s15 ^ s0, 16); s10 += s15; s5 = Rot(s5 ^ s10, 12);
+            s0 += s5 + m3; s15 = Rot(s15 ^ s0, 8); s10 += s15; s5 = Rot(s5 ^ s10, 7);
+            s1 += s6 + m0; s12 = Rot(s12 ^ s1, 16); s11 += s12; s6 = Rot(s6 ^ s11, 12);
+            s1 += s6 + m10; s12 = Rot(s12 ^ s1, 8); s11 += s12; s6 = Rot(s6 ^ s11, 7);
+            s2 += s7 + m2; s13 = Rot(s13 ^ s2, 16); s8 += s13; s7 = Rot(s7 ^ s8, 12);
+            s2 += s7 + m6; s13 = Rot(s13 ^ s2, 8); s8 += s13; s7 = Rot(s7 ^ s8, 7);
+            s3 += s4 + m4; s14 = Rot(s14 ^ s3, 16); s9 += s14; s4 = Rot(s4 ^ s9, 12);
+            s3 += s4 + m7; s14 = Rot(s14 ^ s3, 8); s9 += s14; s4 = Rot(s4 ^ s9, 7);
+            s0 += s4 + m11; s12 = Rot(s12 ^ s0, 16); s8 += s12; s4 = Rot(s4 ^ s8, 12);
+            s0 += s4 + m15; s12 = Rot(s12 ^ s0, 8); s8 += s12; s4 = Rot(s4 ^ s8, 7);
+            s1 += s5 + m5; s13 = Rot(s13 ^ s1, 16); s9 += s13; s5 = Rot(s5 ^ s9, 12);
+            s1 += s5 + m0; s13 = Rot(s13 ^ s1, 8); s9 += s13; s5 = Rot(s5 ^ s9, 7);
+            s2 += s6 + m1; s14 = Rot(s14 ^ s2, 16); s10 += s14; s6 = Rot(s6 ^ s10, 12);
+            s2 += s6 + m9; s14 = Rot(s14 ^ s2, 8); s10 += s14; s6 = Rot(s6 ^ s10, 7);
+            s3 += s7 + m8; s15 = Rot(s15 ^ s3, 16); s11 += s15; s7 = Rot(s7 ^ s11, 12);
+            s3 += s7 + m6; s15 = Rot(s15 ^ s3, 8); s11 += s15; s7 = Rot(s7 ^ s11, 7);
+            s0 += s5 + m14; s15 = Rot(s15 ^ s0, 16); s10 += s15; s5 = Rot(s5 ^ s10, 12);
+            s0 += s5 + m10; s15 = Rot(s15 ^ s0, 8); s10 += s15; s5 = Rot(s5 ^ s10, 7);
+            s1 += s6 + m2; s12 = Rot(s12 ^ s1, 16); s11 += s12; s6 = Rot(s6 ^ s11, 12);
+            s1 += s6 + m12; s12 = Rot(s12 ^ s1, 8); s11 += s12; s6 = Rot(s6 ^ s11, 7);
+            s2 += s7 + m3; s13 = Rot(s13 ^ s2, 16); s8 += s13; s7 = Rot(s7 ^ s8, 12);
+            s2 += s7 + m4; s13 = Rot(s13 ^ s2, 8); s8 += s13; s7 = Rot(s7 ^ s8, 7);
+            s3 += s4 + m7; s14 = Rot(s14 ^ s3, 16); s9 += s14; s4 = Rot(s4 ^ s9, 12);
+            s3 += s4 + m13; s14 = Rot(s14 ^ s3, 8); s9 += s14; s4 = Rot(s4 ^ s9, 7);
+            v0 = s0 ^ s8; v1 = s1 ^ s9; v2 = s2 ^ s10; v3 = s3 ^ s11;
+            v4 = s4 ^ s12; v5 = s5 ^ s13; v6 = s6 ^ s14; v7 = s7 ^ s15;
+        }
+        for (var lane = 0; lane < count; lane++)
+        {
+            var o = cvs.Slice(lane * 8, 8);
+            o[0] = v0.GetElement(lane); o[1] = v1.GetElement(lane); o[2] = v2.GetElement(lane); o[3] = v3.GetElement(lane);
+            o[4] = v4.GetElement(lane); o[5] = v5.GetElement(lane); o[6] = v6.GetElement(lane); o[7] = v7.GetElement(lane);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<uint> Rot(Vector128<uint> x, int n) => Vector128.ShiftRightLogical(x, n) | Vector128.ShiftLeft(x, 32 - n);
 
     /// <summary>
     /// The BLAKE3 compression function; writes the first 8 words of the output (the chaining value). Fully unrolled
