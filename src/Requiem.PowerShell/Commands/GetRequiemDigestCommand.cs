@@ -14,6 +14,7 @@ public sealed class GetRequiemDigestCommand : RequiemCmdlet
     private const string LiteralPathSet = "LiteralPath";
     private const string InputObjectSet = "InputObject";
     private const int ProgressId = 1;
+    private const int FileProgressId = 2;
     private const string Activity = "Get-RequiemDigest";
 
     private HashPrimitive? _hash;
@@ -67,11 +68,13 @@ public sealed class GetRequiemDigestCommand : RequiemCmdlet
             return;
         }
 
-        var output = CreateEngineOutput(ProgressId);
+        // Large files report their own progress as a second bar, completed after each file.
+        var output = CreateEngineOutput(FileProgressId);
         foreach (var file in FilesToHash())
         {
             var digest = TryRun(() => hash.HashFile(file, Domain, CancellationToken, output));
             if (digest is null) continue;
+            if (digest.Length >= HashPrimitive.ParallelThreshold) CompleteProgress(FileProgressId, "Hashing " + file);
             WriteObject(digest);
             _count++;
             if (_throttle!.ShouldReport())

@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using Requiem.Engine;
+using Requiem.Engine.Cas;
 using Requiem.Engine.Execution;
 using Requiem.PowerShell.Internal;
 
@@ -29,11 +30,17 @@ public sealed class InvokeRequiemReplayCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter AllowHashFallback { get; set; }
 
+    private CasStore? _store;
+
+    protected override void BeginProcessing() => _store = OpenStore(Cas, AllowHashFallback);
+
     protected override void ProcessRecord()
     {
-        var store = OpenStore(Cas, AllowHashFallback);
-        var recorded = Run(() => ExecInput.ToResult(Result, store, ResolveNewPath));
-        var request = Run(() =>
+        var store = _store!;
+        // One bad record (unreadable result, missing request) is a per-item error: the other records still replay.
+        var recorded = TryRun(() => ExecInput.ToResult(Result, store, ResolveNewPath));
+        if (recorded is null) { if (Quiet) WriteObject(false); return; }
+        var request = TryRun(() =>
         {
             if (Request is not null) return ExecInput.ToRequest(Request, Config, ResolveNewPath);
             if (recorded.Request is not null) return recorded.Request;
@@ -42,10 +49,12 @@ public sealed class InvokeRequiemReplayCommand : RequiemCmdlet
             var bytes = store.ReadAllBytes(recorded.RequestBlobDigest, CancellationToken);
             return ExecRequestParser.Parse(System.Text.Encoding.UTF8.GetString(bytes), Config, recorded.RequestBlobDigest);
         });
+        if (request is null) { if (Quiet) WriteObject(false); return; }
         // The runner raises warnings from worker threads: queue them and write them here, on the pipeline thread.
         var output = new QueuedEngineOutput();
-        var replayed = Run(() => ExecRunner.Run(request, new ExecOptions { Store = store, Output = output }, CancellationToken));
+        var replayed = TryRun(() => ExecRunner.Run(request, new ExecOptions { Store = store, Output = output }, CancellationToken));
         output.WriteTo(this);
+        if (replayed is null) { if (Quiet) WriteObject(false); return; }
         var report = Replay.Compare(recorded, replayed, store);
         WriteObject(Quiet ? report.Match : report);
     }
