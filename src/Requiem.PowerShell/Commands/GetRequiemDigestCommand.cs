@@ -41,17 +41,6 @@ public sealed class GetRequiemDigestCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter AllowHashFallback { get; set; }
 
-    /// <summary>
-    /// Paths to hash. A FileInfo from Get-ChildItem already names a file-system path, so it skips provider
-    /// resolution (the dominant per-file cost when thousands of files stream through the pipeline).
-    /// </summary>
-    private List<string> FilesToHash() => ParameterSetName switch
-    {
-        PathSet => ResolveFileSystemPaths(Path, literal: false),
-        LiteralPathSet => ResolveFileSystemPaths(LiteralPath, literal: true),
-        _ => new List<string>(1) { InputBytes.AsFilePath(InputObject)! },
-    };
-
     protected override void BeginProcessing()
     {
         _hash = SelectHash(AllowHashFallback);
@@ -70,7 +59,7 @@ public sealed class GetRequiemDigestCommand : RequiemCmdlet
 
         // Large files report their own progress as a second bar, completed after each file.
         var output = CreateEngineOutput(FileProgressId);
-        foreach (var file in FilesToHash())
+        foreach (var file in ResolveInputFiles(ParameterSetName == PathSet ? Path : null, ParameterSetName == LiteralPathSet ? LiteralPath : null, InputObject))
         {
             var digest = TryRun(() => hash.HashFile(file, Domain, CancellationToken, output));
             if (digest is null) continue;

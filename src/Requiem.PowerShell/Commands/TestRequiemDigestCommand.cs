@@ -58,17 +58,6 @@ public sealed class TestRequiemDigestCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter Quiet { get; set; }
 
-    /// <summary>
-    /// Paths to hash. A FileInfo from Get-ChildItem already names a file-system path, so it skips provider
-    /// resolution (the dominant per-file cost when thousands of files stream through the pipeline).
-    /// </summary>
-    private List<string> FilesToHash() => ParameterSetName switch
-    {
-        PathSet => ResolveFileSystemPaths(Path, literal: false),
-        LiteralPathSet => ResolveFileSystemPaths(LiteralPath, literal: true),
-        _ => new List<string>(1) { InputBytes.AsFilePath(InputObject)! },
-    };
-
     protected override void BeginProcessing()
     {
         if (ParameterSetName == ResultSet)
@@ -93,7 +82,7 @@ public sealed class TestRequiemDigestCommand : RequiemCmdlet
             Emit(TryRun(() => hash.Digest(InputBytes.From(InputObject), Domain)));
             return;
         }
-        foreach (var file in FilesToHash())
+        foreach (var file in ResolveInputFiles(ParameterSetName == PathSet ? Path : null, ParameterSetName == LiteralPathSet ? LiteralPath : null, InputObject))
         {
             Emit(TryRun(() => hash.HashFile(file, Domain, CancellationToken, CreateEngineOutput())));
         }

@@ -159,6 +159,18 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
         return resolved;
     }
 
+    /// <summary>
+    /// The files named by a Path / LiteralPath / InputObject parameter triple. A FileInfo piped in (bound to
+    /// InputObject) already names a file-system path, so it skips provider resolution — the dominant per-file cost
+    /// when thousands of files stream through the pipeline.
+    /// </summary>
+    protected List<string> ResolveInputFiles(string[]? path, string[]? literalPath, object? inputObject)
+    {
+        if (path is { Length: > 0 }) return ResolveFileSystemPaths(path, literal: false);
+        if (literalPath is { Length: > 0 }) return ResolveFileSystemPaths(literalPath, literal: true);
+        return InputBytes.AsFilePath(inputObject) is { } file ? new List<string>(1) { file } : new List<string>();
+    }
+
     /// <summary>Resolves a single output/store path that may not exist yet (no wildcards), relative to the current location.</summary>
     protected string ResolveNewPath(string path) =>
         SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
