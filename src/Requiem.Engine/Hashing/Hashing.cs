@@ -73,6 +73,21 @@ public sealed class HashPrimitive
     /// </summary>
     public DigestInfo HashFile(string path, HashDomain domain, CancellationToken cancel = default, IEngineOutput? output = null)
     {
+        var small = System.Buffers.ArrayPool<byte>.Shared.Rent(SmallFileBuffer);
+        try
+        {
+            if (SmallFileReader.TryRead(path, small.AsSpan(0, SmallFileBuffer), out var n))
+            {
+                Metrics.MetricsRegistry.Add(Metrics.Counter.DigestTotal);
+                Metrics.MetricsRegistry.Add(Metrics.Counter.DigestBytesTotal, n);
+                return new DigestInfo(Algorithm, HashBytes(small.AsSpan(0, n), domain), path, n, domain, IsFallback);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(small);
+        }
+
         using var handle = OpenForRead(path);
         var length = RandomAccess.GetLength(handle);
         using var hasher = CreateHasher(domain, length);

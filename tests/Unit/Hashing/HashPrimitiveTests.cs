@@ -196,3 +196,41 @@ public class Blake3CompactTests
         Assert.Equal(big.FinalizeHex(), hash.HashBytes(data, HashDomain.Cas)); // compact (known small length)
     }
 }
+
+public class SmallFileReaderTests
+{
+    [Fact]
+    public void ReadsSmallFilesWholeAndDeclinesEverythingElse()
+    {
+        if (!OperatingSystem.IsLinux()) return; // the fast path exists on Linux only; elsewhere TryRead always declines
+        var dir = Directory.CreateTempSubdirectory("requiem-sfr-").FullName;
+        try
+        {
+            var small = Path.Combine(dir, "small.bin");
+            var data = new byte[4096];
+            new Random(4).NextBytes(data);
+            File.WriteAllBytes(small, data);
+            var buffer = new byte[65536];
+            Assert.True(SmallFileReader.TryRead(small, buffer, out var n));
+            Assert.Equal(4096, n);
+            Assert.True(buffer.AsSpan(0, n).SequenceEqual(data));
+
+            var empty = Path.Combine(dir, "empty.bin");
+            File.WriteAllBytes(empty, Array.Empty<byte>());
+            Assert.True(SmallFileReader.TryRead(empty, buffer, out n));
+            Assert.Equal(0, n);
+
+            var exact = Path.Combine(dir, "exact.bin");
+            File.WriteAllBytes(exact, new byte[65536]);
+            Assert.False(SmallFileReader.TryRead(exact, buffer, out _));      // fills the buffer: not "small"
+            Assert.False(SmallFileReader.TryRead(dir, buffer, out _));        // a directory
+            Assert.False(SmallFileReader.TryRead(Path.Combine(dir, "missing"), buffer, out _));
+
+            // Through HashFile, both paths give the same digest as hashing the bytes.
+            var hash = HashPrimitive.Select(false);
+            Assert.Equal(hash.HashBytes(data, HashDomain.Cas), hash.HashFile(small, HashDomain.Cas).Hash);
+            Assert.Equal(hash.HashBytes(new byte[65536], HashDomain.None), hash.HashFile(exact, HashDomain.None).Hash);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+}
