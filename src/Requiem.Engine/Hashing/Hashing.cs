@@ -92,7 +92,7 @@ public sealed class HashPrimitive
         var length = RandomAccess.GetLength(handle);
         using var hasher = CreateHasher(domain, length);
         if (length >= ParallelThreshold) HashLarge(handle, length, hasher, path, cancel, output);
-        else length = HashStreamed(handle, hasher, cancel);
+        else length = HashStreamed(handle, hasher, path, cancel);
         Metrics.MetricsRegistry.Add(Metrics.Counter.DigestTotal);
         Metrics.MetricsRegistry.Add(Metrics.Counter.DigestBytesTotal, length);
         return new DigestInfo(Algorithm, hasher.FinalizeHex(), path, length, domain, IsFallback);
@@ -128,7 +128,7 @@ public sealed class HashPrimitive
         }
     }
 
-    private static long HashStreamed(Microsoft.Win32.SafeHandles.SafeFileHandle handle, RequiemHasher hasher, CancellationToken cancel)
+    private static long HashStreamed(Microsoft.Win32.SafeHandles.SafeFileHandle handle, RequiemHasher hasher, string path, CancellationToken cancel)
     {
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(SmallFileBuffer);
         try
@@ -145,7 +145,7 @@ public sealed class HashPrimitive
         }
         catch (IOException ex)
         {
-            throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Read failed: {ex.Message}", null, ex);
+            throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Reading '{path}' failed: {ex.Message}", path, ex);
         }
         finally
         {

@@ -13,6 +13,28 @@ public static class ProofKeys
     /// <summary>keyid = lowercase hex SHA-256 of the DER SubjectPublicKeyInfo (what <c>openssl pkey -pubin -outform DER | sha256sum</c> prints).</summary>
     public static string KeyId(ECDsa key) => Convert.ToHexString(SHA256.HashData(key.ExportSubjectPublicKeyInfo())).ToLowerInvariant();
 
+    /// <summary>Imports one PEM block as an ECDSA P-256 key; anything else is <paramref name="errorId"/> naming the source.</summary>
+    internal static ECDsa ImportP256(string block, string errorId, string kind, string source)
+    {
+        var key = ECDsa.Create();
+        try
+        {
+            key.ImportFromPem(block);
+            RequireP256(key, errorId, source);
+            return key;
+        }
+        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
+        {
+            key.Dispose();
+            throw new RequiemException(errorId, ErrorKind.InvalidData, $"'{source}' is not a usable ECDSA P-256 {kind} key: {ex.Message}", source, ex);
+        }
+        catch
+        {
+            key.Dispose();
+            throw;
+        }
+    }
+
     internal static void RequireP256(ECDsa key, string errorId, object? target)
     {
         ECParameters p;
@@ -89,22 +111,7 @@ public sealed class SigningKey : IDisposable
         if (label is not ("PRIVATE KEY" or "EC PRIVATE KEY"))
             throw new RequiemException("InvalidSigningKey", ErrorKind.InvalidData,
                 $"'{path}' holds a '{label}' PEM block, not a private key ('PRIVATE KEY' or 'EC PRIVATE KEY').", path);
-        var key = ECDsa.Create();
-        try
-        {
-            key.ImportFromPem(block);
-            ProofKeys.RequireP256(key, "InvalidSigningKey", path);
-        }
-        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
-        {
-            key.Dispose();
-            throw new RequiemException("InvalidSigningKey", ErrorKind.InvalidData, $"'{path}' is not a usable ECDSA P-256 private key: {ex.Message}", path, ex);
-        }
-        catch
-        {
-            key.Dispose();
-            throw;
-        }
+        var key = ProofKeys.ImportP256(block, "InvalidSigningKey", "private", path);
         var insecure = false;
         if (!OperatingSystem.IsWindows())
         {
@@ -250,22 +257,7 @@ public sealed class VerificationKey
                 $"'{source}' holds a private key; give the public key instead (the -PublicKeyPath file of New-RequiemSigningKey). Never share the private key.", source);
         if (label != "PUBLIC KEY")
             throw new RequiemException("InvalidPublicKey", ErrorKind.InvalidData, $"'{source}' holds a '{label}' PEM block, not a 'PUBLIC KEY'.", source);
-        var key = ECDsa.Create();
-        try
-        {
-            key.ImportFromPem(block);
-            ProofKeys.RequireP256(key, "InvalidPublicKey", source);
-        }
-        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
-        {
-            key.Dispose();
-            throw new RequiemException("InvalidPublicKey", ErrorKind.InvalidData, $"'{source}' is not a usable ECDSA P-256 public key: {ex.Message}", source, ex);
-        }
-        catch
-        {
-            key.Dispose();
-            throw;
-        }
+        var key = ProofKeys.ImportP256(block, "InvalidPublicKey", "public", source);
         return new VerificationKey(key, source, name);
     }
 
