@@ -96,6 +96,10 @@ function Invoke-Build {
 
     Copy-Item (Join-Path $publish 'Requiem.PowerShell.dll'), (Join-Path $publish 'Requiem.PowerShell.Loader.dll') $ModuleOut
     Get-ChildItem $publish -Filter *.dll | Where-Object Name -notin 'Requiem.PowerShell.dll', 'Requiem.PowerShell.Loader.dll' | Copy-Item -Destination $deps
+    # The native sandbox launcher (built by Requiem.Engine.csproj where a C compiler exists; optional).
+    $launcher = Join-Path $publish 'requiem-launch'
+    if (Test-Path $launcher) { Copy-Item $launcher $deps }
+    elseif ($IsLinux) { Write-Warning 'requiem-launch was not built (no C compiler): Invoke-RequiemExec will use the slower unshare/prlimit tool chain.' }
     Copy-Item (Join-Path $Root 'Requiem.psd1') $ModuleOut
 
     $formats = Join-Path $Root 'src/Requiem.PowerShell/Formats'

@@ -232,7 +232,38 @@ Describe 'Invoke-RequiemReplay' {
     }
 }
 
-Describe 'Sandbox: environment, timeouts, output, limits, network' {
+# Every sandbox behaviour is checked twice: with the native launcher (requiem-launch, the default where the build found
+# a C compiler) and with the external tool chain it replaces (REQUIEM_LAUNCHER=none: unshare, sh, prlimit, env).
+Describe 'Sandbox (<Name>): environment, timeouts, output, limits, network' -ForEach @(
+    @{ Name = 'requiem-launch'; Launcher = $null }
+    @{ Name = 'tool chain'; Launcher = 'none' }
+) {
+    BeforeAll {
+        $script:SavedLauncher = $env:REQUIEM_LAUNCHER
+        if ($Launcher) { $env:REQUIEM_LAUNCHER = $Launcher } else { Remove-Item Env:REQUIEM_LAUNCHER -ErrorAction Ignore }
+        $script:Health = Get-RequiemHealth
+    }
+    AfterAll {
+        if ($null -ne $SavedLauncher) { $env:REQUIEM_LAUNCHER = $SavedLauncher } else { Remove-Item Env:REQUIEM_LAUNCHER -ErrorAction Ignore }
+        $script:Health = Get-RequiemHealth
+    }
+
+    It 'isolates runs with the selected mechanism, and health says which' {
+        $built = Test-Path (Join-Path (Split-Path $ModulePath) 'dependencies/requiem-launch')
+        if ($Launcher -eq 'none') {
+            $Health.Isolator | Should -Not -Be 'requiem-launch'
+            $Health.ProbeNotes -join ' ' | Should -Match 'REQUIEM_LAUNCHER=none'
+        }
+        elseif ($built) {
+            $Health.Isolator | Should -Be 'requiem-launch'
+            $Health.Tools.requiem_launch | Should -Match 'requiem-launch$'
+            ($Health.Capabilities | Where-Object Name -eq 'process_tree_kill').Mechanism | Should -Match '^requiem-launch'
+        }
+        else {
+            $Health.ProbeNotes -join ' ' | Should -Match 'requiem-launch not found'
+        }
+    }
+
     It 'hides a secret from the command unless allowlisted, and the denylist wins' {
         $env:REQUIEM_TEST_SECRET = 'hunter2'
         try {

@@ -30,6 +30,8 @@ public static class ExecRunner
     /// <summary>Bytes read and discarded after max_output_bytes before the pipe is closed (the writer then gets SIGPIPE/EPIPE).</summary>
     public const long OverflowDrainBytes = 16L << 20;
     private const int SpillThreshold = 1 << 20;
+    /// <summary>requiem-launch's exit status when it could not set up the sandbox (its message starts "requiem-launch: ").</summary>
+    private const int LauncherSetupFailed = 125;
 
     public static ExecResult Run(ExecRequest request, ExecOptions options, CancellationToken cancel = default) =>
         RunAsync(request, options, cancel).GetAwaiter().GetResult();
@@ -212,7 +214,8 @@ public static class ExecRunner
         var policy = plan.Request.Policy;
         var chain = new List<string>();
         string? cgroup = null;
-        var useCgroup = policy.MaxProcesses is not null && probe.PidsCgroupBase is not null && probe.Sh is not null;
+        var native = probe.Isolator == "requiem-launch";
+        var useCgroup = policy.MaxProcesses is not null && probe.PidsCgroupBase is not null && (native || probe.Sh is not null);
         string? procs = null;
         if (useCgroup)
         {
@@ -220,15 +223,35 @@ public static class ExecRunner
             Directory.CreateDirectory(cgroup);
             procs = Path.Combine(cgroup, "cgroup.procs");
             // Processes of the launcher that are in the cgroup too are added, so the command's tree gets exactly
-            // max_processes: bwrap's outer process and PID-namespace init; with unshare the init shell (which joins).
-            var overhead = probe.Isolator switch { "bwrap" => 2, "unshare" => 1, _ => 0 };
+            // max_processes: requiem-launch and its namespace init; bwrap's outer process and PID-namespace init;
+            // with unshare the init shell (which joins).
+            var overhead = probe.Isolator switch { "requiem-launch" => 2, "bwrap" => 2, "unshare" => 1, _ => 0 };
             File.WriteAllText(Path.Combine(cgroup, "pids.max"), (policy.MaxProcesses!.Value + overhead).ToString(CultureInfo.InvariantCulture));
-            if (probe.Isolator != "unshare")
+            if (probe.Isolator is not ("unshare" or "requiem-launch"))
                 chain.AddRange(new[] { probe.Sh!, "-c", "echo 0 > \"$0\" && exec \"$@\"", procs });
         }
         var deny = policy.DenyNetwork && probe.NetworkIsolationAvailable;
+        var nproc = policy.MaxProcesses is { } n && !useCgroup && probe.NprocRlimitBinds ? n : (long?)null;
         switch (probe.Isolator)
         {
+            case "requiem-launch":
+                // One exec: namespaces, cgroup, signal reset and rlimits are set up by the launcher itself.
+                chain.Add(probe.Launcher!);
+                if (probe.LauncherNeedsUserNs) chain.Add("--userns");
+                chain.Add("--pidns");
+                if (deny) chain.Add("--netns");
+                if (procs is not null) chain.AddRange(new[] { "--cgroup-procs", procs });
+                if (probe.LauncherLimits)
+                {
+                    AddLimit(chain, "--as", policy.MaxMemoryBytes);
+                    AddLimit(chain, "--cpu", policy.MaxCpuSeconds);
+                    AddLimit(chain, "--nofile", policy.MaxOpenFiles);
+                    AddLimit(chain, "--nproc", nproc);
+                }
+                chain.Add("--");
+                chain.Add(plan.CommandPath);
+                chain.AddRange(plan.Request.Argv);
+                return (chain[0], chain.Skip(1).ToList(), cgroup);
             case "bwrap":
                 chain.AddRange(new[] { probe.Bwrap!, "--dev-bind", "/", "/", "--unshare-pid" });
                 if (deny) chain.Add("--unshare-net");
@@ -257,7 +280,7 @@ public static class ExecRunner
             if (policy.MaxMemoryBytes is { } mem) limits.Add("--as=" + mem.ToString(CultureInfo.InvariantCulture));
             if (policy.MaxCpuSeconds is { } cpu) limits.Add("--cpu=" + cpu.ToString(CultureInfo.InvariantCulture));
             if (policy.MaxOpenFiles is { } fds) limits.Add("--nofile=" + fds.ToString(CultureInfo.InvariantCulture));
-            if (policy.MaxProcesses is { } nproc && !useCgroup && probe.NprocRlimitBinds) limits.Add("--nproc=" + nproc.ToString(CultureInfo.InvariantCulture));
+            if (nproc is { } np) limits.Add("--nproc=" + np.ToString(CultureInfo.InvariantCulture));
         }
         if (limits.Count > 0)
         {
@@ -269,6 +292,13 @@ public static class ExecRunner
         chain.Add(plan.CommandPath);
         chain.AddRange(plan.Request.Argv);
         return (chain[0], chain.Skip(1).ToList(), cgroup);
+    }
+
+    private static void AddLimit(List<string> chain, string option, long? value)
+    {
+        if (value is not { } v) return;
+        chain.Add(option);
+        chain.Add(v.ToString(CultureInfo.InvariantCulture));
     }
 
     private static async Task<RunOutcome> RunUnixAsync(ExecPlan plan, CasStore store, CancellationToken cancel)
@@ -320,6 +350,14 @@ public static class ExecRunner
             {
                 if (cgroup is not null) SandboxProbe.RemoveCgroup(cgroup);
             }
+        }
+        if (plan.Probe.Isolator == "requiem-launch" && outcome.ExitCode == LauncherSetupFailed && outcome.Stderr.Head(512) is { } head
+            && head.StartsWith("requiem-launch: ", StringComparison.Ordinal))
+        {
+            outcome.Stdout.Dispose();
+            outcome.Stderr.Dispose();
+            throw new RequiemException("SandboxSetupFailed", ErrorKind.ResourceUnavailable,
+                $"The sandbox could not be set up, so '{plan.CommandPath}' did not run: {head.Trim()}", plan.Request.Command);
         }
         return outcome;
     }
@@ -510,6 +548,16 @@ public sealed class BoundedCapture : IDisposable
         if (_memory is not null) _memory.Write(data);
         else _file!.Write(data);
         Captured += data.Length;
+    }
+
+    /// <summary>The first bytes captured, as UTF-8 text (for recognising a launcher's own error message).</summary>
+    public string Head(int maxBytes)
+    {
+        if (_memory is not null) return Encoding.UTF8.GetString(_memory.GetBuffer(), 0, (int)Math.Min(maxBytes, _memory.Length));
+        var buffer = new byte[maxBytes];
+        _file!.Flush();
+        var n = RandomAccess.Read(_file.SafeFileHandle, buffer, 0);
+        return Encoding.UTF8.GetString(buffer, 0, n);
     }
 
     public CasPutResult Store(CasStore store)

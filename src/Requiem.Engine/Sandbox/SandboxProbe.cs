@@ -46,63 +46,111 @@ public sealed class SandboxCapability
 /// </summary>
 public sealed class SandboxProbe
 {
-    private static readonly Lazy<SandboxProbe> s_current = new(() => Run(), LazyThreadSafetyMode.ExecutionAndPublication);
-
-    /// <summary>The probe for this process (run on first use, then cached).</summary>
-    public static SandboxProbe Current => s_current.Value;
-
-    public string Platform { get; private init; } = "";
-    public bool IsRoot { get; private init; }
-    public string? Sh { get; private init; }
-    public string? Bwrap { get; private init; }
-    public string? Unshare { get; private init; }
-    public string? Prlimit { get; private init; }
-    public bool BwrapPidNamespace { get; private init; }
-    public bool BwrapNetNamespace { get; private init; }
-    public bool UnsharePidNamespace { get; private init; }
-    public bool UnshareNetNamespace { get; private init; }
-    /// <summary>True when unshare needs a user namespace (<c>-r</c>) because we are not root.</summary>
-    public bool UnshareNeedsUserNs { get; private init; }
-    public bool PrlimitWorks { get; private init; }
-    /// <summary>RLIMIT_NPROC binds (not root: root ignores it).</summary>
-    public bool NprocRlimitBinds { get; private init; }
-    /// <summary>A directory under which a per-run pids cgroup can be made (root only), or null.</summary>
-    public string? PidsCgroupBase { get; private init; }
-    public bool JobObjectsWork { get; private init; }
-    /// <summary>coreutils <c>env --default-signal=PIPE</c>, used to undo the SIGPIPE-ignored disposition the .NET host would pass on.</summary>
-    public string? EnvDefaultSignal { get; private init; }
-    public IReadOnlyList<string> Notes { get; private init; } = Array.Empty<string>();
-    public IReadOnlyList<SandboxCapability> Capabilities { get; private init; } = Array.Empty<SandboxCapability>();
-    public TimeSpan ProbeDuration { get; private init; }
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<SandboxProbe>> s_probes = new(StringComparer.Ordinal);
 
     /// <summary>
-    /// Which namespace tool isolates runs: "unshare" (util-linux; preferred because it starts in about a tenth of the
-    /// time bwrap needs from a .NET host here, see docs/BENCH.md), "bwrap" when unshare cannot make a PID namespace, or null.
+    /// The probe for the launcher currently selected (<see cref="LauncherCandidate"/>): run on first use, then cached
+    /// for the life of the process, so changing <c>$env:REQUIEM_LAUNCHER</c> takes effect at the next run.
     /// </summary>
-    public string? Isolator => UnsharePidNamespace ? "unshare" : BwrapPidNamespace ? "bwrap" : null;
+    public static SandboxProbe Current
+    {
+        get
+        {
+            var launcher = LauncherCandidate();
+            return s_probes.GetOrAdd(launcher ?? "", _ => new Lazy<SandboxProbe>(() => Run(launcher), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+        }
+    }
 
-    public bool NetworkIsolationAvailable => Isolator == "bwrap" ? BwrapNetNamespace : Isolator == "unshare" && UnshareNetNamespace;
+    public string Platform { get; private set; } = "";
+    public bool IsRoot { get; private set; }
+    public string? Sh { get; private set; }
+    public string? Bwrap { get; private set; }
+    public string? Unshare { get; private set; }
+    public string? Prlimit { get; private set; }
+    /// <summary>The native launcher (requiem-launch, built from src/native) when it was found and its PID namespace works.</summary>
+    public string? Launcher { get; private set; }
+    /// <summary>requiem-launch needs <c>--userns</c> (a user namespace mapping the caller to itself) because we are not root.</summary>
+    public bool LauncherNeedsUserNs { get; private set; }
+    public bool LauncherNetNamespace { get; private set; }
+    /// <summary>requiem-launch applied RLIMIT_AS/CPU/NOFILE/NPROC and the probe read them back.</summary>
+    public bool LauncherLimits { get; private set; }
+    public bool BwrapPidNamespace { get; private set; }
+    public bool BwrapNetNamespace { get; private set; }
+    public bool UnsharePidNamespace { get; private set; }
+    public bool UnshareNetNamespace { get; private set; }
+    /// <summary>True when unshare needs a user namespace (<c>-r</c>) because we are not root.</summary>
+    public bool UnshareNeedsUserNs { get; private set; }
+    public bool PrlimitWorks { get; private set; }
+    /// <summary>RLIMIT_NPROC binds (not root: root ignores it).</summary>
+    public bool NprocRlimitBinds { get; private set; }
+    /// <summary>A directory under which a per-run pids cgroup can be made (root only), or null.</summary>
+    public string? PidsCgroupBase { get; private set; }
+    public bool JobObjectsWork { get; private set; }
+    /// <summary>coreutils <c>env --default-signal=PIPE</c>, used to undo the SIGPIPE-ignored disposition the .NET host would pass on.</summary>
+    public string? EnvDefaultSignal { get; private set; }
+    public IReadOnlyList<string> Notes { get; private set; } = Array.Empty<string>();
+    public IReadOnlyList<SandboxCapability> Capabilities { get; private set; } = Array.Empty<SandboxCapability>();
+    public TimeSpan ProbeDuration { get; private set; }
 
-    public bool ProcessLimitAvailable => PidsCgroupBase is not null || (PrlimitWorks && NprocRlimitBinds) || JobObjectsWork;
+    /// <summary>
+    /// What isolates runs: "requiem-launch" (the native launcher: one exec, namespaces and rlimits set with the
+    /// kernel's own calls), else "unshare" (util-linux; about a tenth of bwrap's start time from a .NET host here,
+    /// see docs/BENCH.md), else "bwrap", or null when no PID namespace can be made.
+    /// </summary>
+    public string? Isolator => Launcher is not null ? "requiem-launch" : UnsharePidNamespace ? "unshare" : BwrapPidNamespace ? "bwrap" : null;
+
+    public bool NetworkIsolationAvailable => Isolator switch
+    {
+        "requiem-launch" => LauncherNetNamespace,
+        "bwrap" => BwrapNetNamespace,
+        "unshare" => UnshareNetNamespace,
+        _ => false,
+    };
+
+    /// <summary>rlimits can be applied before the command's first instruction (by requiem-launch or prlimit).</summary>
+    public bool LimitsAvailable => Isolator == "requiem-launch" ? LauncherLimits : PrlimitWorks;
+
+    public bool ProcessLimitAvailable => PidsCgroupBase is not null || (LimitsAvailable && NprocRlimitBinds) || JobObjectsWork;
 
     public string StatusOf(string control) => Capabilities.FirstOrDefault(c => c.Name == control)?.Status ?? "unsupported";
 
     public IReadOnlyList<string> Names(string status) => Capabilities.Where(c => c.Status == status).Select(c => c.Name).ToArray();
 
     /// <summary>A copy of this probe as a machine without network namespaces would report it (for tests of the strict/permissive paths).</summary>
-    internal SandboxProbe WithoutNetworkIsolation() => new()
+    internal SandboxProbe WithoutNetworkIsolation()
     {
-        Platform = Platform, IsRoot = IsRoot, Sh = Sh, Bwrap = Bwrap, Unshare = Unshare, Prlimit = Prlimit,
-        BwrapPidNamespace = BwrapPidNamespace, BwrapNetNamespace = false, UnsharePidNamespace = UnsharePidNamespace,
-        UnshareNetNamespace = false, UnshareNeedsUserNs = UnshareNeedsUserNs, PrlimitWorks = PrlimitWorks,
-        NprocRlimitBinds = NprocRlimitBinds, PidsCgroupBase = PidsCgroupBase, JobObjectsWork = JobObjectsWork, Notes = Notes,
-        EnvDefaultSignal = EnvDefaultSignal,
-        Capabilities = Capabilities.Select(c => c.Name == Controls.NetworkIsolation ? Unsupported(c.Name, "simulated: no network namespace") : c).ToArray(),
-        ProbeDuration = ProbeDuration,
-    };
+        var copy = (SandboxProbe)MemberwiseClone();
+        copy.BwrapNetNamespace = copy.UnshareNetNamespace = copy.LauncherNetNamespace = false;
+        copy.Capabilities = Capabilities.Select(c => c.Name == Controls.NetworkIsolation ? Unsupported(c.Name, "simulated: no network namespace") : c).ToArray();
+        return copy;
+    }
+
+    /// <summary>A copy that makes per-run pids cgroups under <paramref name="dir"/> (tests: a folder that is not a cgroup makes setup fail).</summary>
+    internal SandboxProbe WithPidsCgroupBase(string dir)
+    {
+        var copy = (SandboxProbe)MemberwiseClone();
+        copy.PidsCgroupBase = dir;
+        return copy;
+    }
+
+    /// <summary>
+    /// The launcher to use: <c>$REQUIEM_LAUNCHER</c> (a path, or <c>none</c> to use the tool chain), else
+    /// <c>requiem-launch</c> next to Requiem.Engine.dll (present when the build found a C compiler).
+    /// </summary>
+    public static string? LauncherCandidate()
+    {
+        var configured = Environment.GetEnvironmentVariable("REQUIEM_LAUNCHER");
+        if (string.Equals(configured, "none", StringComparison.OrdinalIgnoreCase)) return null;
+        if (!string.IsNullOrEmpty(configured)) return configured;
+        var dir = Path.GetDirectoryName(typeof(SandboxProbe).Assembly.Location);
+        return string.IsNullOrEmpty(dir) ? null : Path.Combine(dir, "requiem-launch");
+    }
 
     /// <summary>Runs a fresh probe (tests use this; everyone else uses <see cref="Current"/>).</summary>
-    public static SandboxProbe Run()
+    public static SandboxProbe Run() => Run(LauncherCandidate());
+
+    /// <summary>Runs a fresh probe with the given launcher (null: probe and use the external tool chain only).</summary>
+    public static SandboxProbe Run(string? launcher)
     {
         var sw = Stopwatch.StartNew();
         if (OperatingSystem.IsWindows()) return ProbeWindows(sw);
@@ -119,7 +167,7 @@ public sealed class SandboxProbe
             }).ToList();
             return new SandboxProbe { Platform = Environment.OSVersion.Platform.ToString(), Capabilities = caps, ProbeDuration = sw.Elapsed };
         }
-        return ProbeLinux(sw);
+        return ProbeLinux(sw, launcher);
     }
 
     private static IEnumerable<SandboxCapability> Common() => new[]
@@ -135,7 +183,7 @@ public sealed class SandboxProbe
 
     private static SandboxCapability Unsupported(string name, string why) => new(name, "unsupported", "none", why);
 
-    private static SandboxProbe ProbeLinux(Stopwatch sw)
+    private static SandboxProbe ProbeLinux(Stopwatch sw, string? launcherCandidate)
     {
         var notes = new List<string>();
         var isRoot = Geteuid() == 0;
@@ -145,7 +193,157 @@ public sealed class SandboxProbe
         var prlimit = Which("prlimit", "/usr/bin/prlimit", "/bin/prlimit");
         var cat = Which("cat", "/bin/cat", "/usr/bin/cat") ?? "/bin/cat";
 
-        bool bwrapPid = false, bwrapNet = false, unsharePid = false, unshareNet = false, needUserNs = false, prOk = false, nprocBinds = false;
+        var launcher = ProbeLauncher(launcherCandidate, isRoot, cat, notes);
+        bool bwrapPid = false, bwrapNet = false, unsharePid = false, unshareNet = false, needUserNs = false, prOk = false;
+        string? envDefault = null;
+        if (launcher is not null)
+        {
+            notes.Add("bwrap, unshare, prlimit and env were not probed: requiem-launch isolates runs by itself");
+        }
+        else
+        {
+            ProbeToolChain(isRoot, sh, bwrap, unshare, prlimit, cat, notes,
+                out bwrapPid, out bwrapNet, out unsharePid, out unshareNet, out needUserNs, out prOk, out envDefault);
+        }
+        var limitsOk = launcher?.Limits ?? prOk;
+        var nprocBinds = limitsOk && !isRoot;
+
+        string? cgroup = null;
+        if (isRoot && launcher is not null)
+        {
+            // Counted in the run's cgroup: the launcher, the namespace's init and sh (3); sh's subshell is the 4th.
+            cgroup = ProbePidsCgroup(procs => Exec(launcher.Path, new[] { "--pidns", "--cgroup-procs", procs, "--", sh ?? "/bin/sh", "-c", "(exit 0) && echo forked" }),
+                refuse: 3, allow: 4, notes);
+        }
+        else if (isRoot && sh is not null)
+        {
+            cgroup = ProbePidsCgroup(procs => Exec(sh, new[] { "-c", "echo 0 > \"$0\" && (exit 0) && echo forked", procs }), refuse: 1, allow: 8, notes);
+        }
+
+        var caps = Common().ToList();
+        var isolator = launcher is not null ? "requiem-launch" : unsharePid ? "unshare" : bwrapPid ? "bwrap" : null;
+        caps.Add(isolator switch
+        {
+            "requiem-launch" => new SandboxCapability(Controls.ProcessTreeKill, "enforced",
+                "requiem-launch: unshare(2) CLONE_NEWPID, init bound to the launcher with PR_SET_PDEATHSIG",
+                "the command runs as PID 2 of a fresh PID namespace; when its init exits or is killed every descendant dies, setsid escapees included"),
+            "bwrap" => new SandboxCapability(Controls.ProcessTreeKill, "enforced", "bwrap --unshare-pid --die-with-parent (PID namespace)",
+                "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included"),
+            "unshare" => new SandboxCapability(Controls.ProcessTreeKill, "enforced", "unshare --pid --fork --kill-child (PID namespace, sh as init)",
+                "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included"),
+            _ => new SandboxCapability(Controls.ProcessTreeKill, "partial", "descendant walk (/proc)",
+                "no PID namespace available: descendants are found by parent pid and killed; a double-forked daemon that reparented to init escapes"),
+        });
+        var netOk = isolator switch { "requiem-launch" => launcher!.Net, "bwrap" => bwrapNet, "unshare" => unshareNet, _ => false };
+        caps.Add(netOk
+            ? new SandboxCapability(Controls.NetworkIsolation, "enforced",
+                isolator switch { "requiem-launch" => "requiem-launch: unshare(2) CLONE_NEWNET", "bwrap" => "bwrap --unshare-net (network namespace)", _ => "unshare --net (network namespace)" },
+                "deny_network runs the command in an empty network namespace (loopback only, down); even 127.0.0.1 listeners outside are unreachable")
+            : Unsupported(Controls.NetworkIsolation, "no working network namespace (" + (isolator ?? "no requiem-launch/bwrap/unshare") + ")"));
+        if (limitsOk)
+        {
+            var how = launcher is not null ? "requiem-launch: setrlimit(2) in the command's process before execve" : "prlimit";
+            caps.Add(new SandboxCapability(Controls.MemoryLimit, "enforced", $"{how} (RLIMIT_AS)", "address-space limit set before exec: allocations beyond it fail"));
+            caps.Add(new SandboxCapability(Controls.CpuLimit, "enforced", $"{how} (RLIMIT_CPU)", "CPU seconds, soft = hard: the kernel kills the process at the limit"));
+            caps.Add(new SandboxCapability(Controls.OpenFilesLimit, "enforced", $"{how} (RLIMIT_NOFILE)", "open descriptors per process"));
+        }
+        else
+        {
+            var why = launcher is not null ? "requiem-launch could not apply rlimits" : "prlimit unavailable";
+            caps.Add(Unsupported(Controls.MemoryLimit, why));
+            caps.Add(Unsupported(Controls.CpuLimit, why));
+            caps.Add(Unsupported(Controls.OpenFilesLimit, why));
+        }
+        if (cgroup is not null)
+            caps.Add(new SandboxCapability(Controls.ProcessLimit, "enforced", "pids cgroup (pids.max)",
+                "a per-run pids cgroup joined before exec; forks beyond max_processes fail"));
+        else if (nprocBinds)
+            caps.Add(new SandboxCapability(Controls.ProcessLimit, "partial", launcher is not null ? "requiem-launch: setrlimit(2) RLIMIT_NPROC" : "prlimit --nproc (RLIMIT_NPROC)",
+                "bounds forks, but counts every process of this user, not only the run's"));
+        else
+            caps.Add(Unsupported(Controls.ProcessLimit, isRoot ? "running as root (RLIMIT_NPROC does not bind root) and no writable pids cgroup" : "no rlimits available"));
+        caps.Add(Unsupported(Controls.SeccompBpf, "no syscall filter is installed"));
+        caps.Add(Unsupported(Controls.FilesystemIsolation, "the command can read and write outside the workspace; only the request's own paths are confined"));
+
+        return new SandboxProbe
+        {
+            Platform = "linux",
+            IsRoot = isRoot,
+            Sh = sh,
+            Bwrap = bwrap,
+            Unshare = unshare,
+            Prlimit = prlimit,
+            Launcher = launcher?.Path,
+            LauncherNeedsUserNs = launcher?.UserNs ?? false,
+            LauncherNetNamespace = launcher?.Net ?? false,
+            LauncherLimits = launcher?.Limits ?? false,
+            BwrapPidNamespace = bwrapPid,
+            BwrapNetNamespace = bwrapNet,
+            UnsharePidNamespace = unsharePid,
+            UnshareNetNamespace = unshareNet,
+            UnshareNeedsUserNs = needUserNs,
+            PrlimitWorks = prOk,
+            NprocRlimitBinds = nprocBinds,
+            PidsCgroupBase = cgroup,
+            EnvDefaultSignal = envDefault,
+            Notes = notes,
+            Capabilities = caps,
+            ProbeDuration = sw.Elapsed,
+        };
+    }
+
+    private sealed record LauncherResult(string Path, bool UserNs, bool Net, bool Limits);
+
+    /// <summary>
+    /// Tries requiem-launch for real: the command must see itself as PID 2 with SIGPIPE at its default, only a
+    /// loopback interface with --netns, and read back the rlimits it was given.
+    /// </summary>
+    private static LauncherResult? ProbeLauncher(string? path, bool isRoot, string cat, List<string> notes)
+    {
+        if (path is null)
+        {
+            notes.Add("requiem-launch disabled (REQUIEM_LAUNCHER=none): using the external tool chain");
+            return null;
+        }
+        if (!File.Exists(path))
+        {
+            notes.Add($"requiem-launch not found at {path} (it is built only where a C compiler was present): using the external tool chain");
+            return null;
+        }
+        foreach (var userNs in isRoot ? new[] { false, true } : new[] { true })
+        {
+            var pre = userNs ? new[] { "--userns" } : Array.Empty<string>();
+            var r = Exec(path, pre.Concat(new[] { "--pidns", "--", cat, "/proc/self/status" }).ToArray());
+            // /proc is the host's, so "Pid" is the host pid; NSpid ends with the pid in the innermost namespace.
+            if (!(r.Ok && StatusField(r.Out, "NSpid")?.Split('\t', ' ').LastOrDefault() == "2" && SigPipeAtDefault(r.Out)))
+            {
+                notes.Add($"requiem-launch {(userNs ? "--userns " : "")}--pidns did not work: " + r.Describe());
+                continue;
+            }
+            var n = Exec(path, pre.Concat(new[] { "--pidns", "--netns", "--", cat, "/proc/self/net/dev" }).ToArray());
+            var net = n.Ok && OnlyLoopback(n.Out);
+            if (!net) notes.Add("requiem-launch --netns did not isolate the network: " + n.Describe());
+            var l = Exec(path, pre.Concat(new[] { "--pidns", "--as", "1073741824", "--cpu", "97", "--nofile", "93", "--nproc", "4093", "--", cat, "/proc/self/limits" }).ToArray());
+            var limits = l.Ok && LimitIs(l.Out, "Max cpu time", "97") && LimitIs(l.Out, "Max open files", "93")
+                         && LimitIs(l.Out, "Max address space", "1073741824") && LimitIs(l.Out, "Max processes", "4093");
+            if (!limits) notes.Add("requiem-launch did not apply rlimits: " + l.Describe());
+            return new LauncherResult(path, userNs, net, limits);
+        }
+        return null;
+    }
+
+    private static string? StatusField(string status, string name) =>
+        status.Split('\n').Where(l => l.StartsWith(name + ":", StringComparison.Ordinal)).Select(l => l[(name.Length + 1)..].Trim()).FirstOrDefault();
+
+    private static bool SigPipeAtDefault(string status) =>
+        ulong.TryParse(StatusField(status, "SigIgn"), System.Globalization.NumberStyles.HexNumber, null, out var ign) && (ign & (1UL << 12)) == 0;
+
+    /// <summary>The fallback: util-linux unshare (or bubblewrap), prlimit and coreutils env, each tried for real.</summary>
+    private static void ProbeToolChain(bool isRoot, string? sh, string? bwrap, string? unshare, string? prlimit, string cat, List<string> notes,
+        out bool bwrapPid, out bool bwrapNet, out bool unsharePid, out bool unshareNet, out bool needUserNs, out bool prOk, out string? envDefault)
+    {
+        bwrapPid = bwrapNet = unsharePid = unshareNet = needUserNs = prOk = false;
+        envDefault = null;
         if (bwrap is not null && sh is not null)
         {
             var r = Exec(bwrap, new[] { "--dev-bind", "/", "/", "--unshare-pid", "--die-with-parent", "--new-session", "--", sh, "-c", "echo $$" });
@@ -185,81 +383,22 @@ public sealed class SandboxProbe
             prOk = r.Ok && LimitIs(r.Out, "Max cpu time", "97") && LimitIs(r.Out, "Max open files", "93")
                    && LimitIs(r.Out, "Max address space", "1073741824") && LimitIs(r.Out, "Max processes", "4093");
             if (!prOk) notes.Add("prlimit did not apply limits: " + r.Describe());
-            nprocBinds = prOk && !isRoot;
         }
         else notes.Add("prlimit (util-linux) not found");
-
-        string? cgroup = null;
-        if (isRoot && sh is not null) cgroup = ProbePidsCgroup(sh, notes);
-        string? envDefault = null;
-        if (Which("env", "/usr/bin/env", "/bin/env") is { } envTool && sh is not null)
+        if (Which("env", "/usr/bin/env", "/bin/env") is { } envTool)
         {
             // The probe itself runs from .NET, so SIGPIPE is ignored on entry: only a reset makes `yes | head` kill yes.
-            var r = Exec(envTool, new[] { "--default-signal=PIPE", "--", sh, "-c", "grep -q '^SigIgn:.*' /proc/self/status && awk '/^SigIgn/ {print $2}' /proc/self/status" });
-            if (r.Ok && ulong.TryParse(r.Out.Trim(), System.Globalization.NumberStyles.HexNumber, null, out var ign) && (ign & (1UL << 12)) == 0) envDefault = envTool;
+            var r = Exec(envTool, new[] { "--default-signal=PIPE", "--", cat, "/proc/self/status" });
+            if (r.Ok && SigPipeAtDefault(r.Out)) envDefault = envTool;
             else notes.Add("env --default-signal=PIPE is not available: commands inherit SIGPIPE ignored from the .NET host (" + r.Describe() + ")");
         }
-
-        var caps = Common().ToList();
-        var isolator = unsharePid ? "unshare" : bwrapPid ? "bwrap" : null;
-        caps.Add(isolator is not null
-            ? new SandboxCapability(Controls.ProcessTreeKill, "enforced",
-                isolator == "bwrap" ? "bwrap --unshare-pid --die-with-parent (PID namespace)" : "unshare --pid --fork --kill-child (PID namespace, sh as init)",
-                "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included")
-            : new SandboxCapability(Controls.ProcessTreeKill, "partial", "descendant walk (/proc)",
-                "no PID namespace available: descendants are found by parent pid and killed; a double-forked daemon that reparented to init escapes"));
-        var netOk = isolator == "bwrap" ? bwrapNet : isolator == "unshare" && unshareNet;
-        caps.Add(netOk
-            ? new SandboxCapability(Controls.NetworkIsolation, "enforced", isolator == "bwrap" ? "bwrap --unshare-net (network namespace)" : "unshare --net (network namespace)",
-                "deny_network runs the command in an empty network namespace (loopback only, down); even 127.0.0.1 listeners outside are unreachable")
-            : Unsupported(Controls.NetworkIsolation, "no working network namespace (" + (isolator ?? "no bwrap/unshare") + ")"));
-        if (prOk)
-        {
-            caps.Add(new SandboxCapability(Controls.MemoryLimit, "enforced", "prlimit --as (RLIMIT_AS)", "address-space limit set before exec: allocations beyond it fail"));
-            caps.Add(new SandboxCapability(Controls.CpuLimit, "enforced", "prlimit --cpu (RLIMIT_CPU)", "CPU seconds, soft = hard: the kernel kills the process at the limit"));
-            caps.Add(new SandboxCapability(Controls.OpenFilesLimit, "enforced", "prlimit --nofile (RLIMIT_NOFILE)", "open descriptors per process"));
-        }
-        else
-        {
-            caps.Add(Unsupported(Controls.MemoryLimit, "prlimit unavailable"));
-            caps.Add(Unsupported(Controls.CpuLimit, "prlimit unavailable"));
-            caps.Add(Unsupported(Controls.OpenFilesLimit, "prlimit unavailable"));
-        }
-        if (cgroup is not null)
-            caps.Add(new SandboxCapability(Controls.ProcessLimit, "enforced", "pids cgroup (pids.max)",
-                "a per-run pids cgroup joined before exec; forks beyond max_processes fail"));
-        else if (nprocBinds)
-            caps.Add(new SandboxCapability(Controls.ProcessLimit, "partial", "prlimit --nproc (RLIMIT_NPROC)",
-                "bounds forks, but counts every process of this user, not only the run's"));
-        else
-            caps.Add(Unsupported(Controls.ProcessLimit, isRoot ? "running as root (RLIMIT_NPROC does not bind root) and no writable pids cgroup" : "prlimit unavailable"));
-        caps.Add(Unsupported(Controls.SeccompBpf, "no syscall filter is installed"));
-        caps.Add(Unsupported(Controls.FilesystemIsolation, "the command can read and write outside the workspace; only the request's own paths are confined"));
-
-        return new SandboxProbe
-        {
-            Platform = "linux",
-            IsRoot = isRoot,
-            Sh = sh,
-            Bwrap = bwrap,
-            Unshare = unshare,
-            Prlimit = prlimit,
-            BwrapPidNamespace = bwrapPid,
-            BwrapNetNamespace = bwrapNet,
-            UnsharePidNamespace = unsharePid,
-            UnshareNetNamespace = unshareNet,
-            UnshareNeedsUserNs = needUserNs,
-            PrlimitWorks = prOk,
-            NprocRlimitBinds = nprocBinds,
-            PidsCgroupBase = cgroup,
-            EnvDefaultSignal = envDefault,
-            Notes = notes,
-            Capabilities = caps,
-            ProbeDuration = sw.Elapsed,
-        };
     }
 
-    private static string? ProbePidsCgroup(string sh, List<string> notes)
+    /// <summary>
+    /// Finds a pids cgroup hierarchy where a per-run cgroup can be made and really bounds forks: with pids.max =
+    /// <paramref name="refuse"/> the probe command's fork must fail, with <paramref name="allow"/> it must succeed.
+    /// </summary>
+    private static string? ProbePidsCgroup(Func<string, ProbeRun> tryFork, int refuse, int allow, List<string> notes)
     {
         foreach (var (root, own) in PidsHierarchies())
         {
@@ -268,11 +407,11 @@ public sealed class SandboxProbe
             try
             {
                 Directory.CreateDirectory(probe);
-                File.WriteAllText(Path.Combine(probe, "pids.max"), "1");
                 var procs = Path.Combine(probe, "cgroup.procs");
-                var limited = Exec(sh, new[] { "-c", "echo 0 > \"$0\" && (exit 0) && echo forked", procs });
-                File.WriteAllText(Path.Combine(probe, "pids.max"), "8");
-                var allowed = Exec(sh, new[] { "-c", "echo 0 > \"$0\" && (exit 0) && echo forked", procs });
+                File.WriteAllText(Path.Combine(probe, "pids.max"), refuse.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                var limited = tryFork(procs);
+                File.WriteAllText(Path.Combine(probe, "pids.max"), allow.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                var allowed = tryFork(procs);
                 if (!limited.Out.Contains("forked") && allowed.Out.Contains("forked")) return baseDir;
                 notes.Add($"pids cgroup at {baseDir} did not bound forks ({limited.Describe()} / {allowed.Describe()})");
             }
@@ -387,7 +526,11 @@ public sealed class SandboxProbe
 
     private readonly record struct ProbeRun(bool Ok, int ExitCode, string Out, string Err)
     {
-        public string Describe() => $"exit {ExitCode}: {(Err.Length > 0 ? Err.Trim() : Out.Trim())}";
+        public string Describe()
+        {
+            var text = (Err.Length > 0 ? Err : Out).Trim();
+            return $"exit {ExitCode}: {(text.Length > 300 ? text[..300] + "…" : text)}";
+        }
     }
 
     private static ProbeRun Exec(string file, string[] args)
