@@ -1,24 +1,31 @@
 /*
  * requiem-launch: starts one command inside the Linux sandbox of Invoke-RequiemExec with a single exec.
  *
- *   requiem-launch [--userns] [--pidns] [--netns | --join-netns PATH] [--cgroup-procs PATH]
+ *   requiem-launch [--userns] [--pidns] [--netns | --join-netns PATH --netns-inode N] [--cgroup-procs PATH]
  *                  [--as BYTES] [--cpu SECONDS] [--nofile N] [--nproc N] -- COMMAND [ARG...]
+ *   requiem-launch --hold-netns
+ *   requiem-launch --version
  *
  * It does with the kernel's own calls what the fallback chain does with util-linux and coreutils
  * (unshare --fork --pid --kill-child --net, a sh init, prlimit, env --default-signal=PIPE):
  *   1. joins the run's pids cgroup (writes 0 to PATH: this process and everything it forks is counted);
- *   2. unshare(CLONE_NEWPID [| CLONE_NEWNET]) or setns() into a prepared empty network namespace; without root,
+ *   2. unshare(CLONE_NEWPID [| CLONE_NEWNET]) or setns() into a prepared empty network namespace (checked by inode,
+ *      so a reused pid can never lead into another namespace); without root,
  *      --userns first makes a user namespace that maps the caller's uid and gid to themselves (so the namespaces
  *      can be made; the command keeps its own identity and gets no capabilities);
  *   3. forks the namespace's init (PID 1), which dies with this process (PR_SET_PDEATHSIG), forks the command
  *      as PID 2 so it keeps normal signal semantics, reaps orphans, and exits with the command's status;
  *      when init exits the kernel kills everything left in the namespace (setsid escapees included);
  *   4. in the command's process: every signal disposition back to default and an empty signal mask (the .NET host
- *      ignores SIGPIPE and that would be inherited), the rlimits (soft = hard), then execve — no window in which
- *      the command runs unlimited.
+ *      ignores SIGPIPE and that would be inherited), the rlimits (soft = hard), and, when it runs as root, the
+ *      capabilities that would let it leave its namespaces dropped from every set (CAP_SYS_ADMIN: setns/unshare/
+ *      mount; CAP_NET_ADMIN with a network namespace: bringing interfaces up); then execve — no window in which the
+ *      command runs unlimited or privileged enough to undo the sandbox.
+ * --hold-netns makes an empty network namespace, prints "ready" and keeps it alive until its stdin reaches EOF
+ * (the engine holds the pipe; runs join the namespace instead of paying for a new one each time).
  * Exit status: the command's exit code, 128+N when it died of signal N, 125 when the sandbox could not be set up,
  * 126/127 when the command could not be executed (message on stderr, prefixed "requiem-launch:").
- * --version prints "requiem-launch 1" and runs nothing.
+ * --version prints "requiem-launch 2" and runs nothing.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,8 +36,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -83,8 +93,29 @@ static int status_of(int st)
     return SETUP_FAILED;
 }
 
+/* Removes a capability from the bounding set (so execve cannot give it back) and from the current sets. */
+static void drop_capabilities(const int *caps, int n)
+{
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) != 0) fail("capget", NULL);
+    for (int i = 0; i < n; i++) {
+        if (prctl(PR_CAPBSET_DROP, caps[i], 0, 0, 0) != 0) fail("prctl", "PR_CAPBSET_DROP");
+        __u32 bit = 1u << (caps[i] % 32);
+        data[caps[i] / 32].effective &= ~bit;
+        data[caps[i] / 32].permitted &= ~bit;
+        data[caps[i] / 32].inheritable &= ~bit;
+    }
+    if (syscall(SYS_capset, &header, data) != 0) fail("capset", NULL);
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+}
+
+static int drop_caps[2];
+static int ndrop_caps;
+
 static void exec_command(char **argv, struct limit *limits, int nlimits)
 {
+    if (ndrop_caps > 0) drop_capabilities(drop_caps, ndrop_caps);
     for (int i = 0; i < nlimits; i++) {
         if (!limits[i].set) continue;
         struct rlimit rl = { limits[i].value, limits[i].value };
@@ -116,10 +147,23 @@ static void run_init(char **argv, struct limit *limits, int nlimits, int parent_
     }
 }
 
+static int hold_netns(void)
+{
+    if (unshare(CLONE_NEWNET) != 0) fail("unshare", "CLONE_NEWNET");
+    printf("ready\n");
+    fflush(stdout);
+    char buf[64];
+    for (;;) {
+        ssize_t n = read(0, buf, sizeof buf);
+        if (n == 0 || (n < 0 && errno != EINTR)) return 0;
+    }
+}
+
 int main(int argc, char **argv)
 {
     int pidns = 0, netns = 0, userns = 0;
     const char *join_netns = NULL, *cgroup_procs = NULL;
+    rlim_t netns_inode = 0;
     struct limit limits[] = {
         { RLIMIT_AS, "--as", 0, 0 },
         { RLIMIT_CPU, "--cpu", 0, 0 },
@@ -134,10 +178,18 @@ int main(int argc, char **argv)
         if (strcmp(a, "--pidns") == 0) { pidns = 1; continue; }
         if (strcmp(a, "--netns") == 0) { netns = 1; continue; }
         if (strcmp(a, "--userns") == 0) { userns = 1; continue; }
-        if (strcmp(a, "--version") == 0) { printf("requiem-launch 1\n"); return 0; }
+        if (strcmp(a, "--version") == 0) { printf("requiem-launch 2\n"); return 0; }
+        if (strcmp(a, "--hold-netns") == 0) return hold_netns();
         if (i + 1 >= argc) { dprintf(2, "requiem-launch: %s needs a value\n", a); return SETUP_FAILED; }
         if (strcmp(a, "--join-netns") == 0) { join_netns = argv[++i]; continue; }
         if (strcmp(a, "--cgroup-procs") == 0) { cgroup_procs = argv[++i]; continue; }
+        if (strcmp(a, "--netns-inode") == 0) {
+            if (parse_u64(argv[++i], &netns_inode) != 0 || netns_inode == 0) {
+                dprintf(2, "requiem-launch: --netns-inode: not a positive integer: %s\n", argv[i]);
+                return SETUP_FAILED;
+            }
+            continue;
+        }
         int matched = 0;
         for (int l = 0; l < nlimits; l++) {
             if (strcmp(a, limits[l].name) != 0) continue;
@@ -165,10 +217,21 @@ int main(int argc, char **argv)
         write_file("/proc/self/gid_map", map);
     }
     if (join_netns) {
+        if (netns_inode == 0) { dprintf(2, "requiem-launch: --join-netns needs --netns-inode\n"); return SETUP_FAILED; }
         int fd = open(join_netns, O_RDONLY | O_CLOEXEC);
         if (fd < 0) fail("open", join_netns);
+        struct stat st;
+        if (fstat(fd, &st) != 0) fail("stat", join_netns);
+        if ((rlim_t)st.st_ino != netns_inode) {
+            errno = ESTALE;
+            fail("the network namespace to join is not the expected one:", join_netns);
+        }
         if (setns(fd, CLONE_NEWNET) != 0) fail("setns", join_netns);
         close(fd);
+    }
+    if (!userns && geteuid() == 0) {
+        drop_caps[ndrop_caps++] = CAP_SYS_ADMIN;
+        if (netns || join_netns) drop_caps[ndrop_caps++] = CAP_NET_ADMIN;
     }
     int flags = (pidns ? CLONE_NEWPID : 0) | (netns && !join_netns ? CLONE_NEWNET : 0);
     if (flags && unshare(flags) != 0) fail("unshare", pidns ? "CLONE_NEWPID" : "CLONE_NEWNET");

@@ -383,6 +383,27 @@ Describe 'Sandbox (<Name>): environment, timeouts, output, limits, network' -For
         finally { $listener.Stop() }
     }
 
+    It 'keeps a root command from joining the host network namespace again (capabilities dropped)' -Skip:(-not ((Test-Path /bin/bash) -and (Get-Command nsenter -ErrorAction Ignore))) {
+        $listener = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0)
+        $listener.Start()
+        try {
+            $nsenter = (Get-Command nsenter -CommandType Application | Select-Object -First 1).Source
+            # Outside the sandbox the escape works for root, so the check below can fail.
+            & $nsenter "--net=/proc/$PID/ns/net" /bin/true
+            $LASTEXITCODE | Should -Be 0
+            $escape = @("--net=/proc/$PID/ns/net", '/bin/bash', '-c', "exec 3<>/dev/tcp/127.0.0.1/$($listener.LocalEndpoint.Port) && echo escaped")
+            $r = Invoke-RequiemExec -Request (New-Req $nsenter $escape -Policy @{ deny_network = $true }) -IncludeOutput -WarningAction SilentlyContinue
+            $status = ($Health.Capabilities | Where-Object Name -eq 'network_isolation').Status
+            if ($status -eq 'enforced') {
+                $r.StdoutText | Should -Not -Match 'escaped'
+                $r.ExitCode | Should -Not -Be 0
+                $r.StderrText | Should -Match 'Operation not permitted|Permission denied'
+            }
+            else { $r.Sandbox.Enforced | Should -Not -Contain 'network_isolation' }
+        }
+        finally { $listener.Stop() }
+    }
+
     It 'reports health capabilities that match what the runs observed' {
         $caps = $Health.SandboxCapabilities
         foreach ($c in 'workspace_confinement', 'clean_environment', 'timeout', 'output_limit') { $caps.Enforced | Should -Contain $c }

@@ -239,7 +239,13 @@ public static class ExecRunner
                 chain.Add(probe.Launcher!);
                 if (probe.LauncherNeedsUserNs) chain.Add("--userns");
                 chain.Add("--pidns");
-                if (deny) chain.Add("--netns");
+                if (deny)
+                {
+                    if (probe.LauncherSharedNetns && SharedNetworkNamespace.Get(probe.Launcher!) is { } shared)
+                        chain.AddRange(new[] { "--join-netns", shared.Path, "--netns-inode", shared.Inode.ToString(CultureInfo.InvariantCulture) });
+                    else
+                        chain.Add("--netns");
+                }
                 if (procs is not null) chain.AddRange(new[] { "--cgroup-procs", procs });
                 if (probe.LauncherLimits)
                 {
@@ -287,6 +293,11 @@ public static class ExecRunner
             chain.Add(probe.Prlimit!);
             chain.AddRange(limits);
             chain.Add("--");
+        }
+        if (probe.Setpriv is not null)
+        {
+            chain.Add(probe.Setpriv);
+            chain.AddRange(SandboxProbe.SetprivDropArgs);
         }
         if (probe.EnvDefaultSignal is not null) chain.AddRange(new[] { probe.EnvDefaultSignal, "--default-signal=PIPE", "--" });
         chain.Add(plan.CommandPath);

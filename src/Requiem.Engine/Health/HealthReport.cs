@@ -56,7 +56,7 @@ public sealed class HealthReport
                 Unsupported = probe.Names("unsupported").ToArray(),
             },
             Capabilities = probe.Capabilities,
-            Tools = new Dictionary<string, string?> { ["requiem_launch"] = probe.Launcher, ["bwrap"] = probe.Bwrap, ["unshare"] = probe.Unshare, ["prlimit"] = probe.Prlimit, ["sh"] = probe.Sh, ["pids_cgroup"] = probe.PidsCgroupBase },
+            Tools = new Dictionary<string, string?> { ["requiem_launch"] = probe.Launcher, ["bwrap"] = probe.Bwrap, ["unshare"] = probe.Unshare, ["prlimit"] = probe.Prlimit, ["sh"] = probe.Sh, ["setpriv"] = probe.Setpriv, ["pids_cgroup"] = probe.PidsCgroupBase },
             ProbeNotes = probe.Notes,
             ProbeMilliseconds = Math.Round(probe.ProbeDuration.TotalMilliseconds, 1),
         };

@@ -74,6 +74,15 @@ public sealed class SandboxProbe
     public bool LauncherNetNamespace { get; private set; }
     /// <summary>requiem-launch applied RLIMIT_AS/CPU/NOFILE/NPROC and the probe read them back.</summary>
     public bool LauncherLimits { get; private set; }
+    /// <summary>deny_network runs join one held empty namespace (<see cref="SharedNetworkNamespace"/>) instead of making one each.</summary>
+    public bool LauncherSharedNetns { get; private set; }
+    /// <summary>
+    /// The command cannot undo its namespaces: not root (a user namespace gives it no power over the host's), or root
+    /// with CAP_SYS_ADMIN/CAP_NET_ADMIN dropped (requiem-launch itself, or setpriv in the tool chain) — probed.
+    /// </summary>
+    public bool NamespacesHold { get; private set; }
+    /// <summary>util-linux setpriv, used in the tool chain to drop CAP_SYS_ADMIN/CAP_NET_ADMIN from root commands.</summary>
+    public string? Setpriv { get; private set; }
     public bool BwrapPidNamespace { get; private set; }
     public bool BwrapNetNamespace { get; private set; }
     public bool UnsharePidNamespace { get; private set; }
@@ -195,7 +204,7 @@ public sealed class SandboxProbe
 
         var launcher = ProbeLauncher(launcherCandidate, isRoot, cat, notes);
         bool bwrapPid = false, bwrapNet = false, unsharePid = false, unshareNet = false, needUserNs = false, prOk = false;
-        string? envDefault = null;
+        string? envDefault = null, setpriv = null;
         if (launcher is not null)
         {
             notes.Add("bwrap, unshare, prlimit and env were not probed: requiem-launch isolates runs by itself");
@@ -204,6 +213,7 @@ public sealed class SandboxProbe
         {
             ProbeToolChain(isRoot, sh, bwrap, unshare, prlimit, cat, notes,
                 out bwrapPid, out bwrapNet, out unsharePid, out unshareNet, out needUserNs, out prOk, out envDefault);
+            if (isRoot && unsharePid && !needUserNs) setpriv = ProbeSetpriv(cat, notes);
         }
         var limitsOk = launcher?.Limits ?? prOk;
         var nprocBinds = limitsOk && !isRoot;
@@ -222,23 +232,42 @@ public sealed class SandboxProbe
 
         var caps = Common().ToList();
         var isolator = launcher is not null ? "requiem-launch" : unsharePid ? "unshare" : bwrapPid ? "bwrap" : null;
+        // A root command that keeps CAP_SYS_ADMIN can setns() back into the host's namespaces (seen here with unshare).
+        var hold = isolator switch
+        {
+            "requiem-launch" => launcher!.UserNs || launcher.DropsCaps,
+            "unshare" => needUserNs || setpriv is not null,
+            "bwrap" => true, // bwrap gives the command no capabilities unless --cap-add is used
+            _ => false,
+        };
+        const string escape = "; but the command runs as root with CAP_SYS_ADMIN and could join the host's namespaces (setpriv was not usable to drop it)";
+        var dropped = isRoot && hold && isolator != "bwrap" ? "; CAP_SYS_ADMIN is dropped, so a root command cannot join another PID namespace" : "";
         caps.Add(isolator switch
         {
-            "requiem-launch" => new SandboxCapability(Controls.ProcessTreeKill, "enforced",
+            "requiem-launch" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
                 "requiem-launch: unshare(2) CLONE_NEWPID, init bound to the launcher with PR_SET_PDEATHSIG",
-                "the command runs as PID 2 of a fresh PID namespace; when its init exits or is killed every descendant dies, setsid escapees included"),
+                "the command runs as PID 2 of a fresh PID namespace; when its init exits or is killed every descendant dies, setsid escapees included" + (hold ? dropped : escape)),
             "bwrap" => new SandboxCapability(Controls.ProcessTreeKill, "enforced", "bwrap --unshare-pid --die-with-parent (PID namespace)",
                 "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included"),
-            "unshare" => new SandboxCapability(Controls.ProcessTreeKill, "enforced", "unshare --pid --fork --kill-child (PID namespace, sh as init)",
-                "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included"),
+            "unshare" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
+                "unshare --pid --fork --kill-child (PID namespace, sh as init)" + (setpriv is not null ? ", setpriv" : ""),
+                "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included" + (hold ? dropped : escape)),
             _ => new SandboxCapability(Controls.ProcessTreeKill, "partial", "descendant walk (/proc)",
                 "no PID namespace available: descendants are found by parent pid and killed; a double-forked daemon that reparented to init escapes"),
         });
         var netOk = isolator switch { "requiem-launch" => launcher!.Net, "bwrap" => bwrapNet, "unshare" => unshareNet, _ => false };
+        var netDropped = isRoot && hold && isolator != "bwrap" ? "; CAP_SYS_ADMIN and CAP_NET_ADMIN are dropped, so a root command can neither join another namespace nor bring an interface up" : "";
         caps.Add(netOk
-            ? new SandboxCapability(Controls.NetworkIsolation, "enforced",
-                isolator switch { "requiem-launch" => "requiem-launch: unshare(2) CLONE_NEWNET", "bwrap" => "bwrap --unshare-net (network namespace)", _ => "unshare --net (network namespace)" },
-                "deny_network runs the command in an empty network namespace (loopback only, down); even 127.0.0.1 listeners outside are unreachable")
+            ? new SandboxCapability(Controls.NetworkIsolation, hold ? "enforced" : "partial",
+                isolator switch
+                {
+                    "requiem-launch" => launcher!.SharedNetns
+                        ? "requiem-launch: one held empty network namespace (unshare(2) CLONE_NEWNET), joined by inode with setns(2)"
+                        : "requiem-launch: unshare(2) CLONE_NEWNET",
+                    "bwrap" => "bwrap --unshare-net (network namespace)",
+                    _ => "unshare --net (network namespace)" + (setpriv is not null ? ", setpriv" : ""),
+                },
+                "deny_network runs the command in an empty network namespace (loopback only, down); even 127.0.0.1 listeners outside are unreachable" + (hold ? netDropped : escape))
             : Unsupported(Controls.NetworkIsolation, "no working network namespace (" + (isolator ?? "no requiem-launch/bwrap/unshare") + ")"));
         if (limitsOk)
         {
@@ -277,6 +306,9 @@ public sealed class SandboxProbe
             LauncherNeedsUserNs = launcher?.UserNs ?? false,
             LauncherNetNamespace = launcher?.Net ?? false,
             LauncherLimits = launcher?.Limits ?? false,
+            LauncherSharedNetns = launcher?.SharedNetns ?? false,
+            NamespacesHold = hold,
+            Setpriv = setpriv,
             BwrapPidNamespace = bwrapPid,
             BwrapNetNamespace = bwrapNet,
             UnsharePidNamespace = unsharePid,
@@ -292,7 +324,7 @@ public sealed class SandboxProbe
         };
     }
 
-    private sealed record LauncherResult(string Path, bool UserNs, bool Net, bool Limits);
+    private sealed record LauncherResult(string Path, bool UserNs, bool Net, bool SharedNetns, bool Limits, bool DropsCaps);
 
     /// <summary>
     /// Tries requiem-launch for real: the command must see itself as PID 2 with SIGPIPE at its default, only a
@@ -320,17 +352,59 @@ public sealed class SandboxProbe
                 notes.Add($"requiem-launch {(userNs ? "--userns " : "")}--pidns did not work: " + r.Describe());
                 continue;
             }
-            var n = Exec(path, pre.Concat(new[] { "--pidns", "--netns", "--", cat, "/proc/self/net/dev" }).ToArray());
+            // As root, deny_network runs share one held namespace; otherwise (or if it cannot be held) each makes its own.
+            var shared = userNs ? null : SharedNetworkNamespace.Get(path);
+            var netArgs = shared is { } h
+                ? new[] { "--join-netns", h.Path, "--netns-inode", h.Inode.ToString(System.Globalization.CultureInfo.InvariantCulture) }
+                : new[] { "--netns" };
+            var n = Exec(path, pre.Concat(new[] { "--pidns" }).Concat(netArgs).Concat(new[] { "--", cat, "/proc/self/net/dev" }).ToArray());
             var net = n.Ok && OnlyLoopback(n.Out);
-            if (!net) notes.Add("requiem-launch --netns did not isolate the network: " + n.Describe());
+            if (!net) notes.Add($"requiem-launch {string.Join(' ', netArgs)} did not isolate the network: " + n.Describe());
+            if (!userNs && shared is null) notes.Add("requiem-launch --hold-netns did not work: deny_network runs make their own namespace");
+            var dropsCaps = false;
+            if (!userNs)
+            {
+                var c = Exec(path, new[] { "--pidns", "--netns", "--", cat, "/proc/self/status" });
+                dropsCaps = c.Ok && LacksCapabilities(c.Out);
+                if (!dropsCaps) notes.Add("requiem-launch did not drop CAP_SYS_ADMIN/CAP_NET_ADMIN: " + c.Describe());
+            }
             var l = Exec(path, pre.Concat(new[] { "--pidns", "--as", "1073741824", "--cpu", "97", "--nofile", "93", "--nproc", "4093", "--", cat, "/proc/self/limits" }).ToArray());
             var limits = l.Ok && LimitIs(l.Out, "Max cpu time", "97") && LimitIs(l.Out, "Max open files", "93")
                          && LimitIs(l.Out, "Max address space", "1073741824") && LimitIs(l.Out, "Max processes", "4093");
             if (!limits) notes.Add("requiem-launch did not apply rlimits: " + l.Describe());
-            return new LauncherResult(path, userNs, net, limits);
+            return new LauncherResult(path, userNs, net, net && shared is not null, limits, dropsCaps);
         }
         return null;
     }
+
+    private const int CapNetAdmin = 12, CapSysAdmin = 21;
+
+    /// <summary>CAP_SYS_ADMIN and CAP_NET_ADMIN are gone from the effective and bounding sets in a /proc/pid/status text.</summary>
+    private static bool LacksCapabilities(string status)
+    {
+        const ulong mask = (1UL << CapNetAdmin) | (1UL << CapSysAdmin);
+        return ulong.TryParse(StatusField(status, "CapEff"), System.Globalization.NumberStyles.HexNumber, null, out var eff)
+               && ulong.TryParse(StatusField(status, "CapBnd"), System.Globalization.NumberStyles.HexNumber, null, out var bnd)
+               && (eff & mask) == 0 && (bnd & mask) == 0;
+    }
+
+    /// <summary>setpriv that removes CAP_SYS_ADMIN/CAP_NET_ADMIN from a root command (tool chain only), or null.</summary>
+    private static string? ProbeSetpriv(string cat, List<string> notes)
+    {
+        var setpriv = Which("setpriv", "/usr/bin/setpriv", "/bin/setpriv");
+        if (setpriv is null)
+        {
+            notes.Add("setpriv (util-linux) not found: root commands keep CAP_SYS_ADMIN and could leave their namespaces");
+            return null;
+        }
+        var r = Exec(setpriv, SetprivDropArgs.Append(cat).Append("/proc/self/status").ToArray());
+        if (r.Ok && LacksCapabilities(r.Out)) return setpriv;
+        notes.Add("setpriv did not drop CAP_SYS_ADMIN/CAP_NET_ADMIN: " + r.Describe());
+        return null;
+    }
+
+    /// <summary>setpriv arguments that take CAP_SYS_ADMIN and CAP_NET_ADMIN away for good (inheritable and bounding sets).</summary>
+    internal static readonly string[] SetprivDropArgs = { "--inh-caps=-sys_admin,-net_admin", "--bounding-set=-sys_admin,-net_admin", "--" };
 
     private static string? StatusField(string status, string name) =>
         status.Split('\n').Where(l => l.StartsWith(name + ":", StringComparison.Ordinal)).Select(l => l[(name.Length + 1)..].Trim()).FirstOrDefault();

@@ -74,6 +74,39 @@ public sealed class LauncherTests : IDisposable
         Assert.Matches(@"Max processes\s+500\s+500", r.Out);
     }
 
+    [Fact]
+    public void JoinsTheHeldNetworkNamespaceOnlyWhenItsInodeMatches()
+    {
+        if (Launcher() is not { } launcher || SandboxProbe.Geteuid() != 0) return;
+        var held = SharedNetworkNamespace.Get(launcher);
+        Assert.NotNull(held);
+        var (path, inode) = held.Value;
+        Assert.NotEqual(SharedNetworkNamespace.NamespaceInode("/proc/self/ns/net"), inode);
+        var r = Run(launcher, "--pidns", "--join-netns", path, "--netns-inode", inode.ToString(), "--", "/bin/cat", "/proc/self/net/dev");
+        Assert.Equal(0, r.Code);
+        Assert.Equal(new[] { "lo" }, r.Out.Split('\n').Skip(2).Select(l => l.Split(':')[0].Trim()).Where(x => x.Length > 0));
+        var wrong = Run(launcher, "--pidns", "--join-netns", path, "--netns-inode", (inode + 1).ToString(), "--", "/bin/true");
+        Assert.Equal(125, wrong.Code);
+        Assert.Contains("not the expected one", wrong.Err, StringComparison.Ordinal);
+        Assert.Equal(125, Run(launcher, "--join-netns", path, "--", "/bin/true").Code); // an inode is required
+    }
+
+    [Fact]
+    public void DropsTheCapabilitiesThatCouldUndoTheNamespacesFromRootCommands()
+    {
+        if (Launcher() is not { } launcher || SandboxProbe.Geteuid() != 0) return;
+        static ulong Field(string status, string name) => Convert.ToUInt64(
+            status.Split('\n').First(l => l.StartsWith(name + ":", StringComparison.Ordinal))[(name.Length + 1)..].Trim(), 16);
+        const ulong sysAdmin = 1UL << 21, netAdmin = 1UL << 12;
+        var plain = Run(launcher, "--pidns", "--", "/bin/cat", "/proc/self/status").Out;
+        Assert.Equal(0UL, Field(plain, "CapBnd") & sysAdmin);
+        Assert.Equal(0UL, Field(plain, "CapEff") & sysAdmin);
+        Assert.NotEqual(0UL, Field(plain, "CapEff") & netAdmin); // kept without a network namespace
+        var isolated = Run(launcher, "--pidns", "--netns", "--", "/bin/cat", "/proc/self/status").Out;
+        Assert.Equal(0UL, Field(isolated, "CapBnd") & (sysAdmin | netAdmin));
+        Assert.Equal(0UL, Field(isolated, "CapEff") & (sysAdmin | netAdmin));
+    }
+
     [Theory]
     [InlineData(new[] { "--bogus", "--", "/bin/true" }, "unknown option --bogus")]
     [InlineData(new[] { "--as", "-5", "--", "/bin/true" }, "--as: not a non-negative integer")]
