@@ -2,15 +2,20 @@
 <#
 .SYNOPSIS
     Execution benchmarks, each against the real alternative in the same run:
-    1. a fully sandboxed /bin/true (PID + network namespace, rlimits, process limit, CAS recording) vs `& /bin/true` in pwsh;
+    1. a fully sandboxed /bin/true (PID + network namespace, rlimits, process limit, CAS recording) vs `& /bin/true` in
+       pwsh: the same request again (already recorded), a new request each time, a minimal sandbox, and the external
+       tool chain (REQUIEM_LAUNCHER=none) instead of requiem-launch;
     2. N short requests with -Scheduler Turbo vs -Scheduler Repro (same results, same order).
 .PARAMETER Iterations
     Calls per side for the overhead comparison.
 .PARAMETER Requests
     Requests for the scheduler comparison.
+.PARAMETER WorkRoot
+    Where the stores and the workspace go (default: the temp folder; /dev/shm takes the disk out of the figures).
 #>
 param(
     [string] $ModulePath = (Join-Path $PSScriptRoot '../out/Requiem/Requiem.psd1'),
+    [string] $WorkRoot = [IO.Path]::GetTempPath(),
     [string] $OutDirectory = (Join-Path $PSScriptRoot '../out/bench'),
     [int] $Iterations = 300,
     [int] $Requests = 1000
@@ -18,7 +23,7 @@ param(
 $ErrorActionPreference = 'Stop'
 Import-Module $ModulePath
 New-Item -ItemType Directory -Force -Path $OutDirectory | Out-Null
-$work = Join-Path ([IO.Path]::GetTempPath()) "requiem-exec-bench-$PID"
+$work = Join-Path $WorkRoot "requiem-exec-bench-$PID"
 $ws = Join-Path $work 'ws'
 New-Item -ItemType Directory -Force -Path $ws | Out-Null
 $env:REQUIEM_CAS = Join-Path $work 'cas'
@@ -29,30 +34,47 @@ try {
         command = $true_; argv = @(); workspace_root = $ws; timeout_ms = 5000; max_output_bytes = 4096
         policy = @{ deny_network = $true; max_memory_bytes = 1GB; max_cpu_seconds = 10; max_open_files = 256; max_processes = 64 }
     }
-    # warm-up (JIT, probe, CAS layout)
+    # warm-up (JIT, probe, CAS layout), for both launchers
+    $env:REQUIEM_LAUNCHER = 'none'
+    1..10 | ForEach-Object { $null = Invoke-RequiemExec -Request $sandboxed -WarningAction SilentlyContinue }
+    $chainHealth = Get-RequiemHealth
+    Remove-Item Env:REQUIEM_LAUNCHER
     1..20 | ForEach-Object { & $true_; $null = Invoke-RequiemExec -Request $sandboxed -WarningAction SilentlyContinue }
 
     $minimal = @{ command = $true_; argv = @(); workspace_root = $ws; timeout_ms = 5000; max_output_bytes = 4096 }
-    $native = [Collections.Generic.List[double]]::new()
-    $sand = [Collections.Generic.List[double]]::new()
-    $mini = [Collections.Generic.List[double]]::new()
-    $sw = [Diagnostics.Stopwatch]::new()
-    for ($i = 0; $i -lt $Iterations; $i++) {
-        # interleaved so that machine noise hits both sides alike
-        $sw.Restart(); & $true_; $sw.Stop(); $native.Add($sw.Elapsed.TotalMilliseconds)
-        $sw.Restart(); $r = Invoke-RequiemExec -Request $sandboxed -WarningAction SilentlyContinue; $sw.Stop(); $sand.Add($sw.Elapsed.TotalMilliseconds)
-        if ($r.ExitCode -ne 0) { throw "sandboxed /bin/true exited $($r.ExitCode)" }
-        $sw.Restart(); $null = Invoke-RequiemExec -Request $minimal; $sw.Stop(); $mini.Add($sw.Elapsed.TotalMilliseconds)
-    }
     function Median($xs) { $s = @($xs | Sort-Object); $s[[int][Math]::Floor($s.Count / 2)] }
-    $nativeMed = Median $native; $sandMed = Median $sand
-    $added = $sandMed - $nativeMed
-    $miniMed = Median $mini
-    "minimal sandbox (clean env, PID namespace, CAS recording; no limits, no network namespace): median {0:N2} ms, added {1:N2} ms" -f $miniMed, ($miniMed - $nativeMed) | Write-Host
-    "overhead: & /bin/true median {0:N2} ms, sandboxed Invoke-RequiemExec median {1:N2} ms, added {2:N2} ms (target <= 2 ms) [enforced: {3}]" -f `
-        $nativeMed, $sandMed, $added, ($r.Sandbox.Enforced -join ',') | Write-Host
+    # Each variant is timed interleaved with its own `& /bin/true` baseline, so that machine noise hits both alike
+    # and one variant's disk work (new requests) does not slow the others.
+    function Measure-Pair([scriptblock] $Run) {
+        $n = [Collections.Generic.List[double]]::new(); $s = [Collections.Generic.List[double]]::new()
+        $sw = [Diagnostics.Stopwatch]::new()
+        for ($i = 0; $i -lt $Iterations; $i++) {
+            $sw.Restart(); & $true_; $sw.Stop(); $n.Add($sw.Elapsed.TotalMilliseconds)
+            $sw.Restart(); $null = & $Run $i; $sw.Stop(); $s.Add($sw.Elapsed.TotalMilliseconds)
+        }
+        [pscustomobject]@{ Native = (Median $n); Sandboxed = (Median $s); Added = (Median $s) - (Median $n) }
+    }
+    $r = Invoke-RequiemExec -Request $sandboxed -WarningAction SilentlyContinue
+    if ($r.ExitCode -ne 0) { throw "sandboxed /bin/true exited $($r.ExitCode)" }
+    # the same request again: its result is already recorded, so only the run and the digests are new work
+    $same = Measure-Pair { Invoke-RequiemExec -Request $sandboxed -WarningAction SilentlyContinue }
+    # a new request every time (argv differs): a new request blob, manifest and ref are written durably
+    $distinct = Measure-Pair { param($i) $d = $sandboxed.Clone(); $d.argv = @("run-$i-$PID"); Invoke-RequiemExec -Request $d -WarningAction SilentlyContinue }
+    $mini = Measure-Pair { Invoke-RequiemExec -Request $minimal }
+    $env:REQUIEM_LAUNCHER = 'none'
+    try { $chain = Measure-Pair { Invoke-RequiemExec -Request $sandboxed -WarningAction SilentlyContinue } }
+    finally { Remove-Item Env:REQUIEM_LAUNCHER }
+    $nativeMed = $same.Native; $sandMed = $same.Sandboxed; $added = $same.Added; $miniMed = $mini.Sandboxed
+    $fs = (& df -T $env:REQUIEM_CAS 2>$null | Select-Object -Last 1) -split '\s+' | Select-Object -Index 1
+    "CAS on {0} ({1}); isolator {2}" -f $env:REQUIEM_CAS, $fs, $health.Isolator | Write-Host
+    "fully sandboxed, same request (already recorded): & /bin/true {0:N2} ms, sandboxed {1:N2} ms, added {2:N2} ms (target <= 2 ms)" -f $same.Native, $same.Sandboxed, $same.Added | Write-Host
+    "fully sandboxed, a new request each time:          & /bin/true {0:N2} ms, sandboxed {1:N2} ms, added {2:N2} ms" -f $distinct.Native, $distinct.Sandboxed, $distinct.Added | Write-Host
+    "minimal (PID namespace, clean env; no limits):     & /bin/true {0:N2} ms, sandboxed {1:N2} ms, added {2:N2} ms" -f $mini.Native, $mini.Sandboxed, $mini.Added | Write-Host
+    "fully sandboxed with the tool chain ({0}):    & /bin/true {1:N2} ms, sandboxed {2:N2} ms, added {3:N2} ms" -f $chainHealth.Isolator, $chain.Native, $chain.Sandboxed, $chain.Added | Write-Host
+    "enforced: {0}" -f ($r.Sandbox.Enforced -join ',') | Write-Host
 
     # Scheduler: N distinct short requests, Repro vs Turbo.
+    $sw = [Diagnostics.Stopwatch]::new()
     $reqs = 1..$Requests | ForEach-Object { @{ command = '/bin/echo'; argv = @("request $_"); workspace_root = $ws; timeout_ms = 10000; max_output_bytes = 4096 } }
     $null = $reqs[0..9] | Invoke-RequiemExec -Scheduler Repro
     $sw.Restart(); $repro = $reqs | Invoke-RequiemExec -Scheduler Repro; $sw.Stop(); $reproS = $sw.Elapsed.TotalSeconds
@@ -67,8 +89,10 @@ try {
     [ordered]@{
         benchmark = 'exec'
         machine = @{ cores = [Environment]::ProcessorCount; os = [Runtime.InteropServices.RuntimeInformation]::OSDescription; isolator = $health.Isolator }
-        overhead = [ordered]@{ iterations = $Iterations; native_median_ms = $nativeMed; sandboxed_median_ms = $sandMed; added_ms = $added; target_added_ms = 2
-            enforced = @($r.Sandbox.Enforced); minimal_median_ms = $miniMed; minimal_added_ms = $miniMed - $nativeMed; native_mean_ms = ($native | Measure-Object -Average).Average; sandboxed_mean_ms = ($sand | Measure-Object -Average).Average }
+        overhead = [ordered]@{ iterations = $Iterations; cas_filesystem = $fs; native_median_ms = $nativeMed; sandboxed_median_ms = $sandMed; added_ms = $added; target_added_ms = 2
+            enforced = @($r.Sandbox.Enforced); distinct_median_ms = $distinct.Sandboxed; distinct_added_ms = $distinct.Added
+            minimal_median_ms = $miniMed; minimal_added_ms = $mini.Added
+            toolchain_isolator = $chainHealth.Isolator; toolchain_median_ms = $chain.Sandboxed; toolchain_added_ms = $chain.Added }
         scheduler = [ordered]@{ requests = $Requests; repro_s = $reproS; turbo_s = $turboS; speedup = $ratio; target_speedup = 1.8; same_results_in_order = $same
             throttle = [Environment]::ProcessorCount * 2 }
     } | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath (Join-Path $OutDirectory 'exec.json')

@@ -45,6 +45,8 @@ Describe 'Invoke-RequiemExec: determinism and the result contract' {
         $a.ResultDigest | Should -Match '^[0-9a-f]{64}$'
         $b.ResultDigest | Should -Be $a.ResultDigest
         $b.RequestDigest | Should -Be $a.RequestDigest
+        # the identical rerun is already recorded: same manifest (the first run's), nothing new written
+        $b.ManifestDigest | Should -Be $a.ManifestDigest
         $a.StartedAt | Should -Not -BeNullOrEmpty
         $a.DeterminismConfidence.Level | Should -Be 'high'
         $a.DeterminismConfidence.Score | Should -Be 1

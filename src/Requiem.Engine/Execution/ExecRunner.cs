@@ -65,13 +65,16 @@ public static class ExecRunner
 
         using (outcome.Stdout)
         using (outcome.Stderr)
+        using (var batch = store.BeginBatch(parallelism: 1))
         {
-            var stdoutPut = outcome.Stdout.Store(store);
-            var stderrPut = outcome.Stderr.Store(store);
-            var (files, missing, outputReasons) = CaptureOutputs(plan, store, cancel);
+            // Every object of the record (outputs, request, policy and the manifest naming them) is staged and made
+            // durable together: two syncfs calls instead of a file and a folder flush per new object.
+            var stdoutPut = outcome.Stdout.Store(batch);
+            var stderrPut = outcome.Stderr.Store(batch);
+            var (files, missing, outputReasons) = CaptureOutputs(plan, batch, cancel);
             foreach (var r in outputReasons) options.Output.Warning(r);
-            var policyPut = store.PutBytes(policy.CanonicalBytes());
-            var requestPut = store.PutBytes(request.CanonicalBytes());
+            var policyPut = batch.PutBytes(policy.CanonicalBytes());
+            var requestPut = batch.PutBytes(request.CanonicalBytes());
 
             var result = new ExecResult
             {
@@ -99,25 +102,38 @@ public static class ExecRunner
                 CasRoot = store.Root,
             };
             result.ResultDigest = result.ComputeDigest(hash);
+
+            // The result digest covers every blob the manifest names (outputs, request, policy), so an identical
+            // rerun is already recorded: its ref keeps pointing at the first run's manifest (whose wall-clock fields
+            // are that run's) and nothing is written. Otherwise the manifest and its ref are written durably.
+            var refName = "results/" + result.ResultDigest;
+            if (store.GetRef(refName) is { } recorded && store.Contains(recorded))
+            {
+                batch.Commit();
+                result.ManifestDigest = recorded;
+            }
+            else
+            {
+                var refs = new List<string> { stdoutPut.Hash, stderrPut.Hash, policyPut.Hash, requestPut.Hash };
+                refs.AddRange(files.Select(f => f.Digest));
+                using var body = JsonDocument.Parse(result.ToJson(indented: false));
+                // Every object the manifest names is in this batch (new, or existing and freshened by the put), so
+                // they become visible together with it; the ref is written only after all of them are durable.
+                var manifest = batch.PutBytes(new CasManifest
+                {
+                    Kind = "exec_result",
+                    References = refs.Distinct(StringComparer.Ordinal).ToArray(),
+                    Body = body.RootElement.Clone(),
+                }.ToJsonBytes());
+                batch.Commit();
+                store.SetRef(refName, manifest.Hash);
+                result.ManifestDigest = manifest.Hash;
+            }
             if (options.IncludeOutput)
             {
                 result.StdoutText = Encoding.UTF8.GetString(store.ReadAllBytes(stdoutPut.Hash, cancel));
                 result.StderrText = Encoding.UTF8.GetString(store.ReadAllBytes(stderrPut.Hash, cancel));
             }
-
-            var refs = new List<string> { stdoutPut.Hash, stderrPut.Hash, policyPut.Hash, requestPut.Hash };
-            refs.AddRange(files.Select(f => f.Digest));
-            using var body = JsonDocument.Parse(result.ToJson(indented: false));
-            var manifest = store.PutManifest(new CasManifest
-            {
-                Kind = "exec_result",
-                References = refs.Distinct(StringComparer.Ordinal).ToArray(),
-                Body = body.RootElement.Clone(),
-            });
-            // An identical rerun already has its ref: skip the write (a read is much cheaper than create + rename).
-            var refName = "results/" + result.ResultDigest;
-            if (!string.Equals(store.GetRef(refName), manifest.Hash, StringComparison.Ordinal)) store.SetRef(refName, manifest.Hash);
-            result.ManifestDigest = manifest.Hash;
             Metrics.MetricsRegistry.Add(Metrics.Counter.ExecTotal);
             Metrics.MetricsRegistry.Add(Metrics.Counter.ExecDurationMsTotal, result.DurationMs);
             if (result.ExitCode != 0 || result.Signal is not null) Metrics.MetricsRegistry.Add(Metrics.Counter.ExecFailed);
@@ -155,7 +171,7 @@ public static class ExecRunner
         return new DeterminismConfidence { Level = level, Score = score, Reasons = reasons.ToArray() };
     }
 
-    private static (OutputFileDigest[] Files, string[] Missing, List<string> Reasons) CaptureOutputs(ExecPlan plan, CasStore store, CancellationToken cancel)
+    private static (OutputFileDigest[] Files, string[] Missing, List<string> Reasons) CaptureOutputs(ExecPlan plan, CasWriteBatch store, CancellationToken cancel)
     {
         var files = new List<OutputFileDigest>();
         var missing = new List<string>();
@@ -551,7 +567,7 @@ public sealed class BoundedCapture : IDisposable
         {
             _tempPath = _store.NewTempPath();
             Directory.CreateDirectory(Path.GetDirectoryName(_tempPath)!);
-            _file = new FileStream(_tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16);
+            _file = new FileStream(_tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, 1 << 16);
             _memory.Position = 0;
             _memory.CopyTo(_file);
             _memory = null;
@@ -571,12 +587,12 @@ public sealed class BoundedCapture : IDisposable
         return Encoding.UTF8.GetString(buffer, 0, n);
     }
 
-    public CasPutResult Store(CasStore store)
+    /// <summary>Stages the captured bytes in <paramref name="batch"/> (visible and durable at its commit).</summary>
+    public CasPutResult Store(CasWriteBatch batch)
     {
-        if (_memory is not null) return store.PutBytes(_memory.GetBuffer().AsSpan(0, (int)_memory.Length));
-        _file!.Flush();
-        _file.Position = 0;
-        return store.PutStream(_file);
+        if (_memory is not null) return batch.PutBytes(_memory.GetBuffer().AsSpan(0, (int)_memory.Length));
+        _file!.Flush(flushToDisk: false);
+        return batch.PutFile(_tempPath!);
     }
 
     public void Dispose()

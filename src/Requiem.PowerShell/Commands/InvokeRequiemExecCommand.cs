@@ -162,12 +162,14 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
             try
             {
                 var done = 0;
+                var throttle = new Requiem.Engine.Diagnostics.ProgressThrottle(TimeSpan.FromMilliseconds(250), checkEvery: 4);
                 foreach (var o in outcomes)
                 {
                     if (o.Error is RequiemException ex) WriteError(ToErrorRecord(ex));
                     else if (o.Result is not null) Emit(o.Result);
-                    if (_pending.Count > 1)
-                        WriteProgress(new ProgressRecord(2, "Invoke-RequiemExec (Turbo)", $"{++done} of {_pending.Count}") { PercentComplete = done * 100 / _pending.Count });
+                    done++;
+                    if (_pending.Count > 1 && throttle.ShouldReport())
+                        WriteProgress(new ProgressRecord(2, "Invoke-RequiemExec (Turbo)", $"{done} of {_pending.Count}") { PercentComplete = done * 100 / _pending.Count });
                 }
             }
             catch (OperationCanceledException) when (CancellationToken.IsCancellationRequested)
