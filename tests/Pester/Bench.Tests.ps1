@@ -401,7 +401,7 @@ foreach (`$t in `$r.Tests) { "`$(`$t.Name)|`$(`$t.Result)|`$(`$t.ErrorRecord[0].
 
     It 'refuses reports of different specs (BenchSpecMismatch) unless -AllowSpecChange' {
         $other = Invoke-RequiemBench -Command 'echo other' -Name work -Runs 3
-        $err = { Compare-RequiemBench -Baseline $Base10 -Current $other } |
+        $err = { Compare-RequiemBench -Baseline $Base10 -Current $other -ErrorAction Stop } |
             Should -Throw -ErrorId 'BenchSpecMismatch,Requiem.PowerShell.CompareRequiemBenchCommand' -PassThru
         $err.Exception.Message | Should -Match 'different bench specs'
         (Compare-RequiemBench -Baseline $Base10 -Current $other -AllowSpecChange).SpecChanged | Should -BeTrue
@@ -409,11 +409,26 @@ foreach (`$t in `$r.Tests) { "`$(`$t.Name)|`$(`$t.Result)|`$(`$t.ErrorRecord[0].
 
     It 'refuses a current report that lacks a baseline case (BenchCaseMissing), and a missing file (FileNotFound)' {
         $renamed = Invoke-RequiemBench -Command 'echo x' -Name renamed -Runs 2
-        $err = { Compare-RequiemBench -Baseline $Base10 -Current $renamed -AllowSpecChange } |
+        $err = { Compare-RequiemBench -Baseline $Base10 -Current $renamed -AllowSpecChange -ErrorAction Stop } |
             Should -Throw -ErrorId 'BenchCaseMissing,Requiem.PowerShell.CompareRequiemBenchCommand' -PassThru
         $err.TargetObject | Should -Be 'work'
         { Compare-RequiemBench -Baseline (Join-Path $Dir 'absent.json') -Current $Cur50 } |
             Should -Throw -ErrorId 'FileNotFound,Requiem.PowerShell.CompareRequiemBenchCommand'
+    }
+
+    It 'writes an error for a bad piped current report and still compares the next one' {
+        $out = @((Join-Path $Dir 'absent-current.json'), $Cur50) |
+            Compare-RequiemBench -Baseline $Base10 -ErrorVariable errs -ErrorAction SilentlyContinue
+        @($out).Count | Should -Be 1
+        $out.Cases[0].Name | Should -Be 'work'
+        @($errs).Count | Should -Be 1
+        $errs[0].FullyQualifiedErrorId | Should -Be 'FileNotFound,Requiem.PowerShell.CompareRequiemBenchCommand'
+    }
+
+    It 'writes nothing with -WhatIf -OutFile' {
+        $p = Join-Path $Dir 'whatif-compare.json'
+        $null = Compare-RequiemBench -Baseline $Base10 -Current $Cur50 -OutFile $p -WhatIf
+        Test-Path $p | Should -BeFalse
     }
 }
 

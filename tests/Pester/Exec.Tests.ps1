@@ -502,6 +502,19 @@ Describe 'Confinement and malformed requests: typed errors, nothing runs' {
             Should -Throw -ErrorId 'CommandNotFound,Requiem.PowerShell.InvokeRequiemExecCommand'
     }
 
+    It 'runs nothing with -WhatIf (Invoke-RequiemExec, Invoke-RequiemReplay)' {
+        $marker = Join-Path $Ws 'whatif-ran'
+        $req = New-Req '/bin/sh' @('-c', "touch '$marker'")
+        $out = Invoke-RequiemExec -Request $req -OutFile (Join-Path $Dir 'whatif.json') -WhatIf
+        $out | Should -BeNullOrEmpty
+        Test-Path $marker | Should -BeFalse
+        Test-Path (Join-Path $Dir 'whatif.json') | Should -BeFalse
+        $recorded = Invoke-RequiemExec -Request (New-Req '/bin/echo' @('replayed'))
+        Remove-Item $marker -ErrorAction Ignore
+        Invoke-RequiemReplay -Request (New-Req '/bin/sh' @('-c', "touch '$marker'")) -Result $recorded -WhatIf | Should -BeNullOrEmpty
+        Test-Path $marker | Should -BeFalse
+    }
+
     It 'writes a per-request error and goes on with the next request from the pipeline' {
         $good = New-Req '/bin/echo' @('ok')
         $bad = New-Req '/bin/echo' -Extra @{ cwd = '..' }

@@ -401,16 +401,26 @@ Describe 'Typed errors for malformed input' {
     It 'a result whose content does not match its result_digest is ResultDigestMismatch' {
         $h = $Fx.Result | ConvertFrom-Json -AsHashtable
         $h.exit_code = 1
-        { New-RequiemProof -Request $Fx.Request -Result $h -Cas $Cas } | Should -Throw -ErrorId 'ResultDigestMismatch,Requiem.PowerShell.NewRequiemProofCommand'
+        { New-RequiemProof -Request $Fx.Request -Result $h -Cas $Cas -ErrorAction Stop } | Should -Throw -ErrorId 'ResultDigestMismatch,Requiem.PowerShell.NewRequiemProofCommand'
     }
 
     It 'a request that did not produce the result is RequestDigestMismatch' {
         $r = $Fx.Request.Clone(); $r.command = '/bin/false'
-        { New-RequiemProof -Request $r -Result $Fx.Result -Cas $Cas } | Should -Throw -ErrorId 'RequestDigestMismatch,Requiem.PowerShell.NewRequiemProofCommand'
+        { New-RequiemProof -Request $r -Result $Fx.Result -Cas $Cas -ErrorAction Stop } | Should -Throw -ErrorId 'RequestDigestMismatch,Requiem.PowerShell.NewRequiemProofCommand'
     }
 
     It 'a result whose objects are not in the store is ProofObjectMissing' {
-        { New-RequiemProof -Request $Fx.Request -Result $Fx.Result -Cas (Join-Path $Dir 'other-cas') } | Should -Throw -ErrorId 'ProofObjectMissing,Requiem.PowerShell.NewRequiemProofCommand'
+        { New-RequiemProof -Request $Fx.Request -Result $Fx.Result -Cas (Join-Path $Dir 'other-cas') -ErrorAction Stop } | Should -Throw -ErrorId 'ProofObjectMissing,Requiem.PowerShell.NewRequiemProofCommand'
+    }
+
+    It 'writes an error for a piped result that cannot be proven and still proves the next one' {
+        $bad = $Fx.Result | ConvertFrom-Json -AsHashtable
+        $bad.exit_code = 1
+        $out = @($bad, $Fx.Result) | New-RequiemProof -Request $Fx.Request -Cas $Cas -ErrorVariable errs -ErrorAction SilentlyContinue
+        @($out).Count | Should -Be 1
+        $out.MerkleRoot | Should -Match '^[0-9a-f]{64}$'
+        @($errs).Count | Should -Be 1
+        $errs[0].FullyQualifiedErrorId | Should -Be 'ResultDigestMismatch,Requiem.PowerShell.NewRequiemProofCommand'
     }
 }
 

@@ -120,11 +120,12 @@ public static class DriftAnalyzer
 {
     public const int MaxExcerpt = 160;
 
-    public static DriftReport Analyze(BenchReport report, CasStore? cas)
+    public static DriftReport Analyze(BenchReport report, CasStore? cas, CancellationToken cancel = default)
     {
         var cases = new List<DriftCase>();
         foreach (var c in report.Cases)
         {
+            cancel.ThrowIfCancellationRequested();
             var groups = c.Runs.GroupBy(r => r.ResultDigest, StringComparer.Ordinal)
                 .Select(g => g.OrderBy(r => r.Index).ToList())
                 .OrderByDescending(g => g.Count).ThenBy(g => g[0].Index)
@@ -134,6 +135,7 @@ public static class DriftAnalyzer
             var reference = groups[0][0];
             foreach (var other in groups.Skip(1).Select(g => g[0]))
             {
+                cancel.ThrowIfCancellationRequested();
                 foreach (var d in Differences(reference, other, cas))
                 {
                     if (!varying.Contains(d.Field)) varying.Add(d.Field);

@@ -44,6 +44,8 @@ public sealed class ProofVerifyOptions
     public bool RequireSignature { get; init; }
     /// <summary>Require the bytes to be exactly the canonical serialization (files); off for bundles given as objects.</summary>
     public bool RequireCanonical { get; init; } = true;
+    /// <summary>Stops re-hashing large objects promptly (Ctrl+C); verification then throws OperationCanceledException.</summary>
+    public CancellationToken Cancel { get; init; }
 }
 
 /// <summary>
@@ -178,14 +180,15 @@ public static class ProofVerifier
         if (root != bundle.MerkleRoot)
             v.AddReason($"merkle_root: the leaves hash to {root}, not to the bundle's merkle_root {bundle.MerkleRoot} (a digest or version field was altered)");
 
-        if (options.Store is { } store) VerifyObjects(bundle, store, hash, v);
+        if (options.Store is { } store) VerifyObjects(bundle, store, hash, v, options.Cancel);
     }
 
-    private static byte[]? ReadObject(CasStore store, string digest, string label, ProofVerification v, string empty)
+    /// <summary>Reads a small object the verifier needs to parse (request, result transcript), verified.</summary>
+    private static byte[]? ReadObject(CasStore store, string digest, string label, ProofVerification v, string empty, CancellationToken cancel)
     {
         try
         {
-            var bytes = store.ReadAllBytes(digest);
+            var bytes = store.ReadAllBytes(digest, cancel);
             v.ObjectsChecked++;
             return bytes;
         }
@@ -205,11 +208,30 @@ public static class ProofVerifier
         return null;
     }
 
-    private static void VerifyObjects(ProofBundle bundle, CasStore store, HashPrimitive hash, ProofVerification v)
+    /// <summary>Re-hashes an object as it streams from the store (outputs can be large: memory stays flat).</summary>
+    private static void CheckObject(CasStore store, string digest, string label, ProofVerification v, string empty, CancellationToken cancel)
+    {
+        try
+        {
+            store.GetInfo(digest, verify: true, cancel);
+            v.ObjectsChecked++;
+        }
+        catch (RequiemException ex) when (ex.ErrorId == "CasObjectNotFound")
+        {
+            if (digest == empty) v.ObjectsChecked++;
+            else v.AddReason($"{label} {digest}: missing from the CAS at '{store.Root}'");
+        }
+        catch (RequiemException ex)
+        {
+            v.AddReason($"{label} {digest}: {ex.Message}");
+        }
+    }
+
+    private static void VerifyObjects(ProofBundle bundle, CasStore store, HashPrimitive hash, ProofVerification v, CancellationToken cancel)
     {
         var empty = ExecDocuments.EmptyObjectDigest(hash);
 
-        var request = ReadObject(store, bundle.RequestObject, "request_object", v, empty);
+        var request = ReadObject(store, bundle.RequestObject, "request_object", v, empty, cancel);
         if (request is not null)
         {
             var digest = hash.HashBytes(request, HashDomain.Request);
@@ -220,7 +242,7 @@ public static class ProofVerifier
         }
 
         ExecResultView? view = null;
-        var transcript = ReadObject(store, bundle.ReplayTranscriptDigest, "replay_transcript_digest", v, empty);
+        var transcript = ReadObject(store, bundle.ReplayTranscriptDigest, "replay_transcript_digest", v, empty, cancel);
         if (transcript is not null)
         {
             try
@@ -258,16 +280,16 @@ public static class ProofVerifier
         for (var i = 0; i < bundle.OutputDigests.Count; i++)
         {
             var label = labels is not null && i < labels.Count ? $"output_digests[{i}] ({labels[i]})" : $"output_digests[{i}]";
-            ReadObject(store, bundle.OutputDigests[i], label, v, empty);
+            CheckObject(store, bundle.OutputDigests[i], label, v, empty, cancel);
         }
-        ReadObject(store, bundle.PolicyDigest, "policy_digest", v, empty);
+        CheckObject(store, bundle.PolicyDigest, "policy_digest", v, empty, cancel);
         for (var i = 1; i < bundle.InputDigests.Count; i++)
         {
             // Input files are recorded by digest; they are checked when the store holds them.
             if (store.Contains(bundle.InputDigests[i]))
             {
                 var label = view is not null && i - 1 < view.InputFiles.Count ? $"input_digests[{i}] (input file '{view.InputFiles[i - 1].Path}')" : $"input_digests[{i}]";
-                ReadObject(store, bundle.InputDigests[i], label, v, empty);
+                CheckObject(store, bundle.InputDigests[i], label, v, empty, cancel);
             }
         }
     }

@@ -9,7 +9,7 @@ namespace Requiem.PowerShell;
 /// Compare-RequiemBench: baseline vs current, per case and metric, with a Mann-Whitney U test; -FailOnRegression
 /// turns a regression into a terminating error (PerformanceRegression) for CI gates.
 /// </summary>
-[Cmdlet(VerbsData.Compare, "RequiemBench", DefaultParameterSetName = BaselineSet)]
+[Cmdlet(VerbsData.Compare, "RequiemBench", DefaultParameterSetName = BaselineSet, SupportsShouldProcess = true)]
 [OutputType(typeof(BenchComparison))]
 public sealed class CompareRequiemBenchCommand : RequiemCmdlet
 {
@@ -76,9 +76,13 @@ public sealed class CompareRequiemBenchCommand : RequiemCmdlet
 
     protected override void ProcessRecord()
     {
-        var current = Run(() => BenchInput.Report(Current, ResolveNewPath, "Current"));
+        // A bad current report is this item's error (the next piped report is still compared); a regression under
+        // -FailOnRegression is the gate and stops the pipeline.
+        var current = TryRun(() => BenchInput.Report(Current, ResolveNewPath, "Current"));
+        if (current is null) return;
         var gated = Metric.Aggregate((BenchMetric)0, (a, m) => a | m);
-        var comparison = Run(() => BenchComparer.Compare(_baseline!, current, Threshold, Confidence, gated, AllowSpecChange));
+        var comparison = TryRun(() => BenchComparer.Compare(_baseline!, current, Threshold, Confidence, gated, AllowSpecChange));
+        if (comparison is null) return;
         if (Recheck > 0 && comparison.Regressed)
         {
             WriteVerbose($"Regression suspected in {string.Join(", ", comparison.RegressedCases)}: re-measuring up to {Recheck} time(s) to confirm.");
@@ -93,9 +97,8 @@ public sealed class CompareRequiemBenchCommand : RequiemCmdlet
             foreach (var m in c.Metrics.Where(m => m.Gated))
                 WriteVerbose($"{c.Name} {m.Metric}: {m.Statement}");
         }
-        if (OutFile is not null)
+        if (OutFile is not null && ResolveNewPath(OutFile) is var path && ShouldProcess(path, "Write the comparison JSON"))
         {
-            var path = ResolveNewPath(OutFile);
             Run(() => { Requiem.Engine.IO.AtomicFile.WriteAllText(path, comparison.ToJson() + "\n"); return path; });
         }
         if (CiSummary) Run(() => CiWriter.Write(this, comparison, CiProvider.Auto, null));

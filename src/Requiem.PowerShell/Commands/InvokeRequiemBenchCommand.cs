@@ -6,7 +6,7 @@ using Requiem.PowerShell.Internal;
 namespace Requiem.PowerShell;
 
 /// <summary>Invoke-RequiemBench: runs a bench spec (or one shell command line) and returns the bench report.</summary>
-[Cmdlet(VerbsLifecycle.Invoke, "RequiemBench", DefaultParameterSetName = CommandSet)]
+[Cmdlet(VerbsLifecycle.Invoke, "RequiemBench", DefaultParameterSetName = CommandSet, SupportsShouldProcess = true)]
 [OutputType(typeof(BenchReport))]
 public sealed class InvokeRequiemBenchCommand : RequiemCmdlet
 {
@@ -112,6 +112,7 @@ public sealed class InvokeRequiemBenchCommand : RequiemCmdlet
             }
         }
 
+        if (!ShouldProcess($"{spec.Name}: {spec.Cases.Count} case(s), {spec.Runs} run(s) each" + (OutFile is null ? "" : $", report to {ResolveNewPath(OutFile)}"), "Run benchmark")) return;
         var store = OpenStore(Cas, AllowHashFallback);
         var runner = new BenchRunner(store, location, CreateEngineOutput(ProgressId)) { Calibrate = !NoCalibration };
         var report = Run(() => runner.Run(spec, CancellationToken));

@@ -11,7 +11,7 @@ using Requiem.PowerShell.Internal;
 namespace Requiem.PowerShell;
 
 /// <summary>Invoke-RequiemExec: the seed's <c>exec run</c> — run requests in the sandbox, record everything in the CAS.</summary>
-[Cmdlet(VerbsLifecycle.Invoke, "RequiemExec", DefaultParameterSetName = RequestSet)]
+[Cmdlet(VerbsLifecycle.Invoke, "RequiemExec", DefaultParameterSetName = RequestSet, SupportsShouldProcess = true)]
 [OutputType(typeof(ExecResult))]
 public sealed class InvokeRequiemExecCommand : RequiemCmdlet
 {
@@ -142,6 +142,7 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
                     "The request's strict policy cannot be met on this machine, so nothing was run: " + string.Join("; ", plan.Violations) + ".",
                     string.Join(",", plan.RequestedButMissing))));
         }
+        if (!ShouldProcess(Describe(request), "Run in the Requiem sandbox")) return;
         _mode ??= request.Policy.SchedulerMode == "repro" ? SchedulerMode.Repro : SchedulerMode.Turbo;
         if (_mode == SchedulerMode.Repro)
         {
@@ -181,10 +182,16 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
         if (OutFile is not null && _written.Count > 0)
         {
             var path = ResolveNewPath(OutFile);
+            // Confirmed with the run itself (-WhatIf runs nothing, so there is nothing to write).
             JsonNode doc = _written.Count == 1 ? _written[0].ToJsonNode() : new JsonArray(_written.Select(r => (JsonNode?)r.ToJsonNode()).ToArray());
             Run(() => { Requiem.Engine.IO.AtomicFile.WriteAllText(path, doc.ToJsonString(JsonContract.Indented) + "\n"); return path; });
         }
     }
+
+    /// <summary>The command line as -WhatIf/-Confirm show it (display only: the argv is never re-joined to run).</summary>
+    private static string Describe(ExecRequest request) =>
+        string.Join(' ', new[] { request.Command }.Concat(request.Argv).Select(a => a.Length == 0 || a.Any(char.IsWhiteSpace) ? "'" + a.Replace("'", "''") + "'" : a))
+        + $" (in {request.WorkspaceRoot})";
 
     private ExecResult? RunOne(ExecRequest request)
     {

@@ -7,7 +7,7 @@ using Requiem.PowerShell.Internal;
 namespace Requiem.PowerShell;
 
 /// <summary>Invoke-RequiemReplay: the seed's <c>exec replay</c> — re-execute a request and compare with a recorded result.</summary>
-[Cmdlet(VerbsLifecycle.Invoke, "RequiemReplay")]
+[Cmdlet(VerbsLifecycle.Invoke, "RequiemReplay", SupportsShouldProcess = true)]
 [OutputType(typeof(ReplayReport))]
 public sealed class InvokeRequiemReplayCommand : RequiemCmdlet
 {
@@ -50,6 +50,7 @@ public sealed class InvokeRequiemReplayCommand : RequiemCmdlet
             return ExecRequestParser.Parse(System.Text.Encoding.UTF8.GetString(bytes), Config, recorded.RequestBlobDigest);
         });
         if (request is null) { if (Quiet) WriteObject(false); return; }
+        if (!ShouldProcess($"{request.Command} (recorded result {recorded.ResultDigest})", "Re-run in the Requiem sandbox and compare")) return;
         // The runner raises warnings from worker threads: queue them and write them here, on the pipeline thread.
         var output = new QueuedEngineOutput();
         var replayed = TryRun(() => ExecRunner.Run(request, new ExecOptions { Store = store, Output = output }, CancellationToken));

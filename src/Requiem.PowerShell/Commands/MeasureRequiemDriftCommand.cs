@@ -8,7 +8,7 @@ using Requiem.PowerShell.Internal;
 namespace Requiem.PowerShell;
 
 /// <summary>Measure-RequiemDrift: groups a bench report's runs by result digest and explains any variation.</summary>
-[Cmdlet(VerbsDiagnostic.Measure, "RequiemDrift")]
+[Cmdlet(VerbsDiagnostic.Measure, "RequiemDrift", SupportsShouldProcess = true)]
 [OutputType(typeof(DriftReport))]
 public sealed class MeasureRequiemDriftCommand : RequiemCmdlet
 {
@@ -36,7 +36,8 @@ public sealed class MeasureRequiemDriftCommand : RequiemCmdlet
 
     protected override void ProcessRecord()
     {
-        var report = Run(() => BenchInput.Report(Bench, ResolveNewPath, "Bench"));
+        var report = TryRun(() => BenchInput.Report(Bench, ResolveNewPath, "Bench"));
+        if (report is null) return;
         if (!_storeTried)
         {
             _storeTried = true;
@@ -52,10 +53,10 @@ public sealed class MeasureRequiemDriftCommand : RequiemCmdlet
                 WriteWarning($"The CAS at '{root}' cannot be opened ({ex.Message}); drift is reported without the content of the differences.");
             }
         }
-        var drift = DriftAnalyzer.Analyze(report, _store);
-        if (OutFile is not null)
+        var drift = TryRun(() => DriftAnalyzer.Analyze(report, _store, CancellationToken));
+        if (drift is null) return;
+        if (OutFile is not null && ResolveNewPath(OutFile) is var path && ShouldProcess(path, "Write the drift report JSON"))
         {
-            var path = ResolveNewPath(OutFile);
             Run(() => { Requiem.Engine.IO.AtomicFile.WriteAllText(path, drift.ToJson() + "\n"); return path; });
         }
         if (CiSummary) Run(() => CiWriter.Write(this, drift, CiProvider.Auto, null));

@@ -57,19 +57,23 @@ public sealed class NewRequiemProofCommand : RequiemCmdlet
     protected override void ProcessRecord()
     {
         var store = _store!;
-        var result = Run(() => ExecDocumentInput.Resolve(this, Result, store, isResult: true));
+        // Each piped result is its own item: one that cannot be proven is written as an error and the next goes on.
+        var result = TryRun(() => ExecDocumentInput.Resolve(this, Result, store, isResult: true));
+        if (result is null) return;
         result = ExecDocumentInput.PreferStoredResult(store, result);
-        var request = Request is null ? null : Run(() => ExecDocumentInput.Resolve(this, Request, store, isResult: false));
+        var request = Request is null ? null : TryRun(() => ExecDocumentInput.Resolve(this, Request, store, isResult: false));
+        if (Request is not null && request is null) return;
         var target = _outFile ?? $"CAS '{store.Root}'";
         if (!ShouldProcess(target, "Create proof bundle")) return;
         _count++;
         if (_count > 1 && _outFile is not null && !_outIsDirectory)
             WriteWarning($"Several results were piped with one -OutFile: '{_outFile}' holds only the last proof (give a directory to keep each).");
-        var info = Run(() => ProofBuilder.Create(store, request, result, _key, _outIsDirectory ? null : _outFile));
+        var info = TryRun(() => ProofBuilder.Create(store, request, result, _key, _outIsDirectory ? null : _outFile));
+        if (info is null) return;
         if (_outIsDirectory)
         {
             var file = System.IO.Path.Combine(_outFile!, info.MerkleRoot + ".proof.json");
-            Run(() => { ProofBuilder.WriteFile(file, info.Json); return file; });
+            if (TryRun(() => { ProofBuilder.WriteFile(file, info.Json); return file; }) is null) return;
             info = info with { Path = file };
         }
         WriteObject(info);

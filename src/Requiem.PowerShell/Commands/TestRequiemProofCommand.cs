@@ -172,8 +172,13 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
 
     private ProofVerification Verify(byte[] bytes, bool requireCanonical, string? path)
     {
-        var options = new ProofVerifyOptions { Store = _store, Keys = _keys, RequireSignature = RequireSignature, RequireCanonical = requireCanonical };
-        var v = ProofVerifier.Verify(bytes, options, _store!.HashPrimitive);
+        var options = new ProofVerifyOptions
+        {
+            Store = _store, Keys = _keys, RequireSignature = RequireSignature, RequireCanonical = requireCanonical, Cancel = CancellationToken,
+        };
+        ProofVerification v;
+        try { v = ProofVerifier.Verify(bytes, options, _store!.HashPrimitive); }
+        catch (OperationCanceledException) when (CancellationToken.IsCancellationRequested) { throw new PipelineStoppedException(); }
         v.Path = path;
         if (Replay) RunReplay(v);
         Requiem.Engine.Metrics.MetricsRegistry.Add(Requiem.Engine.Metrics.Counter.ProofVerified);
