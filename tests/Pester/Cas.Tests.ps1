@@ -605,8 +605,17 @@ Import-Module '$ModulePath'
         Get-ErrorId { Get-RequiemCasObject -Cas $badConfig } | Should -Be 'UnsupportedCasVersion,Requiem.PowerShell.GetRequiemCasObjectCommand'
     }
 
-    It 'Export refuses a directory destination, a missing folder, and -NoClobber over an existing file' {
-        Get-ErrorId { Export-RequiemCasObject -Cas $BStore -Hash $BGood.Hash -Destination $Dir -ErrorAction Stop } | Should -Be 'PathIsDirectory,Requiem.PowerShell.ExportRequiemCasObjectCommand'
+    It 'Export writes into a folder under the hash, refuses a reused file destination, a missing folder, and -NoClobber over an existing file' {
+        $folder = Join-Path $Dir 'export-folder'
+        New-Item -ItemType Directory $folder | Out-Null
+        $other = Add-RequiemCasObject -Cas $BStore -InputObject 'other object'
+        $files = $BGood.Hash, $other.Hash | Export-RequiemCasObject -Cas $BStore -Destination $folder -PassThru
+        $files.Name | Should -Be @($BGood.Hash, $other.Hash)
+        Get-Content -Raw (Join-Path $folder $BGood.Hash) | Should -Be 'good'
+        $one = Join-Path $Dir 'one-file.bin'
+        $null = $BGood.Hash, $other.Hash | Export-RequiemCasObject -Cas $BStore -Destination $one -ErrorVariable errs -ErrorAction SilentlyContinue
+        $errs[0].FullyQualifiedErrorId | Should -Be 'DestinationReused,Requiem.PowerShell.ExportRequiemCasObjectCommand'
+        Get-Content -Raw $one | Should -Be 'good'   # the first export was not overwritten
         Get-ErrorId { Export-RequiemCasObject -Cas $BStore -Hash $BGood.Hash -Destination (Join-Path $Dir 'nope/out.bin') -ErrorAction Stop } | Should -Be 'DirectoryNotFound,Requiem.PowerShell.ExportRequiemCasObjectCommand'
         $existing = Join-Path $Dir 'existing.txt'
         Set-Content $existing 'keep me'

@@ -493,6 +493,17 @@ Describe 'Portable archive (Export-RequiemProof / Import-RequiemProof)' {
         ($ArchiveProof | Export-RequiemProof -Destination $dest -Cas $Cas -Force).ObjectCount | Should -Be 7
     }
 
+    It 'refuses to let a second piped proof replace the first in one archive file, even with -Force' {
+        $fx2 = New-ProofFixture -Cas $Cas -Stdout "second`n" -Seed 2
+        $second = New-RequiemProof -Request $fx2.Request -Result $fx2.Result -Cas $Cas
+        $second.MerkleRoot | Should -Not -Be $ArchiveProof.MerkleRoot
+        $one = Join-Path $Dir 'one.proof.tar'
+        $out = $ArchiveProof, $second | Export-RequiemProof -Destination $one -Cas $Cas -Force -ErrorVariable errs -ErrorAction SilentlyContinue
+        @($out).Count | Should -Be 1
+        $errs[0].FullyQualifiedErrorId | Should -Be 'DestinationReused,Requiem.PowerShell.ExportRequiemProofCommand'
+        (Import-RequiemProof -Path $one -Cas (Join-Path $Dir 'reuse-cas')).MerkleRoot | Should -Be $ArchiveProof.MerkleRoot
+    }
+
     It 'refuses an archive with a corrupted object and imports nothing' {
         $bytes = [IO.File]::ReadAllBytes($Archive)
         $needle = [Text.Encoding]::UTF8.GetBytes("report`n")

@@ -48,6 +48,9 @@ public sealed class ExportRequiemCasObjectCommand : RequiemCmdlet
     [ValidateNotNullOrEmpty]
     public string? Cas { get; set; }
 
+    /// <summary>Files this invocation wrote, with the object each holds (a second object must not replace the first).</summary>
+    private readonly Dictionary<string, string> _written = new(StringComparer.Ordinal);
+
     protected override void BeginProcessing() => _store = OpenStore(Cas, create: false);
 
     protected override void ProcessRecord()
@@ -70,10 +73,18 @@ public sealed class ExportRequiemCasObjectCommand : RequiemCmdlet
         }
 
         var destination = ResolveNewPath(Destination);
+        // A folder receives each object under its full hash, so many piped hashes can share one -Destination.
+        if (Directory.Exists(destination)) destination = System.IO.Path.Combine(destination, hash);
+        if (_written.TryGetValue(destination, out var earlier) && earlier != hash)
+        {
+            WriteError(RequiemCmdlet.ToErrorRecord(new RequiemException("DestinationReused", ErrorKind.InvalidArgument,
+                $"Object {hash} would overwrite object {earlier} exported to '{destination}' by this command; give a folder as -Destination to keep each.", hash)));
+            return;
+        }
         if (Directory.Exists(destination))
         {
             WriteError(RequiemCmdlet.ToErrorRecord(new RequiemException("PathIsDirectory", ErrorKind.InvalidArgument,
-                $"The destination '{destination}' is a directory; give a file name.", Destination)));
+                $"The destination '{destination}' is a directory.", Destination)));
             return;
         }
         var dir = System.IO.Path.GetDirectoryName(destination);
@@ -102,6 +113,7 @@ public sealed class ExportRequiemCasObjectCommand : RequiemCmdlet
             }
             File.Move(tmp, destination, overwrite: !NoClobber);
             done = true;
+            _written[destination] = hash;
             if (PassThru) WriteObject(new FileInfo(destination));
         }
         catch (RequiemException ex)

@@ -78,8 +78,19 @@ public sealed class ExportRequiemProofCommand : RequiemCmdlet
     {
         var destination = ResolveNewPath(Destination);
         if (Directory.Exists(destination)) destination = System.IO.Path.Combine(destination, root + ".proof.tar");
+        if (_written.TryGetValue(destination, out var earlier) && earlier != root)
+        {
+            WriteError(ToErrorRecord(new RequiemException("DestinationReused", ErrorKind.InvalidArgument,
+                $"Proof {root} would overwrite proof {earlier} exported to '{destination}' by this command; give a folder as -Destination to keep each.", root)));
+            return;
+        }
         if (!ShouldProcess(destination, $"Export proof {root} with its objects")) return;
         var info = TryRun(() => ProofArchive.Export(_store!, document, destination, Force, CancellationToken));
-        if (info is not null) WriteObject(info);
+        if (info is null) return;
+        _written[destination] = root;
+        WriteObject(info);
     }
+
+    /// <summary>Archives this invocation wrote, with the proof each holds (-Force must not let a second proof replace the first).</summary>
+    private readonly Dictionary<string, string> _written = new(StringComparer.Ordinal);
 }
