@@ -505,6 +505,12 @@ Describe 'Refs' {
         (Get-RequiemCasRef -Cas $store -Name 'results/*').Hash | Should -Be $o.Hash
         (Get-Content -Raw (Join-Path $store 'refs/results/run-1')).Trim() | Should -Be $o.Hash
         Get-ErrorId { Get-RequiemCasRef -Cas $store -Name 'nope' -ErrorAction Stop } | Should -Be 'RefNotFound,Requiem.PowerShell.GetRequiemCasRefCommand'
+        # exact names from the pipeline: each found (or reported) on its own, in order
+        $got = 'pinned', 'nope', 'results/run-1' | Get-RequiemCasRef -Cas $store -ErrorVariable refErrs -ErrorAction SilentlyContinue
+        $got.Name | Should -Be @('pinned', 'results/run-1')
+        $got[0].Exists | Should -BeTrue
+        @($refErrs).Count | Should -Be 1
+        Get-ErrorId { Get-RequiemCasRef -Cas $store -Name '../escape' -ErrorAction Stop } | Should -Be 'InvalidRefName,Requiem.PowerShell.GetRequiemCasRefCommand'
         Get-ErrorId { Set-RequiemCasRef -Cas $store -Name '../escape' -Hash $o.Hash -ErrorAction Stop } | Should -Be 'InvalidRefName,Requiem.PowerShell.SetRequiemCasRefCommand'
         Get-ErrorId { Set-RequiemCasRef -Cas $store -Name 'x' -Hash ('1' * 64) -ErrorAction Stop } | Should -Be 'CasObjectNotFound,Requiem.PowerShell.SetRequiemCasRefCommand'
         Remove-RequiemCasRef -Cas $store -Name 'pinned' -WhatIf

@@ -23,25 +23,40 @@ public sealed class GetRequiemCasRefCommand : RequiemCmdlet
 
     protected override void BeginProcessing() => _store = OpenStore(Cas, create: false);
 
+    /// <summary>Every ref, listed once per command and only when a wildcard (or no name) needs it.</summary>
+    private List<(string Name, string Hash)>? _all;
+
     protected override void ProcessRecord()
     {
         var store = _store!;
-        var all = store.EnumerateRefs().ToList();
         if (Name is null)
         {
-            foreach (var r in all) WriteObject(ToInfo(store, r.Name, r.Hash));
+            foreach (var r in store.EnumerateRefs()) WriteObject(ToInfo(store, r.Name, r.Hash));
             return;
         }
         foreach (var n in Name)
         {
-            var pattern = new WildcardPattern(n, WildcardOptions.None);
-            var matches = all.Where(r => pattern.IsMatch(r.Name)).ToList();
-            if (matches.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(n))
+            if (!WildcardPattern.ContainsWildcardCharacters(n))
             {
-                WriteError(ToErrorRecord(new RequiemException("RefNotFound", ErrorKind.ObjectNotFound, $"There is no ref named '{n}'.", n)));
+                // An exact name is one file read, however many refs the store holds (results/ grows with every run).
+                string? hash;
+                try { hash = store.GetRef(n); }
+                catch (RequiemException ex)
+                {
+                    WriteError(ToErrorRecord(ex)); // e.g. InvalidRefName
+                    continue;
+                }
+                if (hash is null)
+                {
+                    WriteError(ToErrorRecord(new RequiemException("RefNotFound", ErrorKind.ObjectNotFound, $"There is no ref named '{n}'.", n)));
+                    continue;
+                }
+                WriteObject(ToInfo(store, n, hash));
                 continue;
             }
-            foreach (var r in matches) WriteObject(ToInfo(store, r.Name, r.Hash));
+            _all ??= store.EnumerateRefs().Select(r => (r.Name, r.Hash)).ToList();
+            var pattern = new WildcardPattern(n, WildcardOptions.None);
+            foreach (var r in _all.Where(r => pattern.IsMatch(r.Name))) WriteObject(ToInfo(store, r.Name, r.Hash));
         }
     }
 

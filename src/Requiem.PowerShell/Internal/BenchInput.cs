@@ -87,15 +87,7 @@ internal static class BenchInput
                 break;
             case string or FileInfo:
                 target = value is FileInfo fi ? fi.FullName : resolvePath((string)value);
-                try { json = File.ReadAllText(target); }
-                catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
-                {
-                    throw new RequiemException("FileNotFound", ErrorKind.ObjectNotFound, $"'{target}' does not exist.", target, ex);
-                }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-                {
-                    throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Cannot read '{target}': {ex.Message}", target, ex);
-                }
+                json = InputFile.ReadAllText(target, "File");
                 break;
             case PSCustomObject or IDictionary:
             case var _ when input is PSObject { BaseObject: PSCustomObject }:
@@ -134,16 +126,6 @@ internal static class BenchInput
 
     private static BenchSpec LoadSpec(string path)
     {
-        string json;
-        try { json = File.ReadAllText(path); }
-        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new RequiemException("FileNotFound", ErrorKind.ObjectNotFound, $"Bench spec '{path}' does not exist.", path, ex);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Cannot read '{path}': {ex.Message}", path, ex);
-        }
-        return BenchSpec.Parse(json, path);
+        return BenchSpec.Parse(InputFile.ReadAllText(path, "Bench spec"), path);
     }
 }

@@ -80,21 +80,8 @@ internal static class ExecDocumentInput
 
     private static JsonObject ReadFile(string path, string what, string errorId)
     {
-        string text;
-        try
-        {
-            if (Directory.Exists(path)) throw new RequiemException("PathIsDirectory", ErrorKind.InvalidArgument, $"'{path}' is a directory, not a {what} file.", path);
-            text = File.ReadAllText(path);
-        }
-        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new RequiemException("FileNotFound", ErrorKind.ObjectNotFound,
-                $"'{path}' does not exist (the {what} may be a JSON file, JSON text, a hashtable, an object or a CAS digest).", path, ex);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Cannot read '{path}': {ex.Message}", path, ex);
-        }
+        var text = InputFile.ReadAllText(path, "The " + what + " file",
+            $" (the {what} may be a JSON file, JSON text, a hashtable, an object or a CAS digest)");
         return ExecDocuments.ParseObject(text, what, errorId, path);
     }
 }

@@ -40,20 +40,7 @@ internal static class ExecInput
 
     private static ExecRequest FromFile(string path, RequiemConfig config)
     {
-        string text;
-        try
-        {
-            text = File.ReadAllText(path);
-        }
-        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new RequiemException("FileNotFound", ErrorKind.ObjectNotFound, $"Request file '{path}' does not exist.", path, ex);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Cannot read request file '{path}': {ex.Message}", path, ex);
-        }
-        return ExecRequestParser.Parse(text, config, path);
+        return ExecRequestParser.Parse(InputFile.ReadAllText(path, "Request file"), config, path);
     }
 
     public static object? Unwrap(object? o)
@@ -170,20 +157,5 @@ internal static class ExecInput
         }
     }
 
-    private static string ReadText(string path)
-    {
-        try
-        {
-            return File.ReadAllText(path);
-        }
-        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new RequiemException("FileNotFound", ErrorKind.ObjectNotFound, $"File '{path}' does not exist.", path, ex);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new RequiemException(Directory.Exists(path) ? "PathIsDirectory" : "FileReadError",
-                ex is UnauthorizedAccessException ? ErrorKind.PermissionDenied : ErrorKind.ReadError, $"Cannot read '{path}': {ex.Message}", path, ex);
-        }
-    }
+    private static string ReadText(string path) => InputFile.ReadAllText(path, "File");
 }
