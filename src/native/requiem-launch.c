@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -45,6 +44,13 @@
 #include <unistd.h>
 
 extern char **environ;
+
+/* From <linux/capability.h>, spelled out so that the file also builds against musl (musl-gcc sees no kernel headers). */
+#define CAP_NET_ADMIN 12
+#define CAP_SYS_ADMIN 21
+#define LINUX_CAPABILITY_VERSION_3 0x20080522
+struct cap_header { unsigned int version; int pid; };
+struct cap_data { unsigned int effective, permitted, inheritable; };
 
 #define SETUP_FAILED 125
 
@@ -96,12 +102,12 @@ static int status_of(int st)
 /* Removes a capability from the bounding set (so execve cannot give it back) and from the current sets. */
 static void drop_capabilities(const int *caps, int n)
 {
-    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
-    struct __user_cap_data_struct data[2];
+    struct cap_header header = { LINUX_CAPABILITY_VERSION_3, 0 };
+    struct cap_data data[2];
     if (syscall(SYS_capget, &header, data) != 0) fail("capget", NULL);
     for (int i = 0; i < n; i++) {
         if (prctl(PR_CAPBSET_DROP, caps[i], 0, 0, 0) != 0) fail("prctl", "PR_CAPBSET_DROP");
-        __u32 bit = 1u << (caps[i] % 32);
+        unsigned int bit = 1u << (caps[i] % 32);
         data[caps[i] / 32].effective &= ~bit;
         data[caps[i] / 32].permitted &= ~bit;
         data[caps[i] / 32].inheritable &= ~bit;
