@@ -421,18 +421,18 @@ public static class ExecRunner
     private static async Task SuperviseAsync(ExecPlan plan, RunOutcome outcome, CancellationToken cancel,
         Stream stdin, Stream stdout, Stream stderr, Func<CancellationToken, Task> waitForExit, Action kill, Func<int> exitCode)
     {
-        // stdin and the two pumps do blocking pipe I/O on their own short-lived threads: on the thread pool they would
-        // starve it (2 blocked reads per run on a 2-core machine) and delay every continuation.
+        // stdin and the two pumps do blocking pipe I/O on dedicated, reused threads (ExecIoThreads): on the thread pool
+        // they would starve it (2 blocked reads per run on a 2-core machine) and delay every continuation.
         var stdinTask = plan.Request.Stdin is { } text
-            ? StartThread(() =>
+            ? ExecIoThreads.Run(() =>
             {
                 try { stdin.Write(Encoding.UTF8.GetBytes(text)); }
                 catch (IOException) { /* the command closed its stdin early */ }
                 finally { try { stdin.Dispose(); } catch (IOException) { } }
             })
             : CloseNow(stdin);
-        var outTask = StartThread(() => outcome.Stdout.Pump(stdout));
-        var errTask = StartThread(() => outcome.Stderr.Pump(stderr));
+        var outTask = ExecIoThreads.Run(() => outcome.Stdout.Pump(stdout));
+        var errTask = ExecIoThreads.Run(() => outcome.Stderr.Pump(stderr));
 
         using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(plan.Request.TimeoutMs));
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancel);
@@ -472,18 +472,6 @@ public static class ExecRunner
         {
             outcome.ExitCode = exitCode();
         }
-    }
-
-    private static Task StartThread(Action body)
-    {
-        var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var t = new Thread(() =>
-        {
-            try { body(); tcs.SetResult(); }
-            catch (Exception ex) { tcs.SetException(ex); }
-        }, 256 * 1024) { IsBackground = true, Name = "requiem-exec-io" };
-        t.Start();
-        return tcs.Task;
     }
 
     private static Task CloseNow(Stream stdin)
