@@ -29,7 +29,8 @@ public static class ExecRunner
 {
     /// <summary>Bytes read and discarded after max_output_bytes before the pipe is closed (the writer then gets SIGPIPE/EPIPE).</summary>
     public const long OverflowDrainBytes = 16L << 20;
-    private const int SpillThreshold = 1 << 20;
+    /// <summary>Captured output beyond this many bytes moves from memory to a temp file in the CAS.</summary>
+    internal const int SpillThreshold = 1 << 20;
     /// <summary>requiem-launch's exit status when it could not set up the sandbox (its message starts "requiem-launch: ").</summary>
     private const int LauncherSetupFailed = 125;
 
@@ -551,7 +552,7 @@ public sealed class BoundedCapture : IDisposable
 
     private void Write(ReadOnlySpan<byte> data)
     {
-        if (_memory is not null && _memory.Length + data.Length > 1 << 20)
+        if (_memory is not null && _memory.Length + data.Length > ExecRunner.SpillThreshold)
         {
             _tempPath = _store.NewTempPath();
             Directory.CreateDirectory(Path.GetDirectoryName(_tempPath)!);

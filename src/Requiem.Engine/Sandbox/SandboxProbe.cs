@@ -150,10 +150,12 @@ public sealed class SandboxProbe
     {
         var configured = Environment.GetEnvironmentVariable("REQUIEM_LAUNCHER");
         if (string.Equals(configured, "none", StringComparison.OrdinalIgnoreCase)) return null;
-        if (!string.IsNullOrEmpty(configured)) return configured;
-        var dir = Path.GetDirectoryName(typeof(SandboxProbe).Assembly.Location);
-        return string.IsNullOrEmpty(dir) ? null : Path.Combine(dir, "requiem-launch");
+        return string.IsNullOrEmpty(configured) ? s_builtLauncher : configured;
     }
+
+    /// <summary>Where the build puts the launcher: next to Requiem.Engine.dll (looked up once, not on every run).</summary>
+    private static readonly string? s_builtLauncher =
+        Path.GetDirectoryName(typeof(SandboxProbe).Assembly.Location) is { Length: > 0 } dir ? Path.Combine(dir, "requiem-launch") : null;
 
     /// <summary>Runs a fresh probe (tests use this; everyone else uses <see cref="Current"/>).</summary>
     public static SandboxProbe Run() => Run(LauncherCandidate());
@@ -368,9 +370,8 @@ public sealed class SandboxProbe
                 dropsCaps = c.Ok && LacksCapabilities(c.Out);
                 if (!dropsCaps) notes.Add("requiem-launch did not drop CAP_SYS_ADMIN/CAP_NET_ADMIN: " + c.Describe());
             }
-            var l = Exec(path, pre.Concat(new[] { "--pidns", "--as", "1073741824", "--cpu", "97", "--nofile", "93", "--nproc", "4093", "--", cat, "/proc/self/limits" }).ToArray());
-            var limits = l.Ok && LimitIs(l.Out, "Max cpu time", "97") && LimitIs(l.Out, "Max open files", "93")
-                         && LimitIs(l.Out, "Max address space", "1073741824") && LimitIs(l.Out, "Max processes", "4093");
+            var l = Exec(path, pre.Concat(new[] { "--pidns", "--as", ProbeAs, "--cpu", ProbeCpu, "--nofile", ProbeNofile, "--nproc", ProbeNproc, "--", cat, "/proc/self/limits" }).ToArray());
+            var limits = l.Ok && ProbeLimitsReadBack(l.Out);
             if (!limits) notes.Add("requiem-launch did not apply rlimits: " + l.Describe());
             return new LauncherResult(path, userNs, net, net && shared is not null, limits, dropsCaps);
         }
@@ -453,9 +454,8 @@ public sealed class SandboxProbe
         else if (unshare is null) notes.Add("unshare (util-linux) not found");
         if (prlimit is not null)
         {
-            var r = Exec(prlimit, new[] { "--as=1073741824", "--cpu=97", "--nofile=93", "--nproc=4093", "--", cat, "/proc/self/limits" });
-            prOk = r.Ok && LimitIs(r.Out, "Max cpu time", "97") && LimitIs(r.Out, "Max open files", "93")
-                   && LimitIs(r.Out, "Max address space", "1073741824") && LimitIs(r.Out, "Max processes", "4093");
+            var r = Exec(prlimit, new[] { "--as=" + ProbeAs, "--cpu=" + ProbeCpu, "--nofile=" + ProbeNofile, "--nproc=" + ProbeNproc, "--", cat, "/proc/self/limits" });
+            prOk = r.Ok && ProbeLimitsReadBack(r.Out);
             if (!prOk) notes.Add("prlimit did not apply limits: " + r.Describe());
         }
         else notes.Add("prlimit (util-linux) not found");
@@ -581,6 +581,14 @@ public sealed class SandboxProbe
         var ifaces = netDev.Split('\n').Skip(2).Select(l => l.Split(':')[0].Trim()).Where(s => s.Length > 0).ToList();
         return ifaces.Count > 0 && ifaces.All(i => i == "lo");
     }
+
+    // Unusual values, so that reading them back proves they were applied and are not the machine's defaults.
+    private const string ProbeAs = "1073741824", ProbeCpu = "97", ProbeNofile = "93", ProbeNproc = "4093";
+
+    /// <summary>/proc/self/limits shows the four probe limits, soft = hard.</summary>
+    private static bool ProbeLimitsReadBack(string limits) =>
+        LimitIs(limits, "Max cpu time", ProbeCpu) && LimitIs(limits, "Max open files", ProbeNofile)
+        && LimitIs(limits, "Max address space", ProbeAs) && LimitIs(limits, "Max processes", ProbeNproc);
 
     private static bool LimitIs(string limits, string name, string value) =>
         limits.Split('\n').Any(l => l.StartsWith(name, StringComparison.Ordinal) &&
