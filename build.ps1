@@ -138,8 +138,8 @@ function Invoke-Build {
 }
 
 function Get-PesterModulePath {
-    $root = Get-NuGetPackageRoot
-    $psd1 = Join-Path $root "pester/$PesterVersion/tools/Pester.psd1"
+    $packages = Get-NuGetPackageRoot
+    $psd1 = Join-Path $packages "pester/$PesterVersion/tools/Pester.psd1"
     if (-not (Test-Path $psd1)) {
         Invoke-Native dotnet @('restore', (Join-Path $Root 'build/tools.proj'), '--nologo', '-v', 'quiet')
     }
