@@ -38,13 +38,15 @@ public sealed class BenchReport
         static string F(double v) => v.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture);
         var sb = new System.Text.StringBuilder();
         sb.Append($"Bench {(Spec.Name is { } n ? n + " " : "")}(spec {SpecDigest[..12]}, {Machine.Cores} cores, {Machine.OsPlatform}, {Measurement}, requiem {Tool.Version})\n");
-        var width = Math.Max(4, Cases.Max(c => Math.Min(30, c.Name.Length)));
-        sb.Append($"  {"Case".PadRight(width)} {"Runs",4} {"Median ms",10} {"Mean ± sd ms",18} {"Min ms",9} {"Max ms",9} {"Outl",4} {"Fail",4}\n");
+        // At most 80 columns (CI logs): min and max are in Cases[i].Statistics and the per-case table.
+        const int maxName = 30;
+        var width = Math.Max(4, Cases.Max(c => Math.Min(maxName, c.Name.Length)));
+        sb.Append($"  {"Case".PadRight(width)} {"Runs",4} {"Median ms",10} {"Mean ± sd ms",18} {"Outl",4} {"Fail",4}\n");
         foreach (var c in Cases)
         {
             var w = c.Statistics.WallMs;
-            var name = c.Name.Length > 30 ? c.Name[..29] + "…" : c.Name;
-            sb.Append($"  {name.PadRight(width)} {w.Count,4} {F(w.Median),10} {F(w.Mean) + " ± " + F(w.Stddev),18} {F(w.Min),9} {F(w.Max),9} {w.OutliersLow + w.OutliersHigh,4} {c.Statistics.FailedRuns,4}\n");
+            var name = c.Name.Length > maxName ? c.Name[..(maxName - 1)] + "…" : c.Name;
+            sb.Append($"  {name.PadRight(width)} {w.Count,4} {F(w.Median),10} {F(w.Mean) + " ± " + F(w.Stddev),18} {w.OutliersLow + w.OutliersHigh,4} {c.Statistics.FailedRuns,4}\n");
         }
         return sb.ToString();
     }
