@@ -24,6 +24,7 @@ public sealed class CompareRequiemBenchCommand : RequiemCmdlet
     /// <summary>A baseline saved with Invoke-RequiemBench -SaveRef (ref bench/&lt;name&gt; in the CAS).</summary>
     [Parameter(Mandatory = true, ParameterSetName = BaselineRefSet)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(CasRefCompleter))]
     public string? BaselineRef { get; set; }
 
     /// <summary>The current report (or path); Invoke-RequiemBench output can be piped here.</summary>

@@ -13,6 +13,7 @@ public sealed class GetRequiemCasRefCommand : RequiemCmdlet
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(CasRefCompleter))]
     public string[]? Name { get; set; }
 
     [Parameter]

@@ -67,6 +67,7 @@ public sealed class InvokeRequiemBenchCommand : RequiemCmdlet
     /// <summary>Store the report in the CAS under the ref bench/&lt;name&gt; (a reusable baseline).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(CasRefCompleter))]
     public string? SaveRef { get; set; }
 
     /// <summary>Do not run the machine-speed probe between runs (the report then has no calibration).</summary>

@@ -11,6 +11,7 @@ public sealed class RemoveRequiemCasRefCommand : RequiemCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(CasRefCompleter))]
     public string[] Name { get; set; } = Array.Empty<string>();
 
     [Parameter]

@@ -1,8 +1,6 @@
 using System.Collections;
 using System.Management.Automation;
 using System.Management.Automation.Language;
-using Requiem.Engine.Cas;
-using Requiem.Engine.Config;
 using Requiem.Engine.Hashing;
 
 namespace Requiem.PowerShell.Internal;
@@ -20,12 +18,8 @@ public sealed class CasHashCompleter : IArgumentCompleter
         {
             var prefix = (wordToComplete ?? "").Trim('\'', '"').ToLowerInvariant();
             if (!Hex.IsHex(prefix)) return results;
-            string? explicitRoot = fakeBoundParameters.Contains("Cas") ? fakeBoundParameters["Cas"]?.ToString() : null;
-            if (explicitRoot is not null && !Path.IsPathRooted(explicitRoot))
-                explicitRoot = Path.Combine(Environment.CurrentDirectory, explicitRoot);
-            var root = RequiemPaths.ResolveCasRoot(explicitRoot);
-            if (!File.Exists(Path.Combine(root, CasStore.ConfigFileName))) return results;
-            var store = CasStore.Open(root, HashPrimitive.Select(false), create: false);
+            var store = CompletionStore.TryOpen(fakeBoundParameters);
+            if (store is null) return results;
             foreach (var hash in store.FindByPrefix(prefix, Limit))
             {
                 var info = store.GetInfo(hash, verify: false);

@@ -1,0 +1,67 @@
+# Tab completion of ref names, as a user gets it from TabExpansion2 (what the console calls on Tab).
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'TestSetup.ps1')
+    $script:Work = New-TestDirectory
+    $script:Store = Join-Path $Work 'store'
+    $hash = (Add-RequiemCasObject -Cas $Store -InputObject 'completion').Hash
+    foreach ($name in 'release/1.0', 'release/1.1', 'nightly') { $null = Set-RequiemCasRef -Cas $Store -Name $name -Hash $hash }
+    $script:Hash = $hash
+    # Two saved bench baselines: refs bench/main and bench/feature-x.
+    $null = Invoke-RequiemBench -Command 'true' -Runs 2 -Warmup 0 -Cas $Store -SaveRef main
+    $null = Invoke-RequiemBench -Command 'true' -Runs 2 -Warmup 0 -Cas $Store -SaveRef feature-x
+
+    function script:Complete([string] $Line) {
+        @((TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches)
+    }
+}
+AfterAll { Remove-Item -Recurse -Force $Work -ErrorAction Ignore }
+
+Describe 'Ref name completion' {
+    It '<Command> -Name completes the refs that start with what was typed' -ForEach @(
+        @{ Command = 'Get-RequiemCasRef' }
+        @{ Command = 'Remove-RequiemCasRef' }
+        @{ Command = 'Set-RequiemCasRef' }
+    ) {
+        $found = Complete "$Command -Cas '$Store' -Name rel"
+        ($found.CompletionText | Sort-Object) | Should -Be @('release/1.0', 'release/1.1')
+        $found[0].ToolTip | Should -BeLike "release/1.0 -> $Hash"
+    }
+
+    It 'lists every ref when nothing was typed, bench baselines included' {
+        $names = (Complete "Get-RequiemCasRef -Cas '$Store' -Name ").CompletionText
+        $names | Should -Contain 'nightly'
+        $names | Should -Contain 'bench/main'
+        $names | Should -Contain 'release/1.1'
+    }
+
+    It 'accepts wildcards in what was typed' {
+        (Complete "Get-RequiemCasRef -Cas '$Store' -Name *1.1").CompletionText | Should -Be @('release/1.1')
+    }
+
+    It 'completes the positional name too' {
+        (Complete "Remove-RequiemCasRef -Cas '$Store' night").CompletionText | Should -Be @('nightly')
+    }
+
+    It 'reads the default store (REQUIEM_CAS) when -Cas is not given' {
+        $saved = $env:REQUIEM_CAS
+        try {
+            $env:REQUIEM_CAS = $Store
+            (Complete 'Get-RequiemCasRef -Name nigh').CompletionText | Should -Be @('nightly')
+        }
+        finally { $env:REQUIEM_CAS = $saved }
+    }
+
+    It '<Command> -<Parameter> completes saved bench baselines without the bench/ prefix' -ForEach @(
+        @{ Command = 'Compare-RequiemBench -Current x.json'; Parameter = 'BaselineRef' }
+        @{ Command = "Invoke-RequiemBench -Command 'true'"; Parameter = 'SaveRef' }
+    ) {
+        ((Complete "$Command -Cas '$Store' -$Parameter ").CompletionText | Sort-Object) | Should -Be @('feature-x', 'main')
+        (Complete "$Command -Cas '$Store' -$Parameter ma").CompletionText | Should -Be @('main')
+    }
+
+    It 'offers nothing (and no error) when the store does not exist' {
+        $missing = Join-Path $Work 'no-store-here'
+        Complete "Get-RequiemCasRef -Cas '$missing' -Name " | Should -BeNullOrEmpty
+        Test-Path $missing | Should -BeFalse -Because 'completion never creates a store'
+    }
+}
