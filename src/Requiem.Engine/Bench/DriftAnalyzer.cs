@@ -30,7 +30,7 @@ public sealed class DriftReport
         return r;
     }
 
-    /// <summary>The readable form (the seed's <c>drift pretty</c>).</summary>
+    /// <summary>The readable form (the Requiem CLI's <c>drift pretty</c>).</summary>
     public string ToPrettyString()
     {
         var sb = new StringBuilder();

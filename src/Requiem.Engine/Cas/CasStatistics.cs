@@ -12,7 +12,7 @@ public sealed class CasEncodingStatistic
     public required long StoredBytes { get; init; }
 }
 
-/// <summary>The result of <c>Get-RequiemCasStatistic</c> (the seed's <c>cas stats</c>).</summary>
+/// <summary>The result of <c>Get-RequiemCasStatistic</c> (the Requiem CLI's <c>cas stats</c>).</summary>
 public sealed class CasStatistics
 {
     public required string Root { get; init; }

@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace Requiem.Engine.Config;
 
 /// <summary>
-/// The seed's config file (schema version 1.1). Loaded from <see cref="RequiemPaths.ConfigFile"/> when present;
+/// The config file (schema version 1.1, the format the Requiem CLI reads). Loaded from <see cref="RequiemPaths.ConfigFile"/> when present;
 /// every field has a default so that an absent file means "defaults".
 /// </summary>
 public sealed class RequiemConfig

@@ -8,7 +8,7 @@ using Requiem.Engine.Json;
 namespace Requiem.Engine.Execution;
 
 /// <summary>
-/// The policy part of an execution request (seed fields plus cpu/fd/process limits and the stochastic flag).
+/// The policy part of an execution request (the Requiem CLI's fields plus cpu/fd/process limits and the stochastic flag).
 /// Null limits mean "not requested".
 /// </summary>
 public sealed class ExecPolicy

@@ -32,7 +32,7 @@ public sealed class SandboxReport
         "enforced: " + string.Join(", ", Enforced) + (NotEnforced.Length > 0 ? "; not enforced: " + string.Join(", ", NotEnforced) : "");
 }
 
-/// <summary>The seed's <c>determinism_confidence</c>.</summary>
+/// <summary>The result's <c>determinism_confidence</c>: how far a replay can be trusted to match, and why.</summary>
 public sealed class DeterminismConfidence
 {
     public string Level { get; set; } = "high";

@@ -187,7 +187,7 @@ public static class Replay
     }
 }
 
-/// <summary>The seed's <c>digest verify --result</c>: does a stored result still match its own digests?</summary>
+/// <summary>The Requiem CLI's <c>digest verify --result</c>: does a stored result still match its own digests?</summary>
 public sealed class ResultDigestVerification
 {
     public required bool Valid { get; init; }

@@ -1,6 +1,6 @@
 namespace Requiem.Engine.Hashing;
 
-/// <summary>Domain separation exactly as the seed: digest = H(prefix ‖ bytes).</summary>
+/// <summary>Domain separation exactly as the Requiem CLI: digest = H(prefix ‖ bytes).</summary>
 public enum HashDomain
 {
     /// <summary>Plain BLAKE3 of the bytes (what b3sum prints).</summary>

@@ -2,7 +2,7 @@ namespace Requiem.Engine.Hashing;
 
 /// <summary>
 /// Known-answer test of the BLAKE3 implementation, run once per process before the first digest.
-/// Vectors: the seed's "" and "hello", and official BLAKE3 test vectors (input byte i = i mod 251)
+/// Vectors: "" and "hello" (as the Requiem CLI hashes them), and official BLAKE3 test vectors (input byte i = i mod 251)
 /// that cross the 1024-byte chunk boundary.
 /// </summary>
 public static class HashSelfTest

@@ -7,7 +7,7 @@ using Requiem.Engine.Sandbox;
 
 namespace Requiem.Engine.Health;
 
-/// <summary>The seed's <c>sandbox_capabilities</c>: names of controls by probed status.</summary>
+/// <summary>The Requiem CLI's <c>sandbox_capabilities</c>: names of controls by probed status.</summary>
 public sealed class SandboxCapabilities
 {
     public string[] Enforced { get; init; } = Array.Empty<string>();
@@ -15,7 +15,7 @@ public sealed class SandboxCapabilities
     public string[] Unsupported { get; init; } = Array.Empty<string>();
 }
 
-/// <summary>The seed's <c>health</c> document, built by probing this machine.</summary>
+/// <summary>The Requiem CLI's <c>health</c> document, built by probing this machine.</summary>
 public sealed class HealthReport
 {
     public required string HashPrimitive { get; init; }
@@ -62,7 +62,7 @@ public sealed class HealthReport
         };
     }
 
-    /// <summary>The snake_case JSON document (seed field names first).</summary>
+    /// <summary>The snake_case JSON document (the Requiem CLI's field names first).</summary>
     public string ToJson()
     {
         static JsonArray Arr(IEnumerable<string> s) => new(s.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray());
@@ -105,7 +105,7 @@ public sealed class HealthCheck
     public required string Detail { get; init; }
 }
 
-/// <summary>The seed's <c>doctor</c>: checks with a status; any Fail is a blocker.</summary>
+/// <summary>The Requiem CLI's <c>doctor</c>: checks with a status; any Fail is a blocker.</summary>
 public static class Doctor
 {
     public static IReadOnlyList<HealthCheck> Run(string? casRoot, RequiemConfig? config, Exception? configError, SandboxProbe? probe = null)

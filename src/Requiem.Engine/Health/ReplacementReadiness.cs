@@ -5,7 +5,7 @@ using Requiem.Engine.Sandbox;
 
 namespace Requiem.Engine.Health;
 
-/// <summary>The seed's <c>validate-replacement</c>: is this installation ready to replace the previous engine?</summary>
+/// <summary>The Requiem CLI's <c>validate-replacement</c>: is this installation ready to replace the previous engine?</summary>
 public sealed class ReplacementReport
 {
     public required bool Ok { get; init; }
@@ -20,7 +20,7 @@ public sealed class ReplacementReport
     public required string CasVersion { get; init; }
     public required IReadOnlyList<HealthCheck> Checks { get; init; }
 
-    /// <summary>The seed's JSON: <c>{"ok":…,"blockers":[…],"hash_primitive":"blake3","hash_backend":"vendored",…}</c>.</summary>
+    /// <summary>The Requiem CLI's JSON: <c>{"ok":…,"blockers":[…],"hash_primitive":"blake3","hash_backend":"vendored",…}</c>.</summary>
     public string ToJson(bool indented = false) => JsonSerializer.Serialize(new
     {
         ok = Ok,

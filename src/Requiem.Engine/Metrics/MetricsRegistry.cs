@@ -6,7 +6,7 @@ using Requiem.Engine.Config;
 
 namespace Requiem.Engine.Metrics;
 
-/// <summary>The counters Requiem keeps (seed: <c>requiem metrics</c>). Names are the Prometheus names without the prefix.</summary>
+/// <summary>The counters Requiem keeps (the Requiem CLI's <c>requiem metrics</c>). Names are the Prometheus names without the prefix.</summary>
 public enum Counter
 {
     ExecTotal,
@@ -225,7 +225,7 @@ public sealed class MetricsSnapshot
     public long CasBytesWritten => Totals[Counter.CasBytesWritten];
     public long CasReadTotal => Totals[Counter.CasReadTotal];
     public long CasCorruptDetected => Totals[Counter.CasCorruptDetected];
-    /// <summary>Share of puts that found the object already stored (the seed's cas_hit_rate); 0 with no puts.</summary>
+    /// <summary>Share of puts that found the object already stored (the Requiem CLI's cas_hit_rate); 0 with no puts.</summary>
     public double CasHitRate => CasPutTotal == 0 ? 0 : (double)CasPutDeduplicated / CasPutTotal;
     public long DigestTotal => Totals[Counter.DigestTotal];
     public long DigestBytesTotal => Totals[Counter.DigestBytesTotal];

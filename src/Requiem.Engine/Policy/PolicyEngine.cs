@@ -15,7 +15,7 @@ public sealed class PolicyControl
     public required string Detail { get; init; }
 }
 
-/// <summary>The seed's <c>policy explain</c>: effective defaults (built-in + config sandbox.*) and every control.</summary>
+/// <summary>The Requiem CLI's <c>policy explain</c>: effective defaults (built-in + config sandbox.*) and every control.</summary>
 public sealed class PolicyExplanation
 {
     public required ExecPolicy EffectivePolicy { get; init; }
@@ -27,7 +27,7 @@ public sealed class PolicyExplanation
     public required string ConfidenceRule { get; init; }
 }
 
-/// <summary>The seed's <c>llm explain</c>: how LLM / stochastic workflows are treated.</summary>
+/// <summary>The Requiem CLI's <c>llm explain</c>: how LLM / stochastic workflows are treated.</summary>
 public sealed class LlmModeExplanation
 {
     public required string Mode { get; init; }
@@ -36,7 +36,7 @@ public sealed class LlmModeExplanation
     public required string Description { get; init; }
 }
 
-/// <summary>The seed's <c>policy check</c>: a request checked against the policy and this machine.</summary>
+/// <summary>The Requiem CLI's <c>policy check</c>: a request checked against the policy and this machine.</summary>
 public sealed class PolicyCheckResult
 {
     public required bool Valid { get; init; }

@@ -21,7 +21,7 @@ public sealed record ProofInfo
     public required IReadOnlyList<string> References { get; init; }
     /// <summary>The written file, when there is one.</summary>
     public string? Path { get; init; }
-    /// <summary>The bundle itself (seed fields).</summary>
+    /// <summary>The bundle itself (the Requiem CLI's fields).</summary>
     public required ProofBundle Bundle { get; init; }
     /// <summary>The exact file text: canonical JSON of the bundle (unsigned) or the DSSE envelope (signed), plus one LF.</summary>
     public required string Json { get; init; }

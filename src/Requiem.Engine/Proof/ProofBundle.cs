@@ -6,7 +6,7 @@ using Requiem.Engine.Json;
 namespace Requiem.Engine.Proof;
 
 /// <summary>
-/// A proof bundle (docs/CONTRACT.md, "Proof bundle"): the seed's fields plus what an offline verifier needs.
+/// A proof bundle (docs/CONTRACT.md, "Proof bundle"): the Requiem CLI's fields plus what an offline verifier needs.
 /// Serialized as RFC 8785 canonical JSON; every field is either a Merkle leaf, the root itself, or a fixed constant,
 /// so that no byte of a bundle can change without verification noticing.
 /// </summary>
@@ -31,7 +31,7 @@ public sealed record ProofBundle
     public required string PolicyDigest { get; init; }
     /// <summary>The CAS name of the canonical JSON of the whole execution result (the transcript a replay compares against).</summary>
     public required string ReplayTranscriptDigest { get; init; }
-    /// <summary>Always empty: kept for seed compatibility; real signatures live in the DSSE envelope.</summary>
+    /// <summary>Always empty: kept for compatibility with the Requiem CLI; real signatures live in the DSSE envelope.</summary>
     public string SignatureStub { get; init; } = "";
     public required string EngineVersion { get; init; }
     public required string ContractVersion { get; init; }

@@ -7,7 +7,7 @@ using Requiem.PowerShell.Internal;
 namespace Requiem.PowerShell;
 
 /// <summary>
-/// Add-RequiemCasObject: stores files, strings or bytes in the CAS (the seed's <c>cas put</c>). Small objects are
+/// Add-RequiemCasObject: stores files, strings or bytes in the CAS (the Requiem CLI's <c>cas put</c>). Small objects are
 /// written in batches that are flushed with one file-system sync, then renamed into place; results are emitted
 /// after each batch is durable.
 /// </summary>

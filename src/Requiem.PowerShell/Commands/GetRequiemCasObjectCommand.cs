@@ -4,7 +4,7 @@ using Requiem.PowerShell.Internal;
 
 namespace Requiem.PowerShell;
 
-/// <summary>Get-RequiemCasObject: verified information about objects (the seed's <c>cas info</c>), or a listing of all objects.</summary>
+/// <summary>Get-RequiemCasObject: verified information about objects (the Requiem CLI's <c>cas info</c>), or a listing of all objects.</summary>
 [Cmdlet(VerbsCommon.Get, "RequiemCasObject", DefaultParameterSetName = ListSet)]
 [OutputType(typeof(CasObjectInfo))]
 public sealed class GetRequiemCasObjectCommand : RequiemCmdlet

@@ -4,7 +4,7 @@ using Requiem.PowerShell.Internal;
 
 namespace Requiem.PowerShell;
 
-/// <summary>Get-RequiemCasStatistic: object count, logical and stored bytes, by encoding, largest objects, dedup hits (the seed's <c>cas stats</c>).</summary>
+/// <summary>Get-RequiemCasStatistic: object count, logical and stored bytes, by encoding, largest objects, dedup hits (the Requiem CLI's <c>cas stats</c>).</summary>
 [Cmdlet(VerbsCommon.Get, "RequiemCasStatistic")]
 [OutputType(typeof(CasStatistics))]
 public sealed class GetRequiemCasStatisticCommand : RequiemCmdlet

@@ -4,12 +4,12 @@ using Requiem.PowerShell.Internal;
 
 namespace Requiem.PowerShell;
 
-/// <summary>Get-RequiemHealth: the seed's <c>health</c> — versions, hash primitive and probed sandbox capabilities.</summary>
+/// <summary>Get-RequiemHealth: the Requiem CLI's <c>health</c> — versions, hash primitive and probed sandbox capabilities.</summary>
 [Cmdlet(VerbsCommon.Get, "RequiemHealth")]
 [OutputType(typeof(HealthReport), typeof(string))]
 public sealed class GetRequiemHealthCommand : RequiemCmdlet
 {
-    /// <summary>Emit the seed's snake_case JSON document instead of an object.</summary>
+    /// <summary>Emit the Requiem CLI's snake_case JSON document instead of an object.</summary>
     [Parameter]
     public SwitchParameter AsJson { get; set; }
 

@@ -12,7 +12,7 @@ public enum MetricFormat
     Prometheus,
 }
 
-/// <summary>Get-RequiemMetric: the seed's <c>metrics --format json|prom</c>.</summary>
+/// <summary>Get-RequiemMetric: the Requiem CLI's <c>metrics --format json|prom</c>.</summary>
 [Cmdlet(VerbsCommon.Get, "RequiemMetric")]
 [OutputType(typeof(MetricsSnapshot), typeof(string))]
 public sealed class GetRequiemMetricCommand : RequiemCmdlet

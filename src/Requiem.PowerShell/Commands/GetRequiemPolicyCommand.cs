@@ -4,7 +4,7 @@ using Requiem.PowerShell.Internal;
 
 namespace Requiem.PowerShell;
 
-/// <summary>Get-RequiemPolicy: the seed's <c>policy explain</c> (and <c>llm explain</c> with -Llm).</summary>
+/// <summary>Get-RequiemPolicy: the Requiem CLI's <c>policy explain</c> (and <c>llm explain</c> with -Llm).</summary>
 [Cmdlet(VerbsCommon.Get, "RequiemPolicy", DefaultParameterSetName = PolicySet)]
 [OutputType(typeof(PolicyExplanation), typeof(LlmModeExplanation))]
 public sealed class GetRequiemPolicyCommand : RequiemCmdlet
@@ -12,7 +12,7 @@ public sealed class GetRequiemPolicyCommand : RequiemCmdlet
     private const string PolicySet = "Policy";
     private const string LlmSet = "Llm";
 
-    /// <summary>Explain how LLM / stochastic workflows are classified (the seed's <c>llm explain</c>).</summary>
+    /// <summary>Explain how LLM / stochastic workflows are classified (the Requiem CLI's <c>llm explain</c>).</summary>
     [Parameter(Mandatory = true, ParameterSetName = LlmSet)]
     public SwitchParameter Llm { get; set; }
 

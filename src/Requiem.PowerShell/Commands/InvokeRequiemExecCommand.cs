@@ -10,7 +10,7 @@ using Requiem.PowerShell.Internal;
 
 namespace Requiem.PowerShell;
 
-/// <summary>Invoke-RequiemExec: the seed's <c>exec run</c> — run requests in the sandbox, record everything in the CAS.</summary>
+/// <summary>Invoke-RequiemExec: the Requiem CLI's <c>exec run</c> — run requests in the sandbox, record everything in the CAS.</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "RequiemExec", DefaultParameterSetName = RequestSet, SupportsShouldProcess = true)]
 [OutputType(typeof(ExecResult))]
 public sealed class InvokeRequiemExecCommand : RequiemCmdlet
@@ -23,7 +23,7 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
     private CasStore? _store;
     private SchedulerMode? _mode;
 
-    /// <summary>A request: path to a JSON file, JSON text, a hashtable with the seed's snake_case fields, or an ExecRequest.</summary>
+    /// <summary>A request: path to a JSON file, JSON text, a hashtable with the Requiem CLI's snake_case fields, or an ExecRequest.</summary>
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = RequestSet, ValueFromPipeline = true)]
     [ValidateNotNull]
     public object? Request { get; set; }

@@ -6,7 +6,7 @@ using Requiem.PowerShell.Internal;
 
 namespace Requiem.PowerShell;
 
-/// <summary>Invoke-RequiemReplay: the seed's <c>exec replay</c> — re-execute a request and compare with a recorded result.</summary>
+/// <summary>Invoke-RequiemReplay: the Requiem CLI's <c>exec replay</c> — re-execute a request and compare with a recorded result.</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "RequiemReplay", SupportsShouldProcess = true)]
 [OutputType(typeof(ReplayReport))]
 public sealed class InvokeRequiemReplayCommand : RequiemCmdlet

@@ -5,7 +5,7 @@ using Requiem.PowerShell.Internal;
 namespace Requiem.PowerShell;
 
 /// <summary>
-/// Optimize-RequiemCas: garbage collection (the seed's <c>cas gc</c>). Marks from refs through manifests and removes
+/// Optimize-RequiemCas: garbage collection (the Requiem CLI's <c>cas gc</c>). Marks from refs through manifests and removes
 /// unreferenced objects and stale temp files older than -GracePeriod. -WhatIf is the dry run.
 /// </summary>
 [Cmdlet(VerbsCommon.Optimize, "RequiemCas", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]

@@ -4,7 +4,7 @@ using Requiem.PowerShell.Internal;
 
 namespace Requiem.PowerShell;
 
-/// <summary>Test-RequiemCas: re-hashes objects (the seed's <c>cas verify</c>). A corrupt store is a report with Valid = $false, not an error.</summary>
+/// <summary>Test-RequiemCas: re-hashes objects (the Requiem CLI's <c>cas verify</c>). A corrupt store is a report with Valid = $false, not an error.</summary>
 [Cmdlet(VerbsDiagnostic.Test, "RequiemCas", DefaultParameterSetName = AllSet)]
 [OutputType(typeof(CasVerifyReport), typeof(bool))]
 public sealed class TestRequiemCasCommand : RequiemCmdlet

@@ -4,7 +4,7 @@ using Requiem.PowerShell.Internal;
 
 namespace Requiem.PowerShell;
 
-/// <summary>Test-RequiemConfig: the seed's <c>config validate</c>.</summary>
+/// <summary>Test-RequiemConfig: the Requiem CLI's <c>config validate</c>.</summary>
 [Cmdlet(VerbsDiagnostic.Test, "RequiemConfig", DefaultParameterSetName = PathSet)]
 [OutputType(typeof(ConfigValidation), typeof(bool))]
 public sealed class TestRequiemConfigCommand : RequiemCmdlet

@@ -39,7 +39,7 @@ public sealed class TestRequiemDigestCommand : RequiemCmdlet
     [Alias("Hash", "Digest")]
     public string Expected { get; set; } = "";
 
-    /// <summary>A stored execution result (path to its JSON, or the result object): verify its result_digest (seed: digest verify --result).</summary>
+    /// <summary>A stored execution result (path to its JSON, or the result object): verify its result_digest (the Requiem CLI's digest verify --result).</summary>
     [Parameter(Mandatory = true, ParameterSetName = ResultSet)]
     [ValidateNotNull]
     public object? Result { get; set; }

@@ -6,7 +6,7 @@ using Requiem.PowerShell.Internal;
 
 namespace Requiem.PowerShell;
 
-/// <summary>Test-RequiemHealth: the seed's <c>doctor</c> — every check with a status; Fail is a blocker.</summary>
+/// <summary>Test-RequiemHealth: the Requiem CLI's <c>doctor</c> — every check with a status; Fail is a blocker.</summary>
 [Cmdlet(VerbsDiagnostic.Test, "RequiemHealth")]
 [OutputType(typeof(HealthCheck), typeof(bool))]
 public sealed class TestRequiemHealthCommand : RequiemCmdlet

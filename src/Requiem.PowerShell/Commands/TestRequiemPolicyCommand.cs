@@ -4,7 +4,7 @@ using Requiem.PowerShell.Internal;
 
 namespace Requiem.PowerShell;
 
-/// <summary>Test-RequiemPolicy: the seed's <c>policy check</c> — a request checked against its policy and this machine, nothing run.</summary>
+/// <summary>Test-RequiemPolicy: the Requiem CLI's <c>policy check</c> — a request checked against its policy and this machine, nothing run.</summary>
 [Cmdlet(VerbsDiagnostic.Test, "RequiemPolicy")]
 [OutputType(typeof(PolicyCheckResult), typeof(bool))]
 public sealed class TestRequiemPolicyCommand : RequiemCmdlet

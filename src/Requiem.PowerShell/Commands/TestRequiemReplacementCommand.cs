@@ -6,7 +6,7 @@ using Requiem.PowerShell.Internal;
 
 namespace Requiem.PowerShell;
 
-/// <summary>Test-RequiemReplacement: the seed's <c>validate-replacement</c> — blockers to cutting over to this engine.</summary>
+/// <summary>Test-RequiemReplacement: the Requiem CLI's <c>validate-replacement</c> — blockers to cutting over to this engine.</summary>
 [Cmdlet(VerbsDiagnostic.Test, "RequiemReplacement")]
 [OutputType(typeof(ReplacementReport), typeof(bool), typeof(string))]
 public sealed class TestRequiemReplacementCommand : RequiemCmdlet
@@ -19,7 +19,7 @@ public sealed class TestRequiemReplacementCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter Quiet { get; set; }
 
-    /// <summary>Emit the seed's JSON document instead of an object.</summary>
+    /// <summary>Emit the Requiem CLI's JSON document instead of an object.</summary>
     [Parameter]
     public SwitchParameter AsJson { get; set; }
 

@@ -11,7 +11,7 @@ namespace Requiem.PowerShell.Internal;
 internal static class ExecInput
 {
     /// <summary>
-    /// A request from a hashtable (seed snake_case keys), an <see cref="ExecRequest"/>, a PSCustomObject, JSON text, or a
+    /// A request from a hashtable (the request's snake_case keys), an <see cref="ExecRequest"/>, a PSCustomObject, JSON text, or a
     /// path to a JSON file (resolved by <paramref name="resolvePath"/>). Every malformation is a typed RequiemException.
     /// </summary>
     public static ExecRequest ToRequest(object? input, RequiemConfig config, Func<string, string> resolvePath)
