@@ -257,7 +257,11 @@ try {
         foreach ($l in $page.Links) {
             $w.WriteStartElement('maml', 'navigationLink', $ns.maml)
             $w.WriteElementString('maml', 'linkText', $ns.maml, $l.Text)
-            $w.WriteElementString('maml', 'uri', $ns.maml, $l.Uri)
+            # Get-Help -Online opens the first non-empty uri and fails on one that is not absolute (a page's
+            # relative .md link, which only helps readers of docs/help), so only absolute links are kept.
+            $absolute = $null
+            $uri = [uri]::TryCreate($l.Uri, [UriKind]::Absolute, [ref]$absolute) ? $l.Uri : ''
+            $w.WriteElementString('maml', 'uri', $ns.maml, $uri)
             $w.WriteEndElement()
         }
         $w.WriteEndElement()
