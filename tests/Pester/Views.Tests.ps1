@@ -69,6 +69,16 @@ Describe 'Default table views at 80 columns' {
         @{ Name = 'Test-RequiemProof'; Row = 'run.proof.json'; Produce = { Test-RequiemProof -Path $ProofFile } }
         @{ Name = 'Export-RequiemProof'; Row = 'run.proof.tar'; Produce = { Export-RequiemProof -Path $ProofFile -Destination (Join-Path $Work 'run.proof.tar') -Force } }
         @{ Name = 'Import-RequiemProof'; Row = 'run.proof.tar'; Produce = { Import-RequiemProof -Path (Join-Path $Work 'run.proof.tar') } }
+        @{ Name = 'Test-RequiemCas corrupt objects'; Row = 'content hashes to'; Produce = {
+                $store = Join-Path $Work 'corrupt-store'
+                $object = 'corrupt me' | Add-RequiemCasObject -Cas $store
+                $bytes = [IO.File]::ReadAllBytes($object.ObjectPath); $bytes[0] = $bytes[0] -bxor 1
+                [IO.File]::WriteAllBytes($object.ObjectPath, $bytes)
+                (Test-RequiemCas -Cas $store).Corrupt } }
+        @{ Name = 'Optimize-RequiemCas candidates'; Row = 'Object'; Produce = {
+                $store = Join-Path $Work 'gc-store'
+                $null = 'unreferenced' | Add-RequiemCasObject -Cas $store
+                (Optimize-RequiemCas -Cas $store -GracePeriod 0 -WhatIf 6>$null).Candidates } }
         @{ Name = 'Invoke-RequiemBench cases'; Row = 'true-command'; Produce = { $Bench.Cases } }
         @{ Name = 'Invoke-RequiemBench runs'; Row = '0'; Produce = { $Bench.Cases[0].Runs } }
         @{ Name = 'Compare-RequiemBench cases'; Row = 'true-command'; Produce = { ($Bench | Compare-RequiemBench -Baseline $Bench).Cases } }
