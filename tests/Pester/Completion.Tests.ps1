@@ -42,6 +42,12 @@ Describe 'Ref name completion' {
         (Complete "Remove-RequiemCasRef -Cas '$Store' night").CompletionText | Should -Be @('nightly')
     }
 
+    It 'resolves a relative -Cas against the current location' {
+        Push-Location $Work
+        try { (Complete "Get-RequiemCasRef -Cas ./store -Name nigh").CompletionText | Should -Be @('nightly') }
+        finally { Pop-Location }
+    }
+
     It 'reads the default store (REQUIEM_CAS) when -Cas is not given' {
         $saved = $env:REQUIEM_CAS
         try {
