@@ -27,6 +27,7 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
 
     private CasStore? _store;
     private List<VerificationKey> _keys = new();
+    private readonly List<object> _verified = new();
 
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet)]
     [SupportsWildcards]
@@ -259,7 +260,10 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
     private void Emit(ProofVerification v)
     {
         WriteObject(Quiet ? v.Valid : v);
-        if (FailOnInvalid && !v.Valid)
+        if (!FailOnInvalid) return;
+        _verified.Add(v);
+        Run(() => { CiWriter.WriteStepOutputs(this, _verified); return true; });
+        if (!v.Valid)
         {
             var ex = new RequiemException("ProofInvalid", ErrorKind.SecurityError,
                 $"The proof {v.Path ?? v.MerkleRoot} is invalid: {string.Join("; ", v.Reasons)}", v.Path ?? v.MerkleRoot);
