@@ -115,11 +115,13 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     };
 
     /// <summary>
-    /// Resolves -Path (wildcards) or -LiteralPath to file-system paths. Each path that cannot be resolved, or that is
-    /// not on the FileSystem provider, is a non-terminating error (FileNotFound / NotFileSystemPath) and is skipped.
+    /// Resolves -Path (wildcards) or -LiteralPath to file-system paths. Each path that cannot be resolved — missing,
+    /// a wildcard pattern that matches nothing, or not on the FileSystem provider — is a non-terminating error
+    /// (FileNotFound / NotFileSystemPath) and is skipped; <paramref name="onError"/> replaces writing it (-Quiet).
     /// </summary>
-    protected List<string> ResolveFileSystemPaths(IEnumerable<string> paths, bool literal)
+    protected List<string> ResolveFileSystemPaths(IEnumerable<string> paths, bool literal, Action<ErrorRecord>? onError = null)
     {
+        onError ??= WriteError;
         var resolved = new List<string>();
         foreach (var path in paths)
         {
@@ -128,10 +130,10 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
                 if (literal)
                 {
                     var p = SessionState.Path.GetUnresolvedProviderPathFromPSPath(path, out var provider, out _);
-                    if (!IsFileSystem(provider, path)) continue;
+                    if (!IsFileSystem(provider, path, onError)) continue;
                     if (!File.Exists(p) && !Directory.Exists(p))
                     {
-                        WriteError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, $"Cannot find path '{path}' because it does not exist.", path));
+                        onError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, $"Cannot find path '{path}' because it does not exist.", path));
                         continue;
                     }
                     resolved.Add(p);
@@ -139,21 +141,28 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
                 else
                 {
                     var list = GetResolvedProviderPathFromPSPath(path, out var provider);
-                    if (!IsFileSystem(provider, path)) continue;
+                    if (!IsFileSystem(provider, path, onError)) continue;
+                    if (list.Count == 0)
+                    {
+                        // PowerShell resolves a pattern that matches nothing to an empty list, silently: say so, as for a missing file.
+                        onError(NewError("FileNotFound", ErrorCategory.ObjectNotFound,
+                            $"Cannot find path '{path}' because no file matches the wildcard pattern.", path));
+                        continue;
+                    }
                     resolved.AddRange(list);
                 }
             }
             catch (ItemNotFoundException)
             {
-                WriteError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, $"Cannot find path '{path}' because it does not exist.", path));
+                onError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, $"Cannot find path '{path}' because it does not exist.", path));
             }
             catch (System.Management.Automation.DriveNotFoundException ex)
             {
-                WriteError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, ex.Message, path));
+                onError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, ex.Message, path));
             }
             catch (ProviderNotFoundException ex)
             {
-                WriteError(NewError("NotFileSystemPath", ErrorCategory.InvalidArgument, ex.Message, path));
+                onError(NewError("NotFileSystemPath", ErrorCategory.InvalidArgument, ex.Message, path));
             }
         }
         return resolved;
@@ -175,10 +184,10 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     protected string ResolveNewPath(string path) =>
         SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
 
-    private bool IsFileSystem(ProviderInfo provider, string path)
+    private bool IsFileSystem(ProviderInfo provider, string path, Action<ErrorRecord> onError)
     {
         if (provider.ImplementingType == typeof(Microsoft.PowerShell.Commands.FileSystemProvider)) return true;
-        WriteError(NewError("NotFileSystemPath", ErrorCategory.InvalidArgument,
+        onError(NewError("NotFileSystemPath", ErrorCategory.InvalidArgument,
             $"'{path}' is on the {provider.Name} provider; only file-system paths can be used.", path));
         return false;
     }
