@@ -1187,8 +1187,8 @@ public sealed partial class CasStore
         new("FileReadError", ex is UnauthorizedAccessException ? ErrorKind.PermissionDenied : ErrorKind.ReadError,
             $"Cannot read '{path}': {ex.Message}", path, ex);
 
-    public static RequiemException NotFound(string hash) =>
-        new("CasObjectNotFound", ErrorKind.ObjectNotFound, $"CAS object {hash} is not in the store.", hash);
+    public RequiemException NotFound(string hash) =>
+        new("CasObjectNotFound", ErrorKind.ObjectNotFound, $"CAS object {hash} is not in the store at '{Root}'.", hash);
 
     public static RequiemException Corrupt(string hash, string why, Exception? inner = null) =>
         new("CasObjectCorrupt", ErrorKind.InvalidData, $"CAS object {hash} is corrupt: {why}.", hash, inner);

@@ -110,7 +110,9 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
                 }
                 break;
             default:
-                var files = ResolveFileSystemPaths(ParameterSetName == PathSet ? Path : LiteralPath, ParameterSetName == LiteralPathSet);
+                // Under the gate, a path that names no proof fails it: a CI step must not pass because nothing was checked.
+                var files = ResolveFileSystemPaths(ParameterSetName == PathSet ? Path : LiteralPath, ParameterSetName == LiteralPathSet,
+                    FailOnInvalid ? ThrowTerminatingError : null);
                 var throttle = new ProgressThrottle(TimeSpan.FromMilliseconds(250), checkEvery: 8);
                 for (var i = 0; i < files.Count; i++)
                 {
@@ -159,6 +161,9 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
     {
         try
         {
+            if (Directory.Exists(file))
+                throw new RequiemException("PathIsDirectory", ErrorKind.InvalidArgument,
+                    $"'{file}' is a directory, not a proof file; to verify the proofs in it, use -Path '{System.IO.Path.Combine(file, "*.json")}'.", file);
             var info = new FileInfo(file);
             if (!info.Exists) throw new RequiemException("FileNotFound", ErrorKind.ObjectNotFound, $"'{file}' does not exist.", file);
             if (info.Length > MaxBundleBytes)
