@@ -166,7 +166,7 @@ public sealed class AddRequiemCasObjectCommand : RequiemCmdlet
         }
     }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         StorePipedBytes();
         CommitAndEmit();

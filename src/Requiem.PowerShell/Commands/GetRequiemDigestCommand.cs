@@ -74,7 +74,7 @@ public sealed class GetRequiemDigestCommand : RequiemCmdlet
         }
     }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         HashPipedBytes();
         if (_count > 0) CompleteProgress(ProgressId, Activity);

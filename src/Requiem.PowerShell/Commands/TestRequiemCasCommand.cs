@@ -34,7 +34,7 @@ public sealed class TestRequiemCasCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter FailOnInvalid { get; set; }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         var store = OpenStore(Cas, create: false);
         var output = CreateEngineOutput(ProgressId);

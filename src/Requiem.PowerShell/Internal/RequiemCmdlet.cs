@@ -35,7 +35,60 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     {
         var explicitRoot = string.IsNullOrEmpty(cas) ? null : ResolveNewPath(cas);
         var hash = SelectHash(allowHashFallback);
-        return Run(() => CasStore.Open(RequiemPaths.ResolveCasRoot(explicitRoot, Config), hash, create));
+        var store = Run(() => CasStore.Open(RequiemPaths.ResolveCasRoot(explicitRoot, Config), hash, create));
+        if (!_stores.Any(s => s.Root == store.Root))
+            WriteVerbose($"Store: {store.Root} ({DescribeStoreSource(explicitRoot)}); config: {DescribeConfig()}.");
+        _stores.Add(store);
+        return store;
+    }
+
+    private readonly List<CasStore> _stores = new();
+
+    private string DescribeStoreSource(string? explicitRoot)
+    {
+        if (explicitRoot is not null) return "from -Cas";
+        if (!string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(RequiemPaths.CasVariable))) return $"from ${RequiemPaths.CasVariable}";
+        if (!string.IsNullOrWhiteSpace(Config.Cas.Path)) return "from cas.path in the config";
+        return "the default location";
+    }
+
+    private string DescribeConfig() =>
+        Config.SourcePath is { } file ? $"'{file}'" : $"the defaults (no config file at '{RequiemPaths.ConfigFile}')";
+
+    /// <summary>
+    /// Ends every Requiem cmdlet the same way: the cmdlet's own end (<see cref="EndProcessingCore"/>), then one verbose
+    /// line per store it used saying what happened there — so -Verbose answers "which store, and what did it do".
+    /// </summary>
+    protected sealed override void EndProcessing()
+    {
+        EndProcessingCore();
+        foreach (var byRoot in _stores.GroupBy(s => s.Root, StringComparer.Ordinal))
+        {
+            var all = byRoot.Select(s => s.Activity).ToList();
+            WriteVerbose(DescribeActivity(byRoot.Key, new CasActivity
+            {
+                ObjectsWritten = all.Sum(a => a.ObjectsWritten), BytesWritten = all.Sum(a => a.BytesWritten),
+                StoredBytesWritten = all.Sum(a => a.StoredBytesWritten), ObjectsDeduplicated = all.Sum(a => a.ObjectsDeduplicated),
+                BytesDeduplicated = all.Sum(a => a.BytesDeduplicated), ObjectsVerified = all.Sum(a => a.ObjectsVerified),
+                BytesVerified = all.Sum(a => a.BytesVerified),
+            }));
+        }
+    }
+
+    /// <summary>What a cmdlet does at the end of the pipeline (PowerShell's EndProcessing).</summary>
+    protected virtual void EndProcessingCore() { }
+
+    internal static string DescribeActivity(string root, CasActivity a)
+    {
+        if (a.IsEmpty) return $"Store {root}: nothing stored or read back.";
+        var parts = new List<string>();
+        if (a.ObjectsWritten > 0 || a.ObjectsDeduplicated > 0)
+        {
+            parts.Add($"{a.ObjectsWritten} object(s) stored ({a.BytesWritten} bytes, {a.StoredBytesWritten} on disk)");
+            parts.Add($"{a.ObjectsDeduplicated} already present ({a.BytesDeduplicated} bytes deduplicated)");
+        }
+        if (a.ObjectsVerified > 0) parts.Add($"{a.ObjectsVerified} object(s) verified ({a.BytesVerified} bytes re-hashed)");
+        return $"Store {root}: {string.Join(", ", parts)}.";
     }
 
     /// <summary>
