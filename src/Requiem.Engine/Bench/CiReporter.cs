@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using Requiem.Engine.Cas;
+using Requiem.Engine.Proof;
 
 namespace Requiem.Engine.Bench;
 
@@ -29,6 +31,11 @@ public sealed class CiOutput
 /// </summary>
 public static class CiReporter
 {
+    public const string SupportedInputs =
+        "pass a bench comparison, drift report, bench report, proof verification (Test-RequiemProof) or CAS verification (Test-RequiemCas)";
+
+    /// <summary>Annotations beyond this many per report are summed up in one line, so a badly broken store does not flood the log.</summary>
+    private const int MaxAnnotations = 20;
     public static CiProvider Detect(Func<string, string?> env)
     {
         if (string.Equals(env("GITHUB_ACTIONS"), "true", StringComparison.OrdinalIgnoreCase)) return CiProvider.GitHub;
@@ -44,8 +51,10 @@ public static class CiReporter
             BenchComparison c => Comparison(c, issues),
             DriftReport d => Drift(d, issues),
             BenchReport r => Report(r, issues),
+            ProofVerification p => Proof(p, issues),
+            CasVerifyReport v => Cas(v, issues),
             _ => throw new RequiemException("UnsupportedInputType", ErrorKind.InvalidArgument,
-                $"Cannot write a CI report for a {input.GetType().Name}; pass a bench comparison, drift report or bench report.", input),
+                $"Cannot write a CI report for a {input.GetType().Name}; {SupportedInputs}.", input),
         };
         var lines = issues.Select(i => provider switch
         {
@@ -103,6 +112,95 @@ public static class CiReporter
             var w = c.Statistics.WallMs;
             sb.Append($"| {Md(c.Name)} | {w.Count} | {N(w.Median)} | {N(w.Mean)} ± {N(w.Stddev)} | {N(w.Min)} | {N(w.P95)} | {N(w.Max)} | {w.OutliersLow + w.OutliersHigh} | {c.Statistics.FailedRuns} |\n");
             if (c.Statistics.FailedRuns > 0) issues.Add(("warning", $"Failed runs: {c.Name}", $"{c.Statistics.FailedRuns} of {w.Count} measured runs exited non-zero or timed out"));
+        }
+        return sb.ToString();
+    }
+
+    private static string Proof(ProofVerification p, List<(string, string, string)> issues)
+    {
+        var name = p.Path ?? (p.MerkleRoot is { } root ? "proofs/" + root : "proof");
+        var sb = new StringBuilder();
+        sb.Append(p.Valid ? "### :white_check_mark: Proof verified\n\n" : "### :x: Proof invalid\n\n");
+        sb.Append("| Proof | Merkle root | Signed | Objects checked | Verdict |\n|---|---|---|---:|---|\n");
+        var signed = p.SignatureVerified ? "verified" : p.Signed ? "not verified" : "no";
+        var verdict = p.Valid ? ":white_check_mark: valid" : ":x: " + Md(string.Join("; ", p.Reasons));
+        sb.Append($"| {Md(name)} | {p.MerkleRoot ?? "—"} | {signed} | {p.ObjectsChecked} | {verdict} |\n");
+        if (!p.Valid) issues.Add(("error", $"Proof invalid: {name}", string.Join("; ", p.Reasons)));
+        return sb.ToString();
+    }
+
+    private static string Cas(CasVerifyReport v, List<(string, string, string)> issues)
+    {
+        var sb = new StringBuilder();
+        sb.Append(v.Valid ? "### :white_check_mark: CAS verified\n\n" : "### :x: CAS store invalid\n\n");
+        sb.Append($"{Md(v.Root)}: {v.Checked} of {v.Total} object(s) re-hashed ({v.Mode}), {v.BytesChecked} bytes\n\n");
+        sb.Append("| Object | Problem |\n|---|---|\n");
+        foreach (var c in v.Corrupt) sb.Append($"| {c.Hash} | :x: corrupt: {Md(c.Reason)} |\n");
+        foreach (var m in v.Missing) sb.Append($"| {m.Hash} | :x: missing (referenced by {Md(m.ReferencedBy)}) |\n");
+        if (v.Valid) sb.Append($"| all {v.Checked} checked | :white_check_mark: none |\n");
+        var problems = v.Corrupt.Select(c => ($"Corrupt CAS object: {c.Hash}", $"{c.Reason} ({c.Path})"))
+            .Concat(v.Missing.Select(m => ($"Missing CAS object: {m.Hash}", $"referenced by {m.ReferencedBy} but not in the store at {v.Root}")))
+            .ToList();
+        foreach (var (title, message) in problems.Take(MaxAnnotations)) issues.Add(("error", title, message));
+        if (problems.Count > MaxAnnotations)
+            issues.Add(("error", "CAS store invalid", $"{problems.Count - MaxAnnotations} more problem(s) in {v.Root}; see the step summary or Test-RequiemCas"));
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// The outcome of one or more reports as step outputs (GitHub <c>GITHUB_OUTPUT</c>): regressed / regressed_cases for
+    /// comparisons, deterministic / nondeterministic_cases for drift, proof_valid / invalid_proofs for proofs,
+    /// cas_valid / cas_corrupt / cas_missing for CAS verifications. Several reports of a kind are combined (valid only if all are).
+    /// </summary>
+    public static List<KeyValuePair<string, string>> Outcome(IEnumerable<object> inputs)
+    {
+        var list = inputs.ToList();
+        var o = new List<KeyValuePair<string, string>>();
+        void Add(string k, object v) => o.Add(new(k, v is bool b ? (b ? "true" : "false") : Convert.ToString(v, CultureInfo.InvariantCulture) ?? ""));
+        var comparisons = list.OfType<BenchComparison>().ToList();
+        if (comparisons.Count > 0)
+        {
+            Add("regressed", comparisons.Any(c => c.Regressed));
+            Add("regressed_cases", string.Join(",", comparisons.SelectMany(c => c.RegressedCases).Distinct(StringComparer.Ordinal)));
+        }
+        var drifts = list.OfType<DriftReport>().ToList();
+        if (drifts.Count > 0)
+        {
+            Add("deterministic", drifts.All(d => d.Deterministic));
+            Add("nondeterministic_cases", string.Join(",", drifts.SelectMany(d => d.DriftingCases).Distinct(StringComparer.Ordinal)));
+        }
+        var reports = list.OfType<BenchReport>().ToList();
+        if (reports.Count > 0) Add("bench_failed_runs", reports.Sum(r => r.Cases.Sum(c => c.Statistics.FailedRuns)));
+        var proofs = list.OfType<ProofVerification>().ToList();
+        if (proofs.Count > 0)
+        {
+            Add("proof_valid", proofs.All(p => p.Valid));
+            Add("invalid_proofs", string.Join(",", proofs.Where(p => !p.Valid).Select(p => p.Path ?? p.MerkleRoot ?? "proof")));
+        }
+        var stores = list.OfType<CasVerifyReport>().ToList();
+        if (stores.Count > 0)
+        {
+            Add("cas_valid", stores.All(s => s.Valid));
+            Add("cas_checked", stores.Sum(s => s.Checked));
+            Add("cas_corrupt", stores.Sum(s => s.Corrupt.Count));
+            Add("cas_missing", stores.Sum(s => s.Missing.Count));
+        }
+        return o;
+    }
+
+    /// <summary>
+    /// Step outputs in GitHub's multiline-safe file format (<c>name&lt;&lt;DELIMITER</c>, value, <c>DELIMITER</c>), as
+    /// actions/toolkit writes them, so a value with a newline cannot inject another output.
+    /// </summary>
+    public static string FormatGitHubOutput(IEnumerable<KeyValuePair<string, string>> outputs)
+    {
+        var sb = new StringBuilder();
+        foreach (var (name, value) in outputs)
+        {
+            string delimiter;
+            do delimiter = "ghadelimiter_" + Guid.NewGuid().ToString("n");
+            while (value.Contains(delimiter, StringComparison.Ordinal));
+            sb.Append(name).Append("<<").Append(delimiter).Append('\n').Append(value).Append('\n').Append(delimiter).Append('\n');
         }
         return sb.ToString();
     }

@@ -121,6 +121,26 @@ public sealed partial class CasStore
     private long _written;
     private long _deduplicated;
     private long _bytesWritten;
+    // The counters above are flushed (reset) into the store's statistics file; these keep this handle's totals.
+    private long _objectsWrittenHere;
+    private long _objectsDeduplicatedHere;
+    private long _storedBytesHere;
+    private long _logicalWritten;
+    private long _bytesDeduplicated;
+    private long _verified;
+    private long _bytesVerified;
+
+    /// <summary>What this store handle has done so far (puts, deduplication, verified reads), for a command's summary.</summary>
+    public CasActivity Activity => new()
+    {
+        ObjectsWritten = Interlocked.Read(ref _objectsWrittenHere),
+        BytesWritten = Interlocked.Read(ref _logicalWritten),
+        StoredBytesWritten = Interlocked.Read(ref _storedBytesHere),
+        ObjectsDeduplicated = Interlocked.Read(ref _objectsDeduplicatedHere),
+        BytesDeduplicated = Interlocked.Read(ref _bytesDeduplicated),
+        ObjectsVerified = Interlocked.Read(ref _verified),
+        BytesVerified = Interlocked.Read(ref _bytesVerified),
+    };
 
     [ThreadStatic] private static ZstdSharp.Compressor? t_compressor;
     [ThreadStatic] private static int t_compressorLevel;
@@ -429,16 +449,21 @@ public sealed partial class CasStore
         }
     }
 
-    internal void CountDeduplicated()
+    internal void CountDeduplicated(long size)
     {
         Interlocked.Increment(ref _deduplicated);
+        Interlocked.Increment(ref _objectsDeduplicatedHere);
+        Interlocked.Add(ref _bytesDeduplicated, size);
         Metrics.MetricsRegistry.Add(Metrics.Counter.CasPutTotal);
         Metrics.MetricsRegistry.Add(Metrics.Counter.CasPutDeduplicated);
     }
 
-    private void CountWritten(long stored)
+    private void CountWritten(long size, long stored)
     {
         Interlocked.Increment(ref _written);
+        Interlocked.Increment(ref _objectsWrittenHere);
+        Interlocked.Add(ref _storedBytesHere, stored);
+        Interlocked.Add(ref _logicalWritten, size);
         Interlocked.Add(ref _bytesWritten, stored);
         Metrics.MetricsRegistry.Add(Metrics.Counter.CasPutTotal);
         Metrics.MetricsRegistry.Add(Metrics.Counter.CasBytesWritten, stored);
@@ -565,7 +590,7 @@ public sealed partial class CasStore
                     if (enc == CasEncoding.Identity && info.Length != size) return null;
                     if (Freshen(path))
                     {
-                        CountDeduplicated();
+                        CountDeduplicated(size);
                         return new CasPutResult { Hash = hash, Size = size, StoredSize = info.Length, Encoding = enc, Existed = true };
                     }
                 }
@@ -671,7 +696,7 @@ public sealed partial class CasStore
                 if (linked == CasNative.RenameResult.Renamed)
                 {
                     if (durable) CasNative.FsyncDirectory(shard);
-                    CountWritten(stored);
+                    CountWritten(size, stored);
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }
                 if (linked != CasNative.RenameResult.Exists) throw new DirectoryNotFoundException($"The shard directory '{shard}' cannot be created.");
@@ -686,7 +711,7 @@ public sealed partial class CasStore
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }
                 if (!Freshen(final) && attempt < 3) continue; // removed by GC this instant: link ours
-                CountDeduplicated();
+                CountDeduplicated(size);
                 return new CasPutResult { Hash = hash, Size = size, StoredSize = existing.Exists ? existing.Length : stored, Encoding = encoding, Existed = true };
             }
         }
@@ -726,7 +751,7 @@ public sealed partial class CasStore
                 if (renamed == CasNative.RenameResult.Exists) throw new IOException("exists", 17);
                 if (renamed != CasNative.RenameResult.Renamed) File.Move(tmp, final, overwrite: false);
                 if (durable) CasNative.FsyncDirectory(shard);
-                CountWritten(stored);
+                CountWritten(size, stored);
                 return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
             }
             catch (DirectoryNotFoundException) when (attempt < 3 && File.Exists(tmp))
@@ -746,7 +771,7 @@ public sealed partial class CasStore
                 // Another writer published the same object first: same name, same bytes. Both succeed.
                 if (!Freshen(final) && attempt < 3) continue; // ... unless GC removed it this instant: publish ours.
                 TryDelete(tmp);
-                CountDeduplicated();
+                CountDeduplicated(size);
                 return new CasPutResult { Hash = hash, Size = size, StoredSize = existing.Exists ? existing.Length : stored, Encoding = encoding, Existed = true };
             }
         }
@@ -838,6 +863,8 @@ public sealed partial class CasStore
                 }
                 var actual = hasher.FinalizeHex();
                 if (actual != hash) throw Corrupt(hash, $"content hashes to {actual}");
+                Interlocked.Increment(ref _verified);
+                Interlocked.Add(ref _bytesVerified, total);
                 return total;
             }
         }
@@ -1187,8 +1214,8 @@ public sealed partial class CasStore
         new("FileReadError", ex is UnauthorizedAccessException ? ErrorKind.PermissionDenied : ErrorKind.ReadError,
             $"Cannot read '{path}': {ex.Message}", path, ex);
 
-    public static RequiemException NotFound(string hash) =>
-        new("CasObjectNotFound", ErrorKind.ObjectNotFound, $"CAS object {hash} is not in the store.", hash);
+    public RequiemException NotFound(string hash) =>
+        new("CasObjectNotFound", ErrorKind.ObjectNotFound, $"CAS object {hash} is not in the store at '{Root}'.", hash);
 
     public static RequiemException Corrupt(string hash, string why, Exception? inner = null) =>
         new("CasObjectCorrupt", ErrorKind.InvalidData, $"CAS object {hash} is corrupt: {why}.", hash, inner);

@@ -48,3 +48,20 @@ public sealed class CasTempFile
     public DateTime LastWriteTimeUtc { get; init; }
     public TimeSpan Age { get; init; }
 }
+
+/// <summary>Counts of what one store handle did: objects and bytes written, found already stored, and read back verified.</summary>
+public sealed class CasActivity
+{
+    public long ObjectsWritten { get; init; }
+    /// <summary>Uncompressed bytes of the objects written.</summary>
+    public long BytesWritten { get; init; }
+    /// <summary>Bytes the written objects take on disk (after compression).</summary>
+    public long StoredBytesWritten { get; init; }
+    public long ObjectsDeduplicated { get; init; }
+    /// <summary>Uncompressed bytes not written because the object was already stored.</summary>
+    public long BytesDeduplicated { get; init; }
+    /// <summary>Objects read back and re-hashed (every read verifies).</summary>
+    public long ObjectsVerified { get; init; }
+    public long BytesVerified { get; init; }
+    public bool IsEmpty => ObjectsWritten == 0 && ObjectsDeduplicated == 0 && ObjectsVerified == 0;
+}

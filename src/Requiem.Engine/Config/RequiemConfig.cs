@@ -88,13 +88,24 @@ public sealed class ConfigValidation
     public required IReadOnlyList<ConfigIssue> Errors { get; init; }
     public required IReadOnlyList<ConfigIssue> Warnings { get; init; }
     public string? ConfigVersion { get; init; }
+    /// <summary>True when there is no config file at <see cref="Path"/> and the built-in defaults are in effect.</summary>
+    public bool UsingDefaults { get; init; }
     internal RequiemConfig? Config { get; init; }
 }
 
 public static class ConfigValidator
 {
+    /// <summary>The report for "no config file": the defaults, which are valid by definition (docs/CONTRACT.md).</summary>
+    public static ConfigValidation Defaults(string path) => new()
+    {
+        Path = path, Errors = Array.Empty<ConfigIssue>(), Warnings = Array.Empty<ConfigIssue>(),
+        ConfigVersion = RequiemConfig.CurrentVersion, UsingDefaults = true, Config = new RequiemConfig(),
+    };
+
     public static ConfigValidation Validate(string path)
     {
+        if (Directory.Exists(path))
+            throw new RequiemException("PathIsDirectory", ErrorKind.InvalidArgument, $"'{path}' is a directory, not a config file.", path);
         string text;
         try
         {
@@ -133,6 +144,7 @@ public static class ConfigValidator
                 errors.Add(new ConfigIssue("$", "the config must be a JSON object"));
                 return new ConfigValidation { Path = path, Errors = errors, Warnings = warnings };
             }
+            CheckDuplicateKeys(root, "$", errors);
             CheckKeys(root, "$", errors, "config_version", "hash", "cas", "sandbox");
             var version = String(root, "config_version", "$", errors, required: true);
             if (version is not null && version != RequiemConfig.CurrentVersion)
@@ -182,6 +194,30 @@ public static class ConfigValidator
                 ? new RequiemConfig { ConfigVersion = version ?? RequiemConfig.CurrentVersion, Hash = hash, Cas = cas, Sandbox = sandbox, SourcePath = path }
                 : null;
             return new ConfigValidation { Path = path, Errors = errors, Warnings = warnings, ConfigVersion = version, Config = config };
+        }
+    }
+
+    /// <summary>
+    /// A key given twice is ambiguous (JSON parsers disagree on which one wins), so it is a problem at its JSON path,
+    /// at any depth — not silently the last value.
+    /// </summary>
+    private static void CheckDuplicateKeys(JsonElement element, string where, List<ConfigIssue> errors)
+    {
+        if (element.ValueKind == JsonValueKind.Object)
+        {
+            var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var p in element.EnumerateObject())
+            {
+                seen[p.Name] = seen.GetValueOrDefault(p.Name) + 1;
+                if (seen[p.Name] == 2)
+                    errors.Add(new ConfigIssue($"{where}.{p.Name}", "duplicate key: the field is given more than once; give it once"));
+                CheckDuplicateKeys(p.Value, $"{where}.{p.Name}", errors);
+            }
+        }
+        else if (element.ValueKind == JsonValueKind.Array)
+        {
+            var i = 0;
+            foreach (var item in element.EnumerateArray()) CheckDuplicateKeys(item, $"{where}[{i++}]", errors);
         }
     }
 

@@ -37,6 +37,7 @@ public sealed class ExecPlan
         var violations = new List<string>();
         var env = BuildEnvironment(req, hostEnvironment ?? System.Environment.GetEnvironmentVariables(), violations);
         var command = ResolveCommand(req, root, env);
+        ArgumentLimits.Check(command, req.Argv, env);
 
         var inputs = new List<(string, string)>();
         foreach (var input in req.Inputs)

@@ -291,6 +291,8 @@ public static class ProofArchive
 
     private static FileStream OpenArchive(string full)
     {
+        if (Directory.Exists(full))
+            throw new RequiemException("PathIsDirectory", ErrorKind.InvalidArgument, $"'{full}' is a directory, not a proof archive.", full);
         try
         {
             return new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read);

@@ -73,10 +73,14 @@ public sealed class AddRequiemCasObjectCommand : RequiemCmdlet
         _throttle = ProgressThrottle.Default();
     }
 
+    private readonly PipedBytes _pipedBytes = new();
+
     protected override void ProcessRecord()
     {
         if (ParameterSetName == InputObjectSet)
         {
+            if (_pipedBytes.TryAdd(InputObject, MyInvocation.ExpectingInput)) return;
+            StorePipedBytes();
             if (InputBytes.AsFilePath(InputObject) is { } file)
             {
                 PutFile(file);
@@ -100,6 +104,14 @@ public sealed class AddRequiemCasObjectCommand : RequiemCmdlet
         {
             PutFile(file);
         }
+    }
+
+    private void StorePipedBytes()
+    {
+        if (_pipedBytes.Take() is not { } bytes) return;
+        WriteVerbose(PipedBytes.VerboseNote(bytes.Length));
+        _batch!.EnqueueBytes(bytes, _encoding, _level, state: null);
+        AfterPut();
     }
 
     private void PutFile(string file)
@@ -154,8 +166,9 @@ public sealed class AddRequiemCasObjectCommand : RequiemCmdlet
         }
     }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
+        StorePipedBytes();
         CommitAndEmit();
         _store?.FlushCounters();
         if (_count > 0) CompleteProgress(ProgressId, Activity);

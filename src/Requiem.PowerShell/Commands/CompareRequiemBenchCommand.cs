@@ -67,6 +67,7 @@ public sealed class CompareRequiemBenchCommand : RequiemCmdlet
     public string? Cas { get; set; }
 
     private BenchReport? _baseline;
+    private readonly List<object> _compared = new();
 
     protected override void BeginProcessing()
     {
@@ -103,6 +104,11 @@ public sealed class CompareRequiemBenchCommand : RequiemCmdlet
             Run(() => { Requiem.Engine.IO.AtomicFile.WriteAllText(path, comparison.ToJson() + "\n"); return path; });
         }
         if (CiSummary) Run(() => CiWriter.Write(this, comparison, CiProvider.Auto, null));
+        if (FailOnRegression)
+        {
+            _compared.Add(comparison);
+            Run(() => { CiWriter.WriteStepOutputs(this, _compared); return true; });
+        }
         if (FailOnRegression && comparison.Regressed)
         {
             var details = comparison.Cases.Where(c => c.Regressed)

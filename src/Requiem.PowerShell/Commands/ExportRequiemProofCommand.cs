@@ -62,6 +62,8 @@ public sealed class ExportRequiemProofCommand : RequiemCmdlet
         {
             var bytes = TryRun(() =>
             {
+                if (Directory.Exists(file))
+                    throw new RequiemException("PathIsDirectory", ErrorKind.InvalidArgument, $"'{file}' is a directory, not a proof file.", file);
                 try { return File.ReadAllBytes(file); }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
                 {

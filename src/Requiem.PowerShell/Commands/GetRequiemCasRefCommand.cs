@@ -49,7 +49,7 @@ public sealed class GetRequiemCasRefCommand : RequiemCmdlet
                 }
                 if (hash is null)
                 {
-                    WriteError(ToErrorRecord(new RequiemException("RefNotFound", ErrorKind.ObjectNotFound, $"There is no ref named '{n}'.", n)));
+                    WriteError(ToErrorRecord(new RequiemException("RefNotFound", ErrorKind.ObjectNotFound, $"There is no ref named '{n}' in the store at '{store.Root}'.", n)));
                     continue;
                 }
                 WriteObject(ToInfo(store, n, hash));

@@ -19,7 +19,7 @@ public sealed class GetRequiemCasStatisticCommand : RequiemCmdlet
     [ValidateNotNullOrEmpty]
     public string? Cas { get; set; }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         var store = OpenStore(Cas, create: false);
         var output = CreateEngineOutput(ProgressId);

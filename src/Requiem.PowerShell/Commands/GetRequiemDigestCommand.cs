@@ -20,6 +20,7 @@ public sealed class GetRequiemDigestCommand : RequiemCmdlet
     private HashPrimitive? _hash;
     private ProgressThrottle? _throttle;
     private long _count;
+    private readonly PipedBytes _pipedBytes = new();
 
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
@@ -50,6 +51,8 @@ public sealed class GetRequiemDigestCommand : RequiemCmdlet
     protected override void ProcessRecord()
     {
         var hash = _hash!;
+        if (ParameterSetName == InputObjectSet && _pipedBytes.TryAdd(InputObject, MyInvocation.ExpectingInput)) return;
+        HashPipedBytes();
         if (ParameterSetName == InputObjectSet && InputBytes.AsFilePath(InputObject) is null)
         {
             var digest = TryRun(() => hash.Digest(InputBytes.From(InputObject), Domain));
@@ -71,8 +74,17 @@ public sealed class GetRequiemDigestCommand : RequiemCmdlet
         }
     }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
+        HashPipedBytes();
         if (_count > 0) CompleteProgress(ProgressId, Activity);
+    }
+
+    private void HashPipedBytes()
+    {
+        if (_pipedBytes.Take() is not { } bytes) return;
+        WriteVerbose(PipedBytes.VerboseNote(bytes.Length));
+        var digest = TryRun(() => _hash!.Digest(bytes, Domain));
+        if (digest is not null) WriteObject(digest);
     }
 }

@@ -13,7 +13,7 @@ public sealed class GetRequiemHealthCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter AsJson { get; set; }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         var report = HealthReport.Create();
         WriteObject(AsJson ? report.ToJson() : report);

@@ -21,7 +21,7 @@ public sealed class GetRequiemMetricCommand : RequiemCmdlet
     [Parameter(Position = 0)]
     public MetricFormat Format { get; set; } = MetricFormat.Object;
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         var totals = MetricsRegistry.ReadTotals();
         switch (Format)

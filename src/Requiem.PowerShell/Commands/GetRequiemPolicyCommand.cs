@@ -16,7 +16,7 @@ public sealed class GetRequiemPolicyCommand : RequiemCmdlet
     [Parameter(Mandatory = true, ParameterSetName = LlmSet)]
     public SwitchParameter Llm { get; set; }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         if (ParameterSetName == LlmSet) WriteObject(PolicyEngine.ExplainLlm(), enumerateCollection: true);
         else WriteObject(PolicyEngine.Explain(Config));

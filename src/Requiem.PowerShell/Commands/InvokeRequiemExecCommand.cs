@@ -154,7 +154,7 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
         }
     }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         if (_pending.Count > 0)
         {

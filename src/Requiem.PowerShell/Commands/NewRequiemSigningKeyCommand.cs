@@ -23,7 +23,7 @@ public sealed class NewRequiemSigningKeyCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter Force { get; set; }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         var priv = ResolveNewPath(Path);
         var pub = PublicKeyPath is null ? DefaultPublicPath(priv) : ResolveNewPath(PublicKeyPath);

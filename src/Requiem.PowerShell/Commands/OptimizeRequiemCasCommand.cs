@@ -24,7 +24,7 @@ public sealed class OptimizeRequiemCasCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter Force { get; set; }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         if (GracePeriod < TimeSpan.Zero)
         {

@@ -31,7 +31,7 @@ public sealed class RemoveRequiemCasRefCommand : RequiemCmdlet
             if (hash is null) continue;
             if (!File.Exists(store.RefPath(n)))
             {
-                WriteError(ToErrorRecord(new RequiemException("RefNotFound", ErrorKind.ObjectNotFound, $"There is no ref named '{n}'.", n)));
+                WriteError(ToErrorRecord(new RequiemException("RefNotFound", ErrorKind.ObjectNotFound, $"There is no ref named '{n}' in the store at '{store.Root}'.", n)));
                 continue;
             }
             if (!ShouldProcess($"refs/{n}" + (hash.Length > 0 ? $" -> {hash}" : ""), "Remove CAS ref")) continue;

@@ -4,7 +4,10 @@ using Requiem.PowerShell.Internal;
 
 namespace Requiem.PowerShell;
 
-/// <summary>Test-RequiemCas: re-hashes objects (the Requiem CLI's <c>cas verify</c>). A corrupt store is a report with Valid = $false, not an error.</summary>
+/// <summary>
+/// Test-RequiemCas: re-hashes objects (the Requiem CLI's <c>cas verify</c>). A corrupt store is a report with Valid = $false,
+/// not an error — unless -FailOnInvalid asks for a gate: then the report is written, and a CasInvalid terminating error follows.
+/// </summary>
 [Cmdlet(VerbsDiagnostic.Test, "RequiemCas", DefaultParameterSetName = AllSet)]
 [OutputType(typeof(CasVerifyReport), typeof(bool))]
 public sealed class TestRequiemCasCommand : RequiemCmdlet
@@ -27,7 +30,11 @@ public sealed class TestRequiemCasCommand : RequiemCmdlet
     [ValidateNotNullOrEmpty]
     public string? Cas { get; set; }
 
-    protected override void EndProcessing()
+    /// <summary>Gate: after writing the report, an invalid store is a terminating error (CasInvalid); the outcome goes to $env:GITHUB_OUTPUT.</summary>
+    [Parameter]
+    public SwitchParameter FailOnInvalid { get; set; }
+
+    protected override void EndProcessingCore()
     {
         var store = OpenStore(Cas, create: false);
         var output = CreateEngineOutput(ProgressId);
@@ -45,5 +52,14 @@ public sealed class TestRequiemCasCommand : RequiemCmdlet
             WriteVerbose($"{report.TempFiles.Count} leftover temp file(s) in {store.TempDirectory}; Optimize-RequiemCas removes those older than its grace period.");
         if (Quiet) WriteObject(report.Valid);
         else WriteObject(report);
+        if (!FailOnInvalid) return;
+        Run(() => { CiWriter.WriteStepOutputs(this, new object[] { report }); return true; });
+        if (report.Valid) return;
+        var first = report.Corrupt.Count > 0
+            ? $"first corrupt: {report.Corrupt[0].Hash} ({report.Corrupt[0].Reason})"
+            : $"first missing: {report.Missing[0].Hash} (referenced by {report.Missing[0].ReferencedBy})";
+        var ex = new Requiem.Engine.RequiemException("CasInvalid", Requiem.Engine.ErrorKind.InvalidData,
+            $"The CAS at '{report.Root}' is invalid: {report.Corrupt.Count} corrupt and {report.Missing.Count} missing object(s) of {report.Checked} checked; {first}.", report.Root);
+        ThrowTerminatingError(ToErrorRecord(ex));
     }
 }

@@ -18,7 +18,7 @@ public sealed class TestRequiemHealthCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter Quiet { get; set; }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         var (config, configError, root) = ReadDiagnosticContext(Cas);
         var checks = Doctor.Run(root, config, configError);

@@ -27,6 +27,7 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
 
     private CasStore? _store;
     private List<VerificationKey> _keys = new();
+    private readonly List<object> _verified = new();
 
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet)]
     [SupportsWildcards]
@@ -109,7 +110,9 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
                 }
                 break;
             default:
-                var files = ResolveFileSystemPaths(ParameterSetName == PathSet ? Path : LiteralPath, ParameterSetName == LiteralPathSet);
+                // Under the gate, a path that names no proof fails it: a CI step must not pass because nothing was checked.
+                var files = ResolveFileSystemPaths(ParameterSetName == PathSet ? Path : LiteralPath, ParameterSetName == LiteralPathSet,
+                    FailOnInvalid ? ThrowTerminatingError : null);
                 var throttle = new ProgressThrottle(TimeSpan.FromMilliseconds(250), checkEvery: 8);
                 for (var i = 0; i < files.Count; i++)
                 {
@@ -158,6 +161,9 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
     {
         try
         {
+            if (Directory.Exists(file))
+                throw new RequiemException("PathIsDirectory", ErrorKind.InvalidArgument,
+                    $"'{file}' is a directory, not a proof file; to verify the proofs in it, use -Path '{System.IO.Path.Combine(file, "*.json")}'.", file);
             var info = new FileInfo(file);
             if (!info.Exists) throw new RequiemException("FileNotFound", ErrorKind.ObjectNotFound, $"'{file}' does not exist.", file);
             if (info.Length > MaxBundleBytes)
@@ -259,7 +265,10 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
     private void Emit(ProofVerification v)
     {
         WriteObject(Quiet ? v.Valid : v);
-        if (FailOnInvalid && !v.Valid)
+        if (!FailOnInvalid) return;
+        _verified.Add(v);
+        Run(() => { CiWriter.WriteStepOutputs(this, _verified); return true; });
+        if (!v.Valid)
         {
             var ex = new RequiemException("ProofInvalid", ErrorKind.SecurityError,
                 $"The proof {v.Path ?? v.MerkleRoot} is invalid: {string.Join("; ", v.Reasons)}", v.Path ?? v.MerkleRoot);

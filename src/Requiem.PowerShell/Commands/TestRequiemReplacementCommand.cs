@@ -27,7 +27,7 @@ public sealed class TestRequiemReplacementCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter FailOnBlocker { get; set; }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingCore()
     {
         var (config, configError, root) = ReadDiagnosticContext(Cas);
         var report = ReplacementReadiness.Evaluate(root, config, configError);

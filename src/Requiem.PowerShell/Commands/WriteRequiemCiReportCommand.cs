@@ -1,18 +1,21 @@
 using System.Management.Automation;
 using Requiem.Engine.Bench;
+using Requiem.Engine.Cas;
+using Requiem.Engine.Proof;
 using Requiem.PowerShell.Internal;
 
 namespace Requiem.PowerShell;
 
 /// <summary>
 /// Write-RequiemCiReport: GitHub Actions annotations + step summary, or Azure DevOps logging commands, for a bench
-/// comparison, drift report or bench report — through the host, never the output stream.
+/// comparison, drift report, bench report, proof verification or CAS verification — through the host, never the
+/// output stream — and the outcome as step outputs in $env:GITHUB_OUTPUT when it is set.
 /// </summary>
 [Cmdlet(VerbsCommunications.Write, "RequiemCiReport")]
-[OutputType(typeof(BenchComparison), typeof(DriftReport), typeof(BenchReport))]
+[OutputType(typeof(BenchComparison), typeof(DriftReport), typeof(BenchReport), typeof(ProofVerification), typeof(CasVerifyReport))]
 public sealed class WriteRequiemCiReportCommand : RequiemCmdlet
 {
-    /// <summary>A comparison, drift report or bench report: the object, or a path to its JSON.</summary>
+    /// <summary>A comparison, drift report or bench report (the object, or a path to its JSON), or a proof or CAS verification result.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
     [ValidateNotNull]
     public object? InputObject { get; set; }
@@ -30,11 +33,15 @@ public sealed class WriteRequiemCiReportCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    private readonly List<object> _seen = new();
+
     protected override void ProcessRecord()
     {
         var input = Run(() => BenchInput.AnyDocument(InputObject, ResolveNewPath));
         var summary = SummaryPath is null ? null : ResolveNewPath(SummaryPath);
         Run(() => CiWriter.Write(this, input, Provider, summary));
+        _seen.Add(input);
+        Run(() => { CiWriter.WriteStepOutputs(this, _seen); return true; });
         if (PassThru) WriteObject(InputObject);
     }
 }

@@ -2,6 +2,8 @@ using System.Collections;
 using System.Management.Automation;
 using Requiem.Engine;
 using Requiem.Engine.Bench;
+using Requiem.Engine.Cas;
+using Requiem.Engine.Proof;
 
 namespace Requiem.PowerShell.Internal;
 
@@ -71,14 +73,17 @@ internal static class BenchInput
         }
     }
 
-    /// <summary>A comparison, drift report or bench report — as an object, or read from a path / JSON text / ConvertFrom-Json object.</summary>
+    /// <summary>
+    /// A comparison, drift report or bench report — as an object, or read from a path / JSON text / ConvertFrom-Json
+    /// object — or a proof or CAS verification result (objects only: they have no JSON form).
+    /// </summary>
     public static object AnyDocument(object? input, Func<string, string> resolvePath)
     {
         var value = Unwrap(input);
         string json, target;
         switch (value)
         {
-            case BenchComparison or DriftReport or BenchReport:
+            case BenchComparison or DriftReport or BenchReport or ProofVerification or CasVerifyReport:
                 return value;
             case null:
                 throw new RequiemException("UnsupportedInputType", ErrorKind.InvalidArgument, "The input is null.", null);
@@ -95,7 +100,7 @@ internal static class BenchInput
                 break;
             default:
                 throw new RequiemException("UnsupportedInputType", ErrorKind.InvalidArgument,
-                    $"A {value.GetType().Name} is not a bench comparison, drift report or bench report.", value);
+                    $"Cannot write a CI report for a {value.GetType().Name}; {CiReporter.SupportedInputs}.", value);
         }
         if (json.Contains("\"bench_comparison_version\"", StringComparison.Ordinal) && !json.Contains("\"bench_report_version\"", StringComparison.Ordinal))
             return BenchComparison.Parse(json, target);

@@ -45,6 +45,21 @@ internal static class CiWriter
         return provider;
     }
 
+    /// <summary>
+    /// Appends the outcome of <paramref name="inputs"/> (all reports a gate has seen so far) to the file named by
+    /// GITHUB_OUTPUT, when it is set. A later block for the same names overrides an earlier one, so a gate that appends
+    /// after each report leaves the combined outcome even when a later terminating error stops it.
+    /// </summary>
+    public static void WriteStepOutputs(PSCmdlet cmdlet, IEnumerable<object> inputs)
+    {
+        var path = Environment.GetEnvironmentVariable("GITHUB_OUTPUT");
+        if (string.IsNullOrEmpty(path)) return;
+        var outputs = CiReporter.Outcome(inputs);
+        if (outputs.Count == 0) return;
+        Append(path, CiReporter.FormatGitHubOutput(outputs));
+        cmdlet.WriteVerbose($"Step outputs written to {path}: {string.Join(", ", outputs.Select(o => o.Key + "=" + o.Value))}");
+    }
+
     private static void Host(PSCmdlet cmdlet, string line) =>
         cmdlet.WriteInformation(new HostInformationMessage { Message = line, NoNewLine = false }, new[] { "PSHOST" });
 
@@ -56,7 +71,7 @@ internal static class CiWriter
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            throw new RequiemException("FileWriteError", ErrorKind.WriteError, $"Cannot write the CI summary to '{path}': {ex.Message}", path, ex);
+            throw new RequiemException("FileWriteError", ErrorKind.WriteError, $"Cannot write the CI file '{path}': {ex.Message}", path, ex);
         }
     }
 }

@@ -23,6 +23,7 @@ internal static class InputBytes
         return baseObject switch
         {
             byte[] bytes => bytes,
+            byte b => new[] { b },
             string s => Encoding.UTF8.GetBytes(s),
             null => throw new RequiemException("UnsupportedInputType", ErrorKind.InvalidArgument, "InputObject is null; pass a string or a byte array.", null),
             _ => throw new RequiemException("UnsupportedInputType", ErrorKind.InvalidArgument,

@@ -35,7 +35,60 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     {
         var explicitRoot = string.IsNullOrEmpty(cas) ? null : ResolveNewPath(cas);
         var hash = SelectHash(allowHashFallback);
-        return Run(() => CasStore.Open(RequiemPaths.ResolveCasRoot(explicitRoot, Config), hash, create));
+        var store = Run(() => CasStore.Open(RequiemPaths.ResolveCasRoot(explicitRoot, Config), hash, create));
+        if (!_stores.Any(s => s.Root == store.Root))
+            WriteVerbose($"Store: {store.Root} ({DescribeStoreSource(explicitRoot)}); config: {DescribeConfig()}.");
+        _stores.Add(store);
+        return store;
+    }
+
+    private readonly List<CasStore> _stores = new();
+
+    private string DescribeStoreSource(string? explicitRoot)
+    {
+        if (explicitRoot is not null) return "from -Cas";
+        if (!string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(RequiemPaths.CasVariable))) return $"from ${RequiemPaths.CasVariable}";
+        if (!string.IsNullOrWhiteSpace(Config.Cas.Path)) return "from cas.path in the config";
+        return "the default location";
+    }
+
+    private string DescribeConfig() =>
+        Config.SourcePath is { } file ? $"'{file}'" : $"the defaults (no config file at '{RequiemPaths.ConfigFile}')";
+
+    /// <summary>
+    /// Ends every Requiem cmdlet the same way: the cmdlet's own end (<see cref="EndProcessingCore"/>), then one verbose
+    /// line per store it used saying what happened there — so -Verbose answers "which store, and what did it do".
+    /// </summary>
+    protected sealed override void EndProcessing()
+    {
+        EndProcessingCore();
+        foreach (var byRoot in _stores.GroupBy(s => s.Root, StringComparer.Ordinal))
+        {
+            var all = byRoot.Select(s => s.Activity).ToList();
+            WriteVerbose(DescribeActivity(byRoot.Key, new CasActivity
+            {
+                ObjectsWritten = all.Sum(a => a.ObjectsWritten), BytesWritten = all.Sum(a => a.BytesWritten),
+                StoredBytesWritten = all.Sum(a => a.StoredBytesWritten), ObjectsDeduplicated = all.Sum(a => a.ObjectsDeduplicated),
+                BytesDeduplicated = all.Sum(a => a.BytesDeduplicated), ObjectsVerified = all.Sum(a => a.ObjectsVerified),
+                BytesVerified = all.Sum(a => a.BytesVerified),
+            }));
+        }
+    }
+
+    /// <summary>What a cmdlet does at the end of the pipeline (PowerShell's EndProcessing).</summary>
+    protected virtual void EndProcessingCore() { }
+
+    internal static string DescribeActivity(string root, CasActivity a)
+    {
+        if (a.IsEmpty) return $"Store {root}: nothing stored or read back.";
+        var parts = new List<string>();
+        if (a.ObjectsWritten > 0 || a.ObjectsDeduplicated > 0)
+        {
+            parts.Add($"{a.ObjectsWritten} object(s) stored ({a.BytesWritten} bytes, {a.StoredBytesWritten} on disk)");
+            parts.Add($"{a.ObjectsDeduplicated} already present ({a.BytesDeduplicated} bytes deduplicated)");
+        }
+        if (a.ObjectsVerified > 0) parts.Add($"{a.ObjectsVerified} object(s) verified ({a.BytesVerified} bytes re-hashed)");
+        return $"Store {root}: {string.Join(", ", parts)}.";
     }
 
     /// <summary>
@@ -115,11 +168,13 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     };
 
     /// <summary>
-    /// Resolves -Path (wildcards) or -LiteralPath to file-system paths. Each path that cannot be resolved, or that is
-    /// not on the FileSystem provider, is a non-terminating error (FileNotFound / NotFileSystemPath) and is skipped.
+    /// Resolves -Path (wildcards) or -LiteralPath to file-system paths. Each path that cannot be resolved — missing,
+    /// a wildcard pattern that matches nothing, or not on the FileSystem provider — is a non-terminating error
+    /// (FileNotFound / NotFileSystemPath) and is skipped; <paramref name="onError"/> replaces writing it (-Quiet).
     /// </summary>
-    protected List<string> ResolveFileSystemPaths(IEnumerable<string> paths, bool literal)
+    protected List<string> ResolveFileSystemPaths(IEnumerable<string> paths, bool literal, Action<ErrorRecord>? onError = null)
     {
+        onError ??= WriteError;
         var resolved = new List<string>();
         foreach (var path in paths)
         {
@@ -128,10 +183,10 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
                 if (literal)
                 {
                     var p = SessionState.Path.GetUnresolvedProviderPathFromPSPath(path, out var provider, out _);
-                    if (!IsFileSystem(provider, path)) continue;
+                    if (!IsFileSystem(provider, path, onError)) continue;
                     if (!File.Exists(p) && !Directory.Exists(p))
                     {
-                        WriteError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, $"Cannot find path '{path}' because it does not exist.", path));
+                        onError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, $"Cannot find path '{path}' because it does not exist.", path));
                         continue;
                     }
                     resolved.Add(p);
@@ -139,21 +194,28 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
                 else
                 {
                     var list = GetResolvedProviderPathFromPSPath(path, out var provider);
-                    if (!IsFileSystem(provider, path)) continue;
+                    if (!IsFileSystem(provider, path, onError)) continue;
+                    if (list.Count == 0)
+                    {
+                        // PowerShell resolves a pattern that matches nothing to an empty list, silently: say so, as for a missing file.
+                        onError(NewError("FileNotFound", ErrorCategory.ObjectNotFound,
+                            $"Cannot find path '{path}' because no file matches the wildcard pattern.", path));
+                        continue;
+                    }
                     resolved.AddRange(list);
                 }
             }
             catch (ItemNotFoundException)
             {
-                WriteError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, $"Cannot find path '{path}' because it does not exist.", path));
+                onError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, $"Cannot find path '{path}' because it does not exist.", path));
             }
             catch (System.Management.Automation.DriveNotFoundException ex)
             {
-                WriteError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, ex.Message, path));
+                onError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, ex.Message, path));
             }
             catch (ProviderNotFoundException ex)
             {
-                WriteError(NewError("NotFileSystemPath", ErrorCategory.InvalidArgument, ex.Message, path));
+                onError(NewError("NotFileSystemPath", ErrorCategory.InvalidArgument, ex.Message, path));
             }
         }
         return resolved;
@@ -175,10 +237,10 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     protected string ResolveNewPath(string path) =>
         SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
 
-    private bool IsFileSystem(ProviderInfo provider, string path)
+    private bool IsFileSystem(ProviderInfo provider, string path, Action<ErrorRecord> onError)
     {
         if (provider.ImplementingType == typeof(Microsoft.PowerShell.Commands.FileSystemProvider)) return true;
-        WriteError(NewError("NotFileSystemPath", ErrorCategory.InvalidArgument,
+        onError(NewError("NotFileSystemPath", ErrorCategory.InvalidArgument,
             $"'{path}' is on the {provider.Name} provider; only file-system paths can be used.", path));
         return false;
     }

@@ -3,9 +3,10 @@
     Requiem.Pester: Pester 6 style assertions over Requiem's bench, drift and replay cmdlets.
 
     Each assertion takes its subject from the pipeline (or -Actual), passes silently, or fails the way Pester's own
-    Should-* assertions do: an ErrorRecord made by Pester's factory (so Pester reports the file and line of the
-    assertion), thrown as a terminating error. Without Pester loaded it throws a plain ErrorRecord with the id
-    'RequiemAssertionFailed', so the helpers work in any script.
+    Should-* assertions do: through Pester 6's New-ShouldAssertion, so the failure is an ordinary Pester assertion
+    failure reported at the file and line of the Should-* call in the test (and -ErrorAction Continue makes it a soft
+    assertion). Without Pester loaded it throws a plain ErrorRecord with the id 'RequiemAssertionFailed', so the
+    helpers work in any script.
 #>
 Set-StrictMode -Version Latest
 
@@ -37,27 +38,84 @@ function Get-BecauseText([string] $Because) {
 }
 
 function Throw-RequiemAssertion {
+    # Fails through Pester's own assertion path when Pester 6 is loaded (New-ShouldAssertion): the failure is an
+    # ordinary Pester assertion failure ('PesterAssertionFailed', located at the Should-* call in the test), and
+    # -ErrorAction / Should.ErrorAction make it a soft assertion as for Pester's own. Without Pester, a plain
+    # terminating ErrorRecord 'RequiemAssertionFailed'.
     param([Parameter(Mandatory)] [string] $Message, [Parameter(Mandatory)] [System.Management.Automation.PSCmdlet] $Caller)
-    $inv = $Caller.MyInvocation
-    $record = $null
-    $factory = 'Pester.Factory' -as [type]
-    if ($factory) {
-        try {
-            $record = [Pester.Factory]::CreateShouldErrorRecord($Message, $inv.ScriptName, [string] $inv.ScriptLineNumber,
-                ($inv.Line ?? '').TrimEnd([Environment]::NewLine.ToCharArray()), $true, $null)
-        }
-        catch { $record = $null }   # another Pester version with another factory signature
-    }
-    if (-not $record) {
+    $pester = Get-Command -Name New-ShouldAssertion -CommandType Function -ErrorAction Ignore |
+        Where-Object { $_.ModuleName -eq 'Pester' } | Select-Object -First 1
+    if (-not $pester) {
         $ex = [System.Exception]::new($Message)
-        $record = [System.Management.Automation.ErrorRecord]::new($ex, 'RequiemAssertionFailed', 'InvalidResult', $null)
+        $Caller.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new($ex, 'RequiemAssertionFailed', 'InvalidResult', $null))
     }
-    $Caller.ThrowTerminatingError($record)
+    $assert = & $pester -Caller $Caller -As None
+    try { $assert.Fail($Message) }
+    catch {
+        throw (Remove-HelperFrames $_)
+    }
+    # A soft assertion (-ErrorAction Continue): Pester recorded the failure in the running test's error list and
+    # returned; give it the same trimmed stack as a hard failure.
+    $test = $Caller.SessionState.PSVariable.GetValue('______parameters')
+    $errors = $null
+    if ($test) { $errors = $test.ErrorRecord }   # assigned, not emitted: the list must not be unrolled
+    if ($errors -is [System.Collections.IList] -and $errors.Count -gt 0 -and $errors[$errors.Count - 1].Exception.Message -ceq $Message) {
+        $errors[$errors.Count - 1] = Remove-HelperFrames $errors[$errors.Count - 1]
+    }
 }
 
-function Format-Difference($d) {
+function Remove-HelperFrames([System.Management.Automation.ErrorRecord] $Record) {
+    # Pester prints an assertion's stack from the first frame outside Pester.psm1; a failure raised here would show
+    # this module's frames under the test's line. A copy of the record carries the same stack minus those frames
+    # (the script stack trace can only be set before the record is first thrown, hence the private field).
+    $field = [System.Management.Automation.ErrorRecord].GetField('_scriptStackTrace', [System.Reflection.BindingFlags] 'NonPublic, Instance')
+    if (-not $field -or -not $Record.ScriptStackTrace) { return $Record }
+    $ours = [regex]::Escape($PSCommandPath)
+    $frames = $Record.ScriptStackTrace -split '\r?\n' | Where-Object { $_ -notmatch ", $($ours): line \d+$" }
+    $copy = [System.Management.Automation.ErrorRecord]::new($Record.Exception, $Record.FullyQualifiedErrorId, $Record.CategoryInfo.Category, $Record.TargetObject)
+    $field.SetValue($copy, ($frames -join [Environment]::NewLine))
+    $copy
+}
+
+function Get-FirstLineDifference([string] $Expected, [string] $Actual) {
+    # The first line where two texts differ, both sides shown (control characters escaped, long lines clipped).
+    $e = $Expected -split "`n"; $a = $Actual -split "`n"
+    for ($i = 0; $i -lt [Math]::Max($e.Count, $a.Count); $i++) {
+        $le = $i -lt $e.Count ? $e[$i] : $null; $la = $i -lt $a.Count ? $a[$i] : $null
+        if ($le -cne $la) { return "line $($i + 1): expected $(Format-Line $le) but replay gave $(Format-Line $la)" }
+    }
+    return $null
+}
+
+function Format-Line($Line) {
+    if ($null -eq $Line) { return '(no such line)' }
+    $t = $Line -replace "`r", '\r' -replace "`t", '\t'
+    if ($t.Length -gt 160) { $t = $t.Substring(0, 157) + '...' }
+    "'$t'"
+}
+
+function Get-OptionalProperty($Object, [string] $Name) {
+    # Strict mode makes a missing property an error; a stand-in or older replay object may not have it.
+    if ($null -eq $Object) { return $null }
+    $p = $Object.PSObject.Properties[$Name]
+    if ($p) { $p.Value } else { $null }
+}
+
+function Format-Difference($d, $Replay) {
     $names = $d.PSObject.Properties.Name
     if ($names -contains 'Field' -and $names -contains 'Expected' -and $names -contains 'Actual') {
+        # stdout / stderr: the first differing line from the texts when the replay carries them, else the engine's
+        # description of where the bytes first differ, else the digests.
+        if ($d.Field -in 'stdout', 'stderr' -and $Replay) {
+            $property = $d.Field -eq 'stdout' ? 'StdoutText' : 'StderrText'
+            $recorded = Get-OptionalProperty (Get-OptionalProperty $Replay 'Recorded') $property
+            $replayed = Get-OptionalProperty (Get-OptionalProperty $Replay 'Replayed') $property
+            if ($null -ne $recorded -and $null -ne $replayed) {
+                $line = Get-FirstLineDifference $recorded $replayed
+                if ($line) { return "$($d.Field) $line" }
+            }
+        }
+        if ($names -contains 'Detail' -and $d.Detail) { return "$($d.Field) differs: $($d.Detail)" }
         return "$($d.Field): expected '$($d.Expected)' but replay gave '$($d.Actual)'"
     }
     if ($names -contains 'Field' -and $names -contains 'TextA') {
@@ -172,7 +230,8 @@ function Should-MatchReplay {
     Asserts that replaying a request reproduces a recorded result (Invoke-RequiemReplay -Request -Result).
     .DESCRIPTION
     Pipe the recorded result (object or path) and give -Request. Calls Invoke-RequiemReplay and fails listing
-    its Differences when Match is false.
+    its Differences when Match is false; for stdout and stderr the message shows the first differing line (or where
+    the bytes first differ), not only the digests.
     .EXAMPLE
     $result | Should-MatchReplay -Request ./request.json
     #>
@@ -195,7 +254,7 @@ function Should-MatchReplay {
         }
         $replay = Invoke-RequiemReplay -Request $Request -Result $result
         if ($replay.Match) { return }
-        $diffs = @($replay.Differences | ForEach-Object { Format-Difference $_ })
+        $diffs = @($replay.Differences | ForEach-Object { Format-Difference $_ -Replay $replay })
         $detail = if ($diffs.Count) { $diffs -join ' | ' } else { 'no differences listed' }
         Throw-RequiemAssertion -Caller $PSCmdlet -Message "Expected the replay to match the recorded result$(Get-BecauseText $Because), but it differs: $detail"
     }
