@@ -30,7 +30,9 @@ internal static class ExecInput
             case string path:
                 return FromFile(resolvePath(path), config);
             case IDictionary or PSObject:
-                var json = ToJsonNode(input, "$")!.ToJsonString();
+                var node = ToJsonNode(input, "$")!;
+                Requiem.Engine.Json.StrictText.EnsureWellFormed(node, "$");
+                var json = node.ToJsonString();
                 return ExecRequestParser.Parse(json, config, "request");
             default:
                 throw new RequiemException("InvalidRequest", ErrorKind.InvalidArgument,
