@@ -268,3 +268,46 @@ Describe 'Fuzzing requests and bench reports' -Skip:(-not $IsLinux) {
         $Results.RanWhenRejected.Count | Should -Be 0 -Because ($Results.RanWhenRejected | Select-Object -First 5 | Out-String)
     }
 }
+
+Describe 'Malformed bench reports and bench outputs (named cases)' -Skip:(-not $IsLinux) {
+    BeforeAll {
+        $script:Report = Invoke-RequiemBench -Command 'true' -Runs 3 -Warmup 0 -NoCalibration -WarningAction SilentlyContinue
+        $script:Good = $Report.ToJson($false)
+    }
+
+    It 'refuses a report whose <Case> with <Id> (Compare-RequiemBench, Measure-RequiemDrift)' -ForEach @(
+        @{ Case = 'runs hold null'; Path = 'cases[0].runs[0]'; Id = 'InvalidBenchReport' }
+        @{ Case = 'cases hold null'; Path = 'cases[0]'; Id = 'InvalidBenchReport' }
+        @{ Case = 'statistics are null'; Path = 'cases[0].statistics'; Id = 'InvalidBenchReport' }
+        @{ Case = 'output_files are null'; Path = 'cases[0].runs[1].output_files'; Id = 'InvalidBenchReport' }
+        # The reader itself refuses null for these (System.Text.Json: a required non-nullable member).
+        @{ Case = 'machine is null'; Path = 'machine'; Id = 'InvalidJson' }
+        @{ Case = 'tool is null'; Path = 'tool'; Id = 'InvalidJson' }
+    ) {
+        $doc = [System.Text.Json.Nodes.JsonNode]::Parse($Good)
+        $node = $doc
+        $parts = [regex]::Matches($Path, '[a-z_]+|\[\d+\]') | ForEach-Object Value
+        for ($i = 0; $i -lt $parts.Count - 1; $i++) {
+            if ($parts[$i] -like '`[*') { $node = $node.AsArray()[[int]$parts[$i].Trim('[]')] } else { $node = $node.AsObject()[[string]$parts[$i]] }
+        }
+        $last = $parts[-1]
+        if ($last -like '`[*') { $node.AsArray()[[int]$last.Trim('[]')] = $null } else { $node.AsObject()[[string]$last] = $null }
+        $bad = $doc.ToJsonString()
+        { Compare-RequiemBench -Baseline $Good -Current $bad -ErrorAction Stop } | Should -Throw -ErrorId "$Id,Requiem.PowerShell.CompareRequiemBenchCommand"
+        { Compare-RequiemBench -Baseline $bad -Current $Good -ErrorAction Stop } | Should -Throw -ErrorId "$Id,Requiem.PowerShell.CompareRequiemBenchCommand"
+        { Measure-RequiemDrift -Bench $bad -ErrorAction Stop } | Should -Throw -ErrorId "$Id,Requiem.PowerShell.MeasureRequiemDriftCommand"
+    }
+
+    It 'stops a bench whose declared output is a FIFO with BenchOutputNotCaptured instead of hanging' {
+        $d = Join-Path $Dir 'bench-fifo'
+        New-Item -ItemType Directory -Force -Path $d | Out-Null
+        $spec = @{ runs = 1; warmup = 0; cases = @(@{ name = 'fifo'; command_line = 'rm -f p; mkfifo p'; cwd = $d; output_files = @('p') }) }
+        $ps = [powershell]::Create()
+        $null = $ps.AddScript({ param($m, $s) Import-Module $m; try { Invoke-RequiemBench -Spec $s -ErrorAction Stop } catch { $_ } }).AddArgument($ModulePath).AddArgument($spec)
+        $handle = $ps.BeginInvoke()
+        $handle.AsyncWaitHandle.WaitOne([TimeSpan]::FromSeconds(60)) | Should -BeTrue -Because 'the bench must not block on the FIFO'
+        $out = $ps.EndInvoke($handle)[-1]
+        $out.FullyQualifiedErrorId | Should -Be 'BenchOutputNotCaptured,Requiem.PowerShell.InvokeRequiemBenchCommand'
+        $out.Exception.Message | Should -Match 'not_regular_file'
+    }
+}

@@ -61,9 +61,10 @@ internal static partial class OutputFileCapture
     /// <summary>What happened to one output: stored (<see cref="Put"/>), skipped (<see cref="Skipped"/>), or gone (both null).</summary>
     public readonly record struct Outcome(CasPutResult? Put, SkippedOutput? Skipped);
 
-    public static Outcome Capture(string fullPath, string relative, long maxBytes, CasWriteBatch batch, CasStore store, CancellationToken cancel)
+    /// <param name="batch">Stages small files in this batch; null stores them in <paramref name="store"/> directly.</param>
+    public static Outcome Capture(string fullPath, string relative, long maxBytes, CasWriteBatch? batch, CasStore store, CancellationToken cancel)
     {
-        if (!OperatingSystem.IsLinux()) return CapturePortable(fullPath, relative, maxBytes, batch, cancel);
+        if (!OperatingSystem.IsLinux()) return CapturePortable(fullPath, relative, maxBytes, batch, store, cancel);
         var fd = Open(fullPath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         if (fd < 0)
         {
@@ -98,7 +99,7 @@ internal static partial class OutputFileCapture
         }
     }
 
-    private static Outcome Read(SafeFileHandle handle, long size, string relative, long maxBytes, CasWriteBatch batch, CasStore store, CancellationToken cancel)
+    private static Outcome Read(SafeFileHandle handle, long size, string relative, long maxBytes, CasWriteBatch? batch, CasStore store, CancellationToken cancel)
     {
         if (size <= CasStore.SmallObjectLimit)
         {
@@ -113,7 +114,7 @@ internal static partial class OutputFileCapture
                 total += n;
             }
             if (total > maxBytes) return Skip(relative, SkippedOutput.TooLarge, $"grew past max_output_file_bytes ({maxBytes}) while it was read");
-            if (total < buffer.Length) return new Outcome(batch.PutBytes(buffer.AsSpan(0, total)), null);
+            if (total < buffer.Length) return new Outcome(batch is not null ? batch.PutBytes(buffer.AsSpan(0, total)) : store.PutBytes(buffer.AsSpan(0, total)), null);
             // It grew past the small-object size while being read: stream it (still capped).
         }
         using var input = new CappedStream(new FileStream(handle, FileAccess.Read, 1), maxBytes);
@@ -127,13 +128,13 @@ internal static partial class OutputFileCapture
         }
     }
 
-    private static Outcome CapturePortable(string fullPath, string relative, long maxBytes, CasWriteBatch batch, CancellationToken cancel)
+    private static Outcome CapturePortable(string fullPath, string relative, long maxBytes, CasWriteBatch? batch, CasStore store, CancellationToken cancel)
     {
         var info = new FileInfo(fullPath);
         if (!info.Exists) return new Outcome(null, null);
         if (info.LinkTarget is not null) return Skip(relative, SkippedOutput.Symlink, "the path is a symbolic link");
         if (info.Length > maxBytes) return Skip(relative, SkippedOutput.TooLarge, $"{info.Length} bytes; max_output_file_bytes is {maxBytes}");
-        return new Outcome(batch.PutFile(fullPath, cancel: cancel), null);
+        return new Outcome(batch is not null ? batch.PutFile(fullPath, cancel: cancel) : store.PutFile(fullPath, cancel: cancel), null);
     }
 
     private static Outcome Skip(string relative, string reason, string detail) =>
