@@ -98,6 +98,14 @@ Describe 'Outputs that are not regular files are skipped, never read, and said s
         $r.Request.Policy.MaxOutputFileBytes | Should -Be 100
     }
 
+    It 'captures a file larger than the in-memory size (5 MiB, streamed from the checked descriptor) byte for byte' {
+        $r = Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', 'head -c 5242880 /dev/urandom > big.bin') -Extra @{ outputs = @('big.bin') })
+        $r.OutputFiles[0].Bytes | Should -Be 5242880
+        $r.OutputFiles[0].Digest | Should -Be (Get-RequiemDigest -LiteralPath (Join-Path $Ws 'big.bin') -Domain Cas).Hash
+        $r.SkippedOutputs | Should -BeNullOrEmpty
+        (Get-RequiemCasObject -Hash $r.OutputFiles[0].Digest -Cas $env:REQUIEM_CAS).Size | Should -Be 5242880   # verified on read
+    }
+
     It 'has the cap as -MaxOutputFileBytes and refuses a cap out of range' {
         $r = Invoke-RequiemExec -FilePath /bin/sh -ArgumentList '-c', 'echo 123456 > f' -WorkingDirectory $Ws -CapturePath f -MaxOutputFileBytes 3 -WarningAction SilentlyContinue
         $r.SkippedOutputs[0].Reason | Should -Be 'too_large'
