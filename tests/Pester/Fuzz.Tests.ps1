@@ -163,6 +163,19 @@ BeforeAll {
                 [IO.Directory]::Delete($Ws, $true)
                 $null = [IO.Directory]::CreateDirectory($Ws)
             }
+            if ($i % 4 -eq 0) {
+                # Every fourth input also through Test-RequiemPolicy, which parses and plans but never runs.
+                $State.Started = [DateTime]::UtcNow.Ticks
+                $clock.Restart()
+                try { $null = Test-RequiemPolicy -Request $m.Input -ErrorAction Stop -WarningAction SilentlyContinue }
+                catch {
+                    $policyFailed = Test-Record $_ 'TestRequiemPolicyCommand'
+                    if (-not $policyFailed.Ok) { $results.Unhandled.Add("Test-RequiemPolicy $($State.Current)`n  -> $($policyFailed.Type): $($policyFailed.Message)") }
+                }
+                $State.Started = 0
+                $results.Ms['policy'] = $clock.ElapsedMilliseconds + [long]$results.Ms['policy']
+                if ([IO.Directory]::EnumerateFileSystemEntries($Ws).GetEnumerator().MoveNext()) { $results.RanWhenRejected.Add("Test-RequiemPolicy ran $($State.Current)") }
+            }
             if ($m.Cleanup) { Remove-Item -LiteralPath $m.Cleanup -Force }
         }
 
