@@ -35,7 +35,8 @@ internal static partial class OutputFileCapture
     private const int O_RDONLY = 0;
     private const int O_NOCTTY = 0x100;
     private const int O_NONBLOCK = 0x800;
-    private const int O_NOFOLLOW = 0x20000;
+    // O_NOFOLLOW differs between architectures (asm-generic/fcntl.h vs arch/arm64): 0400000 on x86, 0100000 on ARM.
+    private static readonly int s_noFollow = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x8000 : 0x20000;
     private const int O_CLOEXEC = 0x80000;
     private const int AT_EMPTY_PATH = 0x1000;
     private const uint STATX_TYPE = 0x1, STATX_MODE = 0x2, STATX_NLINK = 0x4, STATX_SIZE = 0x200;
@@ -65,7 +66,7 @@ internal static partial class OutputFileCapture
     public static Outcome Capture(string fullPath, string relative, long maxBytes, CasWriteBatch? batch, CasStore store, CancellationToken cancel)
     {
         if (!OperatingSystem.IsLinux()) return CapturePortable(fullPath, relative, maxBytes, batch, store, cancel);
-        var fd = Open(fullPath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        var fd = Open(fullPath, O_RDONLY | s_noFollow | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         if (fd < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
