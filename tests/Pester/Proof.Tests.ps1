@@ -318,9 +318,17 @@ Describe 'Signed proofs (DSSE, ECDSA P-256)' {
         $payload = [Convert]::FromBase64String($Envelope.payload)
         $paeFile = Join-Path $Dir 'pae2.bin'; $sigFile = Join-Path $Dir 'sig2.der'
         [IO.File]::WriteAllBytes($paeFile, (Get-DssePae -PayloadType $Envelope.payloadType -Payload $payload))
-        & openssl dgst -sha256 -sign $Key -out $sigFile $paeFile
-        $LASTEXITCODE | Should -Be 0
-        $sig = [Convert]::ToBase64String([IO.File]::ReadAllBytes($sigFile))
+        # openssl picks s or n-s at random; the module accepts only the low-S form (ProofSignatures.Tests.ps1), so
+        # sign until openssl gives that one.
+        $n = [Numerics.BigInteger]::Parse('0FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551', 'HexNumber')
+        do {
+            & openssl dgst -sha256 -sign $Key -out $sigFile $paeFile
+            $LASTEXITCODE | Should -Be 0
+            $der = [IO.File]::ReadAllBytes($sigFile)
+            $seq = [Formats.Asn1.AsnReader]::new($der, [Formats.Asn1.AsnEncodingRules]::DER).ReadSequence()
+            $null = $seq.ReadInteger([Nullable[Formats.Asn1.Asn1Tag]]$null)
+        } while ($seq.ReadInteger([Nullable[Formats.Asn1.Asn1Tag]]$null) -gt ($n / 2))
+        $sig = [Convert]::ToBase64String($der)
         $file = Join-Path $Dir 'openssl-signed.json'
         $json = '{"payload":"' + $Envelope.payload + '","payloadType":"' + $Envelope.payloadType + '","signatures":[{"keyid":"' + $Envelope.signatures[0].keyid + '","sig":"' + $sig + '"}]}'
         [IO.File]::WriteAllText($file, $json + "`n")

@@ -43,7 +43,7 @@ public static class BenchReportIo
         string json;
         try
         {
-            json = File.ReadAllText(path, Encoding.UTF8);
+            json = Json.StrictText.ReadFile(path, "bench report");
         }
         catch (FileNotFoundException ex) { throw new RequiemException("FileNotFound", ErrorKind.ObjectNotFound, $"Bench report '{path}' does not exist.", path, ex); }
         catch (DirectoryNotFoundException ex) { throw new RequiemException("FileNotFound", ErrorKind.ObjectNotFound, $"Bench report '{path}' does not exist.", path, ex); }
@@ -58,6 +58,7 @@ public static class BenchReportIo
     public static BenchReport Validate(BenchReport r, object? target)
     {
         RequiemException Bad(string why) => new("InvalidBenchReport", ErrorKind.InvalidData, "Invalid bench report: " + why, target);
+        if (Json.NullGuard.FindNull(r) is { } nullAt) throw Bad($"{nullAt} is null, which the format does not allow.");
         if (r.BenchReportVersion != BenchReport.CurrentVersion) throw Bad($"bench_report_version \"{r.BenchReportVersion}\" is not supported (expected \"{BenchReport.CurrentVersion}\").");
         if (!Hex.IsDigest(r.SpecDigest)) throw Bad("spec_digest is not a 64-character hex digest.");
         if (r.Cases is null || r.Cases.Count == 0) throw Bad("it has no cases.");

@@ -173,7 +173,18 @@ public sealed class BenchRunner
         foreach (var f in c.OutputFiles ?? new List<string>())
         {
             var full = Path.GetFullPath(Path.Combine(cwd, f));
-            files[f] = File.Exists(full) ? _cas.PutFile(full, cancel: cancel).Hash : null;
+            if (!File.Exists(full))
+            {
+                files[f] = null;
+                continue;
+            }
+            // Opened without following links or blocking, like Invoke-RequiemExec's outputs: a FIFO or device never hangs
+            // the bench or fills the disk.
+            var captured = Execution.OutputFileCapture.Capture(full, f, Execution.ExecPolicy.DefaultMaxOutputFileBytes, null, _cas, cancel);
+            if (captured.Skipped is { } skip)
+                throw new RequiemException("BenchOutputNotCaptured", ErrorKind.InvalidData,
+                    $"Output file '{f}' of case '{c.Name}' cannot be captured: {skip.Reason} ({skip.Detail}).", f);
+            files[f] = captured.Put?.Hash;
         }
         return new BenchRun
         {

@@ -21,17 +21,35 @@ public sealed class ExecPolicy
     public long? MaxCpuSeconds { get; set; }
     public long? MaxOpenFiles { get; set; }
     public long? MaxProcesses { get; set; }
+    /// <summary>The largest output file that is captured; null means <see cref="DefaultMaxOutputFileBytes"/>.</summary>
+    public long? MaxOutputFileBytes { get; set; }
     public string[] EnvAllowlist { get; set; } = Array.Empty<string>();
     public string[] EnvDenylist { get; set; } = Array.Empty<string>();
     public bool Stochastic { get; set; }
 
+    public const long DefaultMaxOutputFileBytes = 256L << 20;
+    public const long MaxMaxOutputFileBytes = 1L << 40;
+    /// <summary>Linux's PID_MAX_LIMIT: no machine can have more processes, and pids.max takes nothing larger.</summary>
+    public const long MaxMaxProcesses = 4_194_304;
+
     public bool IsStrict => Mode == "strict";
+
+    public long EffectiveMaxOutputFileBytes => MaxOutputFileBytes ?? DefaultMaxOutputFileBytes;
 
     public ExecPolicy Clone() => (ExecPolicy)MemberwiseClone();
 
     public override string ToString() => System.Text.Encoding.UTF8.GetString(CanonicalBytes());
 
-    public JsonObject ToJsonNode() => new()
+    public JsonObject ToJsonNode()
+    {
+        var o = ToJsonNodeCore();
+        // Present only when the request set it, so the policy and request digests of requests written before this field
+        // existed do not change.
+        if (MaxOutputFileBytes is { } cap) o["max_output_file_bytes"] = cap;
+        return o;
+    }
+
+    private JsonObject ToJsonNodeCore() => new()
     {
         ["mode"] = Mode,
         ["scheduler_mode"] = SchedulerMode,
@@ -64,6 +82,8 @@ public sealed class ExecRequest
     public const int MaxArgvBytes = 1 << 20;
     public const int MaxEnvBytes = 1 << 20;
     public const int MaxStdinBytes = 64 << 20;
+    /// <summary>Linux's PATH_MAX less the terminating NUL: the longest path (command, cwd, input, output) a request may name.</summary>
+    public const int MaxPathBytes = 4095;
 
     public string Command { get; set; } = "";
     public string[] Argv { get; set; } = Array.Empty<string>();
@@ -109,13 +129,18 @@ public sealed class ExecRequest
     public string ComputeDigest(HashPrimitive hash) => hash.HashBytes(CanonicalBytes(), HashDomain.Request);
 
     /// <summary>Re-validates a request built in code (e.g. a typed object from PowerShell) by round-tripping it through the parser.</summary>
-    public ExecRequest Validate(RequiemConfig? config = null) => ExecRequestParser.Parse(ToJson(), config);
+    public ExecRequest Validate(RequiemConfig? config = null)
+    {
+        var node = ToJsonNode();
+        StrictText.EnsureWellFormed(node, "$");
+        return ExecRequestParser.Parse(node.ToJsonString(JsonContract.Options), config);
+    }
 }
 
 /// <summary>
 /// Parses request JSON strictly: every malformation is a typed <see cref="RequiemException"/> and nothing runs.
 /// Error ids: InvalidJson, InvalidRequest, UnknownRequestField, MissingRequestField, InvalidRequestFieldType,
-/// InvalidRequestValue, InvalidRequestLimit, ArgvTooLarge, WorkspaceRootNotAbsolute.
+/// InvalidRequestValue, InvalidRequestLimit, ArgvTooLarge, PathTooLong, WorkspaceRootNotAbsolute.
 /// </summary>
 public static class ExecRequestParser
 {
@@ -124,7 +149,7 @@ public static class ExecRequestParser
 
     private static readonly string[] s_policyFields =
         { "mode", "scheduler_mode", "deterministic", "deny_network", "max_memory_bytes", "max_cpu_seconds", "max_open_files",
-          "max_processes", "env_allowlist", "env_denylist", "stochastic" };
+          "max_processes", "max_output_file_bytes", "env_allowlist", "env_denylist", "stochastic" };
 
     public static ExecRequest Parse(string json, RequiemConfig? config = null, object? target = null)
     {
@@ -137,10 +162,32 @@ public static class ExecRequestParser
         {
             throw new RequiemException("InvalidJson", ErrorKind.InvalidData, "The request is not valid JSON: " + ex.Message, target ?? "request", ex);
         }
+        catch (ArgumentException ex)
+        {
+            // The text holds a lone UTF-16 surrogate, which has no UTF-8 form.
+            throw new RequiemException("InvalidJson", ErrorKind.InvalidData, "The request is not valid Unicode text: " + ex.Message, target ?? "request", ex);
+        }
         using (doc) return Parse(doc.RootElement, config);
     }
 
+    /// <summary>Parses request JSON from bytes, refusing invalid UTF-8 (nothing is replaced by U+FFFD).</summary>
+    public static ExecRequest Parse(ReadOnlySpan<byte> utf8, RequiemConfig? config = null, object? target = null) =>
+        Parse(StrictText.Decode(utf8, "request", target ?? "request"), config, target);
+
     public static ExecRequest Parse(JsonElement root, RequiemConfig? config = null)
+    {
+        try
+        {
+            return ParseElement(root, config);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // A string or name with an escaped lone surrogate ("\ud800") is valid JSON syntax but not Unicode text.
+            throw new RequiemException("InvalidJson", ErrorKind.InvalidData, "The request holds a string that is not valid Unicode (a lone surrogate escape): " + ex.Message, "request", ex);
+        }
+    }
+
+    private static ExecRequest ParseElement(JsonElement root, RequiemConfig? config)
     {
         config ??= new RequiemConfig();
         if (root.ValueKind != JsonValueKind.Object)
@@ -161,6 +208,11 @@ public static class ExecRequestParser
         };
 
         if (r.Command.Length == 0) throw Value("$.command", "must not be empty");
+        PathLength(r.Command, "$.command");
+        PathLength(r.WorkspaceRoot, "$.workspace_root");
+        PathLength(r.Cwd, "$.cwd");
+        for (var i = 0; i < r.Inputs.Length; i++) PathLength(r.Inputs[i], $"$.inputs[{i}]");
+        for (var i = 0; i < r.Outputs.Length; i++) PathLength(r.Outputs[i], $"$.outputs[{i}]");
         NoNul(r.Command, "$.command");
         if (!Path.IsPathFullyQualified(r.WorkspaceRoot))
             throw new RequiemException("WorkspaceRootNotAbsolute", ErrorKind.InvalidArgument,
@@ -228,13 +280,17 @@ public static class ExecRequestParser
             policy.MaxCpuSeconds = OptLong(pol, "max_cpu_seconds", "$.policy");
             policy.MaxOpenFiles = OptLong(pol, "max_open_files", "$.policy");
             policy.MaxProcesses = OptLong(pol, "max_processes", "$.policy");
+            policy.MaxOutputFileBytes = OptLong(pol, "max_output_file_bytes", "$.policy");
             policy.EnvAllowlist = StringArray(pol, "env_allowlist", "$.policy") ?? Array.Empty<string>();
             policy.EnvDenylist = StringArray(pol, "env_denylist", "$.policy") ?? Array.Empty<string>();
         }
         if (policy.MaxMemoryBytes is { } mem && mem < 1) throw Limit("$.policy.max_memory_bytes", mem, "must be a positive number of bytes");
         if (policy.MaxCpuSeconds is { } cpu && cpu < 1) throw Limit("$.policy.max_cpu_seconds", cpu, "must be at least 1");
         if (policy.MaxOpenFiles is { } fds && fds < 1) throw Limit("$.policy.max_open_files", fds, "must be at least 1");
-        if (policy.MaxProcesses is { } procs && procs < 1) throw Limit("$.policy.max_processes", procs, "must be at least 1");
+        if (policy.MaxProcesses is { } procs && procs is < 1 or > ExecPolicy.MaxMaxProcesses)
+            throw Limit("$.policy.max_processes", procs, $"must be 1..{ExecPolicy.MaxMaxProcesses}");
+        if (policy.MaxOutputFileBytes is { } fileCap && fileCap is < 0 or > ExecPolicy.MaxMaxOutputFileBytes)
+            throw Limit("$.policy.max_output_file_bytes", fileCap, $"must be 0..{ExecPolicy.MaxMaxOutputFileBytes}");
         foreach (var name in policy.EnvAllowlist.Concat(policy.EnvDenylist))
         {
             if (name.Length == 0 || name.Contains('=') || name.Contains('\0'))
@@ -304,6 +360,13 @@ public static class ExecRequestParser
             list[i++] = item.GetString()!;
         }
         return list;
+    }
+
+    private static void PathLength(string path, string where)
+    {
+        if (path.Length > ExecRequest.MaxPathBytes || Encoding.UTF8.GetByteCount(path) > ExecRequest.MaxPathBytes)
+            throw new RequiemException("PathTooLong", ErrorKind.InvalidArgument,
+                $"{where} is longer than {ExecRequest.MaxPathBytes} bytes (PATH_MAX), so no system could open it.", where);
     }
 
     private static void NoNul(string s, string where)

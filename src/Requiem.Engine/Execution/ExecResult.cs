@@ -64,6 +64,8 @@ public sealed class ExecResult
     public bool StderrTruncated { get; set; }
     public OutputFileDigest[] OutputFiles { get; set; } = Array.Empty<OutputFileDigest>();
     public string[] MissingOutputs { get; set; } = Array.Empty<string>();
+    /// <summary>Declared outputs that exist but were not captured (special files, hard links, too large), with the reason.</summary>
+    public SkippedOutput[] SkippedOutputs { get; set; } = Array.Empty<SkippedOutput>();
     public InputFileDigest[] InputDigests { get; set; } = Array.Empty<InputFileDigest>();
     public string PolicyDigest { get; set; } = "";
     public string RequestBlobDigest { get; set; } = "";
@@ -134,6 +136,14 @@ public sealed class ExecResult
             ["duration_ms"] = DurationMs,
             ["started_at"] = StartedAt,
         };
+        // Written only when something was skipped, so results recorded before this field existed keep their digests.
+        if (SkippedOutputs.Length > 0)
+        {
+            o["skipped_outputs"] = new JsonArray(SkippedOutputs.Select(f => (JsonNode?)new JsonObject
+            {
+                ["path"] = f.Path, ["reason"] = f.Reason, ["detail"] = f.Detail,
+            }).ToArray());
+        }
         if (includeDigest) o["result_digest"] = ResultDigest;
         return o;
     }
@@ -210,6 +220,12 @@ public sealed class ExecResult
                     Bytes = x["bytes"]?.GetValue<long>() ?? 0,
                 }).ToArray(),
                 MissingOutputs = A(o["missing_outputs"]),
+                SkippedOutputs = (o["skipped_outputs"] as JsonArray ?? new JsonArray()).Select(x => new SkippedOutput
+                {
+                    Path = x!["path"]!.GetValue<string>(),
+                    Reason = x["reason"]!.GetValue<string>(),
+                    Detail = x["detail"]?.GetValue<string>() ?? "",
+                }).ToArray(),
                 InputDigests = (o["input_digests"] as JsonArray ?? new JsonArray()).Select(x => new InputFileDigest
                 {
                     Path = x!["path"]!.GetValue<string>(),

@@ -72,7 +72,7 @@ public static class ExecRunner
             // durable together: two syncfs calls instead of a file and a folder flush per new object.
             var stdoutPut = outcome.Stdout.Store(batch);
             var stderrPut = outcome.Stderr.Store(batch);
-            var (files, missing, outputReasons) = CaptureOutputs(plan, batch, cancel);
+            var (files, missing, skipped, outputReasons) = CaptureOutputs(plan, batch, store, cancel);
             foreach (var r in outputReasons) options.Output.Warning(r);
             var policyPut = batch.PutBytes(policy.CanonicalBytes());
             var requestPut = batch.PutBytes(request.CanonicalBytes());
@@ -92,6 +92,7 @@ public static class ExecRunner
                 StderrTruncated = outcome.Stderr.Truncated,
                 OutputFiles = files,
                 MissingOutputs = missing,
+                SkippedOutputs = skipped,
                 InputDigests = inputDigests,
                 PolicyDigest = policyPut.Hash,
                 RequestBlobDigest = requestPut.Hash,
@@ -172,12 +173,28 @@ public static class ExecRunner
         return new DeterminismConfidence { Level = level, Score = score, Reasons = reasons.ToArray() };
     }
 
-    private static (OutputFileDigest[] Files, string[] Missing, List<string> Reasons) CaptureOutputs(ExecPlan plan, CasWriteBatch store, CancellationToken cancel)
+    private static (OutputFileDigest[] Files, string[] Missing, SkippedOutput[] Skipped, List<string> Reasons) CaptureOutputs(
+        ExecPlan plan, CasWriteBatch batch, CasStore store, CancellationToken cancel)
     {
         var files = new List<OutputFileDigest>();
         var missing = new List<string>();
+        var skipped = new List<SkippedOutput>();
         var reasons = new List<string>();
         var root = plan.WorkspaceRoot;
+        var maxBytes = plan.Request.Policy.EffectiveMaxOutputFileBytes;
+
+        void CaptureFile(string real, string rel, bool declared)
+        {
+            var outcome = OutputFileCapture.Capture(real, rel, maxBytes, batch, store, cancel);
+            if (outcome.Put is { } put) files.Add(new OutputFileDigest { Path = rel, Digest = put.Hash, Bytes = put.Size });
+            else if (outcome.Skipped is { } skip)
+            {
+                skipped.Add(skip);
+                reasons.Add($"output '{rel}' was not captured: {skip.Reason} ({skip.Detail})");
+            }
+            else if (declared) missing.Add(rel);
+        }
+
         foreach (var output in plan.Request.Outputs)
         {
             var lexical = Path.GetFullPath(Path.Combine(root, output));
@@ -199,19 +216,15 @@ public static class ExecRunner
                         reasons.Add($"output '{rel}' resolves outside the workspace (symlink); it was not captured");
                         continue;
                     }
-                    var put = store.PutFile(fr, cancel: cancel);
-                    files.Add(new OutputFileDigest { Path = rel, Digest = put.Hash, Bytes = put.Size });
+                    CaptureFile(fr, rel, declared: false);
                 }
             }
-            else if (File.Exists(real))
-            {
-                var put = store.PutFile(real, cancel: cancel);
-                files.Add(new OutputFileDigest { Path = ExecPlan.Relative(root, lexical), Digest = put.Hash, Bytes = put.Size });
-            }
+            else if (File.Exists(real)) CaptureFile(real, ExecPlan.Relative(root, lexical), declared: true);
             else missing.Add(output);
         }
         var sorted = files.GroupBy(f => f.Path, StringComparer.Ordinal).Select(g => g.First()).OrderBy(f => f.Path, StringComparer.Ordinal).ToArray();
-        return (sorted, missing.Distinct().Order(StringComparer.Ordinal).ToArray(), reasons);
+        var skippedSorted = skipped.GroupBy(f => f.Path, StringComparer.Ordinal).Select(g => g.First()).OrderBy(f => f.Path, StringComparer.Ordinal).ToArray();
+        return (sorted, missing.Distinct().Order(StringComparer.Ordinal).ToArray(), skippedSorted, reasons);
     }
 
     private sealed class RunOutcome
@@ -237,13 +250,32 @@ public static class ExecRunner
         if (useCgroup)
         {
             cgroup = Path.Combine(probe.PidsCgroupBase!, "run-" + Guid.NewGuid().ToString("n"));
-            Directory.CreateDirectory(cgroup);
+            try
+            {
+                Directory.CreateDirectory(cgroup);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new RequiemException("SandboxSetupFailed", ErrorKind.ResourceUnavailable,
+                    $"The run's pids cgroup could not be created ({ex.Message}), so '{plan.CommandPath}' did not run.", plan.Request.Command, ex);
+            }
             procs = Path.Combine(cgroup, "cgroup.procs");
             // Processes of the launcher that are in the cgroup too are added, so the command's tree gets exactly
             // max_processes: requiem-launch and its namespace init; bwrap's outer process and PID-namespace init;
             // with unshare the init shell (which joins).
             var overhead = probe.Isolator switch { "requiem-launch" => 2, "bwrap" => 2, "unshare" => 1, _ => 0 };
-            File.WriteAllText(Path.Combine(cgroup, "pids.max"), (policy.MaxProcesses!.Value + overhead).ToString(CultureInfo.InvariantCulture));
+            // The kernel takes at most PID_MAX_LIMIT; a larger request is the same as no limit beyond the machine's.
+            var max = Math.Min(policy.MaxProcesses!.Value + overhead, ExecPolicy.MaxMaxProcesses);
+            try
+            {
+                File.WriteAllText(Path.Combine(cgroup, "pids.max"), max.ToString(CultureInfo.InvariantCulture));
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                SandboxProbe.RemoveCgroup(cgroup);
+                throw new RequiemException("SandboxSetupFailed", ErrorKind.ResourceUnavailable,
+                    $"The process limit could not be set ({ex.Message}), so '{plan.CommandPath}' did not run.", plan.Request.Command, ex);
+            }
             if (probe.Isolator is not ("unshare" or "requiem-launch"))
                 chain.AddRange(new[] { probe.Sh!, "-c", "echo 0 > \"$0\" && exec \"$@\"", procs });
         }
@@ -332,28 +364,39 @@ public static class ExecRunner
     private static async Task<RunOutcome> RunUnixAsync(ExecPlan plan, CasStore store, CancellationToken cancel)
     {
         var (file, args, cgroup) = BuildLinuxLaunch(plan);
+        try
+        {
+            return await RunUnixInCgroupAsync(plan, store, file, args, cancel).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Every way out (a start failure, a cancelled run, a sandbox setup error) removes the run's cgroup.
+            if (cgroup is not null) SandboxProbe.RemoveCgroup(cgroup);
+        }
+    }
+
+    private static async Task<RunOutcome> RunUnixInCgroupAsync(ExecPlan plan, CasStore store, string file, List<string> args, CancellationToken cancel)
+    {
         var max = plan.Request.MaxOutputBytes;
         var outcome = new RunOutcome { Stdout = new BoundedCapture(max, store), Stderr = new BoundedCapture(max, store) };
-        var psi = new ProcessStartInfo(file)
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = plan.WorkingDirectory,
-        };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment.Clear();
-        foreach (var (k, v) in plan.Environment) psi.Environment[k] = v;
-
         Process process;
         try
         {
+            var psi = new ProcessStartInfo(file)
+            {
+                UseShellExecute = false,
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                WorkingDirectory = plan.WorkingDirectory,
+            };
+            foreach (var a in args) psi.ArgumentList.Add(a);
+            psi.Environment.Clear();
+            foreach (var (k, v) in plan.Environment) psi.Environment[k] = v;
             process = Process.Start(psi) ?? throw new InvalidOperationException("Process.Start returned null");
         }
-        catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or InvalidOperationException)
+        catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or InvalidOperationException or ArgumentException or IOException)
         {
-            if (cgroup is not null) SandboxProbe.RemoveCgroup(cgroup);
             outcome.Stdout.Dispose();
             outcome.Stderr.Dispose();
             throw new RequiemException("CommandStartFailed", ErrorKind.InvalidOperation, $"Could not start '{plan.CommandPath}': {ex.Message}", plan.Request.Command, ex);
@@ -373,10 +416,6 @@ public static class ExecRunner
                 outcome.Stdout.Dispose();
                 outcome.Stderr.Dispose();
                 throw;
-            }
-            finally
-            {
-                if (cgroup is not null) SandboxProbe.RemoveCgroup(cgroup);
             }
         }
         if (plan.Probe.Isolator == "requiem-launch" && outcome.ExitCode == LauncherSetupFailed && outcome.Stderr.Head(512) is { } head

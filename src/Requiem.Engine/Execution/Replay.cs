@@ -169,7 +169,7 @@ public static class Replay
         string text;
         try
         {
-            text = File.ReadAllText(pathOrDigest);
+            text = Json.StrictText.ReadFile(pathOrDigest, "result file");
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {

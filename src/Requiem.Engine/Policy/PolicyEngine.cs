@@ -82,7 +82,8 @@ public static class PolicyEngine
         Add(Sandbox.Controls.WorkspaceConfinement, "always", true);
         Add(Sandbox.Controls.CleanEnvironment, "env_allowlist [] / env_denylist [] (nothing inherited; TZ=UTC, LC_ALL=C)", true);
         Add(Sandbox.Controls.StdinClosed, "unless the request gives stdin", true);
-        Add(Sandbox.Controls.OutputLimit, $"max_output_bytes {ExecRequest.DefaultMaxOutputBytes} (default)", true);
+        Add(Sandbox.Controls.OutputLimit, $"max_output_bytes {ExecRequest.DefaultMaxOutputBytes} (default); output files: regular, one link, " +
+            $"max_output_file_bytes {ExecPolicy.DefaultMaxOutputFileBytes} (default)", true);
         Add(Sandbox.Controls.Timeout, $"timeout_ms {ExecRequest.DefaultTimeoutMs} (default)", true);
         Add(Sandbox.Controls.ProcessTreeKill, "always", true);
         Add(Sandbox.Controls.NetworkIsolation, $"deny_network {(p.DenyNetwork ? "true" : "false")}", p.DenyNetwork);

@@ -142,14 +142,31 @@ public static class ProofVerifier
         }
         var pae = envelope.Pae();
         var verified = false;
-        var trustedFailed = false;
+        var refused = false;
         var failures = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        // Every signature present must be one that a given key verifies, in its one accepted byte form: a second copy,
+        // a high-S twin or a signature by an unknown key would be bytes added to the envelope that nothing checks.
         foreach (var sig in envelope.Signatures)
         {
+            var id = ProofBundle.Shorten(sig.KeyId);
+            if (!seen.Add(sig.KeyId))
+            {
+                refused = true;
+                failures.Add($"signature: keyid '{id}' signs more than once; one signature per key is accepted");
+                continue;
+            }
+            if (EcdsaSignatureForm.Problem(sig.Sig) is { } form)
+            {
+                refused = true;
+                failures.Add($"signature: the signature by keyid '{id}' {form}");
+                continue;
+            }
             var key = options.Keys.FirstOrDefault(k => k.KeyId == sig.KeyId);
             if (key is null)
             {
-                failures.Add($"signature: keyid '{ProofBundle.Shorten(sig.KeyId)}' is not a trusted key (trusted: {string.Join(", ", options.Keys.Select(k => k.KeyId))})");
+                refused = true;
+                failures.Add($"signature: keyid '{id}' is not a trusted key (trusted: {string.Join(", ", options.Keys.Select(k => k.KeyId))}); every signature in the envelope must verify with a given key");
             }
             else if (key.Verify(pae, sig.Sig))
             {
@@ -157,11 +174,11 @@ public static class ProofVerifier
             }
             else
             {
-                trustedFailed = true;
+                refused = true;
                 failures.Add($"signature: the signature by keyid {sig.KeyId} does not verify over the DSSE PAE (payload, payloadType or signature altered, or signed by another key)");
             }
         }
-        v.SignatureVerified = verified && !trustedFailed;
+        v.SignatureVerified = verified && !refused;
         if (!v.SignatureVerified) foreach (var f in failures) v.AddReason(f);
     }
 

@@ -121,8 +121,9 @@ public sealed class SigningKey : IDisposable
         return new SigningKey(key, path) { InsecurePermissions = insecure };
     }
 
-    /// <summary>ASN.1 DER ECDSA signature over SHA-256 of <paramref name="data"/>.</summary>
-    public byte[] Sign(byte[] data) => _key.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence);
+    /// <summary>ASN.1 DER ECDSA signature over SHA-256 of <paramref name="data"/>, in low-S form (<see cref="EcdsaSignatureForm"/>).</summary>
+    public byte[] Sign(byte[] data) =>
+        EcdsaSignatureForm.ToLowS(_key.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence));
 
     public string PrivateKeyPem() => _key.ExportPkcs8PrivateKeyPem();
 

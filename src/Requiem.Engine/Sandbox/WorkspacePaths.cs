@@ -53,14 +53,20 @@ public static class WorkspacePaths
         return path.StartsWith(prefix, s_cmp);
     }
 
-    /// <summary>Resolves every symbolic link in an absolute path (components that do not exist are kept as written).</summary>
+    /// <summary>
+    /// Resolves every symbolic link in an absolute path (components that do not exist are kept as written). Linear in
+    /// the path's length: below the first component that does not exist nothing is looked up (nothing can exist there),
+    /// and the path is built in one buffer instead of one new string per component.
+    /// </summary>
     public static string RealPath(string absolute)
     {
         var root = Path.GetPathRoot(absolute) ?? "/";
         var pending = new List<string>(Split(absolute[root.Length..]));
         pending.Reverse();
         var stack = new Stack<string>(pending);
-        var current = root;
+        var current = new System.Text.StringBuilder(root, absolute.Length + 16);
+        var ends = new Stack<int>();      // current's length before each appended component, for ".."
+        var missingDepth = 0;            // components appended since the first one that does not exist
         var hops = 0;
         while (stack.Count > 0)
         {
@@ -68,30 +74,49 @@ public static class WorkspacePaths
             if (c is "" or ".") continue;
             if (c == "..")
             {
-                current = Path.GetDirectoryName(current) ?? root;
+                if (ends.Count > 0) current.Length = ends.Pop();
+                if (missingDepth > 0) missingDepth--;
                 continue;
             }
-            var candidate = Path.Combine(current, c);
+            var before = current.Length;
+            if (current.Length > 0 && current[^1] != Path.DirectorySeparatorChar && current[^1] != Path.AltDirectorySeparatorChar)
+                current.Append(Path.DirectorySeparatorChar);
+            current.Append(c);
+            ends.Push(before);
+            if (missingDepth > 0)
+            {
+                missingDepth++;
+                continue;
+            }
+            var candidate = current.ToString();
             string? target = null;
+            var exists = false;
             try
             {
                 FileSystemInfo fi = Directory.Exists(candidate) ? new DirectoryInfo(candidate) : new FileInfo(candidate);
+                exists = fi.Exists;
                 if (fi.Exists || fi.LinkTarget is not null) target = fi.LinkTarget;
             }
             catch (IOException) { }
             catch (UnauthorizedAccessException) { }
             if (target is null)
             {
-                current = candidate;
+                if (!exists) missingDepth = 1;
                 continue;
             }
             if (++hops > 40)
                 throw new RequiemException("SymlinkLoop", ErrorKind.InvalidArgument, $"Too many symbolic links while resolving '{absolute}'.", absolute);
-            var parts = Split(Path.IsPathRooted(target) ? target[(Path.GetPathRoot(target) ?? "/").Length..] : target).ToList();
-            if (Path.IsPathRooted(target)) current = Path.GetPathRoot(target) ?? root;
-            for (var i = parts.Count - 1; i >= 0; i--) stack.Push(parts[i]);
+            current.Length = ends.Pop();
+            var targetRoot = Path.IsPathRooted(target) ? Path.GetPathRoot(target) ?? root : null;
+            var parts = Split(targetRoot is not null ? target[targetRoot.Length..] : target);
+            if (targetRoot is not null)
+            {
+                current.Clear().Append(targetRoot);
+                ends.Clear();
+            }
+            for (var i = parts.Length - 1; i >= 0; i--) stack.Push(parts[i]);
         }
-        return current;
+        return current.ToString();
     }
 
     private static string[] Split(string s) => s.Split('/', '\\');

@@ -79,8 +79,12 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
     public long MaxOpenFiles { get; set; }
 
     [Parameter(ParameterSetName = CommandSet)]
-    [ValidateRange(1, long.MaxValue)]
+    [ValidateRange(1, ExecPolicy.MaxMaxProcesses)]
     public long MaxProcesses { get; set; }
+
+    [Parameter(ParameterSetName = CommandSet)]
+    [ValidateRange(0, ExecPolicy.MaxMaxOutputFileBytes)]
+    public long MaxOutputFileBytes { get; set; }
 
     [Parameter(ParameterSetName = CommandSet)]
     public string[] EnvAllowlist { get; set; } = Array.Empty<string>();
@@ -249,6 +253,7 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
         if (bound.ContainsKey(nameof(MaxCpuSeconds))) policy["max_cpu_seconds"] = MaxCpuSeconds;
         if (bound.ContainsKey(nameof(MaxOpenFiles))) policy["max_open_files"] = MaxOpenFiles;
         if (bound.ContainsKey(nameof(MaxProcesses))) policy["max_processes"] = MaxProcesses;
+        if (bound.ContainsKey(nameof(MaxOutputFileBytes))) policy["max_output_file_bytes"] = MaxOutputFileBytes;
         if (bound.ContainsKey(nameof(Scheduler))) policy["scheduler_mode"] = Scheduler == SchedulerMode.Repro ? "repro" : "turbo";
         if (EnvAllowlist.Length > 0) policy["env_allowlist"] = ExecInput.ToJsonNode(EnvAllowlist, "$.policy.env_allowlist");
         if (EnvDenylist.Length > 0) policy["env_denylist"] = ExecInput.ToJsonNode(EnvDenylist, "$.policy.env_denylist");
@@ -265,6 +270,10 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
         if (Stdin is not null) o["stdin"] = Stdin;
         if (InputPath.Length > 0) o["inputs"] = ExecInput.ToJsonNode(InputPath, "$.inputs");
         if (CapturePath.Length > 0) o["outputs"] = ExecInput.ToJsonNode(CapturePath, "$.outputs");
-        return TryRun(() => ExecRequestParser.Parse(o.ToJsonString(), Config, FilePath));
+        return TryRun(() =>
+        {
+            Requiem.Engine.Json.StrictText.EnsureWellFormed(o, "$");
+            return ExecRequestParser.Parse(o.ToJsonString(), Config, FilePath);
+        });
     }
 }

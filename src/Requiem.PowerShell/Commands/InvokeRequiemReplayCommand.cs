@@ -47,7 +47,7 @@ public sealed class InvokeRequiemReplayCommand : RequiemCmdlet
             if (recorded.RequestBlobDigest.Length == 0)
                 throw new RequiemException("RequestNotFound", ErrorKind.ObjectNotFound, "The result names no stored request; pass -Request.", Result);
             var bytes = store.ReadAllBytes(recorded.RequestBlobDigest, CancellationToken);
-            return ExecRequestParser.Parse(System.Text.Encoding.UTF8.GetString(bytes), Config, recorded.RequestBlobDigest);
+            return ExecRequestParser.Parse(Requiem.Engine.Json.StrictText.Decode(bytes, "stored request", recorded.RequestBlobDigest), Config, recorded.RequestBlobDigest);
         });
         if (request is null) { if (Quiet) WriteObject(false); return; }
         if (!ShouldProcess($"{request.Command} (recorded result {recorded.ResultDigest})", "Re-run in the Requiem sandbox and compare")) return;

@@ -30,7 +30,9 @@ internal static class ExecInput
             case string path:
                 return FromFile(resolvePath(path), config);
             case IDictionary or PSObject:
-                var json = ToJsonNode(input, "$")!.ToJsonString();
+                var node = ToJsonNode(input, "$")!;
+                Requiem.Engine.Json.StrictText.EnsureWellFormed(node, "$");
+                var json = node.ToJsonString();
                 return ExecRequestParser.Parse(json, config, "request");
             default:
                 throw new RequiemException("InvalidRequest", ErrorKind.InvalidArgument,
@@ -62,6 +64,10 @@ internal static class ExecInput
             case long l: return JsonValue.Create(l);
             case short or byte or sbyte or ushort or uint: return JsonValue.Create(Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture));
             case ulong ul: return JsonValue.Create(ul);
+            case double d when !double.IsFinite(d):
+            case float f when !float.IsFinite(f):
+                throw new RequiemException("InvalidRequestFieldType", ErrorKind.InvalidData,
+                    $"{where} is {value}, which has no JSON form (JSON numbers are finite).", where);
             case double d: return JsonValue.Create(d);
             case float f: return JsonValue.Create((double)f);
             case decimal m: return JsonValue.Create(m);

@@ -7,7 +7,7 @@ internal static class InputFile
 {
     /// <summary>
     /// The whole file as text. FileNotFound (missing), PathIsDirectory (a folder), FileReadError (anything else;
-    /// ErrorKind PermissionDenied when access is refused), each with the path as target.
+    /// ErrorKind PermissionDenied when access is refused), InvalidJson (not valid UTF-8), each with the path as target.
     /// </summary>
     /// <param name="what">What the file is, for the message: "Bench spec", "Request file", "result file"...</param>
     public static string ReadAllText(string path, string what, string? notFoundHint = null)
@@ -16,7 +16,7 @@ internal static class InputFile
         {
             if (Directory.Exists(path))
                 throw new RequiemException("PathIsDirectory", ErrorKind.InvalidArgument, $"{what} '{path}' is a directory, not a file.", path);
-            return File.ReadAllText(path);
+            return Requiem.Engine.Json.StrictText.ReadFile(path, what.ToLowerInvariant());
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
