@@ -32,6 +32,13 @@ Describe '-Verbose names the store and the config, and what was stored, deduplic
             Should -Contain "Store $($Cas): 2 object(s) verified (16 bytes re-hashed)."
     }
 
+    It 'Measure-RequiemDrift: the store the differing outputs are read back from' {
+        $report = Invoke-RequiemBench -Command 'date +%N' -Runs 2 -Warmup 0 -Cas $Cas
+        $text = Get-VerboseText { $report | Measure-RequiemDrift -Cas $Cas -Verbose | Out-Null }
+        ($text | Where-Object { $_ -like 'Store: *' }) | Should -BeLike "Store: $Cas (from -Cas); config: *"
+        $text | Should -Contain "Store $($Cas): 2 object(s) verified (20 bytes re-hashed)."
+    }
+
     It 'Get-RequiemCasRef on an empty store says nothing was stored or read back' {
         Get-VerboseText { Get-RequiemCasRef -Cas (New-Item -ItemType Directory (Join-Path $Dir 'empty') -Force).FullName -Verbose -ErrorAction Ignore | Out-Null } |
             Should -Contain "Store $(Join-Path $Dir 'empty'): nothing stored or read back."

@@ -41,11 +41,12 @@ public sealed class MeasureRequiemDriftCommand : RequiemCmdlet
         if (!_storeTried)
         {
             _storeTried = true;
-            var root = RequiemPaths.ResolveCasRoot(string.IsNullOrEmpty(Cas) ? null : ResolveNewPath(Cas), Config);
+            var explicitRoot = string.IsNullOrEmpty(Cas) ? null : ResolveNewPath(Cas);
+            var root = RequiemPaths.ResolveCasRoot(explicitRoot, Config);
             var hash = SelectHash(AllowHashFallback);
             try
             {
-                _store = CasStore.Open(root, hash, create: false);
+                _store = OpenStoreOrThrow(explicitRoot, hash, create: false);
             }
             catch (RequiemException ex)
             {

@@ -35,7 +35,16 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     {
         var explicitRoot = string.IsNullOrEmpty(cas) ? null : ResolveNewPath(cas);
         var hash = SelectHash(allowHashFallback);
-        var store = Run(() => CasStore.Open(RequiemPaths.ResolveCasRoot(explicitRoot, Config), hash, create));
+        return Run(() => OpenStoreOrThrow(explicitRoot, hash, create));
+    }
+
+    /// <summary>
+    /// <see cref="OpenStore"/> for a cmdlet that can go on without a store: a failure to open is the
+    /// RequiemException, for the caller to report as it sees fit.
+    /// </summary>
+    protected CasStore OpenStoreOrThrow(string? explicitRoot, HashPrimitive hash, bool create)
+    {
+        var store = CasStore.Open(RequiemPaths.ResolveCasRoot(explicitRoot, Config), hash, create);
         if (!_stores.Any(s => s.Root == store.Root))
             WriteVerbose($"Store: {store.Root} ({DescribeStoreSource(explicitRoot)}); config: {DescribeConfig()}.");
         _stores.Add(store);
