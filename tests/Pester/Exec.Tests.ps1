@@ -399,11 +399,53 @@ Describe 'Sandbox (<Name>): environment, timeouts, output, limits, network' -For
             if ($status -eq 'enforced') {
                 $r.StdoutText | Should -Not -Match 'escaped'
                 $r.ExitCode | Should -Not -Be 0
-                $r.StderrText | Should -Match 'Operation not permitted|Permission denied'
+                $r.StderrText | Should -Match 'Operation not permitted|Permission denied|No such file'
             }
             else { $r.Sandbox.Enforced | Should -Not -Contain 'network_isolation' }
         }
         finally { $listener.Stop() }
+    }
+
+    It 'gives a root command no capabilities, a /proc of its own and no way into the caller (environ, mem, ptrace)' -Skip:(-not $IsLinux) {
+        # The attack of issue 11.1: with CAP_SYS_PTRACE and the host's /proc a root command read the calling pwsh's
+        # environment and memory. $0 is the calling pwsh's pid.
+        $attack = @'
+grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status
+echo "pids=$(ls /proc | grep -c '^[0-9]')"
+[ -e /proc/$0 ] && echo "host-pid-visible"
+cat /proc/$0/environ > /dev/null 2>&1 && echo "environ-read"
+head -c 1 /proc/$0/mem > /dev/null 2>&1 && echo "mem-read"
+if command -v strace > /dev/null; then timeout 2 strace -o /dev/null -p $0 2>&1 | head -n 1; fi
+echo done
+'@
+        $env:REQUIEM_TEST_SECRET = 'hunter2'
+        try { $r = Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', $attack, "$PID") -Policy @{ deny_network = $true }) -IncludeOutput -WarningAction SilentlyContinue }
+        finally { Remove-Item Env:REQUIEM_TEST_SECRET }
+        $out = $r.StdoutText
+        $out | Should -Match 'done'
+        ($Health.Capabilities | Where-Object Name -eq 'process_tree_kill').Status | Should -Be 'enforced'
+        $r.Sandbox.Enforced | Should -Contain 'process_tree_kill'
+        foreach ($set in 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb') { $out | Should -Match "$set\:\s+0000000000000000" -Because $set }
+        $out | Should -Match 'NoNewPrivs:\s+1'
+        [int]($out -replace '(?s).*pids=(\d+).*', '$1') | Should -BeLessOrEqual 6
+        $out | Should -Not -Match 'host-pid-visible|environ-read|mem-read|hunter2|attached'
+        if (Get-Command strace -ErrorAction Ignore) { $out | Should -Match 'No such process|Operation not permitted' }
+    }
+
+    It 'keeps max_processes in force when a root command tries to lift it (pids.max, root cgroup)' -Skip:(-not $IsLinux) {
+        # The attack of issue 11.2: write max into the run's pids.max, or move to the root cgroup, then fork 40 times.
+        $lift = 'for f in /sys/fs/cgroup/pids/requiem/run-*/pids.max /sys/fs/cgroup/pids.max; do (echo max > "$f") 2>/dev/null && echo "lifted $f"; done; ' +
+                'for f in /sys/fs/cgroup/pids/cgroup.procs /sys/fs/cgroup/cgroup.procs; do (echo $$ > "$f") 2>/dev/null && echo "moved $f"; done; ' +
+                'for i in $(seq 1 40); do sleep 1 & done; echo all-started'
+        $r = Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', $lift) -Policy @{ max_processes = 4 }) -IncludeOutput -WarningAction SilentlyContinue
+        if (($Health.Capabilities | Where-Object Name -eq 'process_limit').Status -ne 'enforced') {
+            Set-ItResult -Skipped -Because 'no pids cgroup here (process_limit is not enforced)'
+            return
+        }
+        $r.Sandbox.Enforced | Should -Contain 'process_limit'
+        $r.StdoutText | Should -Not -Match 'lifted|moved'
+        $r.StdoutText | Should -Not -Match 'all-started'
+        $r.StderrText | Should -Match 'fork'
     }
 
     It 'reports health capabilities that match what the runs observed' {

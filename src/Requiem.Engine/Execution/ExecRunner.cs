@@ -276,25 +276,21 @@ public static class ExecRunner
                 chain.AddRange(plan.Request.Argv);
                 return (chain[0], chain.Skip(1).ToList(), cgroup);
             case "bwrap":
-                chain.AddRange(new[] { probe.Bwrap!, "--dev-bind", "/", "/", "--unshare-pid" });
+                chain.Add(probe.Bwrap!);
+                chain.AddRange(SandboxProbe.BwrapIsolationArgs);
                 if (deny) chain.Add("--unshare-net");
-                chain.AddRange(new[] { "--die-with-parent", "--new-session", "--chdir", plan.WorkingDirectory, "--" });
+                chain.AddRange(new[] { "--chdir", plan.WorkingDirectory, "--" });
                 break;
             case "unshare":
                 chain.Add(probe.Unshare!);
                 if (probe.UnshareNeedsUserNs) chain.Add("-r");
-                chain.AddRange(new[] { "--fork", "--pid", "--kill-child" });
+                chain.AddRange(new[] { "--fork", "--pid", "--mount-proc", "--kill-child" });
                 if (deny) chain.Add("--net");
                 chain.Add("--");
                 // A shell is the namespace's init (PID 1) and runs the command as PID 2, so the command keeps normal
                 // signal semantics (PID 1 ignores signals it has no handler for, SIGPIPE and SIGTERM included). With a
-                // process limit the init joins the run's pids cgroup first (exit 125 if it cannot).
-                if (probe.Sh is not null)
-                {
-                    chain.AddRange(procs is null
-                        ? new[] { probe.Sh, "-c", "\"$@\"; exit $?", "requiem-init" }
-                        : new[] { probe.Sh, "-c", "echo 0 > \"$1\" || exit 125; shift; \"$@\"; exit $?", "requiem-init", procs });
-                }
+                // process limit the init joins the run's pids cgroup first; it makes /proc/sys and /sys/fs/cgroup read-only.
+                if (probe.Sh is not null) chain.AddRange(SandboxProbe.ToolChainInit(probe.Sh, probe.Mount, procs));
                 break;
         }
         var limits = new List<string>();

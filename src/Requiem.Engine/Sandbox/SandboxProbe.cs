@@ -77,12 +77,17 @@ public sealed class SandboxProbe
     /// <summary>deny_network runs join one held empty namespace (<see cref="SharedNetworkNamespace"/>) instead of making one each.</summary>
     public bool LauncherSharedNetns { get; private set; }
     /// <summary>
-    /// The command cannot undo its namespaces: not root (a user namespace gives it no power over the host's), or root
-    /// with CAP_SYS_ADMIN/CAP_NET_ADMIN dropped (requiem-launch itself, or setpriv in the tool chain) — probed.
+    /// The command cannot undo its namespaces or reach the host's processes: a probe command run exactly as runs are
+    /// launched had no capability in any set, no_new_privs, a /proc showing only its own PID namespace, and could not
+    /// read the caller's /proc/PID/environ (<see cref="Isolation"/>).
     /// </summary>
     public bool NamespacesHold { get; private set; }
-    /// <summary>util-linux setpriv, used in the tool chain to drop CAP_SYS_ADMIN/CAP_NET_ADMIN from root commands.</summary>
+    /// <summary>What the isolation probe command observed about itself (null when no PID namespace could be made).</summary>
+    public IsolationObservation? Isolation { get; private set; }
+    /// <summary>util-linux setpriv, used in the tool chain to drop every capability and set no_new_privs.</summary>
     public string? Setpriv { get; private set; }
+    /// <summary>util-linux mount, used by the tool chain's namespace init to make /proc/sys and /sys/fs/cgroup read-only.</summary>
+    public string? Mount { get; private set; }
     public bool BwrapPidNamespace { get; private set; }
     public bool BwrapNetNamespace { get; private set; }
     public bool UnsharePidNamespace { get; private set; }
@@ -206,7 +211,7 @@ public sealed class SandboxProbe
 
         var launcher = ProbeLauncher(launcherCandidate, isRoot, cat, notes);
         bool bwrapPid = false, bwrapNet = false, unsharePid = false, unshareNet = false, needUserNs = false, prOk = false;
-        string? envDefault = null, setpriv = null;
+        string? envDefault = null, setpriv = null, mount = null;
         if (launcher is not null)
         {
             notes.Add("bwrap, unshare, prlimit and env were not probed: requiem-launch isolates runs by itself");
@@ -215,7 +220,9 @@ public sealed class SandboxProbe
         {
             ProbeToolChain(isRoot, sh, bwrap, unshare, prlimit, cat, notes,
                 out bwrapPid, out bwrapNet, out unsharePid, out unshareNet, out needUserNs, out prOk, out envDefault);
-            if (isRoot && unsharePid && !needUserNs) setpriv = ProbeSetpriv(cat, notes);
+            if (unsharePid) setpriv = ProbeSetpriv(cat, notes);
+            if (unsharePid) mount = Which("mount", "/usr/bin/mount", "/bin/mount");
+            if (unsharePid && mount is null) notes.Add("mount (util-linux) not found: /proc/sys and /sys/fs/cgroup stay writable for a root command");
         }
         var limitsOk = launcher?.Limits ?? prOk;
         var nprocBinds = limitsOk && !isRoot;
@@ -234,31 +241,33 @@ public sealed class SandboxProbe
 
         var caps = Common().ToList();
         var isolator = launcher is not null ? "requiem-launch" : unsharePid ? "unshare" : bwrapPid ? "bwrap" : null;
-        // A root command that keeps CAP_SYS_ADMIN can setns() back into the host's namespaces (seen here with unshare).
-        var hold = isolator switch
+        // What a command launched exactly as runs are could do, observed (not assumed from the mechanism): with any
+        // capability left, or the host's /proc in view, a root command can ptrace or setns() its way out.
+        var isolation = isolator switch
         {
-            "requiem-launch" => launcher!.UserNs || launcher.DropsCaps,
-            "unshare" => needUserNs || setpriv is not null,
-            "bwrap" => true, // bwrap gives the command no capabilities unless --cap-add is used
-            _ => false,
+            "requiem-launch" => launcher!.Isolation,
+            "unshare" => ObserveIsolation(ToolChainProbeLaunch(unshare!, needUserNs, sh!, setpriv, mount, envDefault), notes, "the tool chain"),
+            "bwrap" => ObserveIsolation(new[] { bwrap! }.Concat(BwrapIsolationArgs).Concat(new[] { "--" }).ToArray(), notes, "bwrap"),
+            _ => null,
         };
-        const string escape = "; but the command runs as root with CAP_SYS_ADMIN and could join the host's namespaces (setpriv was not usable to drop it)";
-        var dropped = isRoot && hold && isolator != "bwrap" ? "; CAP_SYS_ADMIN is dropped, so a root command cannot join another PID namespace" : "";
+        var hold = isolation is { Isolated: true };
+        var escape = "; but a probe command " + (isolation?.Describe() ?? "could not be observed") + ", so a root command could leave its namespaces or read the caller's memory";
+        var dropped = hold ? "; probed: the command has no capabilities (bounding set empty, no_new_privs), sees only its own PID namespace in /proc and cannot read the caller's environment" : "";
         caps.Add(isolator switch
         {
             "requiem-launch" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
-                "requiem-launch: unshare(2) CLONE_NEWPID, init bound to the launcher with PR_SET_PDEATHSIG",
+                "requiem-launch: unshare(2) CLONE_NEWPID|CLONE_NEWNS (own /proc), init bound to the launcher with PR_SET_PDEATHSIG, every capability dropped",
                 "the command runs as PID 2 of a fresh PID namespace; when its init exits or is killed every descendant dies, setsid escapees included" + (hold ? dropped : escape)),
             "bwrap" => new SandboxCapability(Controls.ProcessTreeKill, "enforced", "bwrap --unshare-pid --die-with-parent (PID namespace)",
                 "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included"),
             "unshare" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
-                "unshare --pid --fork --kill-child (PID namespace, sh as init)" + (setpriv is not null ? ", setpriv" : ""),
+                "unshare --pid --fork --mount-proc --kill-child (PID namespace with its own /proc, sh as init)" + (setpriv is not null ? ", setpriv" : ""),
                 "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included" + (hold ? dropped : escape)),
             _ => new SandboxCapability(Controls.ProcessTreeKill, "partial", "descendant walk (/proc)",
                 "no PID namespace available: descendants are found by parent pid and killed; a double-forked daemon that reparented to init escapes"),
         });
         var netOk = isolator switch { "requiem-launch" => launcher!.Net, "bwrap" => bwrapNet, "unshare" => unshareNet, _ => false };
-        var netDropped = isRoot && hold && isolator != "bwrap" ? "; CAP_SYS_ADMIN and CAP_NET_ADMIN are dropped, so a root command can neither join another namespace nor bring an interface up" : "";
+        var netDropped = hold ? "; probed: no capabilities, so a root command can neither join another namespace nor bring an interface up" : "";
         caps.Add(netOk
             ? new SandboxCapability(Controls.NetworkIsolation, hold ? "enforced" : "partial",
                 isolator switch
@@ -285,9 +294,12 @@ public sealed class SandboxProbe
             caps.Add(Unsupported(Controls.CpuLimit, why));
             caps.Add(Unsupported(Controls.OpenFilesLimit, why));
         }
-        if (cgroup is not null)
+        if (cgroup is not null && isolation is { Isolated: true, CgroupWritable: false })
             caps.Add(new SandboxCapability(Controls.ProcessLimit, "enforced", "pids cgroup (pids.max)",
-                "a per-run pids cgroup joined before exec; forks beyond max_processes fail"));
+                "a per-run pids cgroup joined before exec; forks beyond max_processes fail; probed: the command sees no writable cgroup file system, so it can neither raise pids.max nor leave its cgroup"));
+        else if (cgroup is not null)
+            caps.Add(new SandboxCapability(Controls.ProcessLimit, "partial", "pids cgroup (pids.max)",
+                "a per-run pids cgroup joined before exec bounds forks, but a probe command " + (isolation?.Describe() ?? "could not be observed") + ", so a root command could raise its pids.max or leave its cgroup"));
         else if (nprocBinds)
             caps.Add(new SandboxCapability(Controls.ProcessLimit, "partial", launcher is not null ? "requiem-launch: setrlimit(2) RLIMIT_NPROC" : "prlimit --nproc (RLIMIT_NPROC)",
                 "bounds forks, but counts every process of this user, not only the run's"));
@@ -310,7 +322,9 @@ public sealed class SandboxProbe
             LauncherLimits = launcher?.Limits ?? false,
             LauncherSharedNetns = launcher?.SharedNetns ?? false,
             NamespacesHold = hold,
+            Isolation = isolation,
             Setpriv = setpriv,
+            Mount = mount,
             BwrapPidNamespace = bwrapPid,
             BwrapNetNamespace = bwrapNet,
             UnsharePidNamespace = unsharePid,
@@ -326,7 +340,7 @@ public sealed class SandboxProbe
         };
     }
 
-    private sealed record LauncherResult(string Path, bool UserNs, bool Net, bool SharedNetns, bool Limits, bool DropsCaps);
+    private sealed record LauncherResult(string Path, bool UserNs, bool Net, bool SharedNetns, bool Limits, IsolationObservation? Isolation);
 
     /// <summary>
     /// Tries requiem-launch for real: the command must see itself as PID 2 with SIGPIPE at its default, only a
@@ -363,52 +377,103 @@ public sealed class SandboxProbe
             var net = n.Ok && OnlyLoopback(n.Out);
             if (!net) notes.Add($"requiem-launch {string.Join(' ', netArgs)} did not isolate the network: " + n.Describe());
             if (!userNs && shared is null) notes.Add("requiem-launch --hold-netns did not work: deny_network runs make their own namespace");
-            var dropsCaps = false;
-            if (!userNs)
-            {
-                var c = Exec(path, new[] { "--pidns", "--netns", "--", cat, "/proc/self/status" });
-                dropsCaps = c.Ok && LacksCapabilities(c.Out);
-                if (!dropsCaps) notes.Add("requiem-launch did not drop CAP_SYS_ADMIN/CAP_NET_ADMIN: " + c.Describe());
-            }
+            var isolation = ObserveIsolation(new[] { path }.Concat(pre).Concat(new[] { "--pidns", "--" }).ToArray(), notes, "requiem-launch");
             var l = Exec(path, pre.Concat(new[] { "--pidns", "--as", ProbeAs, "--cpu", ProbeCpu, "--nofile", ProbeNofile, "--nproc", ProbeNproc, "--", cat, "/proc/self/limits" }).ToArray());
             var limits = l.Ok && ProbeLimitsReadBack(l.Out);
             if (!limits) notes.Add("requiem-launch did not apply rlimits: " + l.Describe());
-            return new LauncherResult(path, userNs, net, net && shared is not null, limits, dropsCaps);
+            return new LauncherResult(path, userNs, net, net && shared is not null, limits, isolation);
         }
         return null;
     }
 
-    private const int CapNetAdmin = 12, CapSysAdmin = 21;
+    /// <summary>A capability set in /proc/pid/status that is all zero.</summary>
+    private static bool NoCapabilities(string status, string field) =>
+        ulong.TryParse(StatusField(status, field), System.Globalization.NumberStyles.HexNumber, null, out var v) && v == 0;
 
-    /// <summary>CAP_SYS_ADMIN and CAP_NET_ADMIN are gone from the effective and bounding sets in a /proc/pid/status text.</summary>
-    private static bool LacksCapabilities(string status)
-    {
-        const ulong mask = (1UL << CapNetAdmin) | (1UL << CapSysAdmin);
-        return ulong.TryParse(StatusField(status, "CapEff"), System.Globalization.NumberStyles.HexNumber, null, out var eff)
-               && ulong.TryParse(StatusField(status, "CapBnd"), System.Globalization.NumberStyles.HexNumber, null, out var bnd)
-               && (eff & mask) == 0 && (bnd & mask) == 0;
-    }
-
-    /// <summary>setpriv that removes CAP_SYS_ADMIN/CAP_NET_ADMIN from a root command (tool chain only), or null.</summary>
+    /// <summary>setpriv that takes every capability away for good and sets no_new_privs (tool chain only), or null.</summary>
     private static string? ProbeSetpriv(string cat, List<string> notes)
     {
         var setpriv = Which("setpriv", "/usr/bin/setpriv", "/bin/setpriv");
         if (setpriv is null)
         {
-            notes.Add("setpriv (util-linux) not found: root commands keep CAP_SYS_ADMIN and could leave their namespaces");
+            notes.Add("setpriv (util-linux) not found: commands keep their capabilities and could leave their namespaces");
             return null;
         }
         var r = Exec(setpriv, SetprivDropArgs.Append(cat).Append("/proc/self/status").ToArray());
-        if (r.Ok && LacksCapabilities(r.Out)) return setpriv;
-        notes.Add("setpriv did not drop CAP_SYS_ADMIN/CAP_NET_ADMIN: " + r.Describe());
+        if (r.Ok && NoCapabilities(r.Out, "CapBnd") && NoCapabilities(r.Out, "CapEff") && StatusField(r.Out, "NoNewPrivs") == "1") return setpriv;
+        notes.Add("setpriv did not drop every capability: " + r.Describe());
         return null;
     }
 
-    /// <summary>setpriv arguments that take CAP_SYS_ADMIN and CAP_NET_ADMIN away for good (inheritable and bounding sets).</summary>
-    internal static readonly string[] SetprivDropArgs = { "--inh-caps=-sys_admin,-net_admin", "--bounding-set=-sys_admin,-net_admin", "--" };
+    /// <summary>setpriv arguments that take every capability away for good (all sets, bounding included) and set no_new_privs.</summary>
+    internal static readonly string[] SetprivDropArgs = { "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all", "--no-new-privs", "--" };
+
+    /// <summary>bwrap arguments for the fallback isolator: every capability dropped, the namespace's own /proc.</summary>
+    internal static readonly string[] BwrapIsolationArgs = { "--dev-bind", "/", "/", "--unshare-pid", "--unshare-cgroup-try", "--proc", "/proc", "--ro-bind", "/sys/fs/cgroup", "/sys/fs/cgroup", "--cap-drop", "ALL", "--die-with-parent", "--new-session" };
+
+    /// <summary>
+    /// The tool chain's PID-namespace init (a shell, PID 1): joins the run's pids cgroup, makes /proc/sys read-only and
+    /// hides /sys/fs/cgroup under an empty read-only tmpfs (exit 125 when it cannot), then runs the command as PID 2.
+    /// </summary>
+    internal static string[] ToolChainInit(string sh, string? mount, string? procs)
+    {
+        var script = "c=$1; m=$2; shift 2; if [ -n \"$c\" ]; then echo 0 > \"$c\" || exit 125; fi; "
+                     + "if [ -n \"$m\" ]; then \"$m\" --bind -o ro /proc/sys /proc/sys || exit 125; "
+                     + "if [ -d /sys/fs/cgroup ]; then \"$m\" -t tmpfs -o ro,mode=555,size=0 requiem /sys/fs/cgroup || exit 125; fi; fi; "
+                     + "\"$@\"; exit $?";
+        return new[] { sh, "-c", script, "requiem-init", procs ?? "", mount ?? "" };
+    }
+
+    /// <summary>The tool chain exactly as a run without limits uses it, up to the command (for the isolation probe).</summary>
+    private static string[] ToolChainProbeLaunch(string unshare, bool userNs, string sh, string? setpriv, string? mount, string? envDefault)
+    {
+        var chain = new List<string> { unshare };
+        if (userNs) chain.Add("-r");
+        chain.AddRange(new[] { "--fork", "--pid", "--mount-proc", "--kill-child", "--" });
+        chain.AddRange(ToolChainInit(sh, mount, null));
+        if (setpriv is not null) chain.Add(setpriv);
+        if (setpriv is not null) chain.AddRange(SetprivDropArgs);
+        if (envDefault is not null) chain.AddRange(new[] { envDefault, "--default-signal=PIPE", "--" });
+        return chain.ToArray();
+    }
+
+    /// <summary>
+    /// What a root command could do to get out, tried for real: the probe shell reports its capability sets and
+    /// no_new_privs, how many processes its /proc shows, whether the caller's pid is visible and its environment
+    /// readable, and whether any cgroup file under /sys/fs/cgroup opens for writing.
+    /// </summary>
+    internal const string IsolationScript =
+        "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status; "
+        + "echo \"pids=$(ls /proc | grep -c '^[0-9]')\"; "
+        + "if [ -e /proc/$0 ]; then echo host_pid=visible; fi; "
+        + "if cat /proc/$0/environ >/dev/null 2>&1; then echo host_environ=readable; fi; "
+        + "for f in /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/*/cgroup.procs /sys/fs/cgroup/*/*/cgroup.procs; do "
+        + "if [ -f \"$f\" ] && (: >> \"$f\") 2>/dev/null; then echo cgroup=writable; break; fi; done; echo probe=done";
+
+    private static IsolationObservation? ObserveIsolation(string[] launch, List<string> notes, string what)
+    {
+        var sh = Which("sh", "/bin/sh", "/usr/bin/sh") ?? "/bin/sh";
+        var args = launch.Skip(1).Concat(new[] { sh, "-c", IsolationScript, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) }).ToArray();
+        var r = Exec(launch[0], args);
+        if (!r.Out.Contains("probe=done", StringComparison.Ordinal))
+        {
+            notes.Add($"{what}: the isolation probe command did not run: " + r.Describe());
+            return null;
+        }
+        var o = new IsolationObservation(
+            CapabilitiesDropped: new[] { "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb" }.All(f => NoCapabilities(r.Out, f)),
+            NoNewPrivs: StatusField(r.Out, "NoNewPrivs") == "1",
+            VisibleProcesses: int.TryParse(StatusField(r.Out, "pids"), out var n) ? n : -1,
+            HostPidVisible: r.Out.Contains("host_pid=visible", StringComparison.Ordinal),
+            HostEnvironReadable: r.Out.Contains("host_environ=readable", StringComparison.Ordinal),
+            CgroupWritable: r.Out.Contains("cgroup=writable", StringComparison.Ordinal));
+        if (!o.Isolated) notes.Add($"{what}: the isolation probe command {o.Describe()}");
+        return o;
+    }
 
     private static string? StatusField(string status, string name) =>
-        status.Split('\n').Where(l => l.StartsWith(name + ":", StringComparison.Ordinal)).Select(l => l[(name.Length + 1)..].Trim()).FirstOrDefault();
+        status.Split('\n').Where(l => l.StartsWith(name + ":", StringComparison.Ordinal) || l.StartsWith(name + "=", StringComparison.Ordinal))
+            .Select(l => l[(name.Length + 1)..].Trim()).FirstOrDefault();
 
     private static bool SigPipeAtDefault(string status) =>
         ulong.TryParse(StatusField(status, "SigIgn"), System.Globalization.NumberStyles.HexNumber, null, out var ign) && (ign & (1UL << 12)) == 0;
@@ -650,5 +715,24 @@ public sealed class SandboxProbe
     internal static void Kill(int pid, int sig)
     {
         if (!OperatingSystem.IsWindows()) kill(pid, sig);
+    }
+}
+
+/// <summary>What the isolation probe command (<see cref="SandboxProbe.IsolationScript"/>) observed about itself.</summary>
+public sealed record IsolationObservation(bool CapabilitiesDropped, bool NoNewPrivs, int VisibleProcesses, bool HostPidVisible, bool HostEnvironReadable, bool CgroupWritable)
+{
+    /// <summary>No capability, no_new_privs, only its own PID namespace in /proc (init, the probe shell and its children), nothing of the caller's.</summary>
+    public bool Isolated => CapabilitiesDropped && NoNewPrivs && VisibleProcesses is > 0 and <= 8 && !HostPidVisible && !HostEnvironReadable;
+
+    public string Describe()
+    {
+        var seen = new List<string>();
+        if (!CapabilitiesDropped) seen.Add("kept capabilities");
+        if (!NoNewPrivs) seen.Add("ran without no_new_privs");
+        if (VisibleProcesses is <= 0 or > 8) seen.Add($"saw {VisibleProcesses} processes in /proc");
+        if (HostPidVisible) seen.Add("saw the caller's pid");
+        if (HostEnvironReadable) seen.Add("read the caller's environment");
+        if (CgroupWritable) seen.Add("could open a cgroup file for writing");
+        return seen.Count == 0 ? "was isolated" : string.Join(", ", seen);
     }
 }
