@@ -415,6 +415,8 @@ echo "pids=$(ls /proc | grep -c '^[0-9]')"
 [ -e /proc/$0 ] && echo "host-pid-visible"
 cat /proc/$0/environ > /dev/null 2>&1 && echo "environ-read"
 head -c 1 /proc/$0/mem > /dev/null 2>&1 && echo "mem-read"
+(cat /proc/sys/kernel/domainname > /proc/sys/kernel/domainname) 2> /dev/null && echo "sysctl-written"
+(mount -t tmpfs requiem /tmp) 2> /dev/null && echo "mounted"
 if command -v strace > /dev/null; then timeout 2 strace -o /dev/null -p $0 2>&1 | head -n 1; fi
 echo done
 '@
@@ -428,7 +430,7 @@ echo done
         foreach ($set in 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb') { $out | Should -Match "$set\:\s+0000000000000000" -Because $set }
         $out | Should -Match 'NoNewPrivs:\s+1'
         [int]($out -replace '(?s).*pids=(\d+).*', '$1') | Should -BeLessOrEqual 6
-        $out | Should -Not -Match 'host-pid-visible|environ-read|mem-read|hunter2|attached'
+        $out | Should -Not -Match 'host-pid-visible|environ-read|mem-read|sysctl-written|mounted|hunter2|attached'
         if (Get-Command strace -ErrorAction Ignore) { $out | Should -Match 'No such process|Operation not permitted' }
     }
 
