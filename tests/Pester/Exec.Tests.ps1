@@ -452,14 +452,14 @@ echo done
 
     It 'reports health capabilities that match what the runs observed' {
         $caps = $Health.SandboxCapabilities
-        foreach ($c in 'workspace_confinement', 'clean_environment', 'timeout', 'output_limit') { $caps.Enforced | Should -Contain $c }
+        foreach ($c in 'clean_environment', 'timeout', 'output_limit') { $caps.Enforced | Should -Contain $c }
         $caps.Unsupported | Should -Contain 'seccomp_bpf'
         $all = @($caps.Enforced) + @($caps.Partial) + @($caps.Unsupported)
         ($all | Group-Object | Where-Object Count -gt 1) | Should -BeNullOrEmpty
-        foreach ($c in 'process_tree_kill', 'network_isolation', 'rlimit_memory', 'rlimit_cpu', 'rlimit_open_files', 'process_limit') { $all | Should -Contain $c }
+        foreach ($c in 'process_tree_kill', 'network_isolation', 'rlimit_memory', 'rlimit_cpu', 'rlimit_open_files', 'process_limit', 'workspace_confinement', 'filesystem_isolation') { $all | Should -Contain $c }
         # Every probed 'enforced' control shows up as enforced in a run that asks for it.
         $r = Invoke-RequiemExec -Request (New-Req '/bin/true' -Policy @{ deny_network = $true; max_memory_bytes = 1GB; max_cpu_seconds = 5; max_open_files = 64; max_processes = 20 }) -WarningAction SilentlyContinue
-        foreach ($c in 'process_tree_kill', 'network_isolation', 'rlimit_memory', 'rlimit_cpu', 'rlimit_open_files') {
+        foreach ($c in 'process_tree_kill', 'network_isolation', 'rlimit_memory', 'rlimit_cpu', 'rlimit_open_files', 'workspace_confinement', 'filesystem_isolation') {
             ($r.Sandbox.Enforced -contains $c) | Should -Be ($caps.Enforced -contains $c) -Because $c
         }
         $json = Get-RequiemHealth -AsJson | ConvertFrom-Json
@@ -487,6 +487,133 @@ echo done
         Start-Sleep -Milliseconds 200
         @(Get-LiveProcess "sleep $marker").Count | Should -Be 0
         $ps.Dispose()
+    }
+}
+
+Describe 'Filesystem isolation (policy.filesystem): workspace, hermetic, host' -Skip:(-not $IsLinux) {
+    BeforeAll {
+        $script:FsCaps = $Health.SandboxCapabilities
+        $script:FsEnforced = ($FsCaps.Enforced -contains 'filesystem_isolation') -and ($FsCaps.Enforced -contains 'workspace_confinement')
+        $script:Marker = 'requiem-fs-' + [guid]::NewGuid().ToString('n')
+        Set-Content -LiteralPath (Join-Path $Ws 'declared.txt') -Value 'declared input'
+        function script:Invoke-Fs([string] $Mode, [string] $Script, [hashtable] $Policy = @{}, [string[]] $Inputs = @()) {
+            $p = @{ filesystem = $Mode } + $Policy
+            Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', $Script, $Marker) -Policy $p -Extra @{ inputs = $Inputs }) -IncludeOutput -WarningAction SilentlyContinue
+        }
+    }
+    AfterEach {
+        foreach ($f in "/$Marker", "/etc/$Marker", "/usr/$Marker", "/tmp/$Marker", "/var/tmp/$Marker") { Remove-Item -LiteralPath $f -Force -ErrorAction Ignore }
+    }
+
+    It 'is reported by health exactly as probed (launcher: enforced; tool chain: unsupported)' {
+        $built = Test-Path (Join-Path (Split-Path $ModulePath) 'dependencies/requiem-launch')
+        if ($Health.Isolator -eq 'requiem-launch') { $FsEnforced | Should -BeTrue }
+        else { $FsCaps.Unsupported | Should -Contain 'filesystem_isolation' }
+        $json = Get-RequiemHealth -AsJson | ConvertFrom-Json
+        @($json.sandbox_capabilities.enforced) + @($json.sandbox_capabilities.partial) + @($json.sandbox_capabilities.unsupported) |
+            Should -Contain 'workspace_confinement'
+        $null = $built
+    }
+
+    It '<Mode>: a write outside the workspace fails, nothing appears on the host, the workspace is writable' -ForEach @(
+        @{ Mode = 'workspace' }, @{ Mode = 'hermetic' }
+    ) {
+        if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        $s = 'for f in /$0 /etc/$0 /usr/$0 /var/tmp/../$0; do (echo x > "$f") 2>&1; done; echo ok > written.txt && echo wrote-workspace; echo t > /tmp/$0 && echo wrote-tmp'
+        $r = Invoke-Fs $Mode $s
+        $r.StdoutText | Should -Match 'wrote-workspace'
+        $r.StdoutText | Should -Match 'wrote-tmp'
+        $r.StdoutText + $r.StderrText | Should -Match 'Read-only file system|No such file'
+        foreach ($f in "/$Marker", "/etc/$Marker", "/usr/$Marker", "/tmp/$Marker") { Test-Path -LiteralPath $f | Should -BeFalse -Because $f }
+        Get-Content (Join-Path $Ws 'written.txt') | Should -Be 'ok'
+        $r.Sandbox.Enforced | Should -Contain 'workspace_confinement'
+        $r.Sandbox.Enforced | Should -Contain 'filesystem_isolation'
+    }
+
+    It '<Mode>: /tmp and /var/tmp are private and empty, and vanish afterwards' -ForEach @(
+        @{ Mode = 'workspace' }, @{ Mode = 'hermetic' }
+    ) {
+        if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        Set-Content -LiteralPath "/tmp/$Marker" -Value 'host file'
+        # The workspace lives under /tmp here, so its own mount point is the one entry allowed.
+        $top = ($Ws -split '/')[2]
+        $r = Invoke-Fs $Mode ('[ -e /tmp/$0 ] && echo host-tmp-visible; ls -A /tmp | grep -v "^' + $top + '$"; ls -A /var/tmp; echo inner > /tmp/inner-$0; echo done')
+        $r.StdoutText | Should -Be "done`n"
+        Test-Path -LiteralPath "/tmp/inner-$Marker" | Should -BeFalse
+    }
+
+    It 'workspace: the host root is readable, hidden paths (/root, /home, the caller''s home) are empty' {
+        if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        $r = Invoke-Fs 'workspace' 'cat /etc/hostname > /dev/null && echo etc-readable; for d in /root /home; do [ -d "$d" ] && [ -z "$(ls -A $d)" ] && echo "$d-empty"; done; echo done'
+        $r.StdoutText | Should -Match 'etc-readable'
+        if ((Test-Path /root) -and (Get-ChildItem -Force /root)) { $r.StdoutText | Should -Match '/root-empty' }
+        if ((Test-Path /home) -and (Get-ChildItem -Force /home)) { $r.StdoutText | Should -Match '/home-empty' }
+        $hidden = Invoke-Fs 'workspace' 'ls -A "$0" 2>/dev/null | wc -l' -Policy @{ hidden_paths = @('/usr/share') }
+        $hidden.StdoutText.Trim() | Should -Be '0'
+    }
+
+    It 'hermetic: undeclared host files do not exist; declared inputs are readable and read-only' {
+        if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        New-Item -ItemType Directory -Force "/opt/$Marker" | Out-Null
+        try {
+            $s = 'for p in /root /home /opt /opt/$0 /srv /var/lib /etc/hostname /etc/shadow; do [ -e "$p" ] && echo "visible $p"; done; cat declared.txt; (echo x >> declared.txt) 2>&1; echo done'
+            $r = Invoke-Fs 'hermetic' $s -Inputs @('declared.txt')
+            $r.StdoutText | Should -Not -Match 'visible'
+            $r.StdoutText | Should -Match 'declared input'
+            $r.StdoutText | Should -Match 'Read-only file system'
+            Get-Content (Join-Path $Ws 'declared.txt') | Should -Be 'declared input'
+        }
+        finally { Remove-Item -Recurse -Force "/opt/$Marker" }
+    }
+
+    It 'hermetic: /bin/sh -c, coreutils, python3, git and cc run with the default readonly_paths' {
+        if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        $s = 'ls / > /dev/null && sort --version > /dev/null && echo coreutils; '
+        if (Test-Path /usr/bin/python3) { $s += '/usr/bin/python3 -c "import json; print(\"python\")"; ' }
+        if (Test-Path /usr/bin/git) { $s += 'git init -q g && echo git; ' }
+        if (Test-Path /usr/bin/cc) { $s += 'echo "int main(void){return 0;}" > t.c && cc t.c -o t && ./t && echo cc; ' }
+        $r = Invoke-Fs 'hermetic' $s
+        $r.StdoutText | Should -Match 'coreutils'
+        if (Test-Path /usr/bin/python3) { $r.StdoutText | Should -Match 'python' }
+        if (Test-Path /usr/bin/git) { $r.StdoutText | Should -Match 'git' }
+        if (Test-Path /usr/bin/cc) { $r.StdoutText | Should -Match 'cc' }
+        Remove-Item -Recurse -Force (Join-Path $Ws 'g'), (Join-Path $Ws 't.c'), (Join-Path $Ws 't') -ErrorAction Ignore
+    }
+
+    It '<Mode>: a root command can neither remount anything read-write nor get back to the host root' -ForEach @(
+        @{ Mode = 'workspace' }, @{ Mode = 'hermetic' }
+    ) {
+        if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        $s = '(mount -o remount,rw /) 2>/dev/null && echo remounted-root; (mount -o remount,rw /usr) 2>/dev/null && echo remounted-usr; ' +
+             '(mount --bind / /tmp) 2>/dev/null && echo bound; (umount -l /) 2>/dev/null && echo unmounted; ' +
+             '(chroot /proc/1/root /bin/true) 2>/dev/null && echo chrooted; ls /proc/1/root/ | grep -q -x old_root && echo old-root-seen; ' +
+             '(echo x > /$0) 2>/dev/null && echo wrote-root; echo done'
+        $r = Invoke-Fs $Mode $s
+        $r.StdoutText | Should -Be "done`n"
+        Test-Path -LiteralPath "/$Marker" | Should -BeFalse
+    }
+
+    It 'host: no file-system isolation, reported as such' {
+        $r = Invoke-Fs 'host' 'echo x > /tmp/$0 && echo wrote-host-tmp'
+        $r.StdoutText | Should -Match 'wrote-host-tmp'
+        Test-Path -LiteralPath "/tmp/$Marker" | Should -BeTrue
+        $r.Sandbox.NotEnforced | Should -Contain 'filesystem_isolation'
+        $r.Sandbox.NotEnforced | Should -Contain 'workspace_confinement'
+        $r.DeterminismConfidence.Reasons -join ' ' | Should -Match 'policy.filesystem is host'
+    }
+
+    It 'takes -Filesystem and -ReadOnlyPath in the parameter form, and refuses bad values' {
+        Push-Location $Ws
+        try {
+            $r = Invoke-RequiemExec -FilePath /bin/sh -ArgumentList '-c', '[ -e /etc/passwd ] && echo passwd; [ -e /usr/bin ] && echo usr' -Filesystem Hermetic -ReadOnlyPath /usr, /lib, /lib64, /bin -IncludeOutput -WarningAction SilentlyContinue
+            if ($FsEnforced) { $r.StdoutText | Should -Be "usr`n" }
+            $r.Request.Policy.Filesystem | Should -Be 'hermetic'
+            $r.Request.Policy.ReadonlyPaths | Should -Be @('/bin', '/lib', '/lib64', '/usr')
+            { Invoke-RequiemExec -Request (New-Req '/bin/true' -Policy @{ filesystem = 'chroot' }) -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidRequestValue,Requiem.PowerShell.InvokeRequiemExecCommand'
+            { Invoke-RequiemExec -Request (New-Req '/bin/true' -Policy @{ readonly_paths = @('usr') }) -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidRequestValue,Requiem.PowerShell.InvokeRequiemExecCommand'
+            { Invoke-RequiemExec -Request (New-Req '/bin/true' -Policy @{ hidden_paths = @('/home/../etc') }) -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidRequestValue,Requiem.PowerShell.InvokeRequiemExecCommand'
+        }
+        finally { Pop-Location }
     }
 }
 

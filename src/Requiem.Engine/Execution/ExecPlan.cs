@@ -25,6 +25,8 @@ public sealed class ExecPlan
     /// <summary>Requested controls that are missing (subset of NotEnforced that the request itself asked for).</summary>
     public required List<string> RequestedButMissing { get; init; }
     public required SandboxProbe Probe { get; init; }
+    /// <summary>requiem-launch's <c>--root</c> and mount options for <c>policy.filesystem</c> (empty: the host's tree).</summary>
+    public IReadOnlyList<string> FilesystemArgs { get; init; } = Array.Empty<string>();
 
     public static ExecPlan Create(ExecRequest req, SandboxProbe probe, IDictionary? hostEnvironment = null)
     {
@@ -39,9 +41,11 @@ public sealed class ExecPlan
         var command = ResolveCommand(req, root, env);
 
         var inputs = new List<(string, string)>();
+        var declaredInputs = new List<string>();
         foreach (var input in req.Inputs)
         {
             var full = WorkspacePaths.Confine(root, input, "input");
+            declaredInputs.Add(full);
             if (Directory.Exists(full))
             {
                 foreach (var f in Directory.EnumerateFiles(full, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
@@ -57,7 +61,7 @@ public sealed class ExecPlan
         }
         foreach (var output in req.Outputs) WorkspacePaths.Confine(root, output, "output");
 
-        var enforced = new List<string> { Controls.WorkspaceConfinement, Controls.CleanEnvironment, Controls.OutputLimit, Controls.Timeout };
+        var enforced = new List<string> { Controls.CleanEnvironment, Controls.OutputLimit, Controls.Timeout };
         if (req.Stdin is null) enforced.Add(Controls.StdinClosed);
         var notEnforced = new List<string>();
         var reasons = new List<string>();
@@ -77,6 +81,23 @@ public sealed class ExecPlan
         }
 
         Want(Controls.ProcessTreeKill, false);
+        // Both come from one mount layout: it is applied only when the probe saw both hold, so neither is claimed alone.
+        var isolateFiles = policy.Filesystem != FilesystemView.Host
+                           && probe.StatusOf(Controls.FilesystemIsolation) == "enforced" && probe.StatusOf(Controls.WorkspaceConfinement) == "enforced";
+        if (policy.Filesystem != FilesystemView.Host)
+        {
+            foreach (var control in new[] { Controls.FilesystemIsolation, Controls.WorkspaceConfinement })
+            {
+                if (isolateFiles) enforced.Add(control);
+                else Want(control, true);
+            }
+        }
+        else
+        {
+            notEnforced.Add(Controls.FilesystemIsolation);
+            notEnforced.Add(Controls.WorkspaceConfinement);
+            reasons.Add(HostFilesystemReason);
+        }
         if (policy.DenyNetwork) Want(Controls.NetworkIsolation, true);
         if (policy.MaxMemoryBytes is not null) Want(Controls.MemoryLimit, true);
         if (policy.MaxCpuSeconds is not null) Want(Controls.CpuLimit, true);
@@ -102,8 +123,14 @@ public sealed class ExecPlan
             Violations = violations,
             RequestedButMissing = missing,
             Probe = probe,
+            FilesystemArgs = isolateFiles
+                ? FilesystemView.LauncherArgs(policy.Filesystem, root, declaredInputs, policy.ReadonlyPaths, policy.HiddenPaths)
+                : Array.Empty<string>(),
         };
     }
+
+    /// <summary>The reason recorded for <c>policy.filesystem = host</c> (stable text, docs/CONTRACT.md).</summary>
+    public const string HostFilesystemReason = "policy.filesystem is host: the command can read and write host files outside its workspace";
 
     public static string Relative(string root, string full) => Path.GetRelativePath(root, full).Replace('\\', '/');
 

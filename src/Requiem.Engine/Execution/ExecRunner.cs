@@ -264,6 +264,7 @@ public static class ExecRunner
                         chain.Add("--netns");
                 }
                 if (procs is not null) chain.AddRange(new[] { "--cgroup-procs", procs });
+                chain.AddRange(plan.FilesystemArgs);
                 if (probe.LauncherLimits)
                 {
                     AddLimit(chain, "--as", policy.MaxMemoryBytes);

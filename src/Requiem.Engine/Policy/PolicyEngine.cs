@@ -79,7 +79,7 @@ public static class PolicyEngine
                 Detail = cap?.Detail ?? "",
             });
         }
-        Add(Sandbox.Controls.WorkspaceConfinement, "always", true);
+        Add(Sandbox.Controls.WorkspaceConfinement, $"filesystem {p.Filesystem} (default; not with host)", p.Filesystem != Sandbox.FilesystemView.Host);
         Add(Sandbox.Controls.CleanEnvironment, "env_allowlist [] / env_denylist [] (nothing inherited; TZ=UTC, LC_ALL=C)", true);
         Add(Sandbox.Controls.StdinClosed, "unless the request gives stdin", true);
         Add(Sandbox.Controls.OutputLimit, $"max_output_bytes {ExecRequest.DefaultMaxOutputBytes} (default)", true);
@@ -92,7 +92,7 @@ public static class PolicyEngine
         Add(Sandbox.Controls.ProcessLimit, "max_processes unset (per request)", false);
         if (probe.Platform == "windows") Add(Sandbox.Controls.JobObjects, "always", true);
         Add(Sandbox.Controls.SeccompBpf, "not available", true);
-        Add(Sandbox.Controls.FilesystemIsolation, "not available", true);
+        Add(Sandbox.Controls.FilesystemIsolation, $"filesystem {p.Filesystem} (default)", p.Filesystem != Sandbox.FilesystemView.Host);
         return new PolicyExplanation
         {
             EffectivePolicy = p,

@@ -180,6 +180,8 @@ public sealed class SandboxProbe
                 Unsupported(Controls.OpenFilesLimit, "not implemented on this OS"),
                 Unsupported(Controls.ProcessLimit, "not implemented on this OS"),
                 Unsupported(Controls.NetworkIsolation, "not implemented on this OS"),
+                Unsupported(Controls.WorkspaceConfinement, "not implemented on this OS: the command can write outside its workspace"),
+                Unsupported(Controls.FilesystemIsolation, "not implemented on this OS"),
             }).ToList();
             return new SandboxProbe { Platform = Environment.OSVersion.Platform.ToString(), Capabilities = caps, ProbeDuration = sw.Elapsed };
         }
@@ -188,8 +190,6 @@ public sealed class SandboxProbe
 
     private static IEnumerable<SandboxCapability> Common() => new[]
     {
-        new SandboxCapability(Controls.WorkspaceConfinement, "enforced", "path resolution before the run",
-            "cwd, inputs, outputs and relative commands must resolve inside workspace_root; '..', absolute paths and symlinks leading out are refused"),
         new SandboxCapability(Controls.CleanEnvironment, "enforced", "environment built from env_allowlist/env_denylist + request env",
             "nothing is inherited unless allowlisted; TZ=UTC, LC_ALL=C, LANG=C are fixed"),
         new SandboxCapability(Controls.StdinClosed, "enforced", "pipe closed at start", "stdin reads EOF unless the request gives stdin"),
@@ -306,7 +306,20 @@ public sealed class SandboxProbe
         else
             caps.Add(Unsupported(Controls.ProcessLimit, isRoot ? "running as root (RLIMIT_NPROC does not bind root) and no writable pids cgroup" : "no rlimits available"));
         caps.Add(Unsupported(Controls.SeccompBpf, "no syscall filter is installed"));
-        caps.Add(Unsupported(Controls.FilesystemIsolation, "the command can read and write outside the workspace; only the request's own paths are confined"));
+        var fs = launcher?.Filesystem;
+        const string fsMechanism = "requiem-launch: mount namespace, a new root (the host's read-only, or an empty tmpfs), bind mounts, pivot_root, old root detached";
+        caps.Add(fs is { Confined: true }
+            ? new SandboxCapability(Controls.WorkspaceConfinement, "enforced", fsMechanism,
+                "probed: a command could write its workspace but not /, /etc or /usr (read-only), and its /tmp was private; cwd, inputs and outputs must also resolve inside workspace_root")
+            : Unsupported(Controls.WorkspaceConfinement, launcher is null
+                ? "no file-system isolation with the tool chain: the command can write outside its workspace (only the request's own paths are checked)"
+                : "the probe command could write outside its workspace or the mounts could not be made (see ProbeNotes)"));
+        caps.Add(fs is { Confined: true, Isolated: true }
+            ? new SandboxCapability(Controls.FilesystemIsolation, "enforced", fsMechanism,
+                "probed: in workspace mode the hidden paths were empty; in hermetic mode /root, /home, /opt, /var/lib, /etc/hostname, /etc/shadow and the caller's home did not exist, and mounting failed")
+            : Unsupported(Controls.FilesystemIsolation, launcher is null
+                ? "no file-system isolation with the tool chain: the command sees the host's files"
+                : "the probe command saw undeclared host files or the mounts could not be made (see ProbeNotes)"));
 
         return new SandboxProbe
         {
@@ -340,7 +353,69 @@ public sealed class SandboxProbe
         };
     }
 
-    private sealed record LauncherResult(string Path, bool UserNs, bool Net, bool SharedNetns, bool Limits, IsolationObservation? Isolation);
+    private sealed record LauncherResult(string Path, bool UserNs, bool Net, bool SharedNetns, bool Limits, IsolationObservation? Isolation, FilesystemObservation Filesystem);
+
+    /// <summary>What the file-system probe saw: writes confined to the workspace (and a private /tmp); nothing undeclared visible.</summary>
+    private sealed record FilesystemObservation(bool Confined, bool Isolated);
+
+    /// <summary>
+    /// Runs a probe command in workspace and in hermetic mode, built by <see cref="FilesystemView.LauncherArgs"/> exactly as
+    /// runs are: it tries to write /, /etc and /usr, looks for a file in the host's /tmp, lists the hidden paths, looks
+    /// for undeclared host paths, and tries to mount; the host is then checked for anything it managed to write.
+    /// </summary>
+    private static FilesystemObservation ProbeFilesystem(string launcher, string[] pre, List<string> notes)
+    {
+        var sh = Which("sh", "/bin/sh", "/usr/bin/sh") ?? "/bin/sh";
+        var tag = "requiem-probe-" + Guid.NewGuid().ToString("n");
+        var dir = Directory.CreateTempSubdirectory("requiem-fsprobe-");
+        var hostMarker = Path.Combine(Path.GetTempPath(), tag + "-marker");
+        var strays = new[] { "/" + tag, "/etc/" + tag, "/usr/" + tag, Path.Combine(Path.GetTempPath(), tag + "-inner") };
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        if (string.IsNullOrEmpty(home) || home == "/") home = "/nonexistent-home";
+        try
+        {
+            File.WriteAllText(hostMarker, "");
+            var ws = WorkspacePaths.RealPath(dir.FullName);
+            string common = "cd \"$0\" || exit 3; "
+                + $"for f in /{tag} /etc/{tag} /usr/{tag}; do (: > \"$f\") 2>/dev/null && echo \"wrote-outside $f\"; done; "
+                + "(: > \"$0/inside\") 2>/dev/null && echo wrote-inside; "
+                + "[ -e \"$1\" ] && echo host-tmp-visible; "
+                + $"(: > /tmp/{tag}-inner) 2>/dev/null || echo tmp-not-writable; "
+                + "(mount -t tmpfs requiem /tmp) 2>/dev/null && echo mounted; (mount -o remount,rw /) 2>/dev/null && echo remounted; ";
+            var workspaceScript = common
+                + "for d in /root /home \"$2\"; do if [ -d \"$d\" ] && [ -n \"$(ls -A \"$d\" 2>/dev/null)\" ]; then echo \"hidden-visible $d\"; fi; done; echo probe=done";
+            var hermeticScript = common
+                + "for p in /root /home /opt /srv /var/lib /etc/hostname /etc/shadow \"$2\"; do [ -e \"$p\" ] && echo \"visible $p\"; done; echo probe=done";
+            ProbeRun Run(string mode, string script) => Exec(launcher, pre.Concat(new[] { "--pidns" })
+                .Concat(FilesystemView.LauncherArgs(mode, ws, Array.Empty<string>(), FilesystemView.DefaultReadonlyPaths, FilesystemView.DefaultHiddenPaths))
+                .Concat(new[] { "--", sh, "-c", script, ws, hostMarker, home }).ToArray(), ws);
+            var w = Run(FilesystemView.Workspace, workspaceScript);
+            var h = Run(FilesystemView.Hermetic, hermeticScript);
+            var leaked = strays.Where(File.Exists).ToArray();
+            static bool Clean(ProbeRun r) => r.Out.Contains("probe=done", StringComparison.Ordinal) && r.Out.Contains("wrote-inside", StringComparison.Ordinal)
+                && !r.Out.Contains("wrote-outside", StringComparison.Ordinal) && !r.Out.Contains("host-tmp-visible", StringComparison.Ordinal)
+                && !r.Out.Contains("tmp-not-writable", StringComparison.Ordinal) && !r.Out.Contains("mounted", StringComparison.Ordinal);
+            var confined = Clean(w) && leaked.Length == 0;
+            var isolated = confined && Clean(h) && !w.Out.Contains("hidden-visible", StringComparison.Ordinal) && !h.Out.Contains("visible ", StringComparison.Ordinal);
+            if (!confined || !isolated)
+                notes.Add("requiem-launch file-system probe: workspace mode: " + w.Describe() + "; hermetic mode: " + h.Describe()
+                          + (leaked.Length > 0 ? "; written on the host: " + string.Join(", ", leaked) : ""));
+            return new FilesystemObservation(confined, isolated);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            notes.Add("requiem-launch file-system probe could not run: " + ex.Message);
+            return new FilesystemObservation(false, false);
+        }
+        finally
+        {
+            foreach (var f in strays.Append(hostMarker))
+            {
+                try { File.Delete(f); } catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+            }
+            try { dir.Delete(recursive: true); } catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+        }
+    }
 
     /// <summary>
     /// Tries requiem-launch for real: the command must see itself as PID 2 with SIGPIPE at its default, only a
@@ -381,7 +456,8 @@ public sealed class SandboxProbe
             var l = Exec(path, pre.Concat(new[] { "--pidns", "--as", ProbeAs, "--cpu", ProbeCpu, "--nofile", ProbeNofile, "--nproc", ProbeNproc, "--", cat, "/proc/self/limits" }).ToArray());
             var limits = l.Ok && ProbeLimitsReadBack(l.Out);
             if (!limits) notes.Add("requiem-launch did not apply rlimits: " + l.Describe());
-            return new LauncherResult(path, userNs, net, net && shared is not null, limits, isolation);
+            var fs = ProbeFilesystem(path, pre, notes);
+            return new LauncherResult(path, userNs, net, net && shared is not null, limits, isolation, fs);
         }
         return null;
     }
@@ -638,6 +714,7 @@ public sealed class SandboxProbe
         caps.Add(Unsupported(Controls.NetworkIsolation, "AppContainer network isolation is not implemented"));
         caps.Add(Unsupported(Controls.SeccompBpf, "not applicable on Windows"));
         caps.Add(Unsupported(Controls.FilesystemIsolation, "the command can read and write outside the workspace"));
+        caps.Add(Unsupported(Controls.WorkspaceConfinement, "the command can write outside its workspace (only the request's own paths are checked)"));
         return new SandboxProbe { Platform = "windows", JobObjectsWork = ok, Capabilities = caps, ProbeDuration = sw.Elapsed };
     }
 
@@ -680,11 +757,12 @@ public sealed class SandboxProbe
         }
     }
 
-    private static ProbeRun Exec(string file, string[] args)
+    private static ProbeRun Exec(string file, string[] args, string? workingDirectory = null)
     {
         try
         {
             var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+            if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
             foreach (var a in args) psi.ArgumentList.Add(a);
             using var p = Process.Start(psi)!;
             p.StandardInput.Close();
