@@ -2,7 +2,7 @@
  * requiem-launch: starts one command inside the Linux sandbox of Invoke-RequiemExec with a single exec.
  *
  *   requiem-launch [--userns] [--pidns] [--netns | --join-netns PATH --netns-inode N] [--cgroup-procs PATH]
- *                  [--as BYTES] [--cpu SECONDS] [--nofile N] [--nproc N]
+ *                  [--as BYTES] [--cpu SECONDS] [--nofile N] [--nproc N] [--seccomp]
  *                  [--root ro-host|tmpfs] [--ro-bind PATH] [--bind PATH] [--tmpfs PATH] [--hide PATH] [--dev PATH]
  *                  -- COMMAND [ARG...]
  *   requiem-launch --hold-netns
@@ -21,7 +21,8 @@
  *   5. in the command's process: every signal disposition back to default and an empty signal mask (the .NET host
  *      ignores SIGPIPE and that would be inherited), the rlimits (soft = hard), EVERY capability dropped from every
  *      set (bounding, ambient, inheritable, permitted, effective) and no_new_privs, so a root command is an ordinary
- *      process that cannot undo any of this (no mount, setns, ptrace of others, module loading, ...); then execve.
+ *      process that cannot undo any of this (no mount, setns, ptrace of others, module loading, ...); with --seccomp
+ *      a seccomp-bpf filter (install_seccomp) that refuses those calls outright, whoever makes them; then execve.
  * The filesystem view (built by init, inside the new PID namespace so that /proc is the namespace's own):
  *   without --root: the host's tree, with a fresh /proc of the command's PID namespace, /proc/sys and
  *     /proc/sysrq-trigger read-only and an empty read-only tmpfs over /sys/fs/cgroup (the run cannot write pids.max
@@ -79,6 +80,23 @@ struct cap_data { unsigned int effective, permitted, inheritable; };
 #define MOUNT_ATTR_RDONLY 0x00000001
 #define AT_RECURSIVE_FLAG 0x8000
 struct mount_attr_v0 { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+
+/* seccomp-bpf, from <linux/filter.h>, <linux/seccomp.h> and <linux/audit.h>. */
+struct sock_filter_v { uint16_t code; uint8_t jt, jf; uint32_t k; };
+struct sock_fprog_v { unsigned short len; struct sock_filter_v *filter; };
+#define BPF_LD_W_ABS 0x20
+#define BPF_JEQ_K 0x15
+#define BPF_JGE_K 0x35
+#define BPF_JSET_K 0x45
+#define BPF_RET_K 0x06
+#define SECCOMP_MODE_FILTER_V 2
+#define SECCOMP_RET_ALLOW_V 0x7fff0000u
+#define SECCOMP_RET_ERRNO_V 0x00050000u
+#define SECCOMP_RET_KILL_PROCESS_V 0x80000000u
+#define SECCOMP_DATA_NR 0
+#define SECCOMP_DATA_ARCH 4
+#define SECCOMP_DATA_ARG0 16 /* low 32 bits of args[0] on a little-endian machine */
+#define NAMESPACE_CLONE_FLAGS 0x7e020000u /* CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET */
 
 #define SETUP_FAILED 125
 #define MAX_MOUNT_OPS 512
@@ -151,6 +169,86 @@ static void drop_all_capabilities(void)
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("prctl", "PR_SET_NO_NEW_PRIVS");
 }
 
+/*
+ * The seccomp filter: allow by default; EPERM for the calls a build step never needs and that would undo or escape
+ * the sandbox. Hand-built BPF rather than libseccomp: libseccomp is not in musl's world (a static musl build would
+ * need libseccomp rebuilt against musl), and the program below is short enough to read in full.
+ * The architecture is checked first (a 32-bit int 0x80 call on x86_64 carries AUDIT_ARCH_I386 and other syscall
+ * numbers: such calls kill the process), and x32 numbers (bit 30) are refused; any other build architecture has no
+ * filter and --seccomp fails, so the probe reports seccomp_bpf unsupported, never silently off.
+ */
+#if defined(__x86_64__)
+#define SECCOMP_ARCH 0xc000003eu /* AUDIT_ARCH_X86_64 */
+static const uint32_t denied_calls[] = {
+    165, 166, 155,                /* mount, umount2, pivot_root */
+    428, 429, 430, 431, 432, 433, 442, /* open_tree, move_mount, fsopen, fsconfig, fsmount, fspick, mount_setattr */
+    272, 308,                     /* unshare, setns */
+    101, 310, 311,                /* ptrace, process_vm_readv, process_vm_writev */
+    246, 320,                     /* kexec_load, kexec_file_load */
+    175, 313, 176,                /* init_module, finit_module, delete_module */
+    321, 298,                     /* bpf, perf_event_open */
+    250, 248, 249,                /* keyctl, add_key, request_key */
+    304, 169, 167, 168, 323,      /* open_by_handle_at, reboot, swapon, swapoff, userfaultfd */
+};
+#define NR_CLONE 56
+#define NR_CLONE3 435
+#elif defined(__aarch64__)
+#define SECCOMP_ARCH 0xc00000b7u /* AUDIT_ARCH_AARCH64 */
+static const uint32_t denied_calls[] = {
+    40, 39, 41,                   /* mount, umount2, pivot_root */
+    428, 429, 430, 431, 432, 433, 442, /* open_tree, move_mount, fsopen, fsconfig, fsmount, fspick, mount_setattr */
+    97, 268,                      /* unshare, setns */
+    117, 270, 271,                /* ptrace, process_vm_readv, process_vm_writev */
+    104, 294,                     /* kexec_load, kexec_file_load */
+    105, 273, 106,                /* init_module, finit_module, delete_module */
+    280, 241,                     /* bpf, perf_event_open */
+    219, 217, 218,                /* keyctl, add_key, request_key */
+    265, 142, 224, 225, 282,      /* open_by_handle_at, reboot, swapon, swapoff, userfaultfd */
+};
+#define NR_CLONE 220
+#define NR_CLONE3 435
+#endif
+
+static int use_seccomp;
+
+static void install_seccomp(void)
+{
+#ifdef SECCOMP_ARCH
+    struct sock_filter_v prog[128];
+    unsigned short n = 0;
+#define STMT(c, k) (prog[n++] = (struct sock_filter_v){ (c), 0, 0, (k) })
+#define JUMP(c, k, t, f) (prog[n++] = (struct sock_filter_v){ (c), (t), (f), (k) })
+    STMT(BPF_LD_W_ABS, SECCOMP_DATA_ARCH);
+    JUMP(BPF_JEQ_K, SECCOMP_ARCH, 1, 0);
+    STMT(BPF_RET_K, SECCOMP_RET_KILL_PROCESS_V);
+    STMT(BPF_LD_W_ABS, SECCOMP_DATA_NR);
+#if defined(__x86_64__)
+    JUMP(BPF_JGE_K, 0x40000000u, 0, 1); /* x32 */
+    STMT(BPF_RET_K, SECCOMP_RET_ERRNO_V | EPERM);
+#endif
+    for (size_t i = 0; i < sizeof denied_calls / sizeof denied_calls[0]; i++) {
+        JUMP(BPF_JEQ_K, denied_calls[i], 0, 1);
+        STMT(BPF_RET_K, SECCOMP_RET_ERRNO_V | EPERM);
+    }
+    /* clone3 passes its flags in memory the filter cannot read: ENOSYS makes libc fall back to clone. */
+    JUMP(BPF_JEQ_K, NR_CLONE3, 0, 1);
+    STMT(BPF_RET_K, SECCOMP_RET_ERRNO_V | ENOSYS);
+    /* clone with a namespace flag is unshare by another name. */
+    JUMP(BPF_JEQ_K, NR_CLONE, 0, 3);
+    STMT(BPF_LD_W_ABS, SECCOMP_DATA_ARG0);
+    JUMP(BPF_JSET_K, NAMESPACE_CLONE_FLAGS, 0, 1);
+    STMT(BPF_RET_K, SECCOMP_RET_ERRNO_V | EPERM);
+    STMT(BPF_RET_K, SECCOMP_RET_ALLOW_V);
+#undef STMT
+#undef JUMP
+    struct sock_fprog_v fprog = { n, prog };
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER_V, &fprog, 0, 0) != 0) fail("prctl", "PR_SET_SECCOMP");
+#else
+    errno = ENOSYS;
+    fail("seccomp", "no filter for this architecture");
+#endif
+}
+
 static void exec_command(char **argv, struct limit *limits, int nlimits)
 {
     for (int i = 0; i < nlimits; i++) {
@@ -159,6 +257,7 @@ static void exec_command(char **argv, struct limit *limits, int nlimits)
         if (setrlimit(limits[i].resource, &rl) != 0) fail("setrlimit", limits[i].name);
     }
     drop_all_capabilities();
+    if (use_seccomp) install_seccomp();
     reset_signals();
     execve(argv[0], argv, environ);
     int code = errno == ENOENT || errno == ENOTDIR ? 127 : 126;
@@ -412,6 +511,7 @@ int main(int argc, char **argv)
         if (strcmp(a, "--pidns") == 0) { pidns = 1; continue; }
         if (strcmp(a, "--netns") == 0) { netns = 1; continue; }
         if (strcmp(a, "--userns") == 0) { userns = 1; continue; }
+        if (strcmp(a, "--seccomp") == 0) { use_seccomp = 1; continue; }
         if (strcmp(a, "--version") == 0) { printf("requiem-launch 3\n"); return 0; }
         if (strcmp(a, "--hold-netns") == 0) return hold_netns();
         if (i + 1 >= argc) { dprintf(2, "requiem-launch: %s needs a value\n", a); return SETUP_FAILED; }

@@ -434,6 +434,29 @@ echo done
         if (Get-Command strace -ErrorAction Ignore) { $out | Should -Match 'No such process|Operation not permitted' }
     }
 
+    It 'refuses unshare, mount and ptrace with seccomp on, also for root; ordinary programs and, without the filter, a user namespace work' -Skip:(-not $IsLinux) {
+        $s = 'grep "^Seccomp:" /proc/self/status; unshare -U true 2>&1 && echo userns-made; unshare -n true 2>&1 && echo netns-made; ' +
+             'mount -t tmpfs x /mnt 2>&1 && echo mounted; if command -v strace > /dev/null; then strace -f -o /dev/null true 2>&1 && echo traced; fi; ' +
+             'ls / > /dev/null && sort --version > /dev/null && echo ordinary-ok; echo done'
+        $on = Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', $s) -Policy @{ deny_network = $true }) -IncludeOutput -WarningAction SilentlyContinue
+        $on.StdoutText | Should -Match 'done'
+        $on.StdoutText | Should -Match 'ordinary-ok'
+        if ($Health.SandboxCapabilities.Enforced -contains 'seccomp_bpf') {
+            $on.Sandbox.Enforced | Should -Contain 'seccomp_bpf'
+            $on.StdoutText | Should -Match 'Seccomp:\s+2'
+            $on.StdoutText | Should -Not -Match 'userns-made|netns-made|mounted|traced'
+            $on.StdoutText | Should -Match 'Operation not permitted'
+            $off = Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', $s) -Policy @{ deny_network = $true; seccomp = $false }) -IncludeOutput -WarningAction SilentlyContinue
+            $off.Sandbox.Enforced | Should -Not -Contain 'seccomp_bpf'
+            $off.StdoutText | Should -Match 'Seccomp:\s+0'
+            $off.StdoutText | Should -Match 'userns-made'   # the filter, not the missing capabilities, refused it above
+        }
+        else {
+            $Health.SandboxCapabilities.Unsupported | Should -Contain 'seccomp_bpf'
+            $on.Sandbox.NotEnforced | Should -Contain 'seccomp_bpf'
+        }
+    }
+
     It 'keeps max_processes in force when a root command tries to lift it (pids.max, root cgroup)' -Skip:(-not $IsLinux) {
         # The attack of issue 11.2: write max into the run's pids.max, or move to the root cgroup, then fork 40 times.
         $lift = 'for f in /sys/fs/cgroup/pids/requiem/run-*/pids.max /sys/fs/cgroup/pids.max; do (echo max > "$f") 2>/dev/null && echo "lifted $f"; done; ' +
@@ -453,13 +476,13 @@ echo done
     It 'reports health capabilities that match what the runs observed' {
         $caps = $Health.SandboxCapabilities
         foreach ($c in 'clean_environment', 'timeout', 'output_limit') { $caps.Enforced | Should -Contain $c }
-        $caps.Unsupported | Should -Contain 'seccomp_bpf'
+        if ($Health.Isolator -eq 'requiem-launch') { $caps.Enforced | Should -Contain 'seccomp_bpf' } else { $caps.Unsupported | Should -Contain 'seccomp_bpf' }
         $all = @($caps.Enforced) + @($caps.Partial) + @($caps.Unsupported)
         ($all | Group-Object | Where-Object Count -gt 1) | Should -BeNullOrEmpty
         foreach ($c in 'process_tree_kill', 'network_isolation', 'rlimit_memory', 'rlimit_cpu', 'rlimit_open_files', 'process_limit', 'workspace_confinement', 'filesystem_isolation') { $all | Should -Contain $c }
         # Every probed 'enforced' control shows up as enforced in a run that asks for it.
         $r = Invoke-RequiemExec -Request (New-Req '/bin/true' -Policy @{ deny_network = $true; max_memory_bytes = 1GB; max_cpu_seconds = 5; max_open_files = 64; max_processes = 20 }) -WarningAction SilentlyContinue
-        foreach ($c in 'process_tree_kill', 'network_isolation', 'rlimit_memory', 'rlimit_cpu', 'rlimit_open_files', 'workspace_confinement', 'filesystem_isolation') {
+        foreach ($c in 'process_tree_kill', 'network_isolation', 'rlimit_memory', 'rlimit_cpu', 'rlimit_open_files', 'workspace_confinement', 'filesystem_isolation', 'seccomp_bpf') {
             ($r.Sandbox.Enforced -contains $c) | Should -Be ($caps.Enforced -contains $c) -Because $c
         }
         $json = Get-RequiemHealth -AsJson | ConvertFrom-Json

@@ -99,6 +99,7 @@ public sealed class ExecPlan
             reasons.Add(HostFilesystemReason);
         }
         if (policy.DenyNetwork) Want(Controls.NetworkIsolation, true);
+        if (policy.Seccomp && probe.Platform == "linux") Want(Controls.SeccompBpf, true);
         if (policy.MaxMemoryBytes is not null) Want(Controls.MemoryLimit, true);
         if (policy.MaxCpuSeconds is not null) Want(Controls.CpuLimit, true);
         if (policy.MaxOpenFiles is not null) Want(Controls.OpenFilesLimit, true);

@@ -30,6 +30,8 @@ public sealed class ExecPolicy
     public string[] ReadonlyPaths { get; set; } = Sandbox.FilesystemView.DefaultReadonlyPaths;
     /// <summary>Host paths masked by an empty tmpfs in <c>workspace</c> mode (those that exist; <c>~</c> is the caller's home).</summary>
     public string[] HiddenPaths { get; set; } = Sandbox.FilesystemView.DefaultHiddenPaths;
+    /// <summary>Install requiem-launch's seccomp-bpf filter (EPERM for mount, unshare, setns, ptrace, bpf, ...).</summary>
+    public bool Seccomp { get; set; } = true;
 
     public bool IsStrict => Mode == "strict";
 
@@ -53,6 +55,7 @@ public sealed class ExecPolicy
         ["filesystem"] = Filesystem,
         ["readonly_paths"] = new JsonArray(ReadonlyPaths.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
         ["hidden_paths"] = new JsonArray(HiddenPaths.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
+        ["seccomp"] = Seccomp,
     };
 
     /// <summary>RFC 8785 bytes of the effective policy (what <c>policy_digest</c> names in the CAS).</summary>
@@ -133,7 +136,7 @@ public static class ExecRequestParser
 
     private static readonly string[] s_policyFields =
         { "mode", "scheduler_mode", "deterministic", "deny_network", "max_memory_bytes", "max_cpu_seconds", "max_open_files",
-          "max_processes", "env_allowlist", "env_denylist", "stochastic", "filesystem", "readonly_paths", "hidden_paths" };
+          "max_processes", "env_allowlist", "env_denylist", "stochastic", "filesystem", "readonly_paths", "hidden_paths", "seccomp" };
 
     public static ExecRequest Parse(string json, RequiemConfig? config = null, object? target = null)
     {
@@ -244,6 +247,7 @@ public static class ExecRequestParser
                 throw Value("$.policy.filesystem", $"'{policy.Filesystem}' is not 'host', 'workspace' or 'hermetic'");
             policy.ReadonlyPaths = HostPaths(pol, "readonly_paths", allowHome: false) ?? policy.ReadonlyPaths;
             policy.HiddenPaths = HostPaths(pol, "hidden_paths", allowHome: true) ?? policy.HiddenPaths;
+            policy.Seccomp = OptBool(pol, "seccomp", "$.policy") ?? policy.Seccomp;
         }
         if (policy.MaxMemoryBytes is { } mem && mem < 1) throw Limit("$.policy.max_memory_bytes", mem, "must be a positive number of bytes");
         if (policy.MaxCpuSeconds is { } cpu && cpu < 1) throw Limit("$.policy.max_cpu_seconds", cpu, "must be at least 1");

@@ -265,6 +265,7 @@ public static class ExecRunner
                 }
                 if (procs is not null) chain.AddRange(new[] { "--cgroup-procs", procs });
                 chain.AddRange(plan.FilesystemArgs);
+                if (plan.Enforced.Contains(Controls.SeccompBpf)) chain.Add("--seccomp");
                 if (probe.LauncherLimits)
                 {
                     AddLimit(chain, "--as", policy.MaxMemoryBytes);

@@ -91,7 +91,7 @@ public static class PolicyEngine
         Add(Sandbox.Controls.OpenFilesLimit, "max_open_files unset (per request)", false);
         Add(Sandbox.Controls.ProcessLimit, "max_processes unset (per request)", false);
         if (probe.Platform == "windows") Add(Sandbox.Controls.JobObjects, "always", true);
-        Add(Sandbox.Controls.SeccompBpf, "not available", true);
+        Add(Sandbox.Controls.SeccompBpf, $"seccomp {(p.Seccomp ? "true" : "false")} (default true)", p.Seccomp);
         Add(Sandbox.Controls.FilesystemIsolation, $"filesystem {p.Filesystem} (default)", p.Filesystem != Sandbox.FilesystemView.Host);
         return new PolicyExplanation
         {

@@ -305,7 +305,12 @@ public sealed class SandboxProbe
                 "bounds forks, but counts every process of this user, not only the run's"));
         else
             caps.Add(Unsupported(Controls.ProcessLimit, isRoot ? "running as root (RLIMIT_NPROC does not bind root) and no writable pids cgroup" : "no rlimits available"));
-        caps.Add(Unsupported(Controls.SeccompBpf, "no syscall filter is installed"));
+        caps.Add(launcher is { Seccomp: true }
+            ? new SandboxCapability(Controls.SeccompBpf, "enforced", "requiem-launch --seccomp: seccomp-bpf filter (" + System.Runtime.InteropServices.RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant() + ", architecture checked in the filter)",
+                "EPERM for mount, umount2, pivot_root, the new mount API, unshare, setns, clone with namespace flags, ptrace, process_vm_readv/writev, kexec_*, init/finit/delete_module, bpf, perf_event_open, keyctl, add_key, request_key, open_by_handle_at, reboot, swapon/swapoff, userfaultfd; probed: the command's status showed the filter and unshare(CLONE_NEWUSER) was refused")
+            : Unsupported(Controls.SeccompBpf, launcher is null
+                ? "no system-call filter with the tool chain"
+                : "the launcher could not install its filter (an architecture other than x86_64/aarch64, or a kernel without seccomp; see ProbeNotes)"));
         var fs = launcher?.Filesystem;
         const string fsMechanism = "requiem-launch: mount namespace, a new root (the host's read-only, or an empty tmpfs), bind mounts, pivot_root, old root detached";
         caps.Add(fs is { Confined: true }
@@ -353,7 +358,23 @@ public sealed class SandboxProbe
         };
     }
 
-    private sealed record LauncherResult(string Path, bool UserNs, bool Net, bool SharedNetns, bool Limits, IsolationObservation? Isolation, FilesystemObservation Filesystem);
+    private sealed record LauncherResult(string Path, bool UserNs, bool Net, bool SharedNetns, bool Limits, IsolationObservation? Isolation, FilesystemObservation Filesystem, bool Seccomp);
+
+    /// <summary>
+    /// requiem-launch --seccomp, tried: the filter must show in /proc/self/status and refuse unshare(CLONE_NEWUSER),
+    /// which the dropped capabilities alone would allow (an unprivileged user namespace), so the refusal is the filter's.
+    /// </summary>
+    private static bool ProbeSeccomp(string launcher, string[] pre, List<string> notes)
+    {
+        var sh = Which("sh", "/bin/sh", "/usr/bin/sh") ?? "/bin/sh";
+        var unshare = Which("unshare", "/usr/bin/unshare", "/bin/unshare");
+        const string script = "grep '^Seccomp:' /proc/self/status; if [ -n \"$0\" ] && \"$0\" -U true 2>/dev/null; then echo userns-made; fi; echo probe=done";
+        var r = Exec(launcher, pre.Concat(new[] { "--pidns", "--seccomp", "--", sh, "-c", script, unshare ?? "" }).ToArray());
+        var ok = r.Out.Contains("probe=done", StringComparison.Ordinal) && StatusField(r.Out, "Seccomp") == "2"
+                 && unshare is not null && !r.Out.Contains("userns-made", StringComparison.Ordinal);
+        if (!ok) notes.Add("requiem-launch --seccomp: " + (unshare is null ? "unshare (util-linux) not found to try the filter; " : "") + r.Describe());
+        return ok;
+    }
 
     /// <summary>What the file-system probe saw: writes confined to the workspace (and a private /tmp); nothing undeclared visible.</summary>
     private sealed record FilesystemObservation(bool Confined, bool Isolated);
@@ -457,7 +478,8 @@ public sealed class SandboxProbe
             var limits = l.Ok && ProbeLimitsReadBack(l.Out);
             if (!limits) notes.Add("requiem-launch did not apply rlimits: " + l.Describe());
             var fs = ProbeFilesystem(path, pre, notes);
-            return new LauncherResult(path, userNs, net, net && shared is not null, limits, isolation, fs);
+            var seccomp = ProbeSeccomp(path, pre, notes);
+            return new LauncherResult(path, userNs, net, net && shared is not null, limits, isolation, fs, seccomp);
         }
         return null;
     }
