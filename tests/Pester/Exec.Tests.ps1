@@ -37,7 +37,7 @@ AfterAll {
 
 Describe 'Invoke-RequiemExec: determinism and the result contract' {
     It 'gives identical request and result digests for the same request run twice' {
-        $req = New-Req '/bin/sh' @('-c', 'echo hello; echo err >&2; exit 3')
+        $req = New-Req '/bin/sh' @('-c', 'echo hello; echo err >&2; exit 3') -Policy @{ filesystem = 'hermetic'; deny_network = $true }
         $a = Invoke-RequiemExec -Request $req
         $b = Invoke-RequiemExec -Request $req
         $a.ExitCode | Should -Be 3
@@ -48,6 +48,7 @@ Describe 'Invoke-RequiemExec: determinism and the result contract' {
         # the identical rerun is already recorded: same manifest (the first run's), nothing new written
         $b.ManifestDigest | Should -Be $a.ManifestDigest
         $a.StartedAt | Should -Not -BeNullOrEmpty
+        if (-not ($Health.SandboxCapabilities.Enforced -contains 'filesystem_isolation')) { return }
         $a.DeterminismConfidence.Level | Should -Be 'high'
         $a.DeterminismConfidence.Score | Should -Be 1
         @($a.DeterminismConfidence.Reasons).Count | Should -Be 0
@@ -88,13 +89,13 @@ Describe 'Invoke-RequiemExec: determinism and the result contract' {
 
     It 'writes the result JSON with -OutFile and Test-RequiemDigest -Result verifies it (and catches tampering)' {
         $out = Join-Path $Dir 'result.json'
-        $req = New-Req '/bin/echo' @('verify me')
+        $req = New-Req '/bin/echo' @('verify me') -Policy @{ filesystem = 'hermetic'; deny_network = $true }
         $r = Invoke-RequiemExec -Request $req -OutFile $out
         $json = Get-Content -LiteralPath $out -Raw | ConvertFrom-Json
         $json.result_digest | Should -Be $r.ResultDigest
         $json.contract_version | Should -Be '1.1'
         $json.engine | Should -Be 'requiem'
-        $json.determinism_confidence.level | Should -Be 'high'
+        if ($Health.SandboxCapabilities.Enforced -contains 'filesystem_isolation') { $json.determinism_confidence.level | Should -Be 'high' }
         foreach ($f in 'request_digest', 'exit_code', 'signal', 'timed_out', 'stdout_digest', 'stdout_bytes', 'stdout_truncated', 'stderr_digest',
             'stderr_bytes', 'stderr_truncated', 'output_files', 'input_digests', 'policy_digest', 'sandbox', 'duration_ms', 'started_at') {
             $json.PSObject.Properties.Name | Should -Contain $f
@@ -223,6 +224,23 @@ Describe 'Invoke-RequiemReplay' {
         $diff = Invoke-RequiemReplay -Request (New-Req '/bin/sh' @('-c', 'exit 5')) -Result $r2
         ($diff.Differences | Where-Object Field -eq 'exit_code').Expected | Should -Be '4'
         ($diff.Differences | Where-Object Field -eq 'request_digest') | Should -Not -BeNullOrEmpty
+    }
+
+    It 'names the command binary when it changed since the result was recorded (command_digest)' {
+        Copy-Item /bin/true (Join-Path $Ws 'tool')
+        $req = New-Req './tool' @('x') -Policy @{ filesystem = 'workspace' }
+        $rec = Invoke-RequiemExec -Request $req
+        $rec.CommandDigest | Should -Match '^[0-9a-f]{64}$'
+        (Get-RequiemDigest -LiteralPath (Join-Path $Ws 'tool') -Domain Cas).Hash | Should -Be $rec.CommandDigest
+        (Invoke-RequiemReplay -Request $req -Result $rec).Match | Should -BeTrue
+        Copy-Item /bin/echo (Join-Path $Ws 'tool') -Force
+        $rep = Invoke-RequiemReplay -Request $req -Result $rec
+        $rep.Match | Should -BeFalse
+        $d = $rep.Differences | Where-Object Field -eq 'command_digest'
+        $d.Expected | Should -Be $rec.CommandDigest
+        $d.Detail | Should -Match 'command binary changed: \./tool'
+        ($rep.Differences | Where-Object Field -eq 'request_digest') | Should -BeNullOrEmpty
+        Remove-Item (Join-Path $Ws 'tool')
     }
 
     It '-Engine dual runs twice and reports the difference without failing' {
@@ -740,6 +758,56 @@ Describe 'Policy and confidence' {
         $r.DeterminismConfidence.Level | Should -Be 'best_effort'
         $r.DeterminismConfidence.Score | Should -BeLessOrEqual 0.3
         $r.DeterminismConfidence.Reasons -join ' ' | Should -Match 'stochastic'
+    }
+
+    It 'gives high confidence only to a hermetic run with the network denied, and records the mode and seccomp' {
+        if (-not ($Health.SandboxCapabilities.Enforced -contains 'filesystem_isolation')) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        $r = Invoke-RequiemExec -Request (New-Req '/bin/echo' @('h') -Policy @{ filesystem = 'hermetic'; deny_network = $true })
+        $r.DeterminismConfidence.Level | Should -Be 'high'
+        $r.DeterminismConfidence.Score | Should -Be 1
+        @($r.DeterminismConfidence.Reasons).Count | Should -Be 0
+        $r.Sandbox.Filesystem | Should -Be 'hermetic'
+        $r.Sandbox.Seccomp | Should -Be ($Health.SandboxCapabilities.Enforced -contains 'seccomp_bpf')
+        ($r.ToJson() | ConvertFrom-Json).sandbox.filesystem | Should -Be 'hermetic'
+    }
+
+    It 'gives <Case> at most medium, with the stable reason' -ForEach @(
+        @{ Case = 'a workspace run'; Mode = 'workspace'; Deny = $true; Reason = 'policy.filesystem is workspace: host files outside the workspace are readable, so the result may depend on undeclared inputs'; Score = 0.9 }
+        @{ Case = 'a host run'; Mode = 'host'; Deny = $true; Reason = 'no file-system isolation (policy.filesystem is host, or it could not be enforced): the command can read and write host files outside its workspace'; Score = 0.7 }
+        @{ Case = 'a hermetic run without deny_network'; Mode = 'hermetic'; Deny = $false; Reason = 'policy.deny_network is false: the command could read from the network, an undeclared input'; Score = 0.9 }
+    ) {
+        if (-not ($Health.SandboxCapabilities.Enforced -contains 'filesystem_isolation') -and $Mode -ne 'host') { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        $r = Invoke-RequiemExec -Request (New-Req '/bin/echo' @('m') -Policy @{ filesystem = $Mode; deny_network = $Deny })
+        $r.DeterminismConfidence.Level | Should -Be 'medium'
+        $r.DeterminismConfidence.Reasons | Should -Contain $Reason
+        $r.DeterminismConfidence.Score | Should -Be $Score
+        $r.Sandbox.Filesystem | Should -Be $Mode
+    }
+
+    It 'without a launcher: file-system isolation and seccomp are unsupported, lower the confidence, and strict refuses them (nothing runs)' {
+        $saved = $env:REQUIEM_LAUNCHER
+        $env:REQUIEM_LAUNCHER = 'none'
+        try {
+            $caps = (Get-RequiemHealth).SandboxCapabilities
+            foreach ($c in 'filesystem_isolation', 'workspace_confinement', 'seccomp_bpf') { $caps.Unsupported | Should -Contain $c }
+            $r = Invoke-RequiemExec -Request (New-Req '/bin/echo' @('t') -Policy @{ filesystem = 'hermetic'; deny_network = $true }) -WarningAction SilentlyContinue
+            $r.Sandbox.Filesystem | Should -Be 'host'
+            $r.Sandbox.NotEnforced | Should -Contain 'filesystem_isolation'
+            $r.DeterminismConfidence.Level | Should -Not -Be 'high'
+            $r.DeterminismConfidence.Reasons -join ' ' | Should -Match 'filesystem_isolation requested but not enforced'
+            $m = Join-Path $Ws 'strict-fs.marker'
+            $strict = New-Req '/bin/sh' @('-c', "touch '$m'") -Policy @{ mode = 'strict'; filesystem = 'hermetic' }
+            { Invoke-RequiemExec -Request $strict -ErrorAction Stop } | Should -Throw -ErrorId 'PolicyNotEnforceable,Requiem.PowerShell.InvokeRequiemExecCommand'
+            Test-Path $m | Should -BeFalse
+            $seccompOnly = New-Req '/bin/sh' @('-c', "touch '$m'") -Policy @{ mode = 'strict'; filesystem = 'host' }
+            { Invoke-RequiemExec -Request $seccompOnly -ErrorAction Stop } | Should -Throw -ErrorId 'PolicyNotEnforceable,Requiem.PowerShell.InvokeRequiemExecCommand'
+            Test-Path $m | Should -BeFalse
+            $null = Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', "touch '$m'") -Policy @{ mode = 'strict'; filesystem = 'host'; seccomp = $false })
+            Test-Path $m | Should -BeTrue
+        }
+        finally {
+            if ($null -ne $saved) { $env:REQUIEM_LAUNCHER = $saved } else { Remove-Item Env:REQUIEM_LAUNCHER -ErrorAction Ignore }
+        }
     }
 
     It 'lowers confidence when deterministic is false' {

@@ -22,6 +22,10 @@ public sealed class ExecPlan
     public required List<string> Reasons { get; init; }
     /// <summary>Problems with the request under its policy (denylisted explicit variables, strict-mode gaps).</summary>
     public required List<string> Violations { get; init; }
+    /// <summary>Each not-enforced control with whether the request asked for it (the confidence deductions are computed from these).</summary>
+    public List<(string Control, bool Requested, string Reason)> Gaps { get; init; } = new();
+    /// <summary>What was in force for this run's files: <c>host</c>, <c>workspace</c> or <c>hermetic</c> (host when isolation could not be applied).</summary>
+    public string FilesystemInForce => FilesystemArgs.Count > 0 ? Request.Policy.Filesystem : FilesystemView.Host;
     /// <summary>Requested controls that are missing (subset of NotEnforced that the request itself asked for).</summary>
     public required List<string> RequestedButMissing { get; init; }
     public required SandboxProbe Probe { get; init; }
@@ -66,6 +70,7 @@ public sealed class ExecPlan
         var notEnforced = new List<string>();
         var reasons = new List<string>();
         var missing = new List<string>();
+        var gaps = new List<(string, bool, string)>();
 
         void Want(string control, bool requested)
         {
@@ -76,7 +81,9 @@ public sealed class ExecPlan
                 return;
             }
             notEnforced.Add(control);
-            reasons.Add($"{control} {(requested ? "requested but " : "")}not enforced on this machine: {cap?.Detail ?? "unsupported"}");
+            var reason = $"{control} {(requested ? "requested but " : "")}not enforced on this machine: {cap?.Detail ?? "unsupported"}";
+            gaps.Add((control, requested, reason));
+            reasons.Add(reason);
             if (requested) missing.Add(control);
         }
 
@@ -96,7 +103,6 @@ public sealed class ExecPlan
         {
             notEnforced.Add(Controls.FilesystemIsolation);
             notEnforced.Add(Controls.WorkspaceConfinement);
-            reasons.Add(HostFilesystemReason);
         }
         if (policy.DenyNetwork) Want(Controls.NetworkIsolation, true);
         if (policy.Seccomp && probe.Platform == "linux") Want(Controls.SeccompBpf, true);
@@ -124,14 +130,14 @@ public sealed class ExecPlan
             Violations = violations,
             RequestedButMissing = missing,
             Probe = probe,
+            Gaps = gaps,
             FilesystemArgs = isolateFiles
                 ? FilesystemView.LauncherArgs(policy.Filesystem, root, declaredInputs, policy.ReadonlyPaths, policy.HiddenPaths)
                 : Array.Empty<string>(),
         };
     }
 
-    /// <summary>The reason recorded for <c>policy.filesystem = host</c> (stable text, docs/CONTRACT.md).</summary>
-    public const string HostFilesystemReason = "policy.filesystem is host: the command can read and write host files outside its workspace";
+
 
     public static string Relative(string root, string full) => Path.GetRelativePath(root, full).Replace('\\', '/');
 

@@ -57,10 +57,11 @@ public static class PolicyEngine
         "Replays of such requests are expected to differ and are reported, not treated as errors.";
 
     public const string HighRule =
-        "high only when every requested control was enforced, nothing stochastic is declared, policy.deterministic is true and " +
-        "the run finished within timeout_ms; each reason in determinism_confidence.reasons names what lowered the score " +
-        "(requested control missing -0.25, always-wanted control missing -0.1, timeout -0.3, deterministic=false -0.2). " +
-        "Below 0.5 the level is best_effort, otherwise medium.";
+        "high only for a hermetic run (policy.filesystem = hermetic, enforced) with deny_network, every requested control " +
+        "enforced, nothing stochastic declared, policy.deterministic true and the run finished within timeout_ms; each reason " +
+        "in determinism_confidence.reasons names what lowered the score (workspace file system -0.1, no file-system isolation " +
+        "-0.3, network allowed -0.1, requested control missing -0.25, always-wanted control missing -0.1, timeout -0.3, " +
+        "deterministic=false -0.2). Below 0.5 the level is best_effort, otherwise medium.";
 
     public static PolicyExplanation Explain(RequiemConfig config, SandboxProbe? probe = null)
     {
