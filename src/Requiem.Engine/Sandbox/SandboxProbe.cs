@@ -220,7 +220,7 @@ public sealed class SandboxProbe
         {
             ProbeToolChain(isRoot, sh, bwrap, unshare, prlimit, cat, notes,
                 out bwrapPid, out bwrapNet, out unsharePid, out unshareNet, out needUserNs, out prOk, out envDefault);
-            if (unsharePid) setpriv = ProbeSetpriv(cat, notes);
+            if (unsharePid) setpriv = ProbeSetpriv(cat, needUserNs ? unshare : null, notes);
             if (unsharePid) mount = Which("mount", "/usr/bin/mount", "/bin/mount");
             if (unsharePid && mount is null) notes.Add("mount (util-linux) not found: /proc/sys and /sys/fs/cgroup stay writable for a root command");
         }
@@ -489,7 +489,8 @@ public sealed class SandboxProbe
         ulong.TryParse(StatusField(status, field), System.Globalization.NumberStyles.HexNumber, null, out var v) && v == 0;
 
     /// <summary>setpriv that takes every capability away for good and sets no_new_privs (tool chain only), or null.</summary>
-    private static string? ProbeSetpriv(string cat, List<string> notes)
+    /// <remarks>Not root, it is tried where runs use it: inside <c>unshare -r</c>'s user namespace (outside it, dropping needs CAP_SETPCAP).</remarks>
+    private static string? ProbeSetpriv(string cat, string? userNsUnshare, List<string> notes)
     {
         var setpriv = Which("setpriv", "/usr/bin/setpriv", "/bin/setpriv");
         if (setpriv is null)
@@ -497,7 +498,10 @@ public sealed class SandboxProbe
             notes.Add("setpriv (util-linux) not found: commands keep their capabilities and could leave their namespaces");
             return null;
         }
-        var r = Exec(setpriv, SetprivDropArgs.Append(cat).Append("/proc/self/status").ToArray());
+        var args = SetprivDropArgs.Append(cat).Append("/proc/self/status");
+        var r = userNsUnshare is null
+            ? Exec(setpriv, args.ToArray())
+            : Exec(userNsUnshare, new[] { "-r", "--", setpriv }.Concat(args).ToArray());
         if (r.Ok && NoCapabilities(r.Out, "CapBnd") && NoCapabilities(r.Out, "CapEff") && StatusField(r.Out, "NoNewPrivs") == "1") return setpriv;
         notes.Add("setpriv did not drop every capability: " + r.Describe());
         return null;
