@@ -258,8 +258,8 @@ public sealed class SandboxProbe
             "requiem-launch" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
                 "requiem-launch: unshare(2) CLONE_NEWPID|CLONE_NEWNS (own /proc), init bound to the launcher with PR_SET_PDEATHSIG, every capability dropped",
                 "the command runs as PID 2 of a fresh PID namespace; when its init exits or is killed every descendant dies, setsid escapees included" + (hold ? dropped : escape)),
-            "bwrap" => new SandboxCapability(Controls.ProcessTreeKill, "enforced", "bwrap --unshare-pid --die-with-parent (PID namespace)",
-                "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included"),
+            "bwrap" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial", "bwrap --unshare-pid --die-with-parent --cap-drop ALL (PID namespace)",
+                "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included" + (hold ? dropped : escape)),
             "unshare" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
                 "unshare --pid --fork --mount-proc --kill-child (PID namespace with its own /proc, sh as init)" + (setpriv is not null ? ", setpriv" : ""),
                 "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included" + (hold ? dropped : escape)),
@@ -831,7 +831,7 @@ public sealed record IsolationObservation(bool CapabilitiesDropped, bool NoNewPr
     public string Describe()
     {
         var seen = new List<string>();
-        if (!CapabilitiesDropped) seen.Add("kept capabilities");
+        if (!CapabilitiesDropped) seen.Add("kept capabilities (some set, the bounding set included, was not empty)");
         if (!NoNewPrivs) seen.Add("ran without no_new_privs");
         if (VisibleProcesses is <= 0 or > 8) seen.Add($"saw {VisibleProcesses} processes in /proc");
         if (HostPidVisible) seen.Add("saw the caller's pid");
