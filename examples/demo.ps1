@@ -70,7 +70,8 @@ try {
     $req = @{
         command = '/bin/sh'; argv = @('-c', 'echo "hello from $(pwd)"; echo "TZ=$TZ secret=[$DEMO_SECRET]"')
         workspace_root = $execWork; timeout_ms = 5000; max_output_bytes = 4096
-        policy = @{ deny_network = $true; max_memory_bytes = 512MB; max_processes = 32 }
+        # hermetic: only the workspace and the toolchain exist for the command (what makes 'high' confidence possible)
+        policy = @{ deny_network = $true; max_memory_bytes = 512MB; max_processes = 32; filesystem = 'hermetic' }
     }
     $env:DEMO_SECRET = 'not-for-the-command'
     $a = Invoke-RequiemExec -Request $req -IncludeOutput

@@ -2,59 +2,114 @@
  * requiem-launch: starts one command inside the Linux sandbox of Invoke-RequiemExec with a single exec.
  *
  *   requiem-launch [--userns] [--pidns] [--netns | --join-netns PATH --netns-inode N] [--cgroup-procs PATH]
- *                  [--as BYTES] [--cpu SECONDS] [--nofile N] [--nproc N] -- COMMAND [ARG...]
+ *                  [--as BYTES] [--cpu SECONDS] [--nofile N] [--nproc N] [--seccomp]
+ *                  [--root ro-host|tmpfs] [--ro-bind PATH] [--bind PATH] [--tmpfs PATH] [--hide PATH] [--dev PATH]
+ *                  -- COMMAND [ARG...]
  *   requiem-launch --hold-netns
  *   requiem-launch --version
  *
  * It does with the kernel's own calls what the fallback chain does with util-linux and coreutils
- * (unshare --fork --pid --kill-child --net, a sh init, prlimit, env --default-signal=PIPE):
+ * (unshare --fork --pid --mount-proc --kill-child --net, a sh init, prlimit, setpriv, env --default-signal=PIPE):
  *   1. joins the run's pids cgroup (writes 0 to PATH: this process and everything it forks is counted);
- *   2. unshare(CLONE_NEWPID [| CLONE_NEWNET]) or setns() into a prepared empty network namespace (checked by inode,
- *      so a reused pid can never lead into another namespace); without root,
- *      --userns first makes a user namespace that maps the caller's uid and gid to themselves (so the namespaces
- *      can be made; the command keeps its own identity and gets no capabilities);
- *   3. forks the namespace's init (PID 1), which dies with this process (PR_SET_PDEATHSIG), forks the command
- *      as PID 2 so it keeps normal signal semantics, reaps orphans, and exits with the command's status;
- *      when init exits the kernel kills everything left in the namespace (setsid escapees included);
- *   4. in the command's process: every signal disposition back to default and an empty signal mask (the .NET host
- *      ignores SIGPIPE and that would be inherited), the rlimits (soft = hard), and, when it runs as root, the
- *      capabilities that would let it leave its namespaces dropped from every set (CAP_SYS_ADMIN: setns/unshare/
- *      mount; CAP_NET_ADMIN with a network namespace: bringing interfaces up); then execve — no window in which the
- *      command runs unlimited or privileged enough to undo the sandbox.
+ *   2. without root, --userns first makes a user namespace that maps the caller's uid and gid to themselves (so the
+ *      namespaces can be made; the command keeps its own identity); setns() into a prepared empty network namespace
+ *      (checked by inode, so a reused pid can never lead into another namespace);
+ *   3. unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWCGROUP [| CLONE_NEWNET]) with every mount made private;
+ *   4. forks the namespace's init (PID 1), which dies with this process (PR_SET_PDEATHSIG), builds the command's view
+ *      of the filesystem (below), forks the command as PID 2 so it keeps normal signal semantics, reaps orphans, and
+ *      exits with the command's status; when init exits the kernel kills everything left in the namespace;
+ *   5. in the command's process: every signal disposition back to default and an empty signal mask (the .NET host
+ *      ignores SIGPIPE and that would be inherited), the rlimits (soft = hard), EVERY capability dropped from every
+ *      set (bounding, ambient, inheritable, permitted, effective) and no_new_privs, so a root command is an ordinary
+ *      process that cannot undo any of this (no mount, setns, ptrace of others, module loading, ...); with --seccomp
+ *      a seccomp-bpf filter (install_seccomp) that refuses those calls outright, whoever makes them; then execve.
+ * The filesystem view (built by init, inside the new PID namespace so that /proc is the namespace's own):
+ *   without --root: the host's tree, with a fresh /proc of the command's PID namespace, /proc/sys and
+ *     /proc/sysrq-trigger read-only and an empty read-only tmpfs over /sys/fs/cgroup (the run cannot write pids.max
+ *     or leave its cgroup);
+ *   --root ro-host: a new root that is the host's tree bound read-only (recursively), --root tmpfs: an empty root;
+ *     then, in order, --tmpfs (an empty writable tmpfs), --hide (an empty tmpfs, read-only at the end), --dev (a
+ *     minimal /dev: null zero full random urandom tty, /dev/shm, /dev/pts from the host, fd links), --bind
+ *     (read-write bind of a host path at the same path), --ro-bind (read-only; a symlink to a directory is recreated
+ *     as the symlink), the /proc, /sys/fs/cgroup treatment above, a tmpfs root made read-only, then pivot_root into
+ *     it and the old root detached: nothing outside the new root can be reached again.
  * --hold-netns makes an empty network namespace, prints "ready" and keeps it alive until its stdin reaches EOF
  * (the engine holds the pipe; runs join the namespace instead of paying for a new one each time).
  * Exit status: the command's exit code, 128+N when it died of signal N, 125 when the sandbox could not be set up,
  * 126/127 when the command could not be executed (message on stderr, prefixed "requiem-launch:").
- * --version prints "requiem-launch 2" and runs nothing.
+ * --version prints "requiem-launch 3" and runs nothing.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
 
-/* From <linux/capability.h>, spelled out so that the file also builds against musl (musl-gcc sees no kernel headers). */
-#define CAP_NET_ADMIN 12
-#define CAP_SYS_ADMIN 21
+/* From the kernel's uapi headers, spelled out so that the file also builds against musl (musl-gcc sees no kernel headers). */
 #define LINUX_CAPABILITY_VERSION_3 0x20080522
 struct cap_header { unsigned int version; int pid; };
 struct cap_data { unsigned int effective, permitted, inheritable; };
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+#ifndef PR_SET_NO_NEW_PRIVS
+#define PR_SET_NO_NEW_PRIVS 38
+#endif
+/* mount_setattr(2) (Linux 5.12): the same number on x86_64 and aarch64 (the unified table from 424 on). */
+#define SYS_MOUNT_SETATTR 442
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define AT_RECURSIVE_FLAG 0x8000
+struct mount_attr_v0 { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+
+/* seccomp-bpf, from <linux/filter.h>, <linux/seccomp.h> and <linux/audit.h>. */
+struct sock_filter_v { uint16_t code; uint8_t jt, jf; uint32_t k; };
+struct sock_fprog_v { unsigned short len; struct sock_filter_v *filter; };
+#define BPF_LD_W_ABS 0x20
+#define BPF_JEQ_K 0x15
+#define BPF_JGE_K 0x35
+#define BPF_JSET_K 0x45
+#define BPF_RET_K 0x06
+#define SECCOMP_MODE_FILTER_V 2
+#define SECCOMP_RET_ALLOW_V 0x7fff0000u
+#define SECCOMP_RET_ERRNO_V 0x00050000u
+#define SECCOMP_RET_KILL_PROCESS_V 0x80000000u
+#define SECCOMP_DATA_NR 0
+#define SECCOMP_DATA_ARCH 4
+#define SECCOMP_DATA_ARG0 16 /* low 32 bits of args[0] on a little-endian machine */
+#define NAMESPACE_CLONE_FLAGS 0x7e020000u /* CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET */
 
 #define SETUP_FAILED 125
+#define MAX_MOUNT_OPS 512
 
 struct limit { int resource; const char *name; int set; rlim_t value; };
+
+enum op_kind { OP_BIND, OP_RO_BIND, OP_TMPFS, OP_HIDE, OP_DEV };
+struct mount_op { enum op_kind kind; const char *path; };
+
+static struct mount_op ops[MAX_MOUNT_OPS];
+static int nops;
+static const char *root_kind; /* NULL: the host's tree in place; "ro-host" or "tmpfs": a new root, pivoted into */
+static int last_cap = 63;
 
 static void fail(const char *what, const char *detail)
 {
@@ -99,39 +154,297 @@ static int status_of(int st)
     return SETUP_FAILED;
 }
 
-/* Removes a capability from the bounding set (so execve cannot give it back) and from the current sets. */
-static void drop_capabilities(const int *caps, int n)
+/* Every capability out of every set: bounding (so execve of a setuid-root or file-capability binary, or of anything
+ * as uid 0, cannot give any back), ambient, inheritable, permitted, effective; and no_new_privs. */
+static void drop_all_capabilities(void)
 {
+    for (int cap = 0; cap <= last_cap; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) fail("prctl", "PR_CAPBSET_DROP");
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) fail("prctl", "PR_CAP_AMBIENT_CLEAR_ALL");
     struct cap_header header = { LINUX_CAPABILITY_VERSION_3, 0 };
     struct cap_data data[2];
-    if (syscall(SYS_capget, &header, data) != 0) fail("capget", NULL);
-    for (int i = 0; i < n; i++) {
-        if (prctl(PR_CAPBSET_DROP, caps[i], 0, 0, 0) != 0) fail("prctl", "PR_CAPBSET_DROP");
-        unsigned int bit = 1u << (caps[i] % 32);
-        data[caps[i] / 32].effective &= ~bit;
-        data[caps[i] / 32].permitted &= ~bit;
-        data[caps[i] / 32].inheritable &= ~bit;
-    }
+    memset(data, 0, sizeof data);
     if (syscall(SYS_capset, &header, data) != 0) fail("capset", NULL);
-    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("prctl", "PR_SET_NO_NEW_PRIVS");
 }
 
-static int drop_caps[2];
-static int ndrop_caps;
+/*
+ * The seccomp filter: allow by default; EPERM for the calls a build step never needs and that would undo or escape
+ * the sandbox. Hand-built BPF rather than libseccomp: libseccomp is not in musl's world (a static musl build would
+ * need libseccomp rebuilt against musl), and the program below is short enough to read in full.
+ * The architecture is checked first (a 32-bit int 0x80 call on x86_64 carries AUDIT_ARCH_I386 and other syscall
+ * numbers: such calls kill the process), and x32 numbers (bit 30) are refused; any other build architecture has no
+ * filter and --seccomp fails, so the probe reports seccomp_bpf unsupported, never silently off.
+ */
+#if defined(__x86_64__)
+#define SECCOMP_ARCH 0xc000003eu /* AUDIT_ARCH_X86_64 */
+static const uint32_t denied_calls[] = {
+    165, 166, 155,                /* mount, umount2, pivot_root */
+    428, 429, 430, 431, 432, 433, 442, /* open_tree, move_mount, fsopen, fsconfig, fsmount, fspick, mount_setattr */
+    272, 308,                     /* unshare, setns */
+    101, 310, 311,                /* ptrace, process_vm_readv, process_vm_writev */
+    246, 320,                     /* kexec_load, kexec_file_load */
+    175, 313, 176,                /* init_module, finit_module, delete_module */
+    321, 298,                     /* bpf, perf_event_open */
+    250, 248, 249,                /* keyctl, add_key, request_key */
+    304, 169, 167, 168, 323,      /* open_by_handle_at, reboot, swapon, swapoff, userfaultfd */
+};
+#define NR_CLONE 56
+#define NR_CLONE3 435
+#elif defined(__aarch64__)
+#define SECCOMP_ARCH 0xc00000b7u /* AUDIT_ARCH_AARCH64 */
+static const uint32_t denied_calls[] = {
+    40, 39, 41,                   /* mount, umount2, pivot_root */
+    428, 429, 430, 431, 432, 433, 442, /* open_tree, move_mount, fsopen, fsconfig, fsmount, fspick, mount_setattr */
+    97, 268,                      /* unshare, setns */
+    117, 270, 271,                /* ptrace, process_vm_readv, process_vm_writev */
+    104, 294,                     /* kexec_load, kexec_file_load */
+    105, 273, 106,                /* init_module, finit_module, delete_module */
+    280, 241,                     /* bpf, perf_event_open */
+    219, 217, 218,                /* keyctl, add_key, request_key */
+    265, 142, 224, 225, 282,      /* open_by_handle_at, reboot, swapon, swapoff, userfaultfd */
+};
+#define NR_CLONE 220
+#define NR_CLONE3 435
+#endif
+
+static int use_seccomp;
+
+static void install_seccomp(void)
+{
+#ifdef SECCOMP_ARCH
+    struct sock_filter_v prog[128];
+    unsigned short n = 0;
+#define STMT(c, k) (prog[n++] = (struct sock_filter_v){ (c), 0, 0, (k) })
+#define JUMP(c, k, t, f) (prog[n++] = (struct sock_filter_v){ (c), (t), (f), (k) })
+    STMT(BPF_LD_W_ABS, SECCOMP_DATA_ARCH);
+    JUMP(BPF_JEQ_K, SECCOMP_ARCH, 1, 0);
+    STMT(BPF_RET_K, SECCOMP_RET_KILL_PROCESS_V);
+    STMT(BPF_LD_W_ABS, SECCOMP_DATA_NR);
+#if defined(__x86_64__)
+    JUMP(BPF_JGE_K, 0x40000000u, 0, 1); /* x32 */
+    STMT(BPF_RET_K, SECCOMP_RET_ERRNO_V | EPERM);
+#endif
+    for (size_t i = 0; i < sizeof denied_calls / sizeof denied_calls[0]; i++) {
+        JUMP(BPF_JEQ_K, denied_calls[i], 0, 1);
+        STMT(BPF_RET_K, SECCOMP_RET_ERRNO_V | EPERM);
+    }
+    /* clone3 passes its flags in memory the filter cannot read: ENOSYS makes libc fall back to clone. */
+    JUMP(BPF_JEQ_K, NR_CLONE3, 0, 1);
+    STMT(BPF_RET_K, SECCOMP_RET_ERRNO_V | ENOSYS);
+    /* clone with a namespace flag is unshare by another name. */
+    JUMP(BPF_JEQ_K, NR_CLONE, 0, 3);
+    STMT(BPF_LD_W_ABS, SECCOMP_DATA_ARG0);
+    JUMP(BPF_JSET_K, NAMESPACE_CLONE_FLAGS, 0, 1);
+    STMT(BPF_RET_K, SECCOMP_RET_ERRNO_V | EPERM);
+    STMT(BPF_RET_K, SECCOMP_RET_ALLOW_V);
+#undef STMT
+#undef JUMP
+    struct sock_fprog_v fprog = { n, prog };
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER_V, &fprog, 0, 0) != 0) fail("prctl", "PR_SET_SECCOMP");
+#else
+    errno = ENOSYS;
+    fail("seccomp", "no filter for this architecture");
+#endif
+}
 
 static void exec_command(char **argv, struct limit *limits, int nlimits)
 {
-    if (ndrop_caps > 0) drop_capabilities(drop_caps, ndrop_caps);
     for (int i = 0; i < nlimits; i++) {
         if (!limits[i].set) continue;
         struct rlimit rl = { limits[i].value, limits[i].value };
         if (setrlimit(limits[i].resource, &rl) != 0) fail("setrlimit", limits[i].name);
     }
+    drop_all_capabilities();
+    if (use_seccomp) install_seccomp();
     reset_signals();
     execve(argv[0], argv, environ);
     int code = errno == ENOENT || errno == ENOTDIR ? 127 : 126;
     dprintf(2, "requiem-launch: cannot execute %s: %s\n", argv[0], strerror(errno));
     _exit(code);
+}
+
+static void join(char *out, const char *a, const char *b)
+{
+    if (snprintf(out, PATH_MAX, "%s%s", a, b) >= PATH_MAX) { errno = ENAMETOOLONG; fail("path", b); }
+}
+
+/* mkdir -p below an existing prefix (the new root): every component is created if missing. */
+static void make_dirs(const char *prefix, const char *path)
+{
+    char buf[PATH_MAX];
+    join(buf, prefix, path);
+    for (char *p = buf + strlen(prefix) + 1; ; p++) {
+        if (*p == '/' || *p == 0) {
+            char saved = *p;
+            *p = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) fail("mkdir", buf);
+            *p = saved;
+            if (!saved) break;
+        }
+    }
+}
+
+/* A mount point for PATH in the new root: a directory, or an empty file when the source is not a directory. */
+static void make_mount_point(const char *newroot, const char *path, int is_dir)
+{
+    char dst[PATH_MAX];
+    join(dst, newroot, path);
+    struct stat st;
+    if (lstat(dst, &st) == 0) return;
+    if (is_dir) { make_dirs(newroot, path); return; }
+    char parent[PATH_MAX];
+    join(parent, "", path);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) { *slash = 0; make_dirs(newroot, parent); }
+    int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) fail("create", dst);
+    close(fd);
+}
+
+/* Read-only: mount_setattr keeps the flags a user namespace locked (nosuid, nodev, ...); MS_REMOUNT where it is missing. */
+static void make_read_only(const char *path, int recursive)
+{
+    struct mount_attr_v0 attr = { MOUNT_ATTR_RDONLY, 0, 0, 0 };
+    if (syscall(SYS_MOUNT_SETATTR, AT_FDCWD, path, recursive ? AT_RECURSIVE_FLAG : 0, &attr, sizeof attr) == 0) return;
+    if (errno != ENOSYS) fail("mount_setattr read-only", path);
+    struct statvfs sv;
+    if (statvfs(path, &sv) != 0) fail("statvfs", path);
+    unsigned long keep = sv.f_flag & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
+    if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) != 0) fail("remount read-only", path);
+}
+
+static void mount_tmpfs(const char *dst, const char *options)
+{
+    if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, options) != 0) fail("mount tmpfs", dst);
+}
+
+static void bind(const char *src, const char *dst, int read_only)
+{
+    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) != 0) fail("bind", src);
+    if (read_only) make_read_only(dst, 1);
+}
+
+/* A minimal /dev: the harmless character devices bound from the host, a private /dev/shm, the usual links. */
+static void mount_dev(const char *oldroot, const char *newroot, const char *path)
+{
+    static const char *const nodes[] = { "/null", "/zero", "/full", "/random", "/urandom", "/tty" };
+    char dev[PATH_MAX], node[PATH_MAX], src[PATH_MAX], host[PATH_MAX];
+    join(dev, newroot, path);
+    join(host, oldroot, path);
+    mount_tmpfs(dev, "mode=755");
+    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
+        join(node, dev, nodes[i]);
+        join(src, host, nodes[i]);
+        int fd = open(node, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0) fail("create", node);
+        close(fd);
+        if (mount(src, node, NULL, MS_BIND, NULL) != 0) fail("bind", src);
+    }
+    join(node, dev, "/shm");
+    if (mkdir(node, 01777) != 0) fail("mkdir", node);
+    mount_tmpfs(node, "mode=1777");
+    static const char *const links[][2] = {
+        { "/proc/self/fd", "/fd" }, { "/proc/self/fd/0", "/stdin" }, { "/proc/self/fd/1", "/stdout" },
+        { "/proc/self/fd/2", "/stderr" }, { "pts/ptmx", "/ptmx" },
+    };
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        join(node, dev, links[i][1]);
+        if (symlink(links[i][0], node) != 0) fail("symlink", node);
+    }
+    join(node, dev, "/pts");
+    if (mkdir(node, 0755) != 0) fail("mkdir", node);
+}
+
+/* /proc of the command's own PID namespace (mounted by init, which is in it), with the kernel's tunables read-only;
+ * an empty read-only tmpfs over /sys/fs/cgroup, so the run can neither raise its pids.max nor leave its cgroup. */
+static void mount_proc_and_cgroup(const char *newroot)
+{
+    char path[PATH_MAX];
+    join(path, newroot, "/proc");
+    if (mkdir(path, 0555) != 0 && errno != EEXIST) fail("mkdir", path);
+    if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) fail("mount proc", path);
+    static const char *const tunables[] = { "/proc/sys", "/proc/sysrq-trigger" };
+    for (size_t i = 0; i < sizeof tunables / sizeof tunables[0]; i++) {
+        join(path, newroot, tunables[i]);
+        if (access(path, F_OK) != 0) continue;
+        bind(path, path, 1);
+    }
+    join(path, newroot, "/sys/fs/cgroup");
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        mount_tmpfs(path, "mode=555,size=0");
+        make_read_only(path, 0);
+    }
+}
+
+/* Builds the command's filesystem view (see the top of the file). Runs in init, in the new PID and mount namespaces. */
+static void build_filesystem(void)
+{
+    if (!root_kind) {
+        mount_proc_and_cgroup("");
+        return;
+    }
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) fail("getcwd", NULL);
+    /* Step into an empty tmpfs (on /tmp; our mount namespace is private) with the host's root at /oldroot, so that
+     * every host path stays reachable while the new root is assembled at /newroot. */
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=700") != 0) fail("mount tmpfs", "/tmp");
+    if (chdir("/tmp") != 0) fail("chdir", "/tmp");
+    if (mkdir("oldroot", 0700) != 0 || mkdir("newroot", 0755) != 0) fail("mkdir", "/tmp/{oldroot,newroot}");
+    if (syscall(SYS_pivot_root, ".", "oldroot") != 0) fail("pivot_root", "/tmp");
+    if (chdir("/") != 0) fail("chdir", "/");
+    const char *oldroot = "/oldroot", *newroot = "/newroot";
+    if (strcmp(root_kind, "ro-host") == 0) bind(oldroot, newroot, 1);
+    else mount_tmpfs(newroot, "mode=755");
+    char src[PATH_MAX], dst[PATH_MAX];
+    for (int i = 0; i < nops; i++) {
+        const char *p = ops[i].path;
+        join(src, oldroot, p);
+        join(dst, newroot, p);
+        struct stat st, lst;
+        switch (ops[i].kind) {
+        case OP_TMPFS:
+        case OP_HIDE:
+            make_mount_point(newroot, p, 1);
+            mount_tmpfs(dst, ops[i].kind == OP_TMPFS ? "mode=1777" : "mode=755");
+            break;
+        case OP_DEV:
+            make_mount_point(newroot, p, 1);
+            mount_dev(oldroot, newroot, p);
+            break;
+        case OP_BIND:
+        case OP_RO_BIND:
+            if (lstat(src, &lst) != 0 || stat(src, &st) != 0) fail("stat", p);
+            if (S_ISLNK(lst.st_mode) && S_ISDIR(st.st_mode) && lstat(dst, &st) != 0) {
+                char target[PATH_MAX];
+                ssize_t n = readlink(src, target, sizeof target - 1);
+                if (n < 0) fail("readlink", p);
+                target[n] = 0;
+                make_mount_point(newroot, p, 0);
+                unlink(dst);
+                if (symlink(target, dst) != 0) fail("symlink", dst);
+                break;
+            }
+            make_mount_point(newroot, p, S_ISDIR(st.st_mode));
+            bind(src, dst, ops[i].kind == OP_RO_BIND);
+            break;
+        }
+    }
+    for (int i = 0; i < nops; i++) {
+        if (ops[i].kind != OP_HIDE) continue;
+        join(dst, newroot, ops[i].path);
+        make_read_only(dst, 0);
+    }
+    mount_proc_and_cgroup(newroot);
+    if (strcmp(root_kind, "tmpfs") == 0) make_read_only(newroot, 0);
+    /* Into the new root; the old one (and the tmpfs that held it) is detached and can never be reached again. */
+    if (chdir(newroot) != 0) fail("chdir", newroot);
+    if (syscall(SYS_pivot_root, ".", ".") != 0) fail("pivot_root", newroot);
+    if (umount2(".", MNT_DETACH) != 0) fail("umount", "old root");
+    if (chdir("/") != 0) fail("chdir", "/");
+    if (chdir(cwd) != 0) fail("chdir (the working directory is not in the sandbox's filesystem)", cwd);
 }
 
 /* PID 1 of the run's namespace: start the command as PID 2, reap everything, exit with the command's status. */
@@ -141,6 +454,7 @@ static void run_init(char **argv, struct limit *limits, int nlimits, int parent_
     struct pollfd p = { parent_alive_fd, POLLIN, 0 };
     if (poll(&p, 1, 0) > 0) _exit(SETUP_FAILED); /* the launcher died before the death signal was armed */
     close(parent_alive_fd);
+    build_filesystem();
 
     pid_t cmd = fork();
     if (cmd < 0) fail("fork", "command");
@@ -165,6 +479,16 @@ static int hold_netns(void)
     }
 }
 
+static void read_last_cap(void)
+{
+    char buf[16] = { 0 };
+    int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return; /* 63 then: PR_CAPBSET_DROP of a cap the kernel does not know is EINVAL, ignored */
+    if (read(fd, buf, sizeof buf - 1) > 0) last_cap = atoi(buf);
+    close(fd);
+    if (last_cap < 0 || last_cap > 63) last_cap = 63;
+}
+
 int main(int argc, char **argv)
 {
     int pidns = 0, netns = 0, userns = 0;
@@ -176,6 +500,9 @@ int main(int argc, char **argv)
         { RLIMIT_NOFILE, "--nofile", 0, 0 },
         { RLIMIT_NPROC, "--nproc", 0, 0 },
     };
+    static const struct { const char *name; enum op_kind kind; } op_names[] = {
+        { "--bind", OP_BIND }, { "--ro-bind", OP_RO_BIND }, { "--tmpfs", OP_TMPFS }, { "--hide", OP_HIDE }, { "--dev", OP_DEV },
+    };
     const int nlimits = (int)(sizeof limits / sizeof limits[0]);
     int i = 1;
     for (; i < argc; i++) {
@@ -184,11 +511,20 @@ int main(int argc, char **argv)
         if (strcmp(a, "--pidns") == 0) { pidns = 1; continue; }
         if (strcmp(a, "--netns") == 0) { netns = 1; continue; }
         if (strcmp(a, "--userns") == 0) { userns = 1; continue; }
-        if (strcmp(a, "--version") == 0) { printf("requiem-launch 2\n"); return 0; }
+        if (strcmp(a, "--seccomp") == 0) { use_seccomp = 1; continue; }
+        if (strcmp(a, "--version") == 0) { printf("requiem-launch 3\n"); return 0; }
         if (strcmp(a, "--hold-netns") == 0) return hold_netns();
         if (i + 1 >= argc) { dprintf(2, "requiem-launch: %s needs a value\n", a); return SETUP_FAILED; }
         if (strcmp(a, "--join-netns") == 0) { join_netns = argv[++i]; continue; }
         if (strcmp(a, "--cgroup-procs") == 0) { cgroup_procs = argv[++i]; continue; }
+        if (strcmp(a, "--root") == 0) {
+            root_kind = argv[++i];
+            if (strcmp(root_kind, "ro-host") != 0 && strcmp(root_kind, "tmpfs") != 0) {
+                dprintf(2, "requiem-launch: --root: ro-host or tmpfs, not %s\n", root_kind);
+                return SETUP_FAILED;
+            }
+            continue;
+        }
         if (strcmp(a, "--netns-inode") == 0) {
             if (parse_u64(argv[++i], &netns_inode) != 0 || netns_inode == 0) {
                 dprintf(2, "requiem-launch: --netns-inode: not a positive integer: %s\n", argv[i]);
@@ -197,7 +533,19 @@ int main(int argc, char **argv)
             continue;
         }
         int matched = 0;
-        for (int l = 0; l < nlimits; l++) {
+        for (size_t o = 0; o < sizeof op_names / sizeof op_names[0]; o++) {
+            if (strcmp(a, op_names[o].name) != 0) continue;
+            const char *path = argv[++i];
+            if (path[0] != '/' || strstr(path, "/../") || strstr(path, "/./") || strcmp(path, "/") == 0) {
+                dprintf(2, "requiem-launch: %s: not a normalised absolute path below /: %s\n", a, path);
+                return SETUP_FAILED;
+            }
+            if (nops == MAX_MOUNT_OPS) { dprintf(2, "requiem-launch: more than %d mounts\n", MAX_MOUNT_OPS); return SETUP_FAILED; }
+            ops[nops].kind = op_names[o].kind;
+            ops[nops++].path = path;
+            matched = 1;
+        }
+        for (int l = 0; l < nlimits && !matched; l++) {
             if (strcmp(a, limits[l].name) != 0) continue;
             if (parse_u64(argv[++i], &limits[l].value) != 0) {
                 dprintf(2, "requiem-launch: %s: not a non-negative integer: %s\n", a, argv[i]);
@@ -208,7 +556,10 @@ int main(int argc, char **argv)
         if (!matched) { dprintf(2, "requiem-launch: unknown option %s\n", a); return SETUP_FAILED; }
     }
     if (i >= argc) { dprintf(2, "requiem-launch: no command after --\n"); return SETUP_FAILED; }
+    if (!pidns && (nops > 0 || root_kind)) { dprintf(2, "requiem-launch: mounts need --pidns\n"); return SETUP_FAILED; }
+    if (nops > 0 && !root_kind) { dprintf(2, "requiem-launch: mounts need --root\n"); return SETUP_FAILED; }
     char **command = argv + i;
+    read_last_cap();
 
     if (cgroup_procs) write_file(cgroup_procs, "0");
     if (userns) {
@@ -235,13 +586,14 @@ int main(int argc, char **argv)
         if (setns(fd, CLONE_NEWNET) != 0) fail("setns", join_netns);
         close(fd);
     }
-    if (!userns && geteuid() == 0) {
-        drop_caps[ndrop_caps++] = CAP_SYS_ADMIN;
-        if (netns || join_netns) drop_caps[ndrop_caps++] = CAP_NET_ADMIN;
+    if (!pidns) {
+        if (netns && unshare(CLONE_NEWNET) != 0) fail("unshare", "CLONE_NEWNET");
+        exec_command(command, limits, nlimits);
     }
-    int flags = (pidns ? CLONE_NEWPID : 0) | (netns && !join_netns ? CLONE_NEWNET : 0);
-    if (flags && unshare(flags) != 0) fail("unshare", pidns ? "CLONE_NEWPID" : "CLONE_NEWNET");
-    if (!pidns) exec_command(command, limits, nlimits);
+    /* The cgroup namespace comes after joining the run's cgroup, so that cgroup is the command's root. */
+    int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWCGROUP | (netns && !join_netns ? CLONE_NEWNET : 0);
+    if (unshare(flags) != 0) fail("unshare", "CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWCGROUP");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("mount", "/ private");
 
     int alive[2];
     if (pipe2(alive, O_CLOEXEC) != 0) fail("pipe", NULL);

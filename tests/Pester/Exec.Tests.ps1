@@ -37,7 +37,7 @@ AfterAll {
 
 Describe 'Invoke-RequiemExec: determinism and the result contract' {
     It 'gives identical request and result digests for the same request run twice' {
-        $req = New-Req '/bin/sh' @('-c', 'echo hello; echo err >&2; exit 3')
+        $req = New-Req '/bin/sh' @('-c', 'echo hello; echo err >&2; exit 3') -Policy @{ filesystem = 'hermetic'; deny_network = $true }
         $a = Invoke-RequiemExec -Request $req
         $b = Invoke-RequiemExec -Request $req
         $a.ExitCode | Should -Be 3
@@ -48,6 +48,7 @@ Describe 'Invoke-RequiemExec: determinism and the result contract' {
         # the identical rerun is already recorded: same manifest (the first run's), nothing new written
         $b.ManifestDigest | Should -Be $a.ManifestDigest
         $a.StartedAt | Should -Not -BeNullOrEmpty
+        if (-not ($Health.SandboxCapabilities.Enforced -contains 'filesystem_isolation')) { return }
         $a.DeterminismConfidence.Level | Should -Be 'high'
         $a.DeterminismConfidence.Score | Should -Be 1
         @($a.DeterminismConfidence.Reasons).Count | Should -Be 0
@@ -88,13 +89,13 @@ Describe 'Invoke-RequiemExec: determinism and the result contract' {
 
     It 'writes the result JSON with -OutFile and Test-RequiemDigest -Result verifies it (and catches tampering)' {
         $out = Join-Path $Dir 'result.json'
-        $req = New-Req '/bin/echo' @('verify me')
+        $req = New-Req '/bin/echo' @('verify me') -Policy @{ filesystem = 'hermetic'; deny_network = $true }
         $r = Invoke-RequiemExec -Request $req -OutFile $out
         $json = Get-Content -LiteralPath $out -Raw | ConvertFrom-Json
         $json.result_digest | Should -Be $r.ResultDigest
         $json.contract_version | Should -Be '1.1'
         $json.engine | Should -Be 'requiem'
-        $json.determinism_confidence.level | Should -Be 'high'
+        if ($Health.SandboxCapabilities.Enforced -contains 'filesystem_isolation') { $json.determinism_confidence.level | Should -Be 'high' }
         foreach ($f in 'request_digest', 'exit_code', 'signal', 'timed_out', 'stdout_digest', 'stdout_bytes', 'stdout_truncated', 'stderr_digest',
             'stderr_bytes', 'stderr_truncated', 'output_files', 'input_digests', 'policy_digest', 'sandbox', 'duration_ms', 'started_at') {
             $json.PSObject.Properties.Name | Should -Contain $f
@@ -223,6 +224,23 @@ Describe 'Invoke-RequiemReplay' {
         $diff = Invoke-RequiemReplay -Request (New-Req '/bin/sh' @('-c', 'exit 5')) -Result $r2
         ($diff.Differences | Where-Object Field -eq 'exit_code').Expected | Should -Be '4'
         ($diff.Differences | Where-Object Field -eq 'request_digest') | Should -Not -BeNullOrEmpty
+    }
+
+    It 'names the command binary when it changed since the result was recorded (command_digest)' {
+        Copy-Item /bin/true (Join-Path $Ws 'tool')
+        $req = New-Req './tool' @('x') -Policy @{ filesystem = 'workspace' }
+        $rec = Invoke-RequiemExec -Request $req
+        $rec.CommandDigest | Should -Match '^[0-9a-f]{64}$'
+        (Get-RequiemDigest -LiteralPath (Join-Path $Ws 'tool') -Domain Cas).Hash | Should -Be $rec.CommandDigest
+        (Invoke-RequiemReplay -Request $req -Result $rec).Match | Should -BeTrue
+        Copy-Item /bin/echo (Join-Path $Ws 'tool') -Force
+        $rep = Invoke-RequiemReplay -Request $req -Result $rec
+        $rep.Match | Should -BeFalse
+        $d = $rep.Differences | Where-Object Field -eq 'command_digest'
+        $d.Expected | Should -Be $rec.CommandDigest
+        $d.Detail | Should -Match 'command binary changed: \./tool'
+        ($rep.Differences | Where-Object Field -eq 'request_digest') | Should -BeNullOrEmpty
+        Remove-Item (Join-Path $Ws 'tool')
     }
 
     It '-Engine dual runs twice and reports the difference without failing' {
@@ -399,23 +417,90 @@ Describe 'Sandbox (<Name>): environment, timeouts, output, limits, network' -For
             if ($status -eq 'enforced') {
                 $r.StdoutText | Should -Not -Match 'escaped'
                 $r.ExitCode | Should -Not -Be 0
-                $r.StderrText | Should -Match 'Operation not permitted|Permission denied'
+                $r.StderrText | Should -Match 'Operation not permitted|Permission denied|No such file'
             }
             else { $r.Sandbox.Enforced | Should -Not -Contain 'network_isolation' }
         }
         finally { $listener.Stop() }
     }
 
+    It 'gives a root command no capabilities, a /proc of its own and no way into the caller (environ, mem, ptrace)' -Skip:(-not $IsLinux) {
+        # The attack of issue 11.1: with CAP_SYS_PTRACE and the host's /proc a root command read the calling pwsh's
+        # environment and memory. $0 is the calling pwsh's pid.
+        $attack = @'
+grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status
+echo "pids=$(ls /proc | grep -c '^[0-9]')"
+[ -e /proc/$0 ] && echo "host-pid-visible"
+cat /proc/$0/environ > /dev/null 2>&1 && echo "environ-read"
+head -c 1 /proc/$0/mem > /dev/null 2>&1 && echo "mem-read"
+(cat /proc/sys/kernel/domainname > /proc/sys/kernel/domainname) 2> /dev/null && echo "sysctl-written"
+(mount -t tmpfs requiem /tmp) 2> /dev/null && echo "mounted"
+if command -v strace > /dev/null; then timeout 2 strace -o /dev/null -p $0 2>&1 | head -n 1; fi
+echo done
+'@
+        $env:REQUIEM_TEST_SECRET = 'hunter2'
+        try { $r = Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', $attack, "$PID") -Policy @{ deny_network = $true }) -IncludeOutput -WarningAction SilentlyContinue }
+        finally { Remove-Item Env:REQUIEM_TEST_SECRET }
+        $out = $r.StdoutText
+        $out | Should -Match 'done'
+        ($Health.Capabilities | Where-Object Name -eq 'process_tree_kill').Status | Should -Be 'enforced'
+        $r.Sandbox.Enforced | Should -Contain 'process_tree_kill'
+        foreach ($set in 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb') { $out | Should -Match "$set\:\s+0000000000000000" -Because $set }
+        $out | Should -Match 'NoNewPrivs:\s+1'
+        [int]($out -replace '(?s).*pids=(\d+).*', '$1') | Should -BeLessOrEqual 6
+        $out | Should -Not -Match 'host-pid-visible|environ-read|mem-read|sysctl-written|mounted|hunter2|attached'
+        if (Get-Command strace -ErrorAction Ignore) { $out | Should -Match 'No such process|Operation not permitted' }
+    }
+
+    It 'refuses unshare, mount and ptrace with seccomp on, also for root; ordinary programs and, without the filter, a user namespace work' -Skip:(-not $IsLinux) {
+        $s = 'grep "^Seccomp:" /proc/self/status; unshare -U true 2>&1 && echo userns-made; unshare -n true 2>&1 && echo netns-made; ' +
+             'mount -t tmpfs x /mnt 2>&1 && echo mounted; if command -v strace > /dev/null; then strace -f -o /dev/null true 2>&1 && echo traced; fi; ' +
+             'ls / > /dev/null && sort --version > /dev/null && echo ordinary-ok; echo done'
+        $on = Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', $s) -Policy @{ deny_network = $true }) -IncludeOutput -WarningAction SilentlyContinue
+        $on.StdoutText | Should -Match 'done'
+        $on.StdoutText | Should -Match 'ordinary-ok'
+        if ($Health.SandboxCapabilities.Enforced -contains 'seccomp_bpf') {
+            $on.Sandbox.Enforced | Should -Contain 'seccomp_bpf'
+            $on.StdoutText | Should -Match 'Seccomp:\s+2'
+            $on.StdoutText | Should -Not -Match 'userns-made|netns-made|mounted|traced'
+            $on.StdoutText | Should -Match 'Operation not permitted'
+            $off = Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', $s) -Policy @{ deny_network = $true; seccomp = $false }) -IncludeOutput -WarningAction SilentlyContinue
+            $off.Sandbox.Enforced | Should -Not -Contain 'seccomp_bpf'
+            $off.StdoutText | Should -Match 'Seccomp:\s+0'
+            $off.StdoutText | Should -Match 'userns-made'   # the filter, not the missing capabilities, refused it above
+        }
+        else {
+            $Health.SandboxCapabilities.Unsupported | Should -Contain 'seccomp_bpf'
+            $on.Sandbox.NotEnforced | Should -Contain 'seccomp_bpf'
+        }
+    }
+
+    It 'keeps max_processes in force when a root command tries to lift it (pids.max, root cgroup)' -Skip:(-not $IsLinux) {
+        # The attack of issue 11.2: write max into the run's pids.max, or move to the root cgroup, then fork 40 times.
+        $lift = 'for f in /sys/fs/cgroup/pids/requiem/run-*/pids.max /sys/fs/cgroup/pids.max; do (echo max > "$f") 2>/dev/null && echo "lifted $f"; done; ' +
+                'for f in /sys/fs/cgroup/pids/cgroup.procs /sys/fs/cgroup/cgroup.procs; do (echo $$ > "$f") 2>/dev/null && echo "moved $f"; done; ' +
+                'for i in $(seq 1 40); do sleep 1 & done; echo all-started'
+        $r = Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', $lift) -Policy @{ max_processes = 4 }) -IncludeOutput -WarningAction SilentlyContinue
+        if (($Health.Capabilities | Where-Object Name -eq 'process_limit').Status -ne 'enforced') {
+            Set-ItResult -Skipped -Because 'no pids cgroup here (process_limit is not enforced)'
+            return
+        }
+        $r.Sandbox.Enforced | Should -Contain 'process_limit'
+        $r.StdoutText | Should -Not -Match 'lifted|moved'
+        $r.StdoutText | Should -Not -Match 'all-started'
+        $r.StderrText | Should -Match 'fork'
+    }
+
     It 'reports health capabilities that match what the runs observed' {
         $caps = $Health.SandboxCapabilities
-        foreach ($c in 'workspace_confinement', 'clean_environment', 'timeout', 'output_limit') { $caps.Enforced | Should -Contain $c }
-        $caps.Unsupported | Should -Contain 'seccomp_bpf'
+        foreach ($c in 'clean_environment', 'timeout', 'output_limit') { $caps.Enforced | Should -Contain $c }
+        if ($Health.Isolator -eq 'requiem-launch') { $caps.Enforced | Should -Contain 'seccomp_bpf' } else { $caps.Unsupported | Should -Contain 'seccomp_bpf' }
         $all = @($caps.Enforced) + @($caps.Partial) + @($caps.Unsupported)
         ($all | Group-Object | Where-Object Count -gt 1) | Should -BeNullOrEmpty
-        foreach ($c in 'process_tree_kill', 'network_isolation', 'rlimit_memory', 'rlimit_cpu', 'rlimit_open_files', 'process_limit') { $all | Should -Contain $c }
+        foreach ($c in 'process_tree_kill', 'network_isolation', 'rlimit_memory', 'rlimit_cpu', 'rlimit_open_files', 'process_limit', 'workspace_confinement', 'filesystem_isolation') { $all | Should -Contain $c }
         # Every probed 'enforced' control shows up as enforced in a run that asks for it.
         $r = Invoke-RequiemExec -Request (New-Req '/bin/true' -Policy @{ deny_network = $true; max_memory_bytes = 1GB; max_cpu_seconds = 5; max_open_files = 64; max_processes = 20 }) -WarningAction SilentlyContinue
-        foreach ($c in 'process_tree_kill', 'network_isolation', 'rlimit_memory', 'rlimit_cpu', 'rlimit_open_files') {
+        foreach ($c in 'process_tree_kill', 'network_isolation', 'rlimit_memory', 'rlimit_cpu', 'rlimit_open_files', 'workspace_confinement', 'filesystem_isolation', 'seccomp_bpf') {
             ($r.Sandbox.Enforced -contains $c) | Should -Be ($caps.Enforced -contains $c) -Because $c
         }
         $json = Get-RequiemHealth -AsJson | ConvertFrom-Json
@@ -443,6 +528,151 @@ Describe 'Sandbox (<Name>): environment, timeouts, output, limits, network' -For
         Start-Sleep -Milliseconds 200
         @(Get-LiveProcess "sleep $marker").Count | Should -Be 0
         $ps.Dispose()
+    }
+}
+
+Describe 'Filesystem isolation (policy.filesystem): workspace, hermetic, host' -Skip:(-not $IsLinux) {
+    BeforeAll {
+        $script:FsCaps = $Health.SandboxCapabilities
+        $script:FsEnforced = ($FsCaps.Enforced -contains 'filesystem_isolation') -and ($FsCaps.Enforced -contains 'workspace_confinement')
+        $script:Marker = 'requiem-fs-' + [guid]::NewGuid().ToString('n')
+        Set-Content -LiteralPath (Join-Path $Ws 'declared.txt') -Value 'declared input'
+        function script:Invoke-Fs([string] $Mode, [string] $Script, [hashtable] $Policy = @{}, [string[]] $Inputs = @()) {
+            $p = @{ filesystem = $Mode } + $Policy
+            Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', $Script, $Marker) -Policy $p -Extra @{ inputs = $Inputs }) -IncludeOutput -WarningAction SilentlyContinue
+        }
+    }
+    AfterEach {
+        foreach ($f in "/$Marker", "/etc/$Marker", "/usr/$Marker", "/tmp/$Marker", "/var/tmp/$Marker") { Remove-Item -LiteralPath $f -Force -ErrorAction Ignore }
+    }
+
+    It 'is reported by health exactly as probed (launcher: enforced; tool chain: unsupported)' {
+        $built = Test-Path (Join-Path (Split-Path $ModulePath) 'dependencies/requiem-launch')
+        if ($Health.Isolator -eq 'requiem-launch') { $FsEnforced | Should -BeTrue }
+        else { $FsCaps.Unsupported | Should -Contain 'filesystem_isolation' }
+        $json = Get-RequiemHealth -AsJson | ConvertFrom-Json
+        @($json.sandbox_capabilities.enforced) + @($json.sandbox_capabilities.partial) + @($json.sandbox_capabilities.unsupported) |
+            Should -Contain 'workspace_confinement'
+        $null = $built
+    }
+
+    It '<Mode>: a write outside the workspace fails, nothing appears on the host, the workspace is writable' -ForEach @(
+        @{ Mode = 'workspace' }, @{ Mode = 'hermetic' }
+    ) {
+        if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        $s = 'for f in /$0 /etc/$0 /usr/$0 /var/tmp/../$0; do (echo x > "$f") 2>&1; done; echo ok > written.txt && echo wrote-workspace; echo t > /tmp/$0 && echo wrote-tmp'
+        $r = Invoke-Fs $Mode $s
+        $r.StdoutText | Should -Match 'wrote-workspace'
+        $r.StdoutText | Should -Match 'wrote-tmp'
+        $r.StdoutText + $r.StderrText | Should -Match 'Read-only file system|No such file'
+        foreach ($f in "/$Marker", "/etc/$Marker", "/usr/$Marker", "/tmp/$Marker") { Test-Path -LiteralPath $f | Should -BeFalse -Because $f }
+        Get-Content (Join-Path $Ws 'written.txt') | Should -Be 'ok'
+        $r.Sandbox.Enforced | Should -Contain 'workspace_confinement'
+        $r.Sandbox.Enforced | Should -Contain 'filesystem_isolation'
+    }
+
+    It '<Mode>: /tmp and /var/tmp are private and empty, and vanish afterwards' -ForEach @(
+        @{ Mode = 'workspace' }, @{ Mode = 'hermetic' }
+    ) {
+        if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        Set-Content -LiteralPath "/tmp/$Marker" -Value 'host file'
+        # The workspace lives under /tmp here, so its own mount point is the one entry allowed.
+        $top = ($Ws -split '/')[2]
+        $r = Invoke-Fs $Mode ('[ -e /tmp/$0 ] && echo host-tmp-visible; ls -A /tmp | grep -v "^' + $top + '$"; ls -A /var/tmp; echo inner > /tmp/inner-$0; echo done')
+        $r.StdoutText | Should -Be "done`n"
+        Test-Path -LiteralPath "/tmp/inner-$Marker" | Should -BeFalse
+    }
+
+    It 'workspace: the host root is readable, hidden paths (/root, /home, the caller''s home) are empty' {
+        if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        $r = Invoke-Fs 'workspace' 'cat /etc/hostname > /dev/null && echo etc-readable; for d in /root /home; do [ -d "$d" ] && [ -z "$(ls -A $d)" ] && echo "$d-empty"; done; echo done'
+        $r.StdoutText | Should -Match 'etc-readable'
+        if ((Test-Path /root) -and (Get-ChildItem -Force /root)) { $r.StdoutText | Should -Match '/root-empty' }
+        if ((Test-Path /home) -and (Get-ChildItem -Force /home)) { $r.StdoutText | Should -Match '/home-empty' }
+        $hidden = Invoke-Fs 'workspace' 'ls -A "$0" 2>/dev/null | wc -l' -Policy @{ hidden_paths = @('/usr/share') }
+        $hidden.StdoutText.Trim() | Should -Be '0'
+    }
+
+    It 'hermetic: undeclared host files do not exist; declared inputs are readable and read-only' {
+        if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        New-Item -ItemType Directory -Force "/opt/$Marker" | Out-Null
+        try {
+            $s = 'for p in /root /home /opt /opt/$0 /srv /var/lib /etc/hostname /etc/shadow; do [ -e "$p" ] && echo "visible $p"; done; cat declared.txt; (echo x >> declared.txt) 2>&1; echo done'
+            $r = Invoke-Fs 'hermetic' $s -Inputs @('declared.txt')
+            $r.StdoutText | Should -Not -Match 'visible'
+            $r.StdoutText | Should -Match 'declared input'
+            $r.StdoutText | Should -Match 'Read-only file system'
+            Get-Content (Join-Path $Ws 'declared.txt') | Should -Be 'declared input'
+        }
+        finally { Remove-Item -Recurse -Force "/opt/$Marker" }
+    }
+
+    It 'hermetic: /bin/sh -c, coreutils, python3, git and cc run with the default readonly_paths' {
+        if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        $s = 'ls / > /dev/null && sort --version > /dev/null && echo coreutils; '
+        if (Test-Path /usr/bin/python3) { $s += '/usr/bin/python3 -c "import json; print(\"python\")"; ' }
+        if (Test-Path /usr/bin/git) { $s += 'git init -q g && echo git; ' }
+        if (Test-Path /usr/bin/cc) { $s += 'echo "int main(void){return 0;}" > t.c && cc t.c -o t && ./t && echo cc; ' }
+        $r = Invoke-Fs 'hermetic' $s
+        $r.StdoutText | Should -Match 'coreutils'
+        if (Test-Path /usr/bin/python3) { $r.StdoutText | Should -Match 'python' }
+        if (Test-Path /usr/bin/git) { $r.StdoutText | Should -Match 'git' }
+        if (Test-Path /usr/bin/cc) { $r.StdoutText | Should -Match 'cc' }
+        Remove-Item -Recurse -Force (Join-Path $Ws 'g'), (Join-Path $Ws 't.c'), (Join-Path $Ws 't') -ErrorAction Ignore
+    }
+
+    It '<Mode>: a root command can neither remount anything read-write nor get back to the host root' -ForEach @(
+        @{ Mode = 'workspace' }, @{ Mode = 'hermetic' }
+    ) {
+        if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        $s = '(mount -o remount,rw /) 2>/dev/null && echo remounted-root; (mount -o remount,rw /usr) 2>/dev/null && echo remounted-usr; ' +
+             '(mount --bind / /tmp) 2>/dev/null && echo bound; (umount -l /) 2>/dev/null && echo unmounted; ' +
+             '(chroot /proc/1/root /bin/true) 2>/dev/null && echo chrooted; ls /proc/1/root/ | grep -q -x old_root && echo old-root-seen; ' +
+             '(echo x > /$0) 2>/dev/null && echo wrote-root; echo done'
+        $r = Invoke-Fs $Mode $s
+        $r.StdoutText | Should -Be "done`n"
+        Test-Path -LiteralPath "/$Marker" | Should -BeFalse
+    }
+
+    It 'deny_network leaves a visible host Unix socket reachable in workspace mode; hermetic removes it' -Skip:(-not (Test-Path /usr/bin/python3)) {
+        if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        $path = "/run/$Marker.sock"
+        $listener = [Net.Sockets.Socket]::new([Net.Sockets.AddressFamily]::Unix, [Net.Sockets.SocketType]::Stream, [Net.Sockets.ProtocolType]::Unspecified)
+        try {
+            $listener.Bind([Net.Sockets.UnixDomainSocketEndPoint]::new($path))
+            $listener.Listen(4)
+            $client = 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print("connected")'
+            $viaWorkspace = Invoke-RequiemExec -Request (New-Req '/usr/bin/python3' @('-c', $client, $path) -Policy @{ filesystem = 'workspace'; deny_network = $true }) -IncludeOutput -WarningAction SilentlyContinue
+            $viaWorkspace.Sandbox.Enforced | Should -Contain 'network_isolation'
+            $viaWorkspace.StdoutText | Should -Match 'connected'   # documented in SECURITY.md: a path socket is reached through the file system
+            $her = Invoke-RequiemExec -Request (New-Req '/usr/bin/python3' @('-c', $client, $path) -Policy @{ filesystem = 'hermetic'; deny_network = $true }) -IncludeOutput -WarningAction SilentlyContinue
+            $her.StdoutText | Should -Not -Match 'connected'
+            $her.StderrText | Should -Match 'FileNotFoundError|No such file'
+        }
+        finally { $listener.Dispose(); Remove-Item -LiteralPath $path -Force -ErrorAction Ignore }
+    }
+
+    It 'host: no file-system isolation, reported as such' {
+        $r = Invoke-Fs 'host' 'echo x > /tmp/$0 && echo wrote-host-tmp'
+        $r.StdoutText | Should -Match 'wrote-host-tmp'
+        Test-Path -LiteralPath "/tmp/$Marker" | Should -BeTrue
+        $r.Sandbox.NotEnforced | Should -Contain 'filesystem_isolation'
+        $r.Sandbox.NotEnforced | Should -Contain 'workspace_confinement'
+        $r.DeterminismConfidence.Reasons -join ' ' | Should -Match 'policy.filesystem is host'
+    }
+
+    It 'takes -Filesystem and -ReadOnlyPath in the parameter form, and refuses bad values' {
+        Push-Location $Ws
+        try {
+            $r = Invoke-RequiemExec -FilePath /bin/sh -ArgumentList '-c', '[ -e /etc/passwd ] && echo passwd; [ -e /usr/bin ] && echo usr' -Filesystem Hermetic -ReadOnlyPath /usr, /lib, /lib64, /bin -IncludeOutput -WarningAction SilentlyContinue
+            if ($FsEnforced) { $r.StdoutText | Should -Be "usr`n" }
+            $r.Request.Policy.Filesystem | Should -Be 'hermetic'
+            $r.Request.Policy.ReadonlyPaths | Should -Be @('/bin', '/lib', '/lib64', '/usr')
+            { Invoke-RequiemExec -Request (New-Req '/bin/true' -Policy @{ filesystem = 'chroot' }) -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidRequestValue,Requiem.PowerShell.InvokeRequiemExecCommand'
+            { Invoke-RequiemExec -Request (New-Req '/bin/true' -Policy @{ readonly_paths = @('usr') }) -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidRequestValue,Requiem.PowerShell.InvokeRequiemExecCommand'
+            { Invoke-RequiemExec -Request (New-Req '/bin/true' -Policy @{ hidden_paths = @('/home/../etc') }) -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidRequestValue,Requiem.PowerShell.InvokeRequiemExecCommand'
+        }
+        finally { Pop-Location }
     }
 }
 
@@ -546,6 +776,56 @@ Describe 'Policy and confidence' {
         $r.DeterminismConfidence.Level | Should -Be 'best_effort'
         $r.DeterminismConfidence.Score | Should -BeLessOrEqual 0.3
         $r.DeterminismConfidence.Reasons -join ' ' | Should -Match 'stochastic'
+    }
+
+    It 'gives high confidence only to a hermetic run with the network denied, and records the mode and seccomp' {
+        if (-not ($Health.SandboxCapabilities.Enforced -contains 'filesystem_isolation')) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        $r = Invoke-RequiemExec -Request (New-Req '/bin/echo' @('h') -Policy @{ filesystem = 'hermetic'; deny_network = $true })
+        $r.DeterminismConfidence.Level | Should -Be 'high'
+        $r.DeterminismConfidence.Score | Should -Be 1
+        @($r.DeterminismConfidence.Reasons).Count | Should -Be 0
+        $r.Sandbox.Filesystem | Should -Be 'hermetic'
+        $r.Sandbox.Seccomp | Should -Be ($Health.SandboxCapabilities.Enforced -contains 'seccomp_bpf')
+        ($r.ToJson() | ConvertFrom-Json).sandbox.filesystem | Should -Be 'hermetic'
+    }
+
+    It 'gives <Case> at most medium, with the stable reason' -ForEach @(
+        @{ Case = 'a workspace run'; Mode = 'workspace'; Deny = $true; Reason = 'policy.filesystem is workspace: host files outside the workspace are readable, so the result may depend on undeclared inputs'; Score = 0.9 }
+        @{ Case = 'a host run'; Mode = 'host'; Deny = $true; Reason = 'no file-system isolation (policy.filesystem is host, or it could not be enforced): the command can read and write host files outside its workspace'; Score = 0.7 }
+        @{ Case = 'a hermetic run without deny_network'; Mode = 'hermetic'; Deny = $false; Reason = 'policy.deny_network is false: the command could read from the network, an undeclared input'; Score = 0.9 }
+    ) {
+        if (-not ($Health.SandboxCapabilities.Enforced -contains 'filesystem_isolation') -and $Mode -ne 'host') { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        $r = Invoke-RequiemExec -Request (New-Req '/bin/echo' @('m') -Policy @{ filesystem = $Mode; deny_network = $Deny })
+        $r.DeterminismConfidence.Level | Should -Be 'medium'
+        $r.DeterminismConfidence.Reasons | Should -Contain $Reason
+        $r.DeterminismConfidence.Score | Should -Be $Score
+        $r.Sandbox.Filesystem | Should -Be $Mode
+    }
+
+    It 'without a launcher: file-system isolation and seccomp are unsupported, lower the confidence, and strict refuses them (nothing runs)' {
+        $saved = $env:REQUIEM_LAUNCHER
+        $env:REQUIEM_LAUNCHER = 'none'
+        try {
+            $caps = (Get-RequiemHealth).SandboxCapabilities
+            foreach ($c in 'filesystem_isolation', 'workspace_confinement', 'seccomp_bpf') { $caps.Unsupported | Should -Contain $c }
+            $r = Invoke-RequiemExec -Request (New-Req '/bin/echo' @('t') -Policy @{ filesystem = 'hermetic'; deny_network = $true }) -WarningAction SilentlyContinue
+            $r.Sandbox.Filesystem | Should -Be 'host'
+            $r.Sandbox.NotEnforced | Should -Contain 'filesystem_isolation'
+            $r.DeterminismConfidence.Level | Should -Not -Be 'high'
+            $r.DeterminismConfidence.Reasons -join ' ' | Should -Match 'filesystem_isolation requested but not enforced'
+            $m = Join-Path $Ws 'strict-fs.marker'
+            $strict = New-Req '/bin/sh' @('-c', "touch '$m'") -Policy @{ mode = 'strict'; filesystem = 'hermetic' }
+            { Invoke-RequiemExec -Request $strict -ErrorAction Stop } | Should -Throw -ErrorId 'PolicyNotEnforceable,Requiem.PowerShell.InvokeRequiemExecCommand'
+            Test-Path $m | Should -BeFalse
+            $seccompOnly = New-Req '/bin/sh' @('-c', "touch '$m'") -Policy @{ mode = 'strict'; filesystem = 'host' }
+            { Invoke-RequiemExec -Request $seccompOnly -ErrorAction Stop } | Should -Throw -ErrorId 'PolicyNotEnforceable,Requiem.PowerShell.InvokeRequiemExecCommand'
+            Test-Path $m | Should -BeFalse
+            $null = Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', "touch '$m'") -Policy @{ mode = 'strict'; filesystem = 'host'; seccomp = $false })
+            Test-Path $m | Should -BeTrue
+        }
+        finally {
+            if ($null -ne $saved) { $env:REQUIEM_LAUNCHER = $saved } else { Remove-Item Env:REQUIEM_LAUNCHER -ErrorAction Ignore }
+        }
     }
 
     It 'lowers confidence when deterministic is false' {

@@ -22,9 +22,15 @@ public sealed class ExecPlan
     public required List<string> Reasons { get; init; }
     /// <summary>Problems with the request under its policy (denylisted explicit variables, strict-mode gaps).</summary>
     public required List<string> Violations { get; init; }
+    /// <summary>Each not-enforced control with whether the request asked for it (the confidence deductions are computed from these).</summary>
+    public List<(string Control, bool Requested, string Reason)> Gaps { get; init; } = new();
+    /// <summary>What was in force for this run's files: <c>host</c>, <c>workspace</c> or <c>hermetic</c> (host when isolation could not be applied).</summary>
+    public string FilesystemInForce => FilesystemArgs.Count > 0 ? Request.Policy.Filesystem : FilesystemView.Host;
     /// <summary>Requested controls that are missing (subset of NotEnforced that the request itself asked for).</summary>
     public required List<string> RequestedButMissing { get; init; }
     public required SandboxProbe Probe { get; init; }
+    /// <summary>requiem-launch's <c>--root</c> and mount options for <c>policy.filesystem</c> (empty: the host's tree).</summary>
+    public IReadOnlyList<string> FilesystemArgs { get; init; } = Array.Empty<string>();
 
     public static ExecPlan Create(ExecRequest req, SandboxProbe probe, IDictionary? hostEnvironment = null)
     {
@@ -40,9 +46,11 @@ public sealed class ExecPlan
         ArgumentLimits.Check(command, req.Argv, env);
 
         var inputs = new List<(string, string)>();
+        var declaredInputs = new List<string>();
         foreach (var input in req.Inputs)
         {
             var full = WorkspacePaths.Confine(root, input, "input");
+            declaredInputs.Add(full);
             if (Directory.Exists(full))
             {
                 foreach (var f in Directory.EnumerateFiles(full, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
@@ -58,11 +66,12 @@ public sealed class ExecPlan
         }
         foreach (var output in req.Outputs) WorkspacePaths.Confine(root, output, "output");
 
-        var enforced = new List<string> { Controls.WorkspaceConfinement, Controls.CleanEnvironment, Controls.OutputLimit, Controls.Timeout };
+        var enforced = new List<string> { Controls.CleanEnvironment, Controls.OutputLimit, Controls.Timeout };
         if (req.Stdin is null) enforced.Add(Controls.StdinClosed);
         var notEnforced = new List<string>();
         var reasons = new List<string>();
         var missing = new List<string>();
+        var gaps = new List<(string, bool, string)>();
 
         void Want(string control, bool requested)
         {
@@ -73,12 +82,31 @@ public sealed class ExecPlan
                 return;
             }
             notEnforced.Add(control);
-            reasons.Add($"{control} {(requested ? "requested but " : "")}not enforced on this machine: {cap?.Detail ?? "unsupported"}");
+            var reason = $"{control} {(requested ? "requested but " : "")}not enforced on this machine: {cap?.Detail ?? "unsupported"}";
+            gaps.Add((control, requested, reason));
+            reasons.Add(reason);
             if (requested) missing.Add(control);
         }
 
         Want(Controls.ProcessTreeKill, false);
+        // Both come from one mount layout: it is applied only when the probe saw both hold, so neither is claimed alone.
+        var isolateFiles = policy.Filesystem != FilesystemView.Host
+                           && probe.StatusOf(Controls.FilesystemIsolation) == "enforced" && probe.StatusOf(Controls.WorkspaceConfinement) == "enforced";
+        if (policy.Filesystem != FilesystemView.Host)
+        {
+            foreach (var control in new[] { Controls.FilesystemIsolation, Controls.WorkspaceConfinement })
+            {
+                if (isolateFiles) enforced.Add(control);
+                else Want(control, true);
+            }
+        }
+        else
+        {
+            notEnforced.Add(Controls.FilesystemIsolation);
+            notEnforced.Add(Controls.WorkspaceConfinement);
+        }
         if (policy.DenyNetwork) Want(Controls.NetworkIsolation, true);
+        if (policy.Seccomp && probe.Platform == "linux") Want(Controls.SeccompBpf, true);
         if (policy.MaxMemoryBytes is not null) Want(Controls.MemoryLimit, true);
         if (policy.MaxCpuSeconds is not null) Want(Controls.CpuLimit, true);
         if (policy.MaxOpenFiles is not null) Want(Controls.OpenFilesLimit, true);
@@ -103,8 +131,14 @@ public sealed class ExecPlan
             Violations = violations,
             RequestedButMissing = missing,
             Probe = probe,
+            Gaps = gaps,
+            FilesystemArgs = isolateFiles
+                ? FilesystemView.LauncherArgs(policy.Filesystem, root, declaredInputs, policy.ReadonlyPaths, policy.HiddenPaths)
+                : Array.Empty<string>(),
         };
     }
+
+
 
     public static string Relative(string root, string full) => Path.GetRelativePath(root, full).Replace('\\', '/');
 

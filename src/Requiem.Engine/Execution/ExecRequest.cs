@@ -26,6 +26,14 @@ public sealed class ExecPolicy
     public string[] EnvAllowlist { get; set; } = Array.Empty<string>();
     public string[] EnvDenylist { get; set; } = Array.Empty<string>();
     public bool Stochastic { get; set; }
+    /// <summary>What the command sees of the host's files: <c>host</c>, <c>workspace</c> (default) or <c>hermetic</c> (see <see cref="Sandbox.FilesystemView"/>).</summary>
+    public string Filesystem { get; set; } = Sandbox.FilesystemView.Workspace;
+    /// <summary>Host paths visible read-only in <c>hermetic</c> mode (those that exist).</summary>
+    public string[] ReadonlyPaths { get; set; } = Sandbox.FilesystemView.DefaultReadonlyPaths;
+    /// <summary>Host paths masked by an empty tmpfs in <c>workspace</c> mode (those that exist; <c>~</c> is the caller's home).</summary>
+    public string[] HiddenPaths { get; set; } = Sandbox.FilesystemView.DefaultHiddenPaths;
+    /// <summary>Install requiem-launch's seccomp-bpf filter (EPERM for mount, unshare, setns, ptrace, bpf, ...).</summary>
+    public bool Seccomp { get; set; } = true;
 
     public const long DefaultMaxOutputFileBytes = 256L << 20;
     public const long MaxMaxOutputFileBytes = 1L << 40;
@@ -62,6 +70,10 @@ public sealed class ExecPolicy
         ["env_allowlist"] = new JsonArray(EnvAllowlist.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
         ["env_denylist"] = new JsonArray(EnvDenylist.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
         ["stochastic"] = Stochastic,
+        ["filesystem"] = Filesystem,
+        ["readonly_paths"] = new JsonArray(ReadonlyPaths.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
+        ["hidden_paths"] = new JsonArray(HiddenPaths.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
+        ["seccomp"] = Seccomp,
     };
 
     /// <summary>RFC 8785 bytes of the effective policy (what <c>policy_digest</c> names in the CAS).</summary>
@@ -149,7 +161,8 @@ public static class ExecRequestParser
 
     private static readonly string[] s_policyFields =
         { "mode", "scheduler_mode", "deterministic", "deny_network", "max_memory_bytes", "max_cpu_seconds", "max_open_files",
-          "max_processes", "max_output_file_bytes", "env_allowlist", "env_denylist", "stochastic" };
+          "max_processes", "max_output_file_bytes", "env_allowlist", "env_denylist", "stochastic", "filesystem", "readonly_paths",
+          "hidden_paths", "seccomp" };
 
     public static ExecRequest Parse(string json, RequiemConfig? config = null, object? target = null)
     {
@@ -283,6 +296,12 @@ public static class ExecRequestParser
             policy.MaxOutputFileBytes = OptLong(pol, "max_output_file_bytes", "$.policy");
             policy.EnvAllowlist = StringArray(pol, "env_allowlist", "$.policy") ?? Array.Empty<string>();
             policy.EnvDenylist = StringArray(pol, "env_denylist", "$.policy") ?? Array.Empty<string>();
+            policy.Filesystem = OptString(pol, "filesystem", "$.policy") ?? policy.Filesystem;
+            if (!Sandbox.FilesystemView.Modes.Contains(policy.Filesystem))
+                throw Value("$.policy.filesystem", $"'{policy.Filesystem}' is not 'host', 'workspace' or 'hermetic'");
+            policy.ReadonlyPaths = HostPaths(pol, "readonly_paths", allowHome: false) ?? policy.ReadonlyPaths;
+            policy.HiddenPaths = HostPaths(pol, "hidden_paths", allowHome: true) ?? policy.HiddenPaths;
+            policy.Seccomp = OptBool(pol, "seccomp", "$.policy") ?? policy.Seccomp;
         }
         if (policy.MaxMemoryBytes is { } mem && mem < 1) throw Limit("$.policy.max_memory_bytes", mem, "must be a positive number of bytes");
         if (policy.MaxCpuSeconds is { } cpu && cpu < 1) throw Limit("$.policy.max_cpu_seconds", cpu, "must be at least 1");
@@ -298,6 +317,23 @@ public static class ExecRequestParser
         }
         r.Policy = policy;
         return r;
+    }
+
+    /// <summary>An array of absolute, normalised host paths below / (no '.', '..', '//', trailing '/'); sorted, duplicates removed.</summary>
+    private static string[]? HostPaths(JsonElement pol, string name, bool allowHome)
+    {
+        var paths = StringArray(pol, name, "$.policy");
+        if (paths is null) return null;
+        for (var i = 0; i < paths.Length; i++)
+        {
+            var p = paths[i];
+            NoNul(p, $"$.policy.{name}[{i}]");
+            if (allowHome && p == "~") continue;
+            if (!p.StartsWith('/') || p == "/" || p.EndsWith('/') || p.Contains("//", StringComparison.Ordinal)
+                || p.Split('/').Any(seg => seg is "." or ".."))
+                throw Value($"$.policy.{name}[{i}]", $"'{p}' is not a normalised absolute path below /{(allowHome ? " (or ~ for the caller's home)" : "")}");
+        }
+        return paths.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
     }
 
     private static void CheckFields(JsonElement obj, string where, string[] known)

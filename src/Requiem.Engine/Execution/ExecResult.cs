@@ -27,6 +27,10 @@ public sealed class SandboxReport
 {
     public string[] Enforced { get; set; } = Array.Empty<string>();
     public string[] NotEnforced { get; set; } = Array.Empty<string>();
+    /// <summary>The file-system view in force: <c>host</c>, <c>workspace</c> or <c>hermetic</c> (null in results of older engines).</summary>
+    public string? Filesystem { get; set; }
+    /// <summary>The seccomp-bpf filter was installed (null in results of older engines).</summary>
+    public bool? Seccomp { get; set; }
 
     public override string ToString() =>
         "enforced: " + string.Join(", ", Enforced) + (NotEnforced.Length > 0 ? "; not enforced: " + string.Join(", ", NotEnforced) : "");
@@ -69,6 +73,8 @@ public sealed class ExecResult
     public InputFileDigest[] InputDigests { get; set; } = Array.Empty<InputFileDigest>();
     public string PolicyDigest { get; set; } = "";
     public string RequestBlobDigest { get; set; } = "";
+    /// <summary><c>cas:</c> digest of the resolved command binary, so a toolchain change shows on replay (null in older results).</summary>
+    public string? CommandDigest { get; set; }
     public SandboxReport Sandbox { get; set; } = new();
     public DeterminismConfidence DeterminismConfidence { get; set; } = new();
     public long DurationMs { get; set; }
@@ -122,11 +128,7 @@ public sealed class ExecResult
             }).ToArray()),
             ["policy_digest"] = PolicyDigest,
             ["request_blob_digest"] = RequestBlobDigest,
-            ["sandbox"] = new JsonObject
-            {
-                ["enforced"] = StrArray(Sandbox.Enforced),
-                ["not_enforced"] = StrArray(Sandbox.NotEnforced),
-            },
+            ["sandbox"] = SandboxNode(),
             ["determinism_confidence"] = new JsonObject
             {
                 ["level"] = DeterminismConfidence.Level,
@@ -144,8 +146,17 @@ public sealed class ExecResult
                 ["path"] = f.Path, ["reason"] = f.Reason, ["detail"] = f.Detail,
             }).ToArray());
         }
+        if (CommandDigest is not null) o["command_digest"] = CommandDigest;
         if (includeDigest) o["result_digest"] = ResultDigest;
         return o;
+    }
+
+    private JsonObject SandboxNode()
+    {
+        var s = new JsonObject { ["enforced"] = StrArray(Sandbox.Enforced), ["not_enforced"] = StrArray(Sandbox.NotEnforced) };
+        if (Sandbox.Filesystem is not null) s["filesystem"] = Sandbox.Filesystem;
+        if (Sandbox.Seccomp is not null) s["seccomp"] = Sandbox.Seccomp;
+        return s;
     }
 
     public string ToJson(bool indented = true) => ToJsonNode().ToJsonString(indented ? JsonContract.Indented : JsonContract.Options);
@@ -233,7 +244,12 @@ public sealed class ExecResult
                 }).ToArray(),
                 PolicyDigest = S("policy_digest"),
                 RequestBlobDigest = S("request_blob_digest"),
-                Sandbox = new SandboxReport { Enforced = A(sandbox?["enforced"]), NotEnforced = A(sandbox?["not_enforced"]) },
+                Sandbox = new SandboxReport
+                {
+                    Enforced = A(sandbox?["enforced"]), NotEnforced = A(sandbox?["not_enforced"]),
+                    Filesystem = sandbox?["filesystem"]?.GetValue<string>(), Seccomp = sandbox?["seccomp"]?.GetValue<bool>(),
+                },
+                CommandDigest = o["command_digest"]?.GetValue<string>(),
                 DeterminismConfidence = new DeterminismConfidence
                 {
                     Level = conf?["level"]?.GetValue<string>() ?? "",

@@ -96,7 +96,12 @@ public static class ExecRunner
                 InputDigests = inputDigests,
                 PolicyDigest = policyPut.Hash,
                 RequestBlobDigest = requestPut.Hash,
-                Sandbox = new SandboxReport { Enforced = plan.Enforced.ToArray(), NotEnforced = plan.NotEnforced.ToArray() },
+                Sandbox = new SandboxReport
+                {
+                    Enforced = plan.Enforced.ToArray(), NotEnforced = plan.NotEnforced.ToArray(),
+                    Filesystem = plan.FilesystemInForce, Seccomp = plan.Enforced.Contains(Controls.SeccompBpf),
+                },
+                CommandDigest = CommandDigests.Of(plan.CommandPath, hash, cancel),
                 DeterminismConfidence = Confidence(plan, outcome.TimedOut, hash.IsFallback, outputReasons, outcome.ExtraReasons),
                 DurationMs = (long)sw.Elapsed.TotalMilliseconds,
                 StartedAt = started.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
@@ -145,32 +150,33 @@ public static class ExecRunner
     }
 
     /// <summary>
-    /// <c>high</c> only when every requested control was enforced, nothing stochastic is declared and the run finished;
-    /// each reason names what lowered the score.
+    /// <c>high</c> only for a <c>hermetic</c> run with the network denied, every requested control enforced, nothing
+    /// stochastic declared and the run finished; every deduction is a typed <see cref="ConfidencePenalty"/> with a
+    /// stable reason (docs/CONTRACT.md).
     /// </summary>
     public static DeterminismConfidence Confidence(ExecPlan plan, bool timedOut, bool hashFallback, IReadOnlyList<string> outputReasons, IReadOnlyList<string> extra)
     {
         var policy = plan.Request.Policy;
-        var score = 1.0;
-        var reasons = new List<string>();
-        foreach (var r in plan.Reasons)
+        var penalties = new List<ConfidencePenalty>();
+        penalties.AddRange(plan.Gaps.Select(g => g.Requested ? ConfidencePenalty.RequestedControlMissing(g.Reason) : ConfidencePenalty.DefaultControlMissing(g.Reason)));
+        penalties.AddRange(plan.Violations.Select(ConfidencePenalty.PolicyProblem));
+        penalties.AddRange(outputReasons.Concat(extra).Select(ConfidencePenalty.RunProblem));
+        penalties.AddRange(plan.FilesystemInForce switch
         {
-            reasons.Add(r);
-            score -= r.Contains("requested but", StringComparison.Ordinal) ? 0.25 : 0.1;
-        }
-        foreach (var v in plan.Violations) { reasons.Add(v); score -= 0.1; }
-        foreach (var r in outputReasons.Concat(extra)) { reasons.Add(r); score -= 0.1; }
-        if (!policy.Deterministic) { reasons.Add("policy.deterministic is false: the request does not ask for a reproducible run"); score -= 0.2; }
-        if (timedOut) { reasons.Add("the run timed out, so its outputs depend on timing"); score -= 0.3; }
-        if (hashFallback) { reasons.Add("digests use the SHA-256 fallback, not BLAKE3"); score -= 0.2; }
-        if (policy.Stochastic)
-        {
-            reasons.Add("the request declares stochastic steps (policy.stochastic, e.g. an LLM call): classified best_effort");
-            score = Math.Min(score, 0.3);
-        }
+            FilesystemView.Host => new[] { ConfidencePenalty.HostFilesystem },
+            FilesystemView.Workspace => new[] { ConfidencePenalty.WorkspaceFilesystem },
+            _ => Array.Empty<ConfidencePenalty>(),
+        });
+        if (!policy.DenyNetwork) penalties.Add(ConfidencePenalty.NetworkAllowed);
+        if (!policy.Deterministic) penalties.Add(ConfidencePenalty.NotDeterministic);
+        if (timedOut) penalties.Add(ConfidencePenalty.TimedOut);
+        if (hashFallback) penalties.Add(ConfidencePenalty.HashFallback);
+        if (policy.Stochastic) penalties.Add(ConfidencePenalty.Stochastic);
+        var score = 1.0 - penalties.Sum(p => p.Deduction);
+        if (policy.Stochastic) score = Math.Min(score, 0.3);
         score = Math.Round(Math.Clamp(score, 0, 1), 2);
-        var level = policy.Stochastic || score < 0.5 ? "best_effort" : reasons.Count == 0 ? "high" : "medium";
-        return new DeterminismConfidence { Level = level, Score = score, Reasons = reasons.ToArray() };
+        var level = policy.Stochastic || score < 0.5 ? "best_effort" : penalties.Count == 0 ? "high" : "medium";
+        return new DeterminismConfidence { Level = level, Score = score, Reasons = penalties.Select(p => p.Reason).ToArray() };
     }
 
     private static (OutputFileDigest[] Files, string[] Missing, SkippedOutput[] Skipped, List<string> Reasons) CaptureOutputs(
@@ -296,6 +302,8 @@ public static class ExecRunner
                         chain.Add("--netns");
                 }
                 if (procs is not null) chain.AddRange(new[] { "--cgroup-procs", procs });
+                chain.AddRange(plan.FilesystemArgs);
+                if (plan.Enforced.Contains(Controls.SeccompBpf)) chain.Add("--seccomp");
                 if (probe.LauncherLimits)
                 {
                     AddLimit(chain, "--as", policy.MaxMemoryBytes);
@@ -308,25 +316,21 @@ public static class ExecRunner
                 chain.AddRange(plan.Request.Argv);
                 return (chain[0], chain.Skip(1).ToList(), cgroup);
             case "bwrap":
-                chain.AddRange(new[] { probe.Bwrap!, "--dev-bind", "/", "/", "--unshare-pid" });
+                chain.Add(probe.Bwrap!);
+                chain.AddRange(SandboxProbe.BwrapIsolationArgs);
                 if (deny) chain.Add("--unshare-net");
-                chain.AddRange(new[] { "--die-with-parent", "--new-session", "--chdir", plan.WorkingDirectory, "--" });
+                chain.AddRange(new[] { "--chdir", plan.WorkingDirectory, "--" });
                 break;
             case "unshare":
                 chain.Add(probe.Unshare!);
                 if (probe.UnshareNeedsUserNs) chain.Add("-r");
-                chain.AddRange(new[] { "--fork", "--pid", "--kill-child" });
+                chain.AddRange(new[] { "--fork", "--pid", "--mount-proc", "--kill-child" });
                 if (deny) chain.Add("--net");
                 chain.Add("--");
                 // A shell is the namespace's init (PID 1) and runs the command as PID 2, so the command keeps normal
                 // signal semantics (PID 1 ignores signals it has no handler for, SIGPIPE and SIGTERM included). With a
-                // process limit the init joins the run's pids cgroup first (exit 125 if it cannot).
-                if (probe.Sh is not null)
-                {
-                    chain.AddRange(procs is null
-                        ? new[] { probe.Sh, "-c", "\"$@\"; exit $?", "requiem-init" }
-                        : new[] { probe.Sh, "-c", "echo 0 > \"$1\" || exit 125; shift; \"$@\"; exit $?", "requiem-init", procs });
-                }
+                // process limit the init joins the run's pids cgroup first; it makes /proc/sys and /sys/fs/cgroup read-only.
+                if (probe.Sh is not null) chain.AddRange(SandboxProbe.ToolChainInit(probe.Sh, probe.Mount, procs));
                 break;
         }
         var limits = new List<string>();

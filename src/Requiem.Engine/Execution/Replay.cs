@@ -41,6 +41,12 @@ public static class Replay
             if (!string.Equals(e, a, StringComparison.Ordinal)) diffs.Add(new ReplayDifference { Field = name, Expected = e, Actual = a });
         }
         Field("request_digest", recorded.RequestDigest, replayed.RequestDigest);
+        if (recorded.CommandDigest is not null && replayed.CommandDigest is not null && recorded.CommandDigest != replayed.CommandDigest)
+            diffs.Add(new ReplayDifference
+            {
+                Field = "command_digest", Expected = recorded.CommandDigest, Actual = replayed.CommandDigest,
+                Detail = $"the command binary changed: {replayed.Request?.Command ?? recorded.Request?.Command} has other bytes than when the result was recorded",
+            });
         Field("exit_code", recorded.ExitCode?.ToString(), replayed.ExitCode?.ToString());
         Field("signal", recorded.Signal, replayed.Signal);
         Field("timed_out", recorded.TimedOut.ToString().ToLowerInvariant(), replayed.TimedOut.ToString().ToLowerInvariant());

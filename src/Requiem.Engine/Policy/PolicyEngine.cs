@@ -57,10 +57,11 @@ public static class PolicyEngine
         "Replays of such requests are expected to differ and are reported, not treated as errors.";
 
     public const string HighRule =
-        "high only when every requested control was enforced, nothing stochastic is declared, policy.deterministic is true and " +
-        "the run finished within timeout_ms; each reason in determinism_confidence.reasons names what lowered the score " +
-        "(requested control missing -0.25, always-wanted control missing -0.1, timeout -0.3, deterministic=false -0.2). " +
-        "Below 0.5 the level is best_effort, otherwise medium.";
+        "high only for a hermetic run (policy.filesystem = hermetic, enforced) with deny_network, every requested control " +
+        "enforced, nothing stochastic declared, policy.deterministic true and the run finished within timeout_ms; each reason " +
+        "in determinism_confidence.reasons names what lowered the score (workspace file system -0.1, no file-system isolation " +
+        "-0.3, network allowed -0.1, requested control missing -0.25, always-wanted control missing -0.1, timeout -0.3, " +
+        "deterministic=false -0.2). Below 0.5 the level is best_effort, otherwise medium.";
 
     public static PolicyExplanation Explain(RequiemConfig config, SandboxProbe? probe = null)
     {
@@ -79,7 +80,7 @@ public static class PolicyEngine
                 Detail = cap?.Detail ?? "",
             });
         }
-        Add(Sandbox.Controls.WorkspaceConfinement, "always", true);
+        Add(Sandbox.Controls.WorkspaceConfinement, $"filesystem {p.Filesystem} (default; not with host)", p.Filesystem != Sandbox.FilesystemView.Host);
         Add(Sandbox.Controls.CleanEnvironment, "env_allowlist [] / env_denylist [] (nothing inherited; TZ=UTC, LC_ALL=C)", true);
         Add(Sandbox.Controls.StdinClosed, "unless the request gives stdin", true);
         Add(Sandbox.Controls.OutputLimit, $"max_output_bytes {ExecRequest.DefaultMaxOutputBytes} (default); output files: regular, one link, " +
@@ -92,8 +93,8 @@ public static class PolicyEngine
         Add(Sandbox.Controls.OpenFilesLimit, "max_open_files unset (per request)", false);
         Add(Sandbox.Controls.ProcessLimit, "max_processes unset (per request)", false);
         if (probe.Platform == "windows") Add(Sandbox.Controls.JobObjects, "always", true);
-        Add(Sandbox.Controls.SeccompBpf, "not available", true);
-        Add(Sandbox.Controls.FilesystemIsolation, "not available", true);
+        Add(Sandbox.Controls.SeccompBpf, $"seccomp {(p.Seccomp ? "true" : "false")} (default true)", p.Seccomp);
+        Add(Sandbox.Controls.FilesystemIsolation, $"filesystem {p.Filesystem} (default)", p.Filesystem != Sandbox.FilesystemView.Host);
         return new PolicyExplanation
         {
             EffectivePolicy = p,

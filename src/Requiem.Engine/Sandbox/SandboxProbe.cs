@@ -77,12 +77,17 @@ public sealed class SandboxProbe
     /// <summary>deny_network runs join one held empty namespace (<see cref="SharedNetworkNamespace"/>) instead of making one each.</summary>
     public bool LauncherSharedNetns { get; private set; }
     /// <summary>
-    /// The command cannot undo its namespaces: not root (a user namespace gives it no power over the host's), or root
-    /// with CAP_SYS_ADMIN/CAP_NET_ADMIN dropped (requiem-launch itself, or setpriv in the tool chain) — probed.
+    /// The command cannot undo its namespaces or reach the host's processes: a probe command run exactly as runs are
+    /// launched had no capability in any set, no_new_privs, a /proc showing only its own PID namespace, and could not
+    /// read the caller's /proc/PID/environ (<see cref="Isolation"/>).
     /// </summary>
     public bool NamespacesHold { get; private set; }
-    /// <summary>util-linux setpriv, used in the tool chain to drop CAP_SYS_ADMIN/CAP_NET_ADMIN from root commands.</summary>
+    /// <summary>What the isolation probe command observed about itself (null when no PID namespace could be made).</summary>
+    public IsolationObservation? Isolation { get; private set; }
+    /// <summary>util-linux setpriv, used in the tool chain to drop every capability and set no_new_privs.</summary>
     public string? Setpriv { get; private set; }
+    /// <summary>util-linux mount, used by the tool chain's namespace init to make /proc/sys and /sys/fs/cgroup read-only.</summary>
+    public string? Mount { get; private set; }
     public bool BwrapPidNamespace { get; private set; }
     public bool BwrapNetNamespace { get; private set; }
     public bool UnsharePidNamespace { get; private set; }
@@ -175,6 +180,8 @@ public sealed class SandboxProbe
                 Unsupported(Controls.OpenFilesLimit, "not implemented on this OS"),
                 Unsupported(Controls.ProcessLimit, "not implemented on this OS"),
                 Unsupported(Controls.NetworkIsolation, "not implemented on this OS"),
+                Unsupported(Controls.WorkspaceConfinement, "not implemented on this OS: the command can write outside its workspace"),
+                Unsupported(Controls.FilesystemIsolation, "not implemented on this OS"),
             }).ToList();
             return new SandboxProbe { Platform = Environment.OSVersion.Platform.ToString(), Capabilities = caps, ProbeDuration = sw.Elapsed };
         }
@@ -183,8 +190,6 @@ public sealed class SandboxProbe
 
     private static IEnumerable<SandboxCapability> Common() => new[]
     {
-        new SandboxCapability(Controls.WorkspaceConfinement, "enforced", "path resolution before the run",
-            "cwd, inputs, outputs and relative commands must resolve inside workspace_root; '..', absolute paths and symlinks leading out are refused"),
         new SandboxCapability(Controls.CleanEnvironment, "enforced", "environment built from env_allowlist/env_denylist + request env",
             "nothing is inherited unless allowlisted; TZ=UTC, LC_ALL=C, LANG=C are fixed"),
         new SandboxCapability(Controls.StdinClosed, "enforced", "pipe closed at start", "stdin reads EOF unless the request gives stdin"),
@@ -206,7 +211,7 @@ public sealed class SandboxProbe
 
         var launcher = ProbeLauncher(launcherCandidate, isRoot, cat, notes);
         bool bwrapPid = false, bwrapNet = false, unsharePid = false, unshareNet = false, needUserNs = false, prOk = false;
-        string? envDefault = null, setpriv = null;
+        string? envDefault = null, setpriv = null, mount = null;
         if (launcher is not null)
         {
             notes.Add("bwrap, unshare, prlimit and env were not probed: requiem-launch isolates runs by itself");
@@ -215,7 +220,9 @@ public sealed class SandboxProbe
         {
             ProbeToolChain(isRoot, sh, bwrap, unshare, prlimit, cat, notes,
                 out bwrapPid, out bwrapNet, out unsharePid, out unshareNet, out needUserNs, out prOk, out envDefault);
-            if (isRoot && unsharePid && !needUserNs) setpriv = ProbeSetpriv(cat, notes);
+            if (unsharePid) setpriv = ProbeSetpriv(cat, needUserNs ? unshare : null, notes);
+            if (unsharePid) mount = Which("mount", "/usr/bin/mount", "/bin/mount");
+            if (unsharePid && mount is null) notes.Add("mount (util-linux) not found: /proc/sys and /sys/fs/cgroup stay writable for a root command");
         }
         var limitsOk = launcher?.Limits ?? prOk;
         var nprocBinds = limitsOk && !isRoot;
@@ -234,31 +241,33 @@ public sealed class SandboxProbe
 
         var caps = Common().ToList();
         var isolator = launcher is not null ? "requiem-launch" : unsharePid ? "unshare" : bwrapPid ? "bwrap" : null;
-        // A root command that keeps CAP_SYS_ADMIN can setns() back into the host's namespaces (seen here with unshare).
-        var hold = isolator switch
+        // What a command launched exactly as runs are could do, observed (not assumed from the mechanism): with any
+        // capability left, or the host's /proc in view, a root command can ptrace or setns() its way out.
+        var isolation = isolator switch
         {
-            "requiem-launch" => launcher!.UserNs || launcher.DropsCaps,
-            "unshare" => needUserNs || setpriv is not null,
-            "bwrap" => true, // bwrap gives the command no capabilities unless --cap-add is used
-            _ => false,
+            "requiem-launch" => launcher!.Isolation,
+            "unshare" => ObserveIsolation(ToolChainProbeLaunch(unshare!, needUserNs, sh!, setpriv, mount, envDefault), notes, "the tool chain"),
+            "bwrap" => ObserveIsolation(new[] { bwrap! }.Concat(BwrapIsolationArgs).Concat(new[] { "--" }).ToArray(), notes, "bwrap"),
+            _ => null,
         };
-        const string escape = "; but the command runs as root with CAP_SYS_ADMIN and could join the host's namespaces (setpriv was not usable to drop it)";
-        var dropped = isRoot && hold && isolator != "bwrap" ? "; CAP_SYS_ADMIN is dropped, so a root command cannot join another PID namespace" : "";
+        var hold = isolation is { Isolated: true };
+        var escape = "; but a probe command " + (isolation?.Describe() ?? "could not be observed") + ", so a root command could leave its namespaces or read the caller's memory";
+        var dropped = hold ? "; probed: the command has no capabilities (bounding set empty, no_new_privs), sees only its own PID namespace in /proc and cannot read the caller's environment" : "";
         caps.Add(isolator switch
         {
             "requiem-launch" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
-                "requiem-launch: unshare(2) CLONE_NEWPID, init bound to the launcher with PR_SET_PDEATHSIG",
+                "requiem-launch: unshare(2) CLONE_NEWPID|CLONE_NEWNS (own /proc), init bound to the launcher with PR_SET_PDEATHSIG, every capability dropped",
                 "the command runs as PID 2 of a fresh PID namespace; when its init exits or is killed every descendant dies, setsid escapees included" + (hold ? dropped : escape)),
-            "bwrap" => new SandboxCapability(Controls.ProcessTreeKill, "enforced", "bwrap --unshare-pid --die-with-parent (PID namespace)",
-                "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included"),
+            "bwrap" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial", "bwrap --unshare-pid --die-with-parent --cap-drop ALL (PID namespace)",
+                "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included" + (hold ? dropped : escape)),
             "unshare" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
-                "unshare --pid --fork --kill-child (PID namespace, sh as init)" + (setpriv is not null ? ", setpriv" : ""),
+                "unshare --pid --fork --mount-proc --kill-child (PID namespace with its own /proc, sh as init)" + (setpriv is not null ? ", setpriv" : ""),
                 "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included" + (hold ? dropped : escape)),
             _ => new SandboxCapability(Controls.ProcessTreeKill, "partial", "descendant walk (/proc)",
                 "no PID namespace available: descendants are found by parent pid and killed; a double-forked daemon that reparented to init escapes"),
         });
         var netOk = isolator switch { "requiem-launch" => launcher!.Net, "bwrap" => bwrapNet, "unshare" => unshareNet, _ => false };
-        var netDropped = isRoot && hold && isolator != "bwrap" ? "; CAP_SYS_ADMIN and CAP_NET_ADMIN are dropped, so a root command can neither join another namespace nor bring an interface up" : "";
+        var netDropped = hold ? "; probed: no capabilities, so a root command can neither join another namespace nor bring an interface up" : "";
         caps.Add(netOk
             ? new SandboxCapability(Controls.NetworkIsolation, hold ? "enforced" : "partial",
                 isolator switch
@@ -285,16 +294,37 @@ public sealed class SandboxProbe
             caps.Add(Unsupported(Controls.CpuLimit, why));
             caps.Add(Unsupported(Controls.OpenFilesLimit, why));
         }
-        if (cgroup is not null)
+        if (cgroup is not null && isolation is { Isolated: true, CgroupWritable: false })
             caps.Add(new SandboxCapability(Controls.ProcessLimit, "enforced", "pids cgroup (pids.max)",
-                "a per-run pids cgroup joined before exec; forks beyond max_processes fail"));
+                "a per-run pids cgroup joined before exec; forks beyond max_processes fail; probed: the command sees no writable cgroup file system, so it can neither raise pids.max nor leave its cgroup"));
+        else if (cgroup is not null)
+            caps.Add(new SandboxCapability(Controls.ProcessLimit, "partial", "pids cgroup (pids.max)",
+                "a per-run pids cgroup joined before exec bounds forks, but a probe command " + (isolation?.Describe() ?? "could not be observed") + ", so a root command could raise its pids.max or leave its cgroup"));
         else if (nprocBinds)
             caps.Add(new SandboxCapability(Controls.ProcessLimit, "partial", launcher is not null ? "requiem-launch: setrlimit(2) RLIMIT_NPROC" : "prlimit --nproc (RLIMIT_NPROC)",
                 "bounds forks, but counts every process of this user, not only the run's"));
         else
             caps.Add(Unsupported(Controls.ProcessLimit, isRoot ? "running as root (RLIMIT_NPROC does not bind root) and no writable pids cgroup" : "no rlimits available"));
-        caps.Add(Unsupported(Controls.SeccompBpf, "no syscall filter is installed"));
-        caps.Add(Unsupported(Controls.FilesystemIsolation, "the command can read and write outside the workspace; only the request's own paths are confined"));
+        caps.Add(launcher is { Seccomp: true }
+            ? new SandboxCapability(Controls.SeccompBpf, "enforced", "requiem-launch --seccomp: seccomp-bpf filter (" + System.Runtime.InteropServices.RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant() + ", architecture checked in the filter)",
+                "EPERM for mount, umount2, pivot_root, the new mount API, unshare, setns, clone with namespace flags, ptrace, process_vm_readv/writev, kexec_*, init/finit/delete_module, bpf, perf_event_open, keyctl, add_key, request_key, open_by_handle_at, reboot, swapon/swapoff, userfaultfd; probed: the command's status showed the filter and unshare(CLONE_NEWUSER) was refused")
+            : Unsupported(Controls.SeccompBpf, launcher is null
+                ? "no system-call filter with the tool chain"
+                : "the launcher could not install its filter (an architecture other than x86_64/aarch64, or a kernel without seccomp; see ProbeNotes)"));
+        var fs = launcher?.Filesystem;
+        const string fsMechanism = "requiem-launch: mount namespace, a new root (the host's read-only, or an empty tmpfs), bind mounts, pivot_root, old root detached";
+        caps.Add(fs is { Confined: true }
+            ? new SandboxCapability(Controls.WorkspaceConfinement, "enforced", fsMechanism,
+                "probed: a command could write its workspace but not /, /etc or /usr (read-only), and its /tmp was private; cwd, inputs and outputs must also resolve inside workspace_root")
+            : Unsupported(Controls.WorkspaceConfinement, launcher is null
+                ? "no file-system isolation with the tool chain: the command can write outside its workspace (only the request's own paths are checked)"
+                : "the probe command could write outside its workspace or the mounts could not be made (see ProbeNotes)"));
+        caps.Add(fs is { Confined: true, Isolated: true }
+            ? new SandboxCapability(Controls.FilesystemIsolation, "enforced", fsMechanism,
+                "probed: in workspace mode the hidden paths were empty; in hermetic mode /root, /home, /opt, /var/lib, /etc/hostname, /etc/shadow and the caller's home did not exist, and mounting failed")
+            : Unsupported(Controls.FilesystemIsolation, launcher is null
+                ? "no file-system isolation with the tool chain: the command sees the host's files"
+                : "the probe command saw undeclared host files or the mounts could not be made (see ProbeNotes)"));
 
         return new SandboxProbe
         {
@@ -310,7 +340,9 @@ public sealed class SandboxProbe
             LauncherLimits = launcher?.Limits ?? false,
             LauncherSharedNetns = launcher?.SharedNetns ?? false,
             NamespacesHold = hold,
+            Isolation = isolation,
             Setpriv = setpriv,
+            Mount = mount,
             BwrapPidNamespace = bwrapPid,
             BwrapNetNamespace = bwrapNet,
             UnsharePidNamespace = unsharePid,
@@ -326,7 +358,85 @@ public sealed class SandboxProbe
         };
     }
 
-    private sealed record LauncherResult(string Path, bool UserNs, bool Net, bool SharedNetns, bool Limits, bool DropsCaps);
+    private sealed record LauncherResult(string Path, bool UserNs, bool Net, bool SharedNetns, bool Limits, IsolationObservation? Isolation, FilesystemObservation Filesystem, bool Seccomp);
+
+    /// <summary>
+    /// requiem-launch --seccomp, tried: the filter must show in /proc/self/status and refuse unshare(CLONE_NEWUSER),
+    /// which the dropped capabilities alone would allow (an unprivileged user namespace), so the refusal is the filter's.
+    /// </summary>
+    private static bool ProbeSeccomp(string launcher, string[] pre, List<string> notes)
+    {
+        var sh = Which("sh", "/bin/sh", "/usr/bin/sh") ?? "/bin/sh";
+        var unshare = Which("unshare", "/usr/bin/unshare", "/bin/unshare");
+        const string script = "grep '^Seccomp:' /proc/self/status; if [ -n \"$0\" ] && \"$0\" -U true 2>/dev/null; then echo userns-made; fi; echo probe=done";
+        var r = Exec(launcher, pre.Concat(new[] { "--pidns", "--seccomp", "--", sh, "-c", script, unshare ?? "" }).ToArray());
+        var ok = r.Out.Contains("probe=done", StringComparison.Ordinal) && StatusField(r.Out, "Seccomp") == "2"
+                 && unshare is not null && !r.Out.Contains("userns-made", StringComparison.Ordinal);
+        if (!ok) notes.Add("requiem-launch --seccomp: " + (unshare is null ? "unshare (util-linux) not found to try the filter; " : "") + r.Describe());
+        return ok;
+    }
+
+    /// <summary>What the file-system probe saw: writes confined to the workspace (and a private /tmp); nothing undeclared visible.</summary>
+    private sealed record FilesystemObservation(bool Confined, bool Isolated);
+
+    /// <summary>
+    /// Runs a probe command in workspace and in hermetic mode, built by <see cref="FilesystemView.LauncherArgs"/> exactly as
+    /// runs are: it tries to write /, /etc and /usr, looks for a file in the host's /tmp, lists the hidden paths, looks
+    /// for undeclared host paths, and tries to mount; the host is then checked for anything it managed to write.
+    /// </summary>
+    private static FilesystemObservation ProbeFilesystem(string launcher, string[] pre, List<string> notes)
+    {
+        var sh = Which("sh", "/bin/sh", "/usr/bin/sh") ?? "/bin/sh";
+        var tag = "requiem-probe-" + Guid.NewGuid().ToString("n");
+        var dir = Directory.CreateTempSubdirectory("requiem-fsprobe-");
+        var hostMarker = Path.Combine(Path.GetTempPath(), tag + "-marker");
+        var strays = new[] { "/" + tag, "/etc/" + tag, "/usr/" + tag, Path.Combine(Path.GetTempPath(), tag + "-inner") };
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        if (string.IsNullOrEmpty(home) || home == "/") home = "/nonexistent-home";
+        try
+        {
+            File.WriteAllText(hostMarker, "");
+            var ws = WorkspacePaths.RealPath(dir.FullName);
+            string common = "cd \"$0\" || exit 3; "
+                + $"for f in /{tag} /etc/{tag} /usr/{tag}; do (: > \"$f\") 2>/dev/null && echo \"wrote-outside $f\"; done; "
+                + "(: > \"$0/inside\") 2>/dev/null && echo wrote-inside; "
+                + "[ -e \"$1\" ] && echo host-tmp-visible; "
+                + $"(: > /tmp/{tag}-inner) 2>/dev/null || echo tmp-not-writable; "
+                + "(mount -t tmpfs requiem /tmp) 2>/dev/null && echo mounted; (mount -o remount,rw /) 2>/dev/null && echo remounted; ";
+            var workspaceScript = common
+                + "for d in /root /home \"$2\"; do if [ -d \"$d\" ] && [ -n \"$(ls -A \"$d\" 2>/dev/null)\" ]; then echo \"hidden-visible $d\"; fi; done; echo probe=done";
+            var hermeticScript = common
+                + "for p in /root /home /opt /srv /var/lib /etc/hostname /etc/shadow \"$2\"; do [ -e \"$p\" ] && echo \"visible $p\"; done; echo probe=done";
+            ProbeRun Run(string mode, string script) => Exec(launcher, pre.Concat(new[] { "--pidns" })
+                .Concat(FilesystemView.LauncherArgs(mode, ws, Array.Empty<string>(), FilesystemView.DefaultReadonlyPaths, FilesystemView.DefaultHiddenPaths))
+                .Concat(new[] { "--", sh, "-c", script, ws, hostMarker, home }).ToArray(), ws);
+            var w = Run(FilesystemView.Workspace, workspaceScript);
+            var h = Run(FilesystemView.Hermetic, hermeticScript);
+            var leaked = strays.Where(File.Exists).ToArray();
+            static bool Clean(ProbeRun r) => r.Out.Contains("probe=done", StringComparison.Ordinal) && r.Out.Contains("wrote-inside", StringComparison.Ordinal)
+                && !r.Out.Contains("wrote-outside", StringComparison.Ordinal) && !r.Out.Contains("host-tmp-visible", StringComparison.Ordinal)
+                && !r.Out.Contains("tmp-not-writable", StringComparison.Ordinal) && !r.Out.Contains("mounted", StringComparison.Ordinal);
+            var confined = Clean(w) && leaked.Length == 0;
+            var isolated = confined && Clean(h) && !w.Out.Contains("hidden-visible", StringComparison.Ordinal) && !h.Out.Contains("visible ", StringComparison.Ordinal);
+            if (!confined || !isolated)
+                notes.Add("requiem-launch file-system probe: workspace mode: " + w.Describe() + "; hermetic mode: " + h.Describe()
+                          + (leaked.Length > 0 ? "; written on the host: " + string.Join(", ", leaked) : ""));
+            return new FilesystemObservation(confined, isolated);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            notes.Add("requiem-launch file-system probe could not run: " + ex.Message);
+            return new FilesystemObservation(false, false);
+        }
+        finally
+        {
+            foreach (var f in strays.Append(hostMarker))
+            {
+                try { File.Delete(f); } catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+            }
+            try { dir.Delete(recursive: true); } catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+        }
+    }
 
     /// <summary>
     /// Tries requiem-launch for real: the command must see itself as PID 2 with SIGPIPE at its default, only a
@@ -363,52 +473,109 @@ public sealed class SandboxProbe
             var net = n.Ok && OnlyLoopback(n.Out);
             if (!net) notes.Add($"requiem-launch {string.Join(' ', netArgs)} did not isolate the network: " + n.Describe());
             if (!userNs && shared is null) notes.Add("requiem-launch --hold-netns did not work: deny_network runs make their own namespace");
-            var dropsCaps = false;
-            if (!userNs)
-            {
-                var c = Exec(path, new[] { "--pidns", "--netns", "--", cat, "/proc/self/status" });
-                dropsCaps = c.Ok && LacksCapabilities(c.Out);
-                if (!dropsCaps) notes.Add("requiem-launch did not drop CAP_SYS_ADMIN/CAP_NET_ADMIN: " + c.Describe());
-            }
+            var isolation = ObserveIsolation(new[] { path }.Concat(pre).Concat(new[] { "--pidns", "--" }).ToArray(), notes, "requiem-launch");
             var l = Exec(path, pre.Concat(new[] { "--pidns", "--as", ProbeAs, "--cpu", ProbeCpu, "--nofile", ProbeNofile, "--nproc", ProbeNproc, "--", cat, "/proc/self/limits" }).ToArray());
             var limits = l.Ok && ProbeLimitsReadBack(l.Out);
             if (!limits) notes.Add("requiem-launch did not apply rlimits: " + l.Describe());
-            return new LauncherResult(path, userNs, net, net && shared is not null, limits, dropsCaps);
+            var fs = ProbeFilesystem(path, pre, notes);
+            var seccomp = ProbeSeccomp(path, pre, notes);
+            return new LauncherResult(path, userNs, net, net && shared is not null, limits, isolation, fs, seccomp);
         }
         return null;
     }
 
-    private const int CapNetAdmin = 12, CapSysAdmin = 21;
+    /// <summary>A capability set in /proc/pid/status that is all zero.</summary>
+    private static bool NoCapabilities(string status, string field) =>
+        ulong.TryParse(StatusField(status, field), System.Globalization.NumberStyles.HexNumber, null, out var v) && v == 0;
 
-    /// <summary>CAP_SYS_ADMIN and CAP_NET_ADMIN are gone from the effective and bounding sets in a /proc/pid/status text.</summary>
-    private static bool LacksCapabilities(string status)
-    {
-        const ulong mask = (1UL << CapNetAdmin) | (1UL << CapSysAdmin);
-        return ulong.TryParse(StatusField(status, "CapEff"), System.Globalization.NumberStyles.HexNumber, null, out var eff)
-               && ulong.TryParse(StatusField(status, "CapBnd"), System.Globalization.NumberStyles.HexNumber, null, out var bnd)
-               && (eff & mask) == 0 && (bnd & mask) == 0;
-    }
-
-    /// <summary>setpriv that removes CAP_SYS_ADMIN/CAP_NET_ADMIN from a root command (tool chain only), or null.</summary>
-    private static string? ProbeSetpriv(string cat, List<string> notes)
+    /// <summary>setpriv that takes every capability away for good and sets no_new_privs (tool chain only), or null.</summary>
+    /// <remarks>Not root, it is tried where runs use it: inside <c>unshare -r</c>'s user namespace (outside it, dropping needs CAP_SETPCAP).</remarks>
+    private static string? ProbeSetpriv(string cat, string? userNsUnshare, List<string> notes)
     {
         var setpriv = Which("setpriv", "/usr/bin/setpriv", "/bin/setpriv");
         if (setpriv is null)
         {
-            notes.Add("setpriv (util-linux) not found: root commands keep CAP_SYS_ADMIN and could leave their namespaces");
+            notes.Add("setpriv (util-linux) not found: commands keep their capabilities and could leave their namespaces");
             return null;
         }
-        var r = Exec(setpriv, SetprivDropArgs.Append(cat).Append("/proc/self/status").ToArray());
-        if (r.Ok && LacksCapabilities(r.Out)) return setpriv;
-        notes.Add("setpriv did not drop CAP_SYS_ADMIN/CAP_NET_ADMIN: " + r.Describe());
+        var args = SetprivDropArgs.Append(cat).Append("/proc/self/status");
+        var r = userNsUnshare is null
+            ? Exec(setpriv, args.ToArray())
+            : Exec(userNsUnshare, new[] { "-r", "--", setpriv }.Concat(args).ToArray());
+        if (r.Ok && NoCapabilities(r.Out, "CapBnd") && NoCapabilities(r.Out, "CapEff") && StatusField(r.Out, "NoNewPrivs") == "1") return setpriv;
+        notes.Add("setpriv did not drop every capability: " + r.Describe());
         return null;
     }
 
-    /// <summary>setpriv arguments that take CAP_SYS_ADMIN and CAP_NET_ADMIN away for good (inheritable and bounding sets).</summary>
-    internal static readonly string[] SetprivDropArgs = { "--inh-caps=-sys_admin,-net_admin", "--bounding-set=-sys_admin,-net_admin", "--" };
+    /// <summary>setpriv arguments that take every capability away for good (all sets, bounding included) and set no_new_privs.</summary>
+    internal static readonly string[] SetprivDropArgs = { "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all", "--no-new-privs", "--" };
+
+    /// <summary>bwrap arguments for the fallback isolator: every capability dropped, the namespace's own /proc.</summary>
+    internal static readonly string[] BwrapIsolationArgs = { "--dev-bind", "/", "/", "--unshare-pid", "--unshare-cgroup-try", "--proc", "/proc", "--ro-bind", "/sys/fs/cgroup", "/sys/fs/cgroup", "--cap-drop", "ALL", "--die-with-parent", "--new-session" };
+
+    /// <summary>
+    /// The tool chain's PID-namespace init (a shell, PID 1): joins the run's pids cgroup, makes /proc/sys read-only and
+    /// hides /sys/fs/cgroup under an empty read-only tmpfs (exit 125 when it cannot), then runs the command as PID 2.
+    /// </summary>
+    internal static string[] ToolChainInit(string sh, string? mount, string? procs)
+    {
+        var script = "c=$1; m=$2; shift 2; if [ -n \"$c\" ]; then echo 0 > \"$c\" || exit 125; fi; "
+                     + "if [ -n \"$m\" ]; then \"$m\" --bind -o ro /proc/sys /proc/sys || exit 125; "
+                     + "if [ -d /sys/fs/cgroup ]; then \"$m\" -t tmpfs -o ro,mode=555,size=0 requiem /sys/fs/cgroup || exit 125; fi; fi; "
+                     + "\"$@\"; exit $?";
+        return new[] { sh, "-c", script, "requiem-init", procs ?? "", mount ?? "" };
+    }
+
+    /// <summary>The tool chain exactly as a run without limits uses it, up to the command (for the isolation probe).</summary>
+    private static string[] ToolChainProbeLaunch(string unshare, bool userNs, string sh, string? setpriv, string? mount, string? envDefault)
+    {
+        var chain = new List<string> { unshare };
+        if (userNs) chain.Add("-r");
+        chain.AddRange(new[] { "--fork", "--pid", "--mount-proc", "--kill-child", "--" });
+        chain.AddRange(ToolChainInit(sh, mount, null));
+        if (setpriv is not null) chain.Add(setpriv);
+        if (setpriv is not null) chain.AddRange(SetprivDropArgs);
+        if (envDefault is not null) chain.AddRange(new[] { envDefault, "--default-signal=PIPE", "--" });
+        return chain.ToArray();
+    }
+
+    /// <summary>
+    /// What a root command could do to get out, tried for real: the probe shell reports its capability sets and
+    /// no_new_privs, how many processes its /proc shows, whether the caller's pid is visible and its environment
+    /// readable, and whether any cgroup file under /sys/fs/cgroup opens for writing.
+    /// </summary>
+    internal const string IsolationScript =
+        "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status; "
+        + "echo \"pids=$(ls /proc | grep -c '^[0-9]')\"; "
+        + "if [ -e /proc/$0 ]; then echo host_pid=visible; fi; "
+        + "if cat /proc/$0/environ >/dev/null 2>&1; then echo host_environ=readable; fi; "
+        + "for f in /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/*/cgroup.procs /sys/fs/cgroup/*/*/cgroup.procs; do "
+        + "if [ -f \"$f\" ] && (: >> \"$f\") 2>/dev/null; then echo cgroup=writable; break; fi; done; echo probe=done";
+
+    private static IsolationObservation? ObserveIsolation(string[] launch, List<string> notes, string what)
+    {
+        var sh = Which("sh", "/bin/sh", "/usr/bin/sh") ?? "/bin/sh";
+        var args = launch.Skip(1).Concat(new[] { sh, "-c", IsolationScript, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) }).ToArray();
+        var r = Exec(launch[0], args);
+        if (!r.Out.Contains("probe=done", StringComparison.Ordinal))
+        {
+            notes.Add($"{what}: the isolation probe command did not run: " + r.Describe());
+            return null;
+        }
+        var o = new IsolationObservation(
+            CapabilitiesDropped: new[] { "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb" }.All(f => NoCapabilities(r.Out, f)),
+            NoNewPrivs: StatusField(r.Out, "NoNewPrivs") == "1",
+            VisibleProcesses: int.TryParse(StatusField(r.Out, "pids"), out var n) ? n : -1,
+            HostPidVisible: r.Out.Contains("host_pid=visible", StringComparison.Ordinal),
+            HostEnvironReadable: r.Out.Contains("host_environ=readable", StringComparison.Ordinal),
+            CgroupWritable: r.Out.Contains("cgroup=writable", StringComparison.Ordinal));
+        if (!o.Isolated) notes.Add($"{what}: the isolation probe command {o.Describe()}");
+        return o;
+    }
 
     private static string? StatusField(string status, string name) =>
-        status.Split('\n').Where(l => l.StartsWith(name + ":", StringComparison.Ordinal)).Select(l => l[(name.Length + 1)..].Trim()).FirstOrDefault();
+        status.Split('\n').Where(l => l.StartsWith(name + ":", StringComparison.Ordinal) || l.StartsWith(name + "=", StringComparison.Ordinal))
+            .Select(l => l[(name.Length + 1)..].Trim()).FirstOrDefault();
 
     private static bool SigPipeAtDefault(string status) =>
         ulong.TryParse(StatusField(status, "SigIgn"), System.Globalization.NumberStyles.HexNumber, null, out var ign) && (ign & (1UL << 12)) == 0;
@@ -573,6 +740,7 @@ public sealed class SandboxProbe
         caps.Add(Unsupported(Controls.NetworkIsolation, "AppContainer network isolation is not implemented"));
         caps.Add(Unsupported(Controls.SeccompBpf, "not applicable on Windows"));
         caps.Add(Unsupported(Controls.FilesystemIsolation, "the command can read and write outside the workspace"));
+        caps.Add(Unsupported(Controls.WorkspaceConfinement, "the command can write outside its workspace (only the request's own paths are checked)"));
         return new SandboxProbe { Platform = "windows", JobObjectsWork = ok, Capabilities = caps, ProbeDuration = sw.Elapsed };
     }
 
@@ -615,11 +783,12 @@ public sealed class SandboxProbe
         }
     }
 
-    private static ProbeRun Exec(string file, string[] args)
+    private static ProbeRun Exec(string file, string[] args, string? workingDirectory = null)
     {
         try
         {
             var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+            if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
             foreach (var a in args) psi.ArgumentList.Add(a);
             using var p = Process.Start(psi)!;
             p.StandardInput.Close();
@@ -650,5 +819,24 @@ public sealed class SandboxProbe
     internal static void Kill(int pid, int sig)
     {
         if (!OperatingSystem.IsWindows()) kill(pid, sig);
+    }
+}
+
+/// <summary>What the isolation probe command (<see cref="SandboxProbe.IsolationScript"/>) observed about itself.</summary>
+public sealed record IsolationObservation(bool CapabilitiesDropped, bool NoNewPrivs, int VisibleProcesses, bool HostPidVisible, bool HostEnvironReadable, bool CgroupWritable)
+{
+    /// <summary>No capability, no_new_privs, only its own PID namespace in /proc (init, the probe shell and its children), nothing of the caller's.</summary>
+    public bool Isolated => CapabilitiesDropped && NoNewPrivs && VisibleProcesses is > 0 and <= 8 && !HostPidVisible && !HostEnvironReadable;
+
+    public string Describe()
+    {
+        var seen = new List<string>();
+        if (!CapabilitiesDropped) seen.Add("kept capabilities (some set, the bounding set included, was not empty)");
+        if (!NoNewPrivs) seen.Add("ran without no_new_privs");
+        if (VisibleProcesses is <= 0 or > 8) seen.Add($"saw {VisibleProcesses} processes in /proc");
+        if (HostPidVisible) seen.Add("saw the caller's pid");
+        if (HostEnvironReadable) seen.Add("read the caller's environment");
+        if (CgroupWritable) seen.Add("could open a cgroup file for writing");
+        return seen.Count == 0 ? "was isolated" : string.Join(", ", seen);
     }
 }

@@ -66,6 +66,15 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
     [Parameter(ParameterSetName = CommandSet)]
     public SwitchParameter DenyNetwork { get; set; }
 
+    /// <summary>policy.filesystem: what of the host's files the command sees (Workspace when not given).</summary>
+    [Parameter(ParameterSetName = CommandSet)]
+    [ValidateSet("Host", "Workspace", "Hermetic")]
+    public string? Filesystem { get; set; }
+
+    /// <summary>policy.readonly_paths: host paths visible read-only in Hermetic mode (replaces the default toolchain list).</summary>
+    [Parameter(ParameterSetName = CommandSet)]
+    public string[]? ReadOnlyPath { get; set; }
+
     [Parameter(ParameterSetName = CommandSet)]
     [ValidateRange(1, long.MaxValue)]
     public long MaxMemoryBytes { get; set; }
@@ -249,6 +258,8 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
         if (Strict) policy["mode"] = "strict";
         if (Stochastic) policy["stochastic"] = true;
         if (bound.ContainsKey(nameof(DenyNetwork))) policy["deny_network"] = DenyNetwork.IsPresent;
+        if (Filesystem is not null) policy["filesystem"] = Filesystem.ToLowerInvariant();
+        if (ReadOnlyPath is not null) policy["readonly_paths"] = ExecInput.ToJsonNode(ReadOnlyPath, "$.policy.readonly_paths");
         if (bound.ContainsKey(nameof(MaxMemoryBytes))) policy["max_memory_bytes"] = MaxMemoryBytes;
         if (bound.ContainsKey(nameof(MaxCpuSeconds))) policy["max_cpu_seconds"] = MaxCpuSeconds;
         if (bound.ContainsKey(nameof(MaxOpenFiles))) policy["max_open_files"] = MaxOpenFiles;

@@ -122,13 +122,14 @@ public sealed class ExecEngineTests : IDisposable
         Assert.Equal("PolicyNotEnforceable", ex.ErrorId);
         Assert.False(File.Exists(marker));
 
-        var permissive = ExecRequestParser.Parse($"{{\"command\":\"/bin/sh\",\"argv\":[\"-c\",\"touch {marker}\"],\"workspace_root\":\"{_ws}\",\"policy\":{{\"deny_network\":true}}}}");
+        var permissive = ExecRequestParser.Parse($"{{\"command\":\"/bin/sh\",\"argv\":[\"-c\",\"touch {marker}\"],\"workspace_root\":\"{_ws}\",\"policy\":{{\"deny_network\":true,\"filesystem\":\"hermetic\",\"seccomp\":false}}}}");
         var warnings = new List<string>();
         var result = ExecRunner.Run(permissive, new ExecOptions { Store = _store, Probe = probe, Output = new Collect(warnings) });
         Assert.True(File.Exists(marker));
-        Assert.Equal("medium", result.DeterminismConfidence.Level);
         var treeKill = probe.StatusOf(Controls.ProcessTreeKill) == "enforced";
-        Assert.Equal(treeKill ? 0.75 : 0.65, result.DeterminismConfidence.Score);
+        var hermetic = probe.StatusOf(Controls.FilesystemIsolation) == "enforced" && probe.StatusOf(Controls.WorkspaceConfinement) == "enforced";
+        // network missing -0.25; without the launcher also both file-system controls -0.25 each and no isolation -0.3
+        Assert.Equal(Math.Round(1 - 0.25 - (treeKill ? 0 : 0.1) - (hermetic ? 0 : 0.8), 2), result.DeterminismConfidence.Score);
         Assert.Contains(result.DeterminismConfidence.Reasons, r => r.StartsWith("network_isolation requested but not enforced", StringComparison.Ordinal));
         Assert.Contains("network_isolation", result.Sandbox.NotEnforced);
         Assert.DoesNotContain("network_isolation", result.Sandbox.Enforced);

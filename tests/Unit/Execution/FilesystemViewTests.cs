@@ -1,0 +1,77 @@
+using Requiem.Engine;
+using Requiem.Engine.Execution;
+using Requiem.Engine.Sandbox;
+using Xunit;
+
+namespace Requiem.Tests.Execution;
+
+/// <summary>The mount layout of policy.filesystem (FilesystemView) and the request fields that choose it.</summary>
+public sealed class FilesystemViewTests
+{
+    private static List<(string Option, string Path)> Pairs(List<string> args) =>
+        Enumerable.Range(0, args.Count / 2).Select(i => (args[2 * i], args[2 * i + 1])).ToList();
+
+    [Fact]
+    public void HostModeHasNoMounts() =>
+        Assert.Empty(FilesystemView.LauncherArgs(FilesystemView.Host, "/tmp", Array.Empty<string>(), FilesystemView.DefaultReadonlyPaths, FilesystemView.DefaultHiddenPaths));
+
+    [Fact]
+    public void WorkspaceModeMasksHiddenPathsBeforeBindingTheWorkspaceInsideOne()
+    {
+        if (!OperatingSystem.IsLinux() || !Directory.Exists("/usr/share")) return;
+        var pairs = Pairs(FilesystemView.LauncherArgs(FilesystemView.Workspace, "/usr/share/doc", Array.Empty<string>(), Array.Empty<string>(), new[] { "/usr/share", "/nonexistent-requiem" }));
+        Assert.Equal(("--root", "ro-host"), pairs[0]);
+        Assert.Contains(("--tmpfs", "/tmp"), pairs);
+        Assert.DoesNotContain(pairs, p => p.Path == "/nonexistent-requiem"); // hidden only where present
+        var hide = pairs.IndexOf(("--hide", "/usr/share"));
+        var bind = pairs.IndexOf(("--bind", "/usr/share/doc"));
+        Assert.True(hide >= 0 && bind > hide, string.Join(" ", pairs));
+        Assert.Equal(("--bind", "/usr/share/doc"), pairs[^1]);
+    }
+
+    [Fact]
+    public void HermeticModeBindsOnlyTheDeclaredPathsAndTheInputsReadOnlyAfterTheWorkspace()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var ws = Path.Combine(Path.GetTempPath(), "requiem-fsview-" + Guid.NewGuid().ToString("n"));
+        Directory.CreateDirectory(ws);
+        try
+        {
+            var input = Path.Combine(ws, "in.txt");
+            File.WriteAllText(input, "x");
+            var pairs = Pairs(FilesystemView.LauncherArgs(FilesystemView.Hermetic, ws, new[] { input }, new[] { "/usr", "/nonexistent-requiem" }, FilesystemView.DefaultHiddenPaths));
+            Assert.Equal(("--root", "tmpfs"), pairs[0]);
+            Assert.DoesNotContain(pairs, p => p.Option == "--hide");
+            Assert.DoesNotContain(pairs, p => p.Path == "/nonexistent-requiem");
+            Assert.Contains(("--ro-bind", "/usr"), pairs);
+            Assert.True(pairs.IndexOf(("--bind", ws)) < pairs.IndexOf(("--ro-bind", input)));
+        }
+        finally { Directory.Delete(ws, true); }
+    }
+
+    [Theory]
+    [InlineData("{\"filesystem\":\"chroot\"}", "$.policy.filesystem")]
+    [InlineData("{\"readonly_paths\":[\"usr\"]}", "$.policy.readonly_paths[0]")]
+    [InlineData("{\"readonly_paths\":[\"/\"]}", "$.policy.readonly_paths[0]")]
+    [InlineData("{\"hidden_paths\":[\"/home/../etc\"]}", "$.policy.hidden_paths[0]")]
+    [InlineData("{\"hidden_paths\":[\"/home/\"]}", "$.policy.hidden_paths[0]")]
+    [InlineData("{\"seccomp\":\"yes\"}", "$.policy.seccomp")]
+    public void RefusesBadFilesystemFields(string policy, string target)
+    {
+        var ex = Assert.Throws<RequiemException>(() => ExecRequestParser.Parse($"{{\"command\":\"/bin/true\",\"workspace_root\":\"/tmp\",\"policy\":{policy}}}"));
+        Assert.Equal(target, ex.Target);
+    }
+
+    [Fact]
+    public void NormalisesTheFieldsSoTheDigestDoesNotDependOnSpelling()
+    {
+        var a = ExecRequestParser.Parse("{\"command\":\"/bin/true\",\"workspace_root\":\"/tmp\",\"policy\":{\"readonly_paths\":[\"/usr\",\"/bin\",\"/usr\"]}}");
+        var b = ExecRequestParser.Parse("{\"command\":\"/bin/true\",\"workspace_root\":\"/tmp\",\"policy\":{\"readonly_paths\":[\"/bin\",\"/usr\"],\"filesystem\":\"workspace\",\"seccomp\":true}}");
+        Assert.Equal(new[] { "/bin", "/usr" }, a.Policy.ReadonlyPaths);
+        Assert.Equal(a.CanonicalBytes(), b.CanonicalBytes());
+        var defaults = ExecRequestParser.Parse("{\"command\":\"/bin/true\",\"workspace_root\":\"/tmp\"}");
+        Assert.Equal(FilesystemView.Workspace, defaults.Policy.Filesystem);
+        Assert.True(defaults.Policy.Seccomp);
+        Assert.Equal(FilesystemView.DefaultHiddenPaths, defaults.Policy.HiddenPaths);
+    }
+}
