@@ -295,6 +295,7 @@ Describe 'Corruption' {
         Set-Content -LiteralPath (Join-Path $CStore 'objects/zz-not-an-object') -Value 'junk'
         $manifest = '{"kind":"test","references":["' + ('ab' * 32) + '"],"requiem_manifest":"1"}'
         $m = Add-RequiemCasObject -Cas $CStore -InputObject $manifest
+        Set-RequiemCasRef -Cas $CStore -Name 'results/m' -Hash $m.Hash
         $r = Test-RequiemCas -All -Cas $CStore
         $r.TempFiles.Path | Should -Be (Join-Path $CStore 'tmp/leftover.tmp')
         $r.ForeignFiles | Should -Contain (Join-Path $CStore 'objects/zz-not-an-object')
@@ -428,7 +429,8 @@ Describe 'Garbage collection (Optimize-RequiemCas)' {
         $script:ViaManifest = Add-Old 'referenced by the manifest'
         $script:Nested = Add-Old 'referenced by a nested manifest'
         $inner = Add-Old ('{"kind":"inner","references":["' + $Nested.Hash + '"],"requiem_manifest":"1"}')
-        $outer = Add-Old ('{"body":{"x":1},"kind":"outer","references":["' + $ViaManifest.Hash + '","' + $inner.Hash + '"],"requiem_manifest":"1"}')
+        # Only references listed under "manifests" are read as manifests.
+        $outer = Add-Old ('{"body":{"x":1},"kind":"outer","manifests":["' + $inner.Hash + '"],"references":["' + $ViaManifest.Hash + '","' + $inner.Hash + '"],"requiem_manifest":"1"}')
         $script:Inner = $inner
         $script:Outer = $outer
         $script:OldGarbage = Add-Old 'unreferenced and old'

@@ -30,76 +30,6 @@ public sealed class CasPutResult
 }
 
 /// <summary>
-/// A manifest is a CAS object (JSON) that names other objects. Garbage collection follows manifests from refs,
-/// so a result or proof stored as a manifest keeps every blob it references alive.
-/// </summary>
-public sealed class CasManifest
-{
-    public const string Marker = "requiem_manifest";
-    public const string Version = "1";
-
-    /// <summary>What the manifest describes, e.g. <c>exec_result</c>, <c>proof_bundle</c>.</summary>
-    public required string Kind { get; init; }
-    /// <summary>Digests of the objects this manifest keeps alive.</summary>
-    public required IReadOnlyList<string> References { get; init; }
-    /// <summary>The document itself (a result, a bundle), stored verbatim.</summary>
-    public JsonElement? Body { get; init; }
-
-    public byte[] ToJsonBytes()
-    {
-        using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms))
-        {
-            w.WriteStartObject();
-            w.WriteString(Marker, Version);
-            w.WriteString("kind", Kind);
-            w.WriteStartArray("references");
-            foreach (var r in References) w.WriteStringValue(r);
-            w.WriteEndArray();
-            if (Body is { } body)
-            {
-                w.WritePropertyName("body");
-                body.WriteTo(w);
-            }
-            w.WriteEndObject();
-        }
-        // Canonical bytes, so that the same manifest always has the same name.
-        return CanonicalJson.Canonicalize(Encoding.UTF8.GetString(ms.ToArray()));
-    }
-
-    /// <summary>Parses a manifest, or returns null when the bytes are not one.</summary>
-    public static CasManifest? TryParse(ReadOnlySpan<byte> bytes)
-    {
-        if (bytes.Length < 2 || bytes[0] != (byte)'{') return null;
-        try
-        {
-            var reader = new Utf8JsonReader(bytes);
-            using var doc = JsonDocument.ParseValue(ref reader);
-            var root = doc.RootElement;
-            if (!root.TryGetProperty(Marker, out _)) return null;
-            var refs = new List<string>();
-            if (root.TryGetProperty("references", out var arr) && arr.ValueKind == JsonValueKind.Array)
-            {
-                foreach (var r in arr.EnumerateArray())
-                {
-                    if (r.ValueKind == JsonValueKind.String && Hex.IsDigest(r.GetString())) refs.Add(r.GetString()!.ToLowerInvariant());
-                }
-            }
-            return new CasManifest
-            {
-                Kind = root.TryGetProperty("kind", out var k) ? k.GetString() ?? "" : "",
-                References = refs,
-                Body = root.TryGetProperty("body", out var b) ? b.Clone() : null,
-            };
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
-}
-
-/// <summary>
 /// Content-addressable store, format "v2": objects named by the <c>cas:</c> BLAKE3 digest of their uncompressed
 /// bytes under <c>objects/ab/</c>; every write goes to <c>tmp/</c>, is flushed, then renamed into place, so a
 /// reader never sees a partial object and concurrent writers of the same object both succeed; every read
@@ -551,6 +481,7 @@ public sealed partial class CasStore
     /// <summary>The result for an object that is already stored (freshened so that a concurrent GC keeps it), or null.</summary>
     private CasPutResult? TryExisting(string hash, long size)
     {
+        if (IsKnownCorrupt(hash)) return null; // write the good bytes over the damaged object (see Publish)
         for (var attempt = 0; attempt < 2; attempt++)
         {
             var identity = ObjectPath(hash, CasEncoding.Identity);
@@ -671,18 +602,21 @@ public sealed partial class CasStore
                 if (linked == CasNative.RenameResult.Renamed)
                 {
                     if (durable) CasNative.FsyncDirectory(shard);
+                    Healed(hash, encoding);
                     CountWritten(stored);
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }
                 if (linked != CasNative.RenameResult.Exists) throw new DirectoryNotFoundException($"The shard directory '{shard}' cannot be created.");
                 var existing = new FileInfo(final);
-                if (encoding == CasEncoding.Identity && existing.Exists && existing.Length != size)
+                if (existing.Exists && (IsKnownCorrupt(hash) || (encoding == CasEncoding.Identity && existing.Length != size)))
                 {
-                    // A damaged object of the wrong length: give ours a temp name, then replace it atomically.
+                    // A damaged object (recorded as corrupt, or of the wrong length): give ours a temp name, then replace it atomically.
                     var tmp = NewTempPath();
                     CasNative.LinkAnonymous(handle, tmp);
                     File.Move(tmp, final, overwrite: true);
                     if (durable) CasNative.FsyncDirectory(shard);
+                    Healed(hash, encoding);
+                    CountWritten(stored);
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }
                 if (!Freshen(final) && attempt < 3) continue; // removed by GC this instant: link ours
@@ -726,6 +660,7 @@ public sealed partial class CasStore
                 if (renamed == CasNative.RenameResult.Exists) throw new IOException("exists", 17);
                 if (renamed != CasNative.RenameResult.Renamed) File.Move(tmp, final, overwrite: false);
                 if (durable) CasNative.FsyncDirectory(shard);
+                Healed(hash, encoding);
                 CountWritten(stored);
                 return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
             }
@@ -736,11 +671,13 @@ public sealed partial class CasStore
             catch (IOException) when (File.Exists(final))
             {
                 var existing = new FileInfo(final);
-                if (encoding == CasEncoding.Identity && existing.Exists && existing.Length != size)
+                if (existing.Exists && (IsKnownCorrupt(hash) || (encoding == CasEncoding.Identity && existing.Length != size)))
                 {
-                    // A damaged object of the wrong length under this name: replace it atomically with the good bytes.
+                    // A damaged object (recorded as corrupt, or of the wrong length): replace it atomically with the good bytes.
                     File.Move(tmp, final, overwrite: true);
                     if (durable) CasNative.FsyncDirectory(shard);
+                    Healed(hash, encoding);
+                    CountWritten(stored);
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }
                 // Another writer published the same object first: same name, same bytes. Both succeed.
@@ -786,6 +723,7 @@ public sealed partial class CasStore
         catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
         {
             Metrics.MetricsRegistry.Add(Metrics.Counter.CasCorruptDetected);
+            RecordCorrupt(hash);
             throw;
         }
     }
@@ -856,9 +794,14 @@ public sealed partial class CasStore
     }
 
     /// <summary>Reads and parses a manifest object; throws <c>NotAManifest</c> when the object is something else.</summary>
-    public CasManifest ReadManifest(string hash) =>
-        CasManifest.TryParse(ReadAllBytes(hash))
-        ?? throw new RequiemException("NotAManifest", ErrorKind.InvalidData, $"CAS object {hash} is not a manifest.", hash);
+    public CasManifest ReadManifest(string hash)
+    {
+        var manifest = CasManifest.Parse(ReadAllBytes(hash), out var status, out var problem);
+        if (manifest is not null) return manifest;
+        throw status == CasManifestStatus.Invalid
+            ? new RequiemException("InvalidManifest", ErrorKind.InvalidData, $"CAS object {hash} is not a valid manifest: {problem}.", hash)
+            : new RequiemException("NotAManifest", ErrorKind.InvalidData, $"CAS object {hash} is not a manifest.", hash);
+    }
 
     /// <summary>All object hashes in the store (unordered, streaming; a hash stored in both encodings appears twice).</summary>
     public IEnumerable<string> EnumerateHashes()
@@ -1006,6 +949,11 @@ public sealed partial class CasStore
         {
             throw NotFound(hash);
         }
+        catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
+        {
+            RecordCorrupt(hash);
+            throw;
+        }
     }
 
     /// <summary>The uncompressed size recorded in a zstd frame header, or -1 when the frame does not record it.</summary>
@@ -1148,6 +1096,46 @@ public sealed partial class CasStore
         new("InvalidRefName", ErrorKind.InvalidArgument,
             $"'{name}' is not a valid ref name: use segments of letters, digits, '.', '_' or '-', separated by '/' (no '..').", name);
 
+    // ---------------------------------------------------------------- objects known to be corrupt
+
+    /// <summary>
+    /// Where a detected corruption is recorded (<c>corrupt/&lt;hash&gt;</c>): a put of the same bytes then rewrites the object
+    /// instead of deduplicating against the damaged file. Costs the dedup path one stat; no object is ever re-read there.
+    /// </summary>
+    public string CorruptDirectory => Path.Combine(Root, "corrupt");
+
+    private string CorruptMarker(string hash) => Path.Combine(CorruptDirectory, hash);
+
+    /// <summary>Records that an object failed verification (best effort: a read-only store just cannot remember it).</summary>
+    internal void RecordCorrupt(string hash)
+    {
+        try
+        {
+            Directory.CreateDirectory(CorruptDirectory);
+            using var _ = new FileStream(CorruptMarker(hash), FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+    }
+
+    internal bool IsKnownCorrupt(string hash) => File.Exists(CorruptMarker(hash));
+
+    internal void ClearCorrupt(string hash)
+    {
+        if (IsKnownCorrupt(hash)) TryDelete(CorruptMarker(hash));
+    }
+
+    /// <summary>
+    /// After good bytes were published for an object recorded as corrupt: removes the damaged file of the other encoding
+    /// (readers prefer identity, so it could keep shadowing the good one) and forgets the record.
+    /// </summary>
+    private void Healed(string hash, CasEncoding published)
+    {
+        if (!IsKnownCorrupt(hash)) return;
+        var other = ObjectPath(hash, published == CasEncoding.Identity ? CasEncoding.Zstd : CasEncoding.Identity);
+        TryDelete(other);
+        ClearCorrupt(hash);
+    }
+
     // ---------------------------------------------------------------- temp files, counters, errors
 
     public string NewTempPath() => Path.Combine(TempDirectory, Guid.NewGuid().ToString("n") + TempSuffix);
@@ -1191,5 +1179,7 @@ public sealed partial class CasStore
         new("CasObjectNotFound", ErrorKind.ObjectNotFound, $"CAS object {hash} is not in the store.", hash);
 
     public static RequiemException Corrupt(string hash, string why, Exception? inner = null) =>
-        new("CasObjectCorrupt", ErrorKind.InvalidData, $"CAS object {hash} is corrupt: {why}.", hash, inner);
+        new("CasObjectCorrupt", ErrorKind.InvalidData,
+            $"CAS object {hash} is corrupt: {why}. To repair it, add the original bytes again (Add-RequiemCasObject): a put replaces an object found corrupt.",
+            hash, inner);
 }

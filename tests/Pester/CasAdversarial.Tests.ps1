@@ -1,0 +1,120 @@
+# Attacks on the CAS from the adversarial review (issue 11) and the CAS items of issue 10, each reproduced against
+# the built module: the store must keep what is referenced, report what is wrong, and never throw anything untyped.
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'TestSetup.ps1')
+    $script:Dir = New-TestDirectory
+
+    function script:New-Store { Join-Path $script:Dir ('cas-' + [guid]::NewGuid().ToString('n').Substring(0, 8)) }
+
+    function script:New-Workspace {
+        $ws = Join-Path $script:Dir ('ws-' + [guid]::NewGuid().ToString('n').Substring(0, 8))
+        New-Item -ItemType Directory $ws | Out-Null
+        $ws
+    }
+
+    function script:Get-ErrorId {
+        param([scriptblock] $Script)
+        try { & $Script | Out-Null; return '<no error>' } catch { return $_.FullyQualifiedErrorId }
+    }
+
+    function script:Set-ObjectsOld {
+        # Ages every object file past the default 14-day grace period.
+        param([string] $Store)
+        $old = (Get-Date).ToUniversalTime().AddDays(-30)
+        foreach ($f in [IO.Directory]::EnumerateFiles((Join-Path $Store 'objects'), '*', 'AllDirectories')) { [IO.File]::SetLastWriteTimeUtc($f, $old) }
+    }
+
+    function script:Get-ObjectFile {
+        param([string] $Store, [string] $Hash)
+        Join-Path $Store "objects/$($Hash.Substring(0, 2))/$Hash"
+    }
+}
+AfterAll { Remove-Item -Recurse -Force $script:Dir -ErrorAction Ignore }
+
+Describe 'A manifest of any size keeps what it references (issue 11.3)' {
+    It 'keeps all 6,001 outputs of a run whose manifest is over 16 MiB through GC, and verification notices one that is gone' {
+        $store = New-Store
+        $ws = New-Workspace
+        # 11 folder levels of 250 characters: every output path is ~2,760 characters, so the manifest passes 16 MiB.
+        $deep = (1..11 | ForEach-Object { ([string][char](96 + $_)) * 250 }) -join '/'
+        $script = "mkdir -p out/$deep && cd out/$deep && i=1; while [ `$i -le 6001 ]; do echo `"output `$i`" > f`$i; i=`$((i+1)); done"
+        $request = @{ command = '/bin/sh'; argv = @('-c', $script); workspace_root = $ws; outputs = @('out'); timeout_ms = 120000 }
+        $result = Invoke-RequiemExec -Request $request -Cas $store
+        $result.ExitCode | Should -Be 0
+        $result.OutputFiles.Count | Should -Be 6001
+        (Get-RequiemCasObject -Cas $store -Hash $result.ManifestDigest).Size | Should -BeGreaterThan 16MB
+
+        Set-ObjectsOld $store
+        $gc = Optimize-RequiemCas -Cas $store -Force
+        @($gc.Candidates | Where-Object Kind -eq 'Object').Count | Should -Be 0 -Because 'every output is referenced by the manifest the ref names'
+        $gc.Missing.Count | Should -Be 0
+        $lost = 0
+        foreach ($f in $result.OutputFiles) { if (-not [IO.File]::Exists((Join-Path $store "objects/$($f.Digest.Substring(0, 2))/$($f.Digest)"))) { $lost++ } }
+        $lost | Should -Be 0
+
+        $ok = Test-RequiemCas -All -Cas $store
+        $ok.Valid | Should -BeTrue
+        $ok.Missing.Count | Should -Be 0
+
+        # An object the big manifest names is removed behind the store's back: verification must say so.
+        $victim = $result.OutputFiles[4321].Digest
+        Remove-Item -LiteralPath (Get-ObjectFile $store $victim)
+        $bad = Test-RequiemCas -All -Cas $store
+        $bad.Valid | Should -BeFalse
+        $bad.Missing.Hash | Should -Be $victim
+        $bad.Missing.ReferencedBy | Should -Be "manifest:$($result.ManifestDigest)"
+        Test-RequiemCas -All -Cas $store -Quiet | Should -BeFalse
+    }
+}
+
+Describe 'One crafted object cannot break verification or GC (issue 11.4)' {
+    BeforeAll {
+        $script:Crafted = '{"kind":5,"requiem_manifest":"1"}'
+    }
+
+    It 'treats an output whose bytes look like a broken manifest as data: verification and GC work and keep it' {
+        $store = New-Store
+        $ws = New-Workspace
+        $request = @{ command = '/bin/sh'; argv = @('-c', "printf '%s' '$Crafted' > o.json"); workspace_root = $ws; outputs = @('o.json') }
+        $result = Invoke-RequiemExec -Request $request -Cas $store
+        $craftedHash = $result.OutputFiles[0].Digest
+        (Export-RequiemCasObject -Cas $store -Hash $craftedHash -Raw) | Should -Be $Crafted
+        Set-ObjectsOld $store
+
+        $v = Test-RequiemCas -All -Cas $store
+        $v.Valid | Should -BeTrue
+        $v.InvalidManifests.Count | Should -Be 0
+        $gc = Optimize-RequiemCas -Cas $store -Force
+        $gc.RemovedCount | Should -Be 0
+        Test-Path -LiteralPath (Get-ObjectFile $store $craftedHash) | Should -BeTrue
+    }
+
+    It 'reports a ref that names a malformed manifest as a finding with its hash; GC stops with a typed error and removes nothing' {
+        $store = New-Store
+        $o = Add-RequiemCasObject -Cas $store -InputObject $Crafted
+        $garbage = Add-RequiemCasObject -Cas $store -InputObject 'old and unreferenced'
+        Set-RequiemCasRef -Cas $store -Name 'results/crafted' -Hash $o.Hash
+        Set-ObjectsOld $store
+
+        $v = Test-RequiemCas -All -Cas $store
+        $v.Valid | Should -BeFalse
+        $v.InvalidManifests.Hash | Should -Be $o.Hash
+        $v.InvalidManifests.ReferencedBy | Should -Be 'ref:results/crafted'
+        $v.InvalidManifests.Reason | Should -Match 'kind'
+        $v.Corrupt.Count | Should -Be 0
+
+        Get-ErrorId { Optimize-RequiemCas -Cas $store -Force -ErrorAction Stop } | Should -Be 'CasGcAborted,Requiem.PowerShell.OptimizeRequiemCasCommand'
+        Test-Path -LiteralPath $garbage.ObjectPath | Should -BeTrue
+    }
+
+    It 'does not read an unreferenced object as a manifest, whatever it says' {
+        $store = New-Store
+        $kept = Add-RequiemCasObject -Cas $store -InputObject 'would be kept only if the fake manifest were believed'
+        Add-RequiemCasObject -Cas $store -InputObject ('{"kind":"x","references":["' + $kept.Hash + '"],"requiem_manifest":"1"}') | Out-Null
+        Add-RequiemCasObject -Cas $store -InputObject $Crafted | Out-Null
+        Set-ObjectsOld $store
+        (Test-RequiemCas -All -Cas $store).Valid | Should -BeTrue
+        $gc = Optimize-RequiemCas -Cas $store -Force
+        $gc.RemovedCount | Should -Be 3
+    }
+}
