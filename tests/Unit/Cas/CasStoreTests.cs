@@ -168,14 +168,15 @@ public sealed class CasStoreTests : IDisposable
         var store = NewStore();
         var leaf = store.PutBytes("leaf"u8).Hash;
         var inner = store.PutManifest(new CasManifest { Kind = "inner", References = new[] { leaf } }).Hash;
-        var outer = store.PutManifest(new CasManifest { Kind = "outer", References = new[] { inner } }).Hash;
+        var outer = store.PutManifest(new CasManifest { Kind = "outer", References = new[] { inner }, Manifests = new[] { inner } }).Hash;
         var garbage = store.PutBytes("garbage"u8).Hash;
         var young = store.PutBytes("young"u8).Hash;
-        // A young manifest (no ref yet) keeps an old blob alive.
+        // A manifest written now (no ref yet) freshened what it names, so an old blob it references is young again.
         var pending = store.PutBytes("pending blob"u8).Hash;
+        Old(store, pending);
         store.PutManifest(new CasManifest { Kind = "in-flight", References = new[] { pending } });
         store.SetRef("results/outer", outer);
-        foreach (var h in new[] { leaf, inner, outer, garbage, pending }) Old(store, h);
+        foreach (var h in new[] { leaf, inner, outer, garbage }) Old(store, h);
 
         var dry = store.CollectGarbage(new CasGcOptions { DryRun = true });
         Assert.Equal(garbage, Assert.Single(dry.Candidates).Hash);
@@ -192,6 +193,50 @@ public sealed class CasStoreTests : IDisposable
         var declined = store.CollectGarbage(new CasGcOptions { ShouldRemove = _ => false });
         Assert.Equal(0, declined.RemovedCount);
         Assert.True(store.Contains(other));
+    }
+
+    [Theory]
+    [InlineData("{\"kind\":5,\"requiem_manifest\":\"1\"}", CasManifestStatus.Invalid)]
+    [InlineData("{\"kind\":\"\\ud800\",\"references\":[],\"requiem_manifest\":\"1\"}", CasManifestStatus.Invalid)]
+    [InlineData("{\"references\":[\"nope\"],\"requiem_manifest\":\"1\"}", CasManifestStatus.Invalid)]
+    [InlineData("{\"references\":[[\"x\"]],\"requiem_manifest\":\"1\"}", CasManifestStatus.Invalid)]
+    [InlineData("{\"requiem_manifest\":\"2\"}", CasManifestStatus.Invalid)]
+    [InlineData("{\"requiem_manifest\":\"1\",\"requiem_manifest\":\"1\"}", CasManifestStatus.Invalid)]
+    [InlineData("{\"requiem_manifest\":\"1\"} trailing", CasManifestStatus.Invalid)]
+    [InlineData("{\"manifests\":[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"],\"references\":[],\"requiem_manifest\":\"1\"}", CasManifestStatus.Invalid)]
+    [InlineData("{\"kind\":5}", CasManifestStatus.NotManifest)]
+    [InlineData("{\"kind\":\"x\",\"references\":[", CasManifestStatus.NotManifest)]
+    [InlineData("[1,2]", CasManifestStatus.NotManifest)]
+    [InlineData("plain text", CasManifestStatus.NotManifest)]
+    [InlineData("", CasManifestStatus.NotManifest)]
+    [InlineData("{\"kind\":\"k\",\"references\":[],\"requiem_manifest\":\"1\"}", CasManifestStatus.Manifest)]
+    public void ManifestParsingNeverThrowsAndSaysWhatItFound(string text, CasManifestStatus expected)
+    {
+        var manifest = CasManifest.Parse(Encoding.UTF8.GetBytes(text), out var status, out var problem);
+        Assert.Equal(expected, status);
+        Assert.Equal(expected == CasManifestStatus.Manifest, manifest is not null);
+        Assert.Equal(expected == CasManifestStatus.Invalid, problem is not null && status == CasManifestStatus.Invalid);
+    }
+
+    [Fact]
+    public void ManifestScanStreamsAManifestOfAnySizeInAnyChunking()
+    {
+        var refs = Enumerable.Range(0, 3000).Select(i => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(i))).ToLowerInvariant()).ToArray();
+        using var body = System.Text.Json.JsonDocument.Parse("{\"files\":[" + string.Join(",", refs.Select(r => $"{{\"path\":\"{new string('p', 6000)}\",\"digest\":\"{r}\"}}")) + "]}");
+        var bytes = new CasManifest { Kind = "exec_result", References = refs, Manifests = refs[..2], Body = body.RootElement.Clone() }.ToJsonBytes();
+        Assert.True(bytes.Length > 16 << 20);
+        foreach (var chunk in new[] { 1 << 20, 4093, 1 })
+        {
+            var scanner = new CasManifestScanner();
+            var limit = chunk == 1 ? 200_000 : bytes.Length; // byte-by-byte over the start (where the body's long tokens are) is enough
+            for (var at = 0; at < limit; at += chunk) scanner.Write(bytes.AsSpan(at, Math.Min(chunk, limit - at)));
+            if (limit < bytes.Length) scanner.Write(bytes.AsSpan(limit));
+            scanner.Complete();
+            Assert.Equal(CasManifestStatus.Manifest, scanner.Status);
+            Assert.Equal("exec_result", scanner.Kind);
+            Assert.Equal(refs, scanner.References);
+            Assert.Equal(refs[..2], scanner.Manifests);
+        }
     }
 
     [Fact]
