@@ -118,3 +118,71 @@ Describe 'One crafted object cannot break verification or GC (issue 11.4)' {
         $gc.RemovedCount | Should -Be 3
     }
 }
+
+Describe 'The repair the error messages advise works (issue 11.6)' {
+    It 'GC stops on a corrupt manifest; following its advice (Test-RequiemCas -All, then Add-RequiemCasObject with the original bytes) repairs it and GC runs' {
+        $store = New-Store
+        $leaf = Add-RequiemCasObject -Cas $store -InputObject 'kept by the manifest'
+        $text = '{"kind":"test","references":["' + $leaf.Hash + '"],"requiem_manifest":"1"}'
+        $m = Add-RequiemCasObject -Cas $store -InputObject $text
+        Set-RequiemCasRef -Cas $store -Name 'results/m' -Hash $m.Hash
+        Set-ObjectsOld $store
+        # Same-length corruption: one byte changed, size unchanged.
+        $bytes = [IO.File]::ReadAllBytes($m.ObjectPath); $bytes[20] = $bytes[20] -bxor 0x01; [IO.File]::WriteAllBytes($m.ObjectPath, $bytes)
+
+        $err = $null
+        try { Optimize-RequiemCas -Cas $store -Force -ErrorAction Stop } catch { $err = $_ }
+        $err.FullyQualifiedErrorId | Should -Be 'CasGcAborted,Requiem.PowerShell.OptimizeRequiemCasCommand'
+        $err.Exception.Message | Should -Match 'Run Test-RequiemCas -All, restore the object \(Add-RequiemCasObject with the original bytes\), then retry'
+
+        $v = Test-RequiemCas -All -Cas $store
+        $v.Corrupt.Hash | Should -Be $m.Hash
+        $again = Add-RequiemCasObject -Cas $store -InputObject $text
+        $again.Hash | Should -Be $m.Hash
+        $again.Existed | Should -BeFalse -Because 'the damaged file was replaced, not deduplicated against'
+        (Get-RequiemCasObject -Cas $store -Hash $m.Hash).Verified | Should -BeTrue
+        (Test-RequiemCas -All -Cas $store).Valid | Should -BeTrue
+        $gc = Optimize-RequiemCas -Cas $store -Force
+        $gc.RemovedCount | Should -Be 0
+        Test-Path -LiteralPath $leaf.ObjectPath | Should -BeTrue
+        # Healthy objects still deduplicate.
+        (Add-RequiemCasObject -Cas $store -InputObject $text).Existed | Should -BeTrue
+    }
+
+    It 'a read that finds an object corrupt says how to repair it, and that repair works (identity, zstd, and in a pipeline batch)' {
+        $store = New-Store
+        $src = Join-Path $Dir ('heal-' + [guid]::NewGuid().ToString('n'))
+        New-Item -ItemType Directory $src | Out-Null
+        $files = 1..3 | ForEach-Object {
+            $p = Join-Path $src "f$_.txt"
+            [IO.File]::WriteAllText($p, ("line $_ of a small file that compresses well`n" * 400))
+            Get-Item $p
+        }
+        $plain = Add-RequiemCasObject -Cas $store -LiteralPath $files[0].FullName -Compress None
+        $packed = Add-RequiemCasObject -Cas $store -LiteralPath $files[1].FullName -Compress Zstd
+        $batched = Add-RequiemCasObject -Cas $store -LiteralPath $files[2].FullName -Compress None
+        $packed.Encoding | Should -Be 'Zstd'
+        foreach ($o in $plain, $packed, $batched) {
+            $b = [IO.File]::ReadAllBytes($o.ObjectPath); $b[$b.Length - 3] = $b[$b.Length - 3] -bxor 0x20; [IO.File]::WriteAllBytes($o.ObjectPath, $b)
+        }
+        foreach ($o in $plain, $packed) {
+            $err = $null
+            try { Get-RequiemCasObject -Cas $store -Hash $o.Hash -ErrorAction Stop } catch { $err = $_ }
+            $err.FullyQualifiedErrorId | Should -Be 'CasObjectCorrupt,Requiem.PowerShell.GetRequiemCasObjectCommand'
+            $err.Exception.Message | Should -Match 'add the original bytes again \(Add-RequiemCasObject\)'
+        }
+        (Add-RequiemCasObject -Cas $store -LiteralPath $files[0].FullName).Existed | Should -BeFalse
+        # The zstd object comes back as identity here; the damaged .zst file must not shadow or linger.
+        (Add-RequiemCasObject -Cas $store -LiteralPath $files[1].FullName -Compress None).Existed | Should -BeFalse
+        Test-Path -LiteralPath $packed.ObjectPath | Should -BeFalse
+        # Found corrupt by verification, repaired through a pipeline (one write batch).
+        (Test-RequiemCas -All -Cas $store).Corrupt.Hash | Should -Be $batched.Hash
+        $r = $files | Add-RequiemCasObject -Cas $store
+        ($r | Where-Object Hash -eq $batched.Hash).Existed | Should -BeFalse
+        foreach ($i in 0..2) {
+            $h = @($plain, $packed, $batched)[$i].Hash
+            Export-RequiemCasObject -Cas $store -Hash $h -Raw | Should -Be ([IO.File]::ReadAllText($files[$i].FullName))
+        }
+        (Test-RequiemCas -All -Cas $store).Valid | Should -BeTrue
+    }
+}
