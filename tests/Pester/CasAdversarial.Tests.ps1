@@ -186,3 +186,45 @@ Describe 'The repair the error messages advise works (issue 11.6)' {
         (Test-RequiemCas -All -Cas $store).Valid | Should -BeTrue
     }
 }
+
+Describe 'Large output trees stay within the descriptor limit (issue 11.7)' {
+    It 'stores 25,000 outputs of one run, and Add-RequiemCasObject stores the same files' {
+        $store = New-Store
+        $ws = New-Workspace
+        $script = 'mkdir -p out && cd out && i=1; while [ $i -le 25000 ]; do echo "output $i" > f$i; i=$((i+1)); done'
+        $request = @{ command = '/bin/sh'; argv = @('-c', $script); workspace_root = $ws; outputs = @('out'); timeout_ms = 300000 }
+        $result = Invoke-RequiemExec -Request $request -Cas $store -ErrorAction Stop
+        $result.ExitCode | Should -Be 0
+        $result.OutputFiles.Count | Should -Be 25000
+        $v = Test-RequiemCas -All -Cas $store
+        $v.Valid | Should -BeTrue
+        $v.TempFiles.Count | Should -Be 0
+        $v.Checked | Should -BeGreaterOrEqual 25000
+
+        $other = New-Store
+        $errs = $null
+        $added = Get-ChildItem (Join-Path $ws 'out') -File | Add-RequiemCasObject -Cas $other -ErrorVariable errs -ErrorAction SilentlyContinue
+        $errs.Count | Should -Be 0
+        @($added).Count | Should -Be 25000
+        (Test-RequiemCas -All -Cas $other).Checked | Should -Be 25000
+    }
+
+    It 'works in a process whose descriptor limit (256) is far below the number of outputs' -Skip:(-not (Test-Path /bin/bash)) {
+        $store = New-Store
+        $ws = New-Workspace
+        $child = Join-Path $Dir 'lowlimit.ps1'
+        Set-Content -LiteralPath $child -Value @'
+param($ModulePath, $Cas, $Ws)
+$ErrorActionPreference = 'Stop'
+Import-Module $ModulePath
+$limit = (Get-Content /proc/self/limits | Select-String 'Max open files').Line -split '\s+'
+$script = 'mkdir -p out && cd out && i=1; while [ $i -le 3000 ]; do echo "output $i" > f$i; i=$((i+1)); done'
+$r = Invoke-RequiemExec -Request @{ command = '/bin/sh'; argv = @('-c', $script); workspace_root = $Ws; outputs = @('out'); timeout_ms = 120000 } -Cas $Cas
+$a = Get-ChildItem (Join-Path $Ws 'out') -File | Add-RequiemCasObject -Cas "$Cas-add"
+"$($limit[3]) $($r.OutputFiles.Count) $(@($a).Count) $((Test-RequiemCas -All -Cas $Cas).Valid)"
+'@
+        $out = & /bin/bash -c 'ulimit -n 256 && exec "$0" -NoProfile -NonInteractive -File "$1" "$2" "$3" "$4" 2>&1' $Pwsh $child $ModulePath $store $ws
+        $LASTEXITCODE | Should -Be 0 -Because ($out -join "`n")
+        @($out)[-1] | Should -Be '256 3000 3000 True'
+    }
+}

@@ -316,7 +316,8 @@ public sealed partial class CasStore
     /// path returned in <paramref name="staged"/> (the caller flushes and publishes it); large files are always
     /// streamed, flushed and published.
     /// </summary>
-    internal CasPutResult PutFileCore(string path, CasEncoding encoding, int level, bool stage, CancellationToken cancel, out StagedTemp? staged)
+    internal CasPutResult PutFileCore(string path, CasEncoding encoding, int level, bool stage, CancellationToken cancel, out StagedTemp? staged,
+        bool mayHoldHandle = true)
     {
         staged = null;
         using var source = OpenSource(path);
@@ -340,7 +341,7 @@ public sealed partial class CasStore
                 }
                 catch (IOException ex) { throw ReadError(ex, path); }
                 catch (UnauthorizedAccessException ex) { throw ReadError(ex, path); }
-                if (total < buffer.Length) return PutSmall(buffer.AsSpan(0, total), encoding, level, stage, out staged);
+                if (total < buffer.Length) return PutSmall(buffer.AsSpan(0, total), encoding, level, stage, out staged, mayHoldHandle);
                 // The file grew while we read it: fall through to streaming.
             }
             finally
@@ -520,7 +521,12 @@ public sealed partial class CasStore
         catch (IOException) { return File.Exists(path); }
     }
 
-    internal CasPutResult PutSmall(ReadOnlySpan<byte> data, CasEncoding encoding, int level, bool stage, out StagedTemp? staged)
+    /// <summary>
+    /// Puts bytes. With <paramref name="stage"/>, a new object is left complete and unflushed in tmp/ (returned in
+    /// <paramref name="staged"/>): as an open unnamed (O_TMPFILE) file when <paramref name="mayHoldHandle"/>, else as a
+    /// closed named temp file, so that a batch of any size holds a bounded number of descriptors.
+    /// </summary>
+    internal CasPutResult PutSmall(ReadOnlySpan<byte> data, CasEncoding encoding, int level, bool stage, out StagedTemp? staged, bool mayHoldHandle = true)
     {
         staged = null;
         var hash = _hash.HashBytes(data, HashDomain.Cas);
@@ -542,7 +548,7 @@ public sealed partial class CasStore
             var result = new CasPutResult { Hash = hash, Size = data.Length, StoredSize = payload.Length, Encoding = encoding, Existed = false };
             // Linux: an unnamed temp file in tmp/ (O_TMPFILE) that gets its final name in one linkat; it cannot be left
             // behind by a crash. Elsewhere (or where the file system lacks O_TMPFILE): a named temp file and a rename.
-            anonymous = CasNative.OpenAnonymous(TempDirectory);
+            anonymous = !stage || mayHoldHandle ? CasNative.OpenAnonymous(TempDirectory) : null;
             if (anonymous is not null)
             {
                 RandomAccess.Write(anonymous, payload, 0);
