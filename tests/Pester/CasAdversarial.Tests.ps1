@@ -228,3 +228,34 @@ $a = Get-ChildItem (Join-Path $Ws 'out') -File | Add-RequiemCasObject -Cas "$Cas
         @($out)[-1] | Should -Be '256 3000 3000 True'
     }
 }
+
+Describe 'A store whose initialisation fails leaves nothing behind (issue 11.10)' {
+    BeforeAll {
+        $script:Mount = Join-Path $Dir 'full-tmpfs'
+        New-Item -ItemType Directory $Mount | Out-Null
+        $script:Mounted = $false
+        $script:MountError = ''
+        if (-not $IsLinux) { $script:MountError = 'tmpfs mounts need Linux' }
+        else {
+            $msg = & mount -t tmpfs -o size=64k requiem-test-init $Mount 2>&1
+            if ($LASTEXITCODE -eq 0) { $script:Mounted = $true } else { $script:MountError = "mount -t tmpfs failed (not root or no CAP_SYS_ADMIN): $msg" }
+        }
+    }
+    AfterAll { if ($Mounted) { & umount $Mount } }
+
+    It 'reports CasDiskFull and leaves no config.*.tmp on a full disk; the folder becomes a store once there is room' {
+        if (-not $Mounted) { Set-ItResult -Skipped -Because $MountError; return }
+        $fill = Join-Path $Mount 'fill'
+        & dd if=/dev/zero "of=$fill" bs=4k 2>$null
+        $store = Join-Path $Mount 'store'
+        $err = $null
+        try { Add-RequiemCasObject -Cas $store -InputObject 'x' -ErrorAction Stop } catch { $err = $_ }
+        $err.FullyQualifiedErrorId | Should -Be 'CasDiskFull,Requiem.PowerShell.AddRequiemCasObjectCommand'
+        @(Get-ChildItem -LiteralPath $store -Force -Recurse -ErrorAction Ignore | Where-Object Name -like '*.tmp').Count | Should -Be 0
+        Test-Path -LiteralPath (Join-Path $store 'config') | Should -BeFalse
+
+        Remove-Item -LiteralPath $fill
+        (Add-RequiemCasObject -Cas $store -InputObject 'x').Existed | Should -BeFalse
+        Test-Path -LiteralPath (Join-Path $store 'config') | Should -BeTrue
+    }
+}

@@ -120,11 +120,12 @@ public sealed partial class CasStore
 
     private static void Initialize(string root)
     {
+        string? tmp = null;
         try
         {
             Directory.CreateDirectory(root);
             var json = $"{{\"cas_version\":\"{EngineInfo.CasFormatVersion}\",\"hash\":\"blake3\",\"domain\":\"cas:\",\"layout\":\"objects/xx/<hash>[.zst]\"}}\n";
-            var tmp = Path.Combine(root, ConfigFileName + "." + Guid.NewGuid().ToString("n") + TempSuffix);
+            tmp = Path.Combine(root, ConfigFileName + "." + Guid.NewGuid().ToString("n") + TempSuffix);
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
                 fs.Write(Encoding.UTF8.GetBytes(json));
@@ -132,10 +133,12 @@ public sealed partial class CasStore
             }
             try { File.Move(tmp, Path.Combine(root, ConfigFileName), overwrite: false); }
             catch (IOException) when (File.Exists(Path.Combine(root, ConfigFileName))) { File.Delete(tmp); }
+            tmp = null;
             CasNative.FsyncDirectory(root);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
+            if (tmp is not null) TryDelete(tmp); // a failed initialisation (e.g. a full disk) leaves nothing behind
             throw new RequiemException(IsDiskFull(ex) ? "CasDiskFull" : "CasWriteError", IsDiskFull(ex) ? ErrorKind.ResourceUnavailable : ErrorKind.WriteError,
                 $"Cannot create a CAS store at '{root}': {ex.Message}", root, ex);
         }
