@@ -259,3 +259,39 @@ Describe 'A store whose initialisation fails leaves nothing behind (issue 11.10)
         Test-Path -LiteralPath (Join-Path $store 'config') | Should -BeTrue
     }
 }
+
+Describe 'Honest hash fallback in the CAS (issue 10)' {
+    It 'a BLAKE3 store refuses a session that hashes with the SHA-256 fallback; a fallback store marks its objects SHA256' {
+        $b3 = New-Store
+        $blake = Add-RequiemCasObject -Cas $b3 -InputObject 'hello'
+        $blake.Algorithm | Should -Be 'BLAKE3'
+        $fallbackStore = New-Store
+        $ws = New-Workspace
+        $config = Join-Path $Dir 'allow-fallback.json'
+        Set-Content -LiteralPath $config -Value '{"config_version":"1.1","hash":{"allow_fallback":true}}'
+        $vars = @{ REQUIEM_SIMULATE_BLAKE3_FAILURE = '1'; REQUIEM_CONFIG = $config }
+        $out = Invoke-FreshPwsh -AllowFailure -Environment $vars -Script @"
+Import-Module '$ModulePath'
+try { Add-RequiemCasObject -Cas '$b3' -InputObject 'written with the fallback' -ErrorAction Stop; 'NO-ERROR' } catch { `$_.FullyQualifiedErrorId; `$_.Exception.Message }
+try { Invoke-RequiemExec -Cas '$b3' -Request @{ command = '/bin/echo'; argv = @('x'); workspace_root = '$ws' } -ErrorAction Stop | Out-Null; 'NO-ERROR' } catch { `$_.FullyQualifiedErrorId }
+try { Test-RequiemCas -All -Cas '$b3' -ErrorAction Stop | Out-Null; 'NO-ERROR' } catch { `$_.FullyQualifiedErrorId }
+`$o = Add-RequiemCasObject -Cas '$fallbackStore' -InputObject 'hello'
+`$o.Algorithm; `$o.Hash
+(Get-RequiemCasObject -Cas '$fallbackStore' -Hash `$o.Hash).Algorithm
+(Test-RequiemCas -All -Cas '$fallbackStore').Valid
+"@
+        $out[0] | Should -Be 'CasAlgorithmMismatch,Requiem.PowerShell.AddRequiemCasObjectCommand'
+        $out[1] | Should -Match 'created for blake3 object names, but this session hashes with the SHA-256 fallback'
+        $out[2] | Should -Be 'CasAlgorithmMismatch,Requiem.PowerShell.InvokeRequiemExecCommand'
+        $out[3] | Should -Be 'CasAlgorithmMismatch,Requiem.PowerShell.TestRequiemCasCommand'
+        $out[4] | Should -Be 'SHA256'
+        $out[5] | Should -Be ([Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::ASCII.GetBytes('cas:hello'))).ToLowerInvariant())
+        $out[6] | Should -Be 'SHA256'
+        $out[7] | Should -Be 'True'
+        @(Get-ChildItem -Recurse -File (Join-Path $b3 'objects')).Count | Should -Be 1 -Because 'nothing was written into the BLAKE3 store'
+        (Get-Content -Raw (Join-Path $fallbackStore 'config') | ConvertFrom-Json).hash | Should -Be 'sha256'
+        (Get-Content -Raw (Join-Path $b3 'config') | ConvertFrom-Json).hash | Should -Be 'blake3'
+        # And the other way round: a BLAKE3 session refuses the fallback store.
+        Get-ErrorId { Add-RequiemCasObject -Cas $fallbackStore -InputObject 'x' -ErrorAction Stop } | Should -Be 'CasAlgorithmMismatch,Requiem.PowerShell.AddRequiemCasObjectCommand'
+    }
+}

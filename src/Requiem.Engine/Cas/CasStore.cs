@@ -80,7 +80,15 @@ public sealed partial class CasStore
         var config = Path.Combine(root, ConfigFileName);
         if (File.Exists(config))
         {
-            ReadConfig(config, root);
+            var stored = ReadConfig(config, root);
+            // Object names are digests of one algorithm: a session hashing with another could neither verify the
+            // store's objects nor add objects whose names mean the same thing, so it is refused before any write.
+            if (stored != ConfigHashName(hash))
+                throw new RequiemException("CasAlgorithmMismatch", ErrorKind.InvalidOperation,
+                    hash.IsFallback
+                        ? $"The CAS at '{root}' was created for {stored} object names, but this session hashes with the SHA-256 fallback (BLAKE3 is unavailable); it refuses to verify or add objects there. Fix BLAKE3, or give the fallback a store of its own (-Cas)."
+                        : $"The CAS at '{root}' was created for {stored} object names, but this session hashes with {hash.Algorithm}; it refuses to verify or add objects there. Use a store created for {hash.Algorithm} (-Cas).",
+                    root);
         }
         else
         {
@@ -94,7 +102,7 @@ public sealed partial class CasStore
                     $"'{root}' is not a CAS store (no '{ConfigFileName}' file) and is not empty; refusing to write into it.", root);
             if (!exists && !create)
                 throw new RequiemException("CasNotFound", ErrorKind.ObjectNotFound, $"There is no CAS store at '{root}'.", root);
-            Initialize(root);
+            Initialize(root, hash);
         }
         var store = new CasStore(root, hash);
         try
@@ -118,13 +126,16 @@ public sealed partial class CasStore
         return name.StartsWith(ConfigFileName + ".", StringComparison.Ordinal) && name.EndsWith(TempSuffix, StringComparison.Ordinal);
     }
 
-    private static void Initialize(string root)
+    /// <summary>The <c>hash</c> value of a store config: <c>blake3</c>, or <c>sha256</c> for a store created under the fallback.</summary>
+    public static string ConfigHashName(HashPrimitive hash) => hash.IsFallback ? "sha256" : "blake3";
+
+    private static void Initialize(string root, HashPrimitive hash)
     {
         string? tmp = null;
         try
         {
             Directory.CreateDirectory(root);
-            var json = $"{{\"cas_version\":\"{EngineInfo.CasFormatVersion}\",\"hash\":\"blake3\",\"domain\":\"cas:\",\"layout\":\"objects/xx/<hash>[.zst]\"}}\n";
+            var json = $"{{\"cas_version\":\"{EngineInfo.CasFormatVersion}\",\"hash\":\"{ConfigHashName(hash)}\",\"domain\":\"cas:\",\"layout\":\"objects/xx/<hash>[.zst]\"}}\n";
             tmp = Path.Combine(root, ConfigFileName + "." + Guid.NewGuid().ToString("n") + TempSuffix);
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
@@ -144,13 +155,16 @@ public sealed partial class CasStore
         }
     }
 
-    private static void ReadConfig(string config, string root)
+    /// <summary>Checks the config and returns its hash algorithm (<c>blake3</c> when the field is absent).</summary>
+    private static string ReadConfig(string config, string root)
     {
         string version;
+        string hash;
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(config));
             version = doc.RootElement.GetProperty("cas_version").GetString() ?? "";
+            hash = doc.RootElement.TryGetProperty("hash", out var h) ? h.GetString() ?? "" : "blake3";
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or IOException or UnauthorizedAccessException)
         {
@@ -159,6 +173,7 @@ public sealed partial class CasStore
         if (version != EngineInfo.CasFormatVersion)
             throw new RequiemException("UnsupportedCasVersion", ErrorKind.InvalidData,
                 $"The store at '{root}' has format '{version}'; this engine reads '{EngineInfo.CasFormatVersion}'.", root);
+        return hash;
     }
 
     /// <summary>Final path of an object in the given encoding (the file may not exist). The hash is validated.</summary>
@@ -932,7 +947,7 @@ public sealed partial class CasStore
         var size = encoding == CasEncoding.Identity ? info.Length : ReadZstdContentSize(path);
         return new CasObjectInfo
         {
-            Hash = hash, Size = size, StoredSize = info.Length, Encoding = encoding, ObjectPath = path,
+            Hash = hash, Algorithm = _hash.Algorithm, Size = size, StoredSize = info.Length, Encoding = encoding, ObjectPath = path,
             LastWriteTimeUtc = info.LastWriteTimeUtc, Verified = false,
         };
     }
@@ -950,7 +965,7 @@ public sealed partial class CasStore
             else size = located.Encoding == CasEncoding.Identity ? info.Length : ReadZstdContentSize(located.Path);
             return new CasObjectInfo
             {
-                Hash = hash, Size = size, StoredSize = info.Length, Encoding = located.Encoding, ObjectPath = located.Path,
+                Hash = hash, Algorithm = _hash.Algorithm, Size = size, StoredSize = info.Length, Encoding = located.Encoding, ObjectPath = located.Path,
                 LastWriteTimeUtc = info.LastWriteTimeUtc, Verified = verify,
             };
         }
