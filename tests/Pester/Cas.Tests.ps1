@@ -88,8 +88,9 @@ Describe 'Add-RequiemCasObject / Export-RequiemCasObject round trip' {
             Remove-Item -LiteralPath $out
         }
         if ($compress -eq 'Zstd') {
-            # New objects are zstd frames; objects stored identity by the first run are deduplicated (Existed).
-            @($results | Where-Object { -not $_.Existed -and $_.Encoding -ne 'Zstd' }).Count | Should -Be 0
+            # New zstd objects are smaller than their content (zstd is used only when it helps); objects stored identity
+            # by the first run are deduplicated (Existed).
+            @($results | Where-Object { -not $_.Existed -and $_.Encoding -eq 'Zstd' -and $_.StoredSize -ge $_.Size }).Count | Should -Be 0
         }
         else {
             @($results | Where-Object Encoding -ne 'Identity').Count | Should -Be 0
@@ -100,6 +101,13 @@ Describe 'Add-RequiemCasObject / Export-RequiemCasObject round trip' {
         $store = New-Store
         $results = $RtFiles | Add-RequiemCasObject -Cas $store -Compress Zstd -CompressionLevel 5
         foreach ($r in $results) {
+            # Zstd only when it helps: random bytes (and tiny files) do not shrink, so they are stored raw and the result says so.
+            if ($r.Path -like '*.bin') { $r.Encoding | Should -Be 'Identity' }
+            if ($r.Encoding -eq 'Identity') {
+                $r.StoredSize | Should -Be $r.Size
+                ($r.Path -like '*.bin' -or $r.Size -le 1025) | Should -BeTrue -Because "$($r.Path) compresses"
+                continue
+            }
             $r.Encoding | Should -Be 'Zstd'
             $r.ObjectPath | Should -BeLike '*.zst'
             $decoded = Join-Path $Dir ('zstd-' + [guid]::NewGuid().ToString('n'))

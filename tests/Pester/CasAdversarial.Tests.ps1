@@ -295,3 +295,29 @@ try { Test-RequiemCas -All -Cas '$b3' -ErrorAction Stop | Out-Null; 'NO-ERROR' }
         Get-ErrorId { Add-RequiemCasObject -Cas $fallbackStore -InputObject 'x' -ErrorAction Stop } | Should -Be 'CasAlgorithmMismatch,Requiem.PowerShell.AddRequiemCasObjectCommand'
     }
 }
+
+Describe 'Zstd only when it helps (issue 10)' {
+    It 'stores random bytes raw when zstd is asked for, small (<Size>) or streamed, and says what it stored' -ForEach @(
+        @{ Size = 3000000 }, @{ Size = 6000000 }
+    ) {
+        $store = New-Store
+        $file = Join-Path $Dir ("random-$Size-" + [guid]::NewGuid().ToString('n') + '.bin')
+        $bytes = [byte[]]::new($Size); [Random]::new($Size).NextBytes($bytes); [IO.File]::WriteAllBytes($file, $bytes)
+        $r = Add-RequiemCasObject -Cas $store -LiteralPath $file -Compress Zstd
+        $r.Encoding | Should -Be 'Identity'
+        $r.StoredSize | Should -Be $Size
+        $r.ObjectPath | Should -Not -BeLike '*.zst'
+        (Get-Item -LiteralPath $r.ObjectPath).Length | Should -Be $Size
+        @(Get-ChildItem -Recurse -File (Join-Path $store 'objects') -Filter '*.zst').Count | Should -Be 0
+        @(Get-ChildItem -File (Join-Path $store 'tmp')).Count | Should -Be 0
+        (Get-RequiemCasObject -Cas $store -Hash $r.Hash).Verified | Should -BeTrue
+
+        # Bytes that do shrink are still compressed, and the result reports the stored size.
+        $text = Join-Path $Dir ("text-$Size-" + [guid]::NewGuid().ToString('n') + '.txt')
+        [IO.File]::WriteAllText($text, ('requiem compresses repetitive text well ' * [int]($Size / 40)))
+        $z = Add-RequiemCasObject -Cas $store -LiteralPath $text -Compress Zstd
+        $z.Encoding | Should -Be 'Zstd'
+        $z.StoredSize | Should -BeLessThan ($z.Size / 10)
+        $z.StoredSize | Should -Be (Get-Item -LiteralPath $z.ObjectPath).Length
+    }
+}

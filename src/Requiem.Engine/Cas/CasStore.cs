@@ -283,6 +283,12 @@ public sealed partial class CasStore
                 TryDelete(tmp);
                 return existing;
             }
+            if (encoding == CasEncoding.Zstd && new FileInfo(tmp).Length >= size)
+            {
+                // Zstd did not help: store the bytes raw (decoded from the frame; the input may not be readable twice).
+                tmp = DecodeToRawTemp(tmp);
+                encoding = CasEncoding.Identity;
+            }
             return Publish(tmp, hash, size, encoding, durable: true);
         }
         catch (ZstdException ex)
@@ -304,6 +310,29 @@ public sealed partial class CasStore
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>Decodes a zstd temp file into a new, flushed raw temp file and deletes the first; returns the new path.</summary>
+    private string DecodeToRawTemp(string zstdTemp)
+    {
+        var raw = NewTempPath();
+        try
+        {
+            using (var source = new FileStream(zstdTemp, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan))
+            using (var decoder = new DecompressionStream(source))
+            using (var sink = new FileStream(raw, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                decoder.CopyTo(sink, CopyBuffer);
+                sink.Flush(flushToDisk: true);
+            }
+        }
+        catch
+        {
+            TryDelete(raw);
+            throw;
+        }
+        TryDelete(zstdTemp);
+        return raw;
     }
 
     /// <summary>
@@ -561,7 +590,9 @@ public sealed partial class CasStore
                 compressed = ArrayPool<byte>.Shared.Rent(Compressor.GetCompressBound(data.Length));
                 var c = GetCompressor(level);
                 var n = c.Wrap(data, compressed);
-                payload = compressed.AsSpan(0, n);
+                // Zstd only when it helps: an object that does not shrink is stored raw (and the result says so).
+                if (n < data.Length) payload = compressed.AsSpan(0, n);
+                else encoding = CasEncoding.Identity;
             }
             var result = new CasPutResult { Hash = hash, Size = data.Length, StoredSize = payload.Length, Encoding = encoding, Existed = false };
             // Linux: an unnamed temp file in tmp/ (O_TMPFILE) that gets its final name in one linkat; it cannot be left
