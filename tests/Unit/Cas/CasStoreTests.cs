@@ -240,6 +240,56 @@ public sealed class CasStoreTests : IDisposable
     }
 
     [Fact]
+    public void ABatchHoldsABoundedNumberOfDescriptors()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var store = NewStore();
+        using var batch = store.BeginBatch(parallelism: 1);
+        var before = Directory.GetFileSystemEntries("/proc/self/fd").Length;
+        for (var i = 0; i < 3000; i++) batch.EnqueueBytes(Encoding.ASCII.GetBytes("object " + i));
+        var during = Directory.GetFileSystemEntries("/proc/self/fd").Length;
+        Assert.True(during - before <= CasWriteBatch.MaxOpenStaged + 64, $"{during - before} descriptors held by a batch of 3000");
+        var results = batch.Commit();
+        Assert.Equal(3000, results.Count(r => !r.Existed));
+        Assert.Empty(Directory.GetFiles(store.TempDirectory));
+        Assert.True(store.Verify(new CasVerifyOptions { All = true }).Valid);
+    }
+
+    [Fact]
+    public void APutRepairsAnObjectFoundCorrupt()
+    {
+        var store = NewStore();
+        var data = Encoding.ASCII.GetBytes(new string('x', 5000));
+        var put = store.PutBytes(data);
+        var path = store.ObjectPath(put.Hash, CasEncoding.Identity);
+        var bytes = File.ReadAllBytes(path);
+        bytes[10] ^= 1;
+        File.WriteAllBytes(path, bytes);
+        Assert.True(store.PutBytes(data).Existed); // not known yet: deduplicated without a re-read
+        var error = Assert.Throws<RequiemException>(() => store.ReadAllBytes(put.Hash));
+        Assert.Equal("CasObjectCorrupt", error.ErrorId);
+        var repaired = store.PutBytes(data);
+        Assert.False(repaired.Existed);
+        Assert.Equal(data, store.ReadAllBytes(put.Hash));
+        Assert.True(store.PutBytes(data).Existed);
+    }
+
+    [Fact]
+    public void ZstdIsUsedOnlyWhenItShrinksTheObject()
+    {
+        var store = NewStore();
+        var random = new byte[100_000];
+        new Random(5).NextBytes(random);
+        var put = store.PutBytes(random, CasEncoding.Zstd);
+        Assert.Equal(CasEncoding.Identity, put.Encoding);
+        Assert.Equal(random.Length, put.StoredSize);
+        Assert.Equal(CasEncoding.Identity, store.Locate(put.Hash)!.Value.Encoding);
+        var text = store.PutBytes(Encoding.ASCII.GetBytes(new string('z', 100_000)), CasEncoding.Zstd);
+        Assert.Equal(CasEncoding.Zstd, text.Encoding);
+        Assert.True(text.StoredSize < 1000);
+    }
+
+    [Fact]
     public void RefusesFoldersThatAreNotStores()
     {
         Directory.CreateDirectory(Path.Combine(_dir, "other"));
