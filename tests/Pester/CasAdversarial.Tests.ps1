@@ -29,7 +29,7 @@ BeforeAll {
         Join-Path $Store "objects/$($Hash.Substring(0, 2))/$Hash"
     }
 }
-AfterAll { Remove-Item -Recurse -Force $script:Dir -ErrorAction Ignore }
+AfterAll { try { [IO.Directory]::Delete($script:Dir, $true) } catch { Remove-Item -Recurse -Force $script:Dir -ErrorAction Ignore } }   # fast for 60,000 files
 
 Describe 'A manifest of any size keeps what it references (issue 11.3)' {
     It 'keeps all 6,001 outputs of a run whose manifest is over 16 MiB through GC, and verification notices one that is gone' {
