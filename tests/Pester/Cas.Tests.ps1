@@ -88,8 +88,9 @@ Describe 'Add-RequiemCasObject / Export-RequiemCasObject round trip' {
             Remove-Item -LiteralPath $out
         }
         if ($compress -eq 'Zstd') {
-            # New objects are zstd frames; objects stored identity by the first run are deduplicated (Existed).
-            @($results | Where-Object { -not $_.Existed -and $_.Encoding -ne 'Zstd' }).Count | Should -Be 0
+            # New zstd objects are smaller than their content (zstd is used only when it helps); objects stored identity
+            # by the first run are deduplicated (Existed).
+            @($results | Where-Object { -not $_.Existed -and $_.Encoding -eq 'Zstd' -and $_.StoredSize -ge $_.Size }).Count | Should -Be 0
         }
         else {
             @($results | Where-Object Encoding -ne 'Identity').Count | Should -Be 0
@@ -100,6 +101,13 @@ Describe 'Add-RequiemCasObject / Export-RequiemCasObject round trip' {
         $store = New-Store
         $results = $RtFiles | Add-RequiemCasObject -Cas $store -Compress Zstd -CompressionLevel 5
         foreach ($r in $results) {
+            # Zstd only when it helps: random bytes (and tiny files) do not shrink, so they are stored raw and the result says so.
+            if ($r.Path -like '*.bin') { $r.Encoding | Should -Be 'Identity' }
+            if ($r.Encoding -eq 'Identity') {
+                $r.StoredSize | Should -Be $r.Size
+                ($r.Path -like '*.bin' -or $r.Size -le 1025) | Should -BeTrue -Because "$($r.Path) compresses"
+                continue
+            }
             $r.Encoding | Should -Be 'Zstd'
             $r.ObjectPath | Should -BeLike '*.zst'
             $decoded = Join-Path $Dir ('zstd-' + [guid]::NewGuid().ToString('n'))
@@ -295,6 +303,7 @@ Describe 'Corruption' {
         Set-Content -LiteralPath (Join-Path $CStore 'objects/zz-not-an-object') -Value 'junk'
         $manifest = '{"kind":"test","references":["' + ('ab' * 32) + '"],"requiem_manifest":"1"}'
         $m = Add-RequiemCasObject -Cas $CStore -InputObject $manifest
+        Set-RequiemCasRef -Cas $CStore -Name 'results/m' -Hash $m.Hash
         $r = Test-RequiemCas -All -Cas $CStore
         $r.TempFiles.Path | Should -Be (Join-Path $CStore 'tmp/leftover.tmp')
         $r.ForeignFiles | Should -Contain (Join-Path $CStore 'objects/zz-not-an-object')
@@ -428,7 +437,8 @@ Describe 'Garbage collection (Optimize-RequiemCas)' {
         $script:ViaManifest = Add-Old 'referenced by the manifest'
         $script:Nested = Add-Old 'referenced by a nested manifest'
         $inner = Add-Old ('{"kind":"inner","references":["' + $Nested.Hash + '"],"requiem_manifest":"1"}')
-        $outer = Add-Old ('{"body":{"x":1},"kind":"outer","references":["' + $ViaManifest.Hash + '","' + $inner.Hash + '"],"requiem_manifest":"1"}')
+        # Only references listed under "manifests" are read as manifests.
+        $outer = Add-Old ('{"body":{"x":1},"kind":"outer","manifests":["' + $inner.Hash + '"],"references":["' + $ViaManifest.Hash + '","' + $inner.Hash + '"],"requiem_manifest":"1"}')
         $script:Inner = $inner
         $script:Outer = $outer
         $script:OldGarbage = Add-Old 'unreferenced and old'

@@ -512,6 +512,30 @@ Describe 'Portable archive (Export-RequiemProof / Import-RequiemProof)' {
         (Import-RequiemProof -Path $one -Cas (Join-Path $Dir 'reuse-cas')).MerkleRoot | Should -Be $ArchiveProof.MerkleRoot
     }
 
+    It 'refuses an archive that carries an object the proof does not reference, and imports nothing (issue 11.4)' -Skip:(-not (Get-Command tar -ErrorAction Ignore)) {
+        $x = Join-Path $Dir 'extra-extracted'
+        New-Item -ItemType Directory $x | Out-Null
+        & tar -xf $Archive -C $x
+        # Smuggle in a crafted object, listed in manifest.json too, so the archive is otherwise self-consistent.
+        $crafted = '{"kind":5,"requiem_manifest":"1"}'
+        $name = (Get-RequiemDigest -InputObject $crafted -Domain Cas).Hash
+        [IO.File]::WriteAllText((Join-Path $x "objects/$name"), $crafted)
+        $m = Get-Content -Raw (Join-Path $x 'manifest.json') | ConvertFrom-Json
+        $m.objects += [pscustomobject]@{ bytes = $crafted.Length; digest = $name; path = "objects/$name" }
+        [IO.File]::WriteAllText((Join-Path $x 'manifest.json'), ($m | ConvertTo-Json -Depth 5 -Compress))
+        $smuggled = Join-Path $Dir 'smuggled.tar'
+        & tar -cf $smuggled -C $x manifest.json proof.json objects
+        $fresh = Join-Path $Dir 'smuggled-cas'
+        $err = $null
+        try { Import-RequiemProof -Path $smuggled -Cas $fresh -ErrorAction Stop } catch { $err = $_ }
+        $err.FullyQualifiedErrorId | Should -Be 'InvalidProofArchive,Requiem.PowerShell.ImportRequiemProofCommand'
+        $err.Exception.Message | Should -Match "does not reference \($name\)"
+        Test-Path (Join-Path $fresh "objects/$($name.Substring(0, 2))/$name") | Should -BeFalse
+        Test-Path (Join-Path $fresh "refs/proofs/$($ArchiveProof.MerkleRoot)") | Should -BeFalse
+        # The untouched archive still imports.
+        (Import-RequiemProof -Path $Archive -Cas $fresh).MerkleRoot | Should -Be $ArchiveProof.MerkleRoot
+    }
+
     It 'refuses an archive with a corrupted object and imports nothing' {
         $bytes = [IO.File]::ReadAllBytes($Archive)
         $needle = [Text.Encoding]::UTF8.GetBytes("report`n")

@@ -60,14 +60,11 @@ public sealed class CasGcReport
 
 public sealed partial class CasStore
 {
-    /// <summary>Manifests above this size are still followed, but only objects up to it are verified during marking.</summary>
-    private const long VerifyReachableLimit = 1 << 20;
-
     /// <summary>
-    /// Mark and sweep. Roots are the refs and every object younger than the grace period; marking follows
-    /// manifests recursively (a reachable object that is a manifest keeps everything it references). Every
-    /// reachable object up to 1 MiB is verified while marking: if one is corrupt, GC stops with
-    /// <c>CasGcAborted</c> and removes nothing, because it can no longer know what that object kept alive.
+    /// Mark and sweep. Roots are the refs; a ref's target and the references a manifest lists under <c>manifests</c> are
+    /// read as manifests (streamed, whatever their size) and everything they reference is kept. No other object is ever
+    /// parsed. A corrupt or malformed manifest stops GC with <c>CasGcAborted</c> before anything is removed, because
+    /// what it keeps alive would be unknown.
     /// Sweep removes unmarked object files whose mtime is older than the grace period (re-checked just before each
     /// delete: puts freshen the mtime of objects they deduplicate, so a concurrent put keeps its object) and temp
     /// files older than the grace period.
@@ -93,9 +90,13 @@ public sealed partial class CasStore
         }
         output.Progress(new ProgressInfo("Optimize-RequiemCas", $"marking from refs ({files.Count} objects)", 0, -1));
 
-        // 2. Mark: refs, and young objects (an in-flight put may not have its ref or manifest yet).
+        // 2. Mark from the refs. A ref's target, and a reference a manifest lists under "manifests", is read as a
+        // manifest (streamed, any size); every other object is data and is never parsed, whatever its bytes. Young
+        // objects are not roots: sweep keeps them anyway, and a manifest being written now has freshened (made
+        // young) everything it names.
         var marked = new HashSet<string>(StringComparer.Ordinal);
-        var work = new Stack<(string Hash, string From)>();
+        var scanned = new HashSet<string>(StringComparer.Ordinal);
+        var work = new Stack<(string Hash, string From, bool AsManifest)>();
         var missing = new List<CasMissingObject>();
         var refCount = 0;
         foreach (var (name, hash) in EnumerateRefFiles())
@@ -104,26 +105,26 @@ public sealed partial class CasStore
             if (hash is null)
                 throw new RequiemException("CasGcAborted", ErrorKind.InvalidData,
                     $"The ref '{name}' does not hold a digest; garbage collection stopped without removing anything (fix or remove the ref).", name);
-            work.Push((hash, "ref:" + name));
-        }
-        foreach (var f in files)
-        {
-            if (f.Mtime > cutoff) work.Push((f.Hash, "young"));
+            work.Push((hash, "ref:" + name, true));
         }
         while (work.Count > 0)
         {
             cancel.ThrowIfCancellationRequested();
-            var (hash, from) = work.Pop();
-            if (!marked.Add(hash)) continue;
+            var (hash, from, asManifest) = work.Pop();
+            var first = marked.Add(hash);
+            if (!asManifest && !first) continue;
+            if (asManifest && !scanned.Add(hash)) continue;
             var located = Locate(hash);
             if (located is null)
             {
-                if (from != "young") missing.Add(new CasMissingObject { Hash = hash, ReferencedBy = from });
+                if (first) missing.Add(new CasMissingObject { Hash = hash, ReferencedBy = from });
                 continue;
             }
-            if (ReadIfManifestCandidate(located.Value.Path, located.Value.Encoding, hash, cancel) is { } manifest)
+            if (!asManifest) continue;
+            if (ScanManifestForCollection(located.Value.Path, located.Value.Encoding, hash, from, cancel) is { } manifest)
             {
-                foreach (var r in manifest.References) work.Push((r, "manifest:" + hash));
+                var nested = new HashSet<string>(manifest.Manifests, StringComparer.Ordinal);
+                foreach (var r in manifest.References) work.Push((r, "manifest:" + hash, nested.Contains(r)));
             }
         }
 
@@ -162,6 +163,7 @@ public sealed partial class CasStore
             {
                 File.Delete(c.Path);
                 c.Removed = true;
+                if (c.Hash is not null) ClearCorrupt(c.Hash);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
@@ -185,22 +187,18 @@ public sealed partial class CasStore
     }
 
     /// <summary>
-    /// Reads an object during marking: a manifest (JSON object with the marker) is parsed and returned; small objects
-    /// are verified. A corrupt object aborts GC (its references would be unknown).
+    /// Reads an object reached as a manifest while marking: streams and verifies it, returning its references, or null
+    /// when it is plain data (a ref may name any object). A corrupt object, or one that carries the manifest marker but
+    /// breaks the format, stops GC: what it keeps alive would be unknown.
     /// </summary>
-    private CasManifest? ReadIfManifestCandidate(string path, CasEncoding encoding, string hash, CancellationToken cancel)
+    private CasManifestScanner? ScanManifestForCollection(string path, CasEncoding encoding, string hash, string from, CancellationToken cancel)
     {
-        long stored;
-        try { stored = new FileInfo(path).Length; }
-        catch (IOException) { return null; }
         var first = ReadFirstByte(path, encoding);
-        if (first is null && !File.Exists(path)) return null;
-        if (first != (byte)'{' && stored > VerifyReachableLimit) return null; // a large blob: nothing to follow
+        if (first != (byte)'{') return null; // manifests are canonical JSON objects: no leading whitespace
+        var scanner = new CasManifestScanner();
         try
         {
-            var sniffer = new ManifestSniffer();
-            CopyFile(path, encoding, hash, sniffer, cancel);
-            return sniffer.Manifest();
+            CopyFile(path, encoding, hash, scanner, cancel);
         }
         catch (FileNotFoundException)
         {
@@ -208,10 +206,20 @@ public sealed partial class CasStore
         }
         catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
         {
+            RecordCorrupt(hash);
             throw new RequiemException("CasGcAborted", ErrorKind.InvalidData,
                 $"Garbage collection stopped without removing anything: the reachable object {hash} is corrupt, so what it references is unknown. " +
                 "Run Test-RequiemCas -All, restore the object (Add-RequiemCasObject with the original bytes), then retry.", hash, ex);
         }
+        scanner.Complete();
+        return scanner.Status switch
+        {
+            CasManifestStatus.Manifest => scanner,
+            CasManifestStatus.Invalid => throw new RequiemException("CasGcAborted", ErrorKind.InvalidData,
+                $"Garbage collection stopped without removing anything: the object {hash} (named by {from}) carries the manifest marker " +
+                $"but is not a valid manifest ({scanner.Problem}), so what it references is unknown. Remove or repoint what names it, then retry.", hash),
+            _ => null,
+        };
     }
 
     private static byte? ReadFirstByte(string path, CasEncoding encoding)

@@ -20,6 +20,31 @@ internal static partial class CasNative
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int Close(int fd);
 
+    [StructLayout(LayoutKind.Sequential)]
+    private struct RLimit
+    {
+        public ulong Current;
+        public ulong Maximum;
+    }
+
+    [LibraryImport("libc", EntryPoint = "getrlimit", SetLastError = true)]
+    private static partial int GetRLimit(int resource, out RLimit limit);
+
+    /// <summary>The soft limit on open file descriptors (RLIMIT_NOFILE), or -1 where unknown (not Linux).</summary>
+    public static long OpenFileLimit()
+    {
+        if (!OperatingSystem.IsLinux()) return -1;
+        try
+        {
+            const int RlimitNofile = 7;
+            return GetRLimit(RlimitNofile, out var limit) == 0 ? (long)Math.Min(limit.Current, (ulong)long.MaxValue) : -1;
+        }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return -1;
+        }
+    }
+
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int Fsync(int fd);
 

@@ -30,76 +30,6 @@ public sealed class CasPutResult
 }
 
 /// <summary>
-/// A manifest is a CAS object (JSON) that names other objects. Garbage collection follows manifests from refs,
-/// so a result or proof stored as a manifest keeps every blob it references alive.
-/// </summary>
-public sealed class CasManifest
-{
-    public const string Marker = "requiem_manifest";
-    public const string Version = "1";
-
-    /// <summary>What the manifest describes, e.g. <c>exec_result</c>, <c>proof_bundle</c>.</summary>
-    public required string Kind { get; init; }
-    /// <summary>Digests of the objects this manifest keeps alive.</summary>
-    public required IReadOnlyList<string> References { get; init; }
-    /// <summary>The document itself (a result, a bundle), stored verbatim.</summary>
-    public JsonElement? Body { get; init; }
-
-    public byte[] ToJsonBytes()
-    {
-        using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms))
-        {
-            w.WriteStartObject();
-            w.WriteString(Marker, Version);
-            w.WriteString("kind", Kind);
-            w.WriteStartArray("references");
-            foreach (var r in References) w.WriteStringValue(r);
-            w.WriteEndArray();
-            if (Body is { } body)
-            {
-                w.WritePropertyName("body");
-                body.WriteTo(w);
-            }
-            w.WriteEndObject();
-        }
-        // Canonical bytes, so that the same manifest always has the same name.
-        return CanonicalJson.Canonicalize(Encoding.UTF8.GetString(ms.ToArray()));
-    }
-
-    /// <summary>Parses a manifest, or returns null when the bytes are not one.</summary>
-    public static CasManifest? TryParse(ReadOnlySpan<byte> bytes)
-    {
-        if (bytes.Length < 2 || bytes[0] != (byte)'{') return null;
-        try
-        {
-            var reader = new Utf8JsonReader(bytes);
-            using var doc = JsonDocument.ParseValue(ref reader);
-            var root = doc.RootElement;
-            if (!root.TryGetProperty(Marker, out _)) return null;
-            var refs = new List<string>();
-            if (root.TryGetProperty("references", out var arr) && arr.ValueKind == JsonValueKind.Array)
-            {
-                foreach (var r in arr.EnumerateArray())
-                {
-                    if (r.ValueKind == JsonValueKind.String && Hex.IsDigest(r.GetString())) refs.Add(r.GetString()!.ToLowerInvariant());
-                }
-            }
-            return new CasManifest
-            {
-                Kind = root.TryGetProperty("kind", out var k) ? k.GetString() ?? "" : "",
-                References = refs,
-                Body = root.TryGetProperty("body", out var b) ? b.Clone() : null,
-            };
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
-}
-
-/// <summary>
 /// Content-addressable store, format "v2": objects named by the <c>cas:</c> BLAKE3 digest of their uncompressed
 /// bytes under <c>objects/ab/</c>; every write goes to <c>tmp/</c>, is flushed, then renamed into place, so a
 /// reader never sees a partial object and concurrent writers of the same object both succeed; every read
@@ -170,7 +100,15 @@ public sealed partial class CasStore
         var config = Path.Combine(root, ConfigFileName);
         if (File.Exists(config))
         {
-            ReadConfig(config, root);
+            var stored = ReadConfig(config, root);
+            // Object names are digests of one algorithm: a session hashing with another could neither verify the
+            // store's objects nor add objects whose names mean the same thing, so it is refused before any write.
+            if (stored != ConfigHashName(hash))
+                throw new RequiemException("CasAlgorithmMismatch", ErrorKind.InvalidOperation,
+                    hash.IsFallback
+                        ? $"The CAS at '{root}' was created for {stored} object names, but this session hashes with the SHA-256 fallback (BLAKE3 is unavailable); it refuses to verify or add objects there. Fix BLAKE3, or give the fallback a store of its own (-Cas)."
+                        : $"The CAS at '{root}' was created for {stored} object names, but this session hashes with {hash.Algorithm}; it refuses to verify or add objects there. Use a store created for {hash.Algorithm} (-Cas).",
+                    root);
         }
         else
         {
@@ -184,7 +122,7 @@ public sealed partial class CasStore
                     $"'{root}' is not a CAS store (no '{ConfigFileName}' file) and is not empty; refusing to write into it.", root);
             if (!exists && !create)
                 throw new RequiemException("CasNotFound", ErrorKind.ObjectNotFound, $"There is no CAS store at '{root}'.", root);
-            Initialize(root);
+            Initialize(root, hash);
         }
         var store = new CasStore(root, hash);
         try
@@ -208,13 +146,17 @@ public sealed partial class CasStore
         return name.StartsWith(ConfigFileName + ".", StringComparison.Ordinal) && name.EndsWith(TempSuffix, StringComparison.Ordinal);
     }
 
-    private static void Initialize(string root)
+    /// <summary>The <c>hash</c> value of a store config: <c>blake3</c>, or <c>sha256</c> for a store created under the fallback.</summary>
+    public static string ConfigHashName(HashPrimitive hash) => hash.IsFallback ? "sha256" : "blake3";
+
+    private static void Initialize(string root, HashPrimitive hash)
     {
+        string? tmp = null;
         try
         {
             Directory.CreateDirectory(root);
-            var json = $"{{\"cas_version\":\"{EngineInfo.CasFormatVersion}\",\"hash\":\"blake3\",\"domain\":\"cas:\",\"layout\":\"objects/xx/<hash>[.zst]\"}}\n";
-            var tmp = Path.Combine(root, ConfigFileName + "." + Guid.NewGuid().ToString("n") + TempSuffix);
+            var json = $"{{\"cas_version\":\"{EngineInfo.CasFormatVersion}\",\"hash\":\"{ConfigHashName(hash)}\",\"domain\":\"cas:\",\"layout\":\"objects/xx/<hash>[.zst]\"}}\n";
+            tmp = Path.Combine(root, ConfigFileName + "." + Guid.NewGuid().ToString("n") + TempSuffix);
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
                 fs.Write(Encoding.UTF8.GetBytes(json));
@@ -222,22 +164,27 @@ public sealed partial class CasStore
             }
             try { File.Move(tmp, Path.Combine(root, ConfigFileName), overwrite: false); }
             catch (IOException) when (File.Exists(Path.Combine(root, ConfigFileName))) { File.Delete(tmp); }
+            tmp = null;
             CasNative.FsyncDirectory(root);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
+            if (tmp is not null) TryDelete(tmp); // a failed initialisation (e.g. a full disk) leaves nothing behind
             throw new RequiemException(IsDiskFull(ex) ? "CasDiskFull" : "CasWriteError", IsDiskFull(ex) ? ErrorKind.ResourceUnavailable : ErrorKind.WriteError,
                 $"Cannot create a CAS store at '{root}': {ex.Message}", root, ex);
         }
     }
 
-    private static void ReadConfig(string config, string root)
+    /// <summary>Checks the config and returns its hash algorithm (<c>blake3</c> when the field is absent).</summary>
+    private static string ReadConfig(string config, string root)
     {
         string version;
+        string hash;
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(config));
             version = doc.RootElement.GetProperty("cas_version").GetString() ?? "";
+            hash = doc.RootElement.TryGetProperty("hash", out var h) ? h.GetString() ?? "" : "blake3";
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or IOException or UnauthorizedAccessException)
         {
@@ -246,6 +193,7 @@ public sealed partial class CasStore
         if (version != EngineInfo.CasFormatVersion)
             throw new RequiemException("UnsupportedCasVersion", ErrorKind.InvalidData,
                 $"The store at '{root}' has format '{version}'; this engine reads '{EngineInfo.CasFormatVersion}'.", root);
+        return hash;
     }
 
     /// <summary>Final path of an object in the given encoding (the file may not exist). The hash is validated.</summary>
@@ -355,6 +303,12 @@ public sealed partial class CasStore
                 TryDelete(tmp);
                 return existing;
             }
+            if (encoding == CasEncoding.Zstd && new FileInfo(tmp).Length >= size)
+            {
+                // Zstd did not help: store the bytes raw (decoded from the frame; the input may not be readable twice).
+                tmp = DecodeToRawTemp(tmp);
+                encoding = CasEncoding.Identity;
+            }
             return Publish(tmp, hash, size, encoding, durable: true);
         }
         catch (ZstdException ex)
@@ -376,6 +330,29 @@ public sealed partial class CasStore
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>Decodes a zstd temp file into a new, flushed raw temp file and deletes the first; returns the new path.</summary>
+    private string DecodeToRawTemp(string zstdTemp)
+    {
+        var raw = NewTempPath();
+        try
+        {
+            using (var source = new FileStream(zstdTemp, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan))
+            using (var decoder = new DecompressionStream(source))
+            using (var sink = new FileStream(raw, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                decoder.CopyTo(sink, CopyBuffer);
+                sink.Flush(flushToDisk: true);
+            }
+        }
+        catch
+        {
+            TryDelete(raw);
+            throw;
+        }
+        TryDelete(zstdTemp);
+        return raw;
     }
 
     /// <summary>
@@ -406,7 +383,8 @@ public sealed partial class CasStore
     /// path returned in <paramref name="staged"/> (the caller flushes and publishes it); large files are always
     /// streamed, flushed and published.
     /// </summary>
-    internal CasPutResult PutFileCore(string path, CasEncoding encoding, int level, bool stage, CancellationToken cancel, out StagedTemp? staged)
+    internal CasPutResult PutFileCore(string path, CasEncoding encoding, int level, bool stage, CancellationToken cancel, out StagedTemp? staged,
+        bool mayHoldHandle = true)
     {
         staged = null;
         using var source = OpenSource(path);
@@ -430,7 +408,7 @@ public sealed partial class CasStore
                 }
                 catch (IOException ex) { throw ReadError(ex, path); }
                 catch (UnauthorizedAccessException ex) { throw ReadError(ex, path); }
-                if (total < buffer.Length) return PutSmall(buffer.AsSpan(0, total), encoding, level, stage, out staged);
+                if (total < buffer.Length) return PutSmall(buffer.AsSpan(0, total), encoding, level, stage, out staged, mayHoldHandle);
                 // The file grew while we read it: fall through to streaming.
             }
             finally
@@ -576,6 +554,7 @@ public sealed partial class CasStore
     /// <summary>The result for an object that is already stored (freshened so that a concurrent GC keeps it), or null.</summary>
     private CasPutResult? TryExisting(string hash, long size)
     {
+        if (IsKnownCorrupt(hash)) return null; // write the good bytes over the damaged object (see Publish)
         for (var attempt = 0; attempt < 2; attempt++)
         {
             var identity = ObjectPath(hash, CasEncoding.Identity);
@@ -614,7 +593,12 @@ public sealed partial class CasStore
         catch (IOException) { return File.Exists(path); }
     }
 
-    internal CasPutResult PutSmall(ReadOnlySpan<byte> data, CasEncoding encoding, int level, bool stage, out StagedTemp? staged)
+    /// <summary>
+    /// Puts bytes. With <paramref name="stage"/>, a new object is left complete and unflushed in tmp/ (returned in
+    /// <paramref name="staged"/>): as an open unnamed (O_TMPFILE) file when <paramref name="mayHoldHandle"/>, else as a
+    /// closed named temp file, so that a batch of any size holds a bounded number of descriptors.
+    /// </summary>
+    internal CasPutResult PutSmall(ReadOnlySpan<byte> data, CasEncoding encoding, int level, bool stage, out StagedTemp? staged, bool mayHoldHandle = true)
     {
         staged = null;
         var hash = _hash.HashBytes(data, HashDomain.Cas);
@@ -631,12 +615,14 @@ public sealed partial class CasStore
                 compressed = ArrayPool<byte>.Shared.Rent(Compressor.GetCompressBound(data.Length));
                 var c = GetCompressor(level);
                 var n = c.Wrap(data, compressed);
-                payload = compressed.AsSpan(0, n);
+                // Zstd only when it helps: an object that does not shrink is stored raw (and the result says so).
+                if (n < data.Length) payload = compressed.AsSpan(0, n);
+                else encoding = CasEncoding.Identity;
             }
             var result = new CasPutResult { Hash = hash, Size = data.Length, StoredSize = payload.Length, Encoding = encoding, Existed = false };
             // Linux: an unnamed temp file in tmp/ (O_TMPFILE) that gets its final name in one linkat; it cannot be left
             // behind by a crash. Elsewhere (or where the file system lacks O_TMPFILE): a named temp file and a rename.
-            anonymous = CasNative.OpenAnonymous(TempDirectory);
+            anonymous = !stage || mayHoldHandle ? CasNative.OpenAnonymous(TempDirectory) : null;
             if (anonymous is not null)
             {
                 RandomAccess.Write(anonymous, payload, 0);
@@ -696,18 +682,21 @@ public sealed partial class CasStore
                 if (linked == CasNative.RenameResult.Renamed)
                 {
                     if (durable) CasNative.FsyncDirectory(shard);
+                    Healed(hash, encoding);
                     CountWritten(size, stored);
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }
                 if (linked != CasNative.RenameResult.Exists) throw new DirectoryNotFoundException($"The shard directory '{shard}' cannot be created.");
                 var existing = new FileInfo(final);
-                if (encoding == CasEncoding.Identity && existing.Exists && existing.Length != size)
+                if (existing.Exists && (IsKnownCorrupt(hash) || (encoding == CasEncoding.Identity && existing.Length != size)))
                 {
-                    // A damaged object of the wrong length: give ours a temp name, then replace it atomically.
+                    // A damaged object (recorded as corrupt, or of the wrong length): give ours a temp name, then replace it atomically.
                     var tmp = NewTempPath();
                     CasNative.LinkAnonymous(handle, tmp);
                     File.Move(tmp, final, overwrite: true);
                     if (durable) CasNative.FsyncDirectory(shard);
+                    Healed(hash, encoding);
+                    CountWritten(size, stored);
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }
                 if (!Freshen(final) && attempt < 3) continue; // removed by GC this instant: link ours
@@ -751,6 +740,7 @@ public sealed partial class CasStore
                 if (renamed == CasNative.RenameResult.Exists) throw new IOException("exists", 17);
                 if (renamed != CasNative.RenameResult.Renamed) File.Move(tmp, final, overwrite: false);
                 if (durable) CasNative.FsyncDirectory(shard);
+                Healed(hash, encoding);
                 CountWritten(size, stored);
                 return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
             }
@@ -761,11 +751,13 @@ public sealed partial class CasStore
             catch (IOException) when (File.Exists(final))
             {
                 var existing = new FileInfo(final);
-                if (encoding == CasEncoding.Identity && existing.Exists && existing.Length != size)
+                if (existing.Exists && (IsKnownCorrupt(hash) || (encoding == CasEncoding.Identity && existing.Length != size)))
                 {
-                    // A damaged object of the wrong length under this name: replace it atomically with the good bytes.
+                    // A damaged object (recorded as corrupt, or of the wrong length): replace it atomically with the good bytes.
                     File.Move(tmp, final, overwrite: true);
                     if (durable) CasNative.FsyncDirectory(shard);
+                    Healed(hash, encoding);
+                    CountWritten(size, stored);
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }
                 // Another writer published the same object first: same name, same bytes. Both succeed.
@@ -811,6 +803,7 @@ public sealed partial class CasStore
         catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
         {
             Metrics.MetricsRegistry.Add(Metrics.Counter.CasCorruptDetected);
+            RecordCorrupt(hash);
             throw;
         }
     }
@@ -883,9 +876,14 @@ public sealed partial class CasStore
     }
 
     /// <summary>Reads and parses a manifest object; throws <c>NotAManifest</c> when the object is something else.</summary>
-    public CasManifest ReadManifest(string hash) =>
-        CasManifest.TryParse(ReadAllBytes(hash))
-        ?? throw new RequiemException("NotAManifest", ErrorKind.InvalidData, $"CAS object {hash} is not a manifest.", hash);
+    public CasManifest ReadManifest(string hash)
+    {
+        var manifest = CasManifest.Parse(ReadAllBytes(hash), out var status, out var problem);
+        if (manifest is not null) return manifest;
+        throw status == CasManifestStatus.Invalid
+            ? new RequiemException("InvalidManifest", ErrorKind.InvalidData, $"CAS object {hash} is not a valid manifest: {problem}.", hash)
+            : new RequiemException("NotAManifest", ErrorKind.InvalidData, $"CAS object {hash} is not a manifest.", hash);
+    }
 
     /// <summary>All object hashes in the store (unordered, streaming; a hash stored in both encodings appears twice).</summary>
     public IEnumerable<string> EnumerateHashes()
@@ -1007,7 +1005,7 @@ public sealed partial class CasStore
         var size = encoding == CasEncoding.Identity ? info.Length : ReadZstdContentSize(path);
         return new CasObjectInfo
         {
-            Hash = hash, Size = size, StoredSize = info.Length, Encoding = encoding, ObjectPath = path,
+            Hash = hash, Algorithm = _hash.Algorithm, Size = size, StoredSize = info.Length, Encoding = encoding, ObjectPath = path,
             LastWriteTimeUtc = info.LastWriteTimeUtc, Verified = false,
         };
     }
@@ -1025,13 +1023,18 @@ public sealed partial class CasStore
             else size = located.Encoding == CasEncoding.Identity ? info.Length : ReadZstdContentSize(located.Path);
             return new CasObjectInfo
             {
-                Hash = hash, Size = size, StoredSize = info.Length, Encoding = located.Encoding, ObjectPath = located.Path,
+                Hash = hash, Algorithm = _hash.Algorithm, Size = size, StoredSize = info.Length, Encoding = located.Encoding, ObjectPath = located.Path,
                 LastWriteTimeUtc = info.LastWriteTimeUtc, Verified = verify,
             };
         }
         catch (FileNotFoundException)
         {
             throw NotFound(hash);
+        }
+        catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
+        {
+            RecordCorrupt(hash);
+            throw;
         }
     }
 
@@ -1175,6 +1178,46 @@ public sealed partial class CasStore
         new("InvalidRefName", ErrorKind.InvalidArgument,
             $"'{name}' is not a valid ref name: use segments of letters, digits, '.', '_' or '-', separated by '/' (no '..').", name);
 
+    // ---------------------------------------------------------------- objects known to be corrupt
+
+    /// <summary>
+    /// Where a detected corruption is recorded (<c>corrupt/&lt;hash&gt;</c>): a put of the same bytes then rewrites the object
+    /// instead of deduplicating against the damaged file. Costs the dedup path one stat; no object is ever re-read there.
+    /// </summary>
+    public string CorruptDirectory => Path.Combine(Root, "corrupt");
+
+    private string CorruptMarker(string hash) => Path.Combine(CorruptDirectory, hash);
+
+    /// <summary>Records that an object failed verification (best effort: a read-only store just cannot remember it).</summary>
+    internal void RecordCorrupt(string hash)
+    {
+        try
+        {
+            Directory.CreateDirectory(CorruptDirectory);
+            using var _ = new FileStream(CorruptMarker(hash), FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+    }
+
+    internal bool IsKnownCorrupt(string hash) => File.Exists(CorruptMarker(hash));
+
+    internal void ClearCorrupt(string hash)
+    {
+        if (IsKnownCorrupt(hash)) TryDelete(CorruptMarker(hash));
+    }
+
+    /// <summary>
+    /// After good bytes were published for an object recorded as corrupt: removes the damaged file of the other encoding
+    /// (readers prefer identity, so it could keep shadowing the good one) and forgets the record.
+    /// </summary>
+    private void Healed(string hash, CasEncoding published)
+    {
+        if (!IsKnownCorrupt(hash)) return;
+        var other = ObjectPath(hash, published == CasEncoding.Identity ? CasEncoding.Zstd : CasEncoding.Identity);
+        TryDelete(other);
+        ClearCorrupt(hash);
+    }
+
     // ---------------------------------------------------------------- temp files, counters, errors
 
     public string NewTempPath() => Path.Combine(TempDirectory, Guid.NewGuid().ToString("n") + TempSuffix);
@@ -1218,5 +1261,7 @@ public sealed partial class CasStore
         new("CasObjectNotFound", ErrorKind.ObjectNotFound, $"CAS object {hash} is not in the store at '{Root}'.", hash);
 
     public static RequiemException Corrupt(string hash, string why, Exception? inner = null) =>
-        new("CasObjectCorrupt", ErrorKind.InvalidData, $"CAS object {hash} is corrupt: {why}.", hash, inner);
+        new("CasObjectCorrupt", ErrorKind.InvalidData,
+            $"CAS object {hash} is corrupt: {why}. To repair it, add the original bytes again (Add-RequiemCasObject): a put replaces an object found corrupt.",
+            hash, inner);
 }

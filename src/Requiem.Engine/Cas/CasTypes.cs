@@ -1,3 +1,5 @@
+using Requiem.Engine.Hashing;
+
 namespace Requiem.Engine.Cas;
 
 /// <summary>The compression a caller asks for when storing (the cmdlet's -Compress): None stores identity objects.</summary>
@@ -12,6 +14,8 @@ public sealed class CasObjectInfo
 {
     /// <summary>The object's name: BLAKE3 of <c>cas:</c> ‖ the uncompressed bytes (64 lowercase hex).</summary>
     public required string Hash { get; init; }
+    /// <summary>The algorithm that named the object: <c>BLAKE3</c>, or <c>SHA256</c> in a store created under the explicit fallback.</summary>
+    public string Algorithm { get; init; } = HashPrimitive.Blake3Name;
     /// <summary>Uncompressed size in bytes; -1 when a zstd frame does not record it and the object was not read.</summary>
     public required long Size { get; init; }
     /// <summary>Bytes on disk.</summary>

@@ -26,6 +26,15 @@ public sealed class CasCorruptObject
     public required string Reason { get; init; }
 }
 
+/// <summary>An object reached as a manifest (from a ref, or a parent's <c>manifests</c>) that carries the marker but breaks the format.</summary>
+public sealed class CasInvalidManifest
+{
+    public required string Hash { get; init; }
+    /// <summary><c>ref:&lt;name&gt;</c> or <c>manifest:&lt;hash&gt;</c>.</summary>
+    public required string ReferencedBy { get; init; }
+    public required string Reason { get; init; }
+}
+
 /// <summary>A digest named by a ref or a manifest that is not in the store.</summary>
 public sealed class CasMissingObject
 {
@@ -40,8 +49,8 @@ public sealed class CasVerifyReport
     public required string Root { get; init; }
     /// <summary><c>All</c> or <c>Sample</c>.</summary>
     public required string Mode { get; init; }
-    /// <summary>True when nothing checked is corrupt and nothing referenced is missing.</summary>
-    public bool Valid => Corrupt.Count == 0 && Missing.Count == 0;
+    /// <summary>True when nothing checked is corrupt, nothing referenced is missing and every manifest reached parses.</summary>
+    public bool Valid => Corrupt.Count == 0 && Missing.Count == 0 && InvalidManifests.Count == 0;
     /// <summary>Object files whose digest was re-computed.</summary>
     public required int Checked { get; init; }
     /// <summary>Object files in the store when the check started.</summary>
@@ -50,6 +59,8 @@ public sealed class CasVerifyReport
     public required long BytesChecked { get; init; }
     public required IReadOnlyList<CasCorruptObject> Corrupt { get; init; }
     public required IReadOnlyList<CasMissingObject> Missing { get; init; }
+    /// <summary>Objects reached as manifests that carry the marker but do not parse as one.</summary>
+    public required IReadOnlyList<CasInvalidManifest> InvalidManifests { get; init; }
     /// <summary>Objects that failed a first read and passed the second (reported, not corrupt).</summary>
     public required int Reread { get; init; }
     /// <summary>Objects removed (by a concurrent GC) between listing and reading; not counted as checked.</summary>
@@ -73,8 +84,9 @@ public sealed partial class CasStore
     /// Re-hashes objects. -All checks every object file; -Sample N checks the N objects that follow the cursor
     /// persisted in <c>verify-cursor.json</c> (hash order, wrapping; the first sample starts at a random point),
     /// so repeated samples reach every object within ceil(count / N) runs. An object that fails is re-read once
-    /// after a short pause before it is declared corrupt. Refs (and the manifests checked) are followed one step
-    /// to report digests they name that are missing.
+    /// after a short pause before it is declared corrupt. Then references are checked: every ref must name a present
+    /// object; with -All every manifest reached from a ref (streamed, any size) is parsed and every object it names must
+    /// be present; a sample does the same for the manifests it checked that refs name.
     /// </summary>
     public CasVerifyReport Verify(CasVerifyOptions options)
     {
@@ -118,7 +130,6 @@ public sealed partial class CasStore
 
         var corrupt = new List<CasCorruptObject>();
         var missing = new List<CasMissingObject>();
-        var manifests = new List<(string Hash, CasManifest Manifest)>();
         int checkedCount = 0, reread = 0, vanished = 0;
         long bytes = 0;
         var throttle = new ProgressThrottle(TimeSpan.FromMilliseconds(250), checkEvery: 16);
@@ -127,13 +138,11 @@ public sealed partial class CasStore
         {
             cancel.ThrowIfCancellationRequested();
             var (path, hash, encoding) = selected[i];
-            var sniffer = new ManifestSniffer();
-            var outcome = TryVerifyFile(path, hash, encoding, sniffer, cancel, out var size, out var reason);
+            var outcome = TryVerifyFile(path, hash, encoding, Stream.Null, cancel, out var size, out var reason);
             if (outcome == VerifyOutcome.Corrupt)
             {
                 Thread.Sleep(options.RereadDelay);
-                sniffer = new ManifestSniffer();
-                outcome = TryVerifyFile(path, hash, encoding, sniffer, cancel, out size, out reason);
+                outcome = TryVerifyFile(path, hash, encoding, Stream.Null, cancel, out size, out reason);
                 if (outcome == VerifyOutcome.Ok) reread++;
             }
             switch (outcome)
@@ -141,7 +150,7 @@ public sealed partial class CasStore
                 case VerifyOutcome.Ok:
                     checkedCount++;
                     bytes += size;
-                    if (sniffer.Manifest() is { } m) manifests.Add((hash, m));
+                    ClearCorrupt(hash);
                     break;
                 case VerifyOutcome.Vanished:
                     vanished++;
@@ -149,6 +158,7 @@ public sealed partial class CasStore
                 default:
                     checkedCount++;
                     corrupt.Add(new CasCorruptObject { Hash = hash, Path = path, Encoding = encoding, Reason = reason ?? "digest mismatch" });
+                    RecordCorrupt(hash);
                     Metrics.MetricsRegistry.Add(Metrics.Counter.CasCorruptDetected);
                     break;
             }
@@ -156,17 +166,47 @@ public sealed partial class CasStore
                 output.Progress(new ProgressInfo("Test-RequiemCas", $"{i + 1} of {selected.Count} objects, {bytes >> 20} MiB verified", i + 1, selected.Count));
         }
 
-        // Missing: refs and the manifests we read name digests that must be present.
+        // References: every ref names a present object; manifests reached from refs name present objects.
         var present = new HashSet<string>(files.Select(f => f.Hash), StringComparer.Ordinal);
+        var sampled = all ? null : new HashSet<string>(selected.Select(f => f.Hash), StringComparer.Ordinal);
+        var invalid = new List<CasInvalidManifest>();
+        var work = new Stack<(string Hash, string From)>();
         foreach (var (name, hash) in EnumerateRefs())
         {
             if (!present.Contains(hash) && !Contains(hash)) missing.Add(new CasMissingObject { Hash = hash, ReferencedBy = "ref:" + name });
+            else if (sampled is null || sampled.Contains(hash)) work.Push((hash, "ref:" + name));
         }
-        foreach (var (owner, manifest) in manifests)
+        var scanned = new HashSet<string>(StringComparer.Ordinal);
+        var corruptHashes = new HashSet<string>(corrupt.Select(c => c.Hash), StringComparer.Ordinal);
+        while (work.Count > 0)
         {
-            foreach (var r in manifest.References)
+            cancel.ThrowIfCancellationRequested();
+            var (hash, from) = work.Pop();
+            if (!scanned.Add(hash) || corruptHashes.Contains(hash)) continue;
+            if (Locate(hash) is not { } located) continue;
+            if (ReadFirstByte(located.Path, located.Encoding) != (byte)'{') continue; // data: a ref may name any object
+            var scanner = new CasManifestScanner();
+            var outcome = TryVerifyFile(located.Path, hash, located.Encoding, scanner, cancel, out _, out var reason);
+            if (outcome == VerifyOutcome.Vanished) continue;
+            if (outcome == VerifyOutcome.Corrupt)
             {
-                if (!present.Contains(r) && !Contains(r)) missing.Add(new CasMissingObject { Hash = r, ReferencedBy = "manifest:" + owner });
+                corrupt.Add(new CasCorruptObject { Hash = hash, Path = located.Path, Encoding = located.Encoding, Reason = reason ?? "digest mismatch" });
+                corruptHashes.Add(hash);
+                RecordCorrupt(hash);
+                continue;
+            }
+            scanner.Complete();
+            if (scanner.Status == CasManifestStatus.Invalid)
+            {
+                invalid.Add(new CasInvalidManifest { Hash = hash, ReferencedBy = from, Reason = scanner.Problem ?? "invalid" });
+                continue;
+            }
+            if (scanner.Status != CasManifestStatus.Manifest) continue;
+            var nested = new HashSet<string>(scanner.Manifests, StringComparer.Ordinal);
+            foreach (var r in scanner.References.Distinct(StringComparer.Ordinal))
+            {
+                if (!present.Contains(r) && !Contains(r)) missing.Add(new CasMissingObject { Hash = r, ReferencedBy = "manifest:" + hash });
+                else if (nested.Contains(r)) work.Push((r, "manifest:" + hash));
             }
         }
 
@@ -181,6 +221,7 @@ public sealed partial class CasStore
             BytesChecked = bytes,
             Corrupt = corrupt,
             Missing = missing,
+            InvalidManifests = invalid,
             Reread = reread,
             Vanished = vanished,
             TempFiles = EnumerateTempFiles(),
@@ -250,39 +291,5 @@ public sealed partial class CasStore
         {
             TryDelete(tmp); // a read-only store still verifies; the next sample just starts at random
         }
-    }
-
-    /// <summary>A write-only sink that keeps the bytes only while they may be a manifest (JSON object, at most 16 MiB).</summary>
-    private sealed class ManifestSniffer : Stream
-    {
-        private const int Limit = 16 << 20;
-        private MemoryStream? _buffer;
-        private bool _rejected;
-
-        public CasManifest? Manifest() => _buffer is null || _rejected ? null : CasManifest.TryParse(_buffer.GetBuffer().AsSpan(0, (int)_buffer.Length));
-
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            if (_rejected || buffer.IsEmpty) return;
-            if (_buffer is null)
-            {
-                if (buffer[0] != (byte)'{') { _rejected = true; return; }
-                _buffer = new MemoryStream();
-            }
-            if (_buffer.Length + buffer.Length > Limit) { _rejected = true; _buffer = null; return; }
-            _buffer.Write(buffer);
-        }
-
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => 0;
-        public override long Position { get => 0; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }

@@ -19,12 +19,27 @@ public sealed class CasBatchItem
 /// into place (never replacing an existing object), and syncs again so the new names are durable too. The store's
 /// invariant is unchanged: a name under <c>objects/</c> only ever points at complete, flushed bytes. Until the commit,
 /// staged objects are invisible; <see cref="Dispose"/> without a commit deletes them. Large files are streamed and
-/// published (flushed) individually. Enqueue from one thread; the batch itself runs the workers.
+/// published (flushed) individually. At most <see cref="MaxOpenStaged"/> staged objects hold an open descriptor; the
+/// rest wait as closed named temp files. Enqueue from one thread; the batch itself runs the workers.
 /// </summary>
 public sealed class CasWriteBatch : IDisposable
 {
     /// <summary>Worker threads by default: the number of cores, at most 4 (puts of small files are I/O and hashing bound).</summary>
     public static int DefaultParallelism => Math.Clamp(Environment.ProcessorCount, 1, 4);
+
+    /// <summary>
+    /// Staged objects kept as open unnamed temp files (one descriptor each) per batch: a quarter of the soft
+    /// RLIMIT_NOFILE, between 16 and 256. Beyond it objects are staged as closed named temp files, which the same
+    /// syncfs makes durable, so a batch of any size stays within the descriptor limit.
+    /// </summary>
+    public static int MaxOpenStaged
+    {
+        get
+        {
+            var limit = CasNative.OpenFileLimit();
+            return limit <= 0 ? 256 : (int)Math.Clamp(limit / 4, 16, 256);
+        }
+    }
 
     private readonly CasStore _store;
     private readonly List<Work> _items = new();
@@ -32,6 +47,8 @@ public sealed class CasWriteBatch : IDisposable
     private readonly List<Thread> _workers = new();
     private readonly CancellationTokenSource _cancel = new();
     private long _stagedBytes;
+    private int _openStaged;
+    private readonly int _maxOpenStaged = MaxOpenStaged;
     private long _startedAt;
     private bool _disposed;
 
@@ -126,10 +143,19 @@ public sealed class CasWriteBatch : IDisposable
         try
         {
             if (_cancel.IsCancellationRequested) throw new OperationCanceledException(_cancel.Token);
-            CasStore.StagedTemp? tmp;
-            w.Item.Result = w.Path is not null
-                ? _store.PutFileCore(w.Path, w.Encoding, w.Level, stage: true, _cancel.Token, out tmp)
-                : _store.PutSmall(w.Data, w.Encoding, w.Level, stage: true, out tmp);
+            CasStore.StagedTemp? tmp = null;
+            // Reserve a descriptor slot; give it back unless the put really left an open handle staged.
+            var mayHold = Interlocked.Increment(ref _openStaged) <= _maxOpenStaged;
+            try
+            {
+                w.Item.Result = w.Path is not null
+                    ? _store.PutFileCore(w.Path, w.Encoding, w.Level, stage: true, _cancel.Token, out tmp, mayHold)
+                    : _store.PutSmall(w.Data, w.Encoding, w.Level, stage: true, out tmp, mayHold);
+            }
+            finally
+            {
+                if (!mayHold || tmp?.Handle is null) Interlocked.Decrement(ref _openStaged);
+            }
             w.Tmp = tmp;
             if (tmp is not null) Interlocked.Add(ref _stagedBytes, w.Item.Result.StoredSize);
         }
@@ -168,6 +194,7 @@ public sealed class CasWriteBatch : IDisposable
         _items.Clear();
         Interlocked.Exchange(ref _stagedBytes, 0);
         foreach (var w in items) w.Done.Wait();
+        Interlocked.Exchange(ref _openStaged, 0); // every staged handle is published or disposed below
         var staged = items.Where(w => w.Tmp is not null).ToList();
         try
         {

@@ -245,6 +245,12 @@ public static class ProofArchive
         var required = ReferencedObjects(bundle, _ => false);
         var missing = required.Where(d => !objectNames.Contains(d)).ToList();
         if (missing.Count > 0) throw Invalid(full, $"objects the proof references are missing: {string.Join(", ", missing)}");
+        // Only what the proof names may enter the store (its outputs, request, transcript, policy and input files):
+        // anything else would be stored, and kept alive by the proof's manifest, without the proof vouching for it.
+        var allowed = new HashSet<string>(ReferencedObjects(bundle, _ => true), StringComparer.Ordinal);
+        var extra = objectNames.Where(d => !allowed.Contains(d)).ToList();
+        if (extra.Count > 0)
+            throw Invalid(full, $"it carries {extra.Count} object(s) the proof does not reference ({string.Join(", ", extra.Take(5))}{(extra.Count > 5 ? ", ..." : "")}); nothing was imported");
 
         // Second pass: every check passed; store the objects (re-hashed by the store on the way in).
         using (var fs = OpenArchive(full))

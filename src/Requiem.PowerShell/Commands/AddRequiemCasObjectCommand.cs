@@ -155,6 +155,7 @@ public sealed class AddRequiemCasObjectCommand : RequiemCmdlet
             WriteObject(new CasObjectInfo
             {
                 Hash = r.Hash,
+                Algorithm = _store!.HashPrimitive.Algorithm,
                 Size = r.Size,
                 StoredSize = r.StoredSize,
                 Encoding = r.Encoding,

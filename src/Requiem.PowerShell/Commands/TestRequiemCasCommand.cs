@@ -48,6 +48,7 @@ public sealed class TestRequiemCasCommand : RequiemCmdlet
         CompleteProgress(ProgressId, "Test-RequiemCas");
         foreach (var c in report.Corrupt) WriteVerbose($"corrupt: {c.Hash} ({c.Reason})");
         foreach (var m in report.Missing) WriteVerbose($"missing: {m.Hash} (referenced by {m.ReferencedBy})");
+        foreach (var m in report.InvalidManifests) WriteVerbose($"invalid manifest: {m.Hash} (referenced by {m.ReferencedBy}): {m.Reason}");
         if (report.TempFiles.Count > 0)
             WriteVerbose($"{report.TempFiles.Count} leftover temp file(s) in {store.TempDirectory}; Optimize-RequiemCas removes those older than its grace period.");
         if (Quiet) WriteObject(report.Valid);

@@ -168,14 +168,15 @@ public sealed class CasStoreTests : IDisposable
         var store = NewStore();
         var leaf = store.PutBytes("leaf"u8).Hash;
         var inner = store.PutManifest(new CasManifest { Kind = "inner", References = new[] { leaf } }).Hash;
-        var outer = store.PutManifest(new CasManifest { Kind = "outer", References = new[] { inner } }).Hash;
+        var outer = store.PutManifest(new CasManifest { Kind = "outer", References = new[] { inner }, Manifests = new[] { inner } }).Hash;
         var garbage = store.PutBytes("garbage"u8).Hash;
         var young = store.PutBytes("young"u8).Hash;
-        // A young manifest (no ref yet) keeps an old blob alive.
+        // A manifest written now (no ref yet) freshened what it names, so an old blob it references is young again.
         var pending = store.PutBytes("pending blob"u8).Hash;
+        Old(store, pending);
         store.PutManifest(new CasManifest { Kind = "in-flight", References = new[] { pending } });
         store.SetRef("results/outer", outer);
-        foreach (var h in new[] { leaf, inner, outer, garbage, pending }) Old(store, h);
+        foreach (var h in new[] { leaf, inner, outer, garbage }) Old(store, h);
 
         var dry = store.CollectGarbage(new CasGcOptions { DryRun = true });
         Assert.Equal(garbage, Assert.Single(dry.Candidates).Hash);
@@ -192,6 +193,100 @@ public sealed class CasStoreTests : IDisposable
         var declined = store.CollectGarbage(new CasGcOptions { ShouldRemove = _ => false });
         Assert.Equal(0, declined.RemovedCount);
         Assert.True(store.Contains(other));
+    }
+
+    [Theory]
+    [InlineData("{\"kind\":5,\"requiem_manifest\":\"1\"}", CasManifestStatus.Invalid)]
+    [InlineData("{\"kind\":\"\\ud800\",\"references\":[],\"requiem_manifest\":\"1\"}", CasManifestStatus.Invalid)]
+    [InlineData("{\"references\":[\"nope\"],\"requiem_manifest\":\"1\"}", CasManifestStatus.Invalid)]
+    [InlineData("{\"references\":[[\"x\"]],\"requiem_manifest\":\"1\"}", CasManifestStatus.Invalid)]
+    [InlineData("{\"requiem_manifest\":\"2\"}", CasManifestStatus.Invalid)]
+    [InlineData("{\"requiem_manifest\":\"1\",\"requiem_manifest\":\"1\"}", CasManifestStatus.Invalid)]
+    [InlineData("{\"requiem_manifest\":\"1\"} trailing", CasManifestStatus.Invalid)]
+    [InlineData("{\"manifests\":[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"],\"references\":[],\"requiem_manifest\":\"1\"}", CasManifestStatus.Invalid)]
+    [InlineData("{\"kind\":5}", CasManifestStatus.NotManifest)]
+    [InlineData("{\"kind\":\"x\",\"references\":[", CasManifestStatus.NotManifest)]
+    [InlineData("[1,2]", CasManifestStatus.NotManifest)]
+    [InlineData("plain text", CasManifestStatus.NotManifest)]
+    [InlineData("", CasManifestStatus.NotManifest)]
+    [InlineData("{\"kind\":\"k\",\"references\":[],\"requiem_manifest\":\"1\"}", CasManifestStatus.Manifest)]
+    public void ManifestParsingNeverThrowsAndSaysWhatItFound(string text, CasManifestStatus expected)
+    {
+        var manifest = CasManifest.Parse(Encoding.UTF8.GetBytes(text), out var status, out var problem);
+        Assert.Equal(expected, status);
+        Assert.Equal(expected == CasManifestStatus.Manifest, manifest is not null);
+        Assert.Equal(expected == CasManifestStatus.Invalid, problem is not null && status == CasManifestStatus.Invalid);
+    }
+
+    [Fact]
+    public void ManifestScanStreamsAManifestOfAnySizeInAnyChunking()
+    {
+        var refs = Enumerable.Range(0, 3000).Select(i => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(i))).ToLowerInvariant()).ToArray();
+        using var body = System.Text.Json.JsonDocument.Parse("{\"files\":[" + string.Join(",", refs.Select(r => $"{{\"path\":\"{new string('p', 6000)}\",\"digest\":\"{r}\"}}")) + "]}");
+        var bytes = new CasManifest { Kind = "exec_result", References = refs, Manifests = refs[..2], Body = body.RootElement.Clone() }.ToJsonBytes();
+        Assert.True(bytes.Length > 16 << 20);
+        foreach (var chunk in new[] { 1 << 20, 4093, 1 })
+        {
+            var scanner = new CasManifestScanner();
+            var limit = chunk == 1 ? 200_000 : bytes.Length; // byte-by-byte over the start (where the body's long tokens are) is enough
+            for (var at = 0; at < limit; at += chunk) scanner.Write(bytes.AsSpan(at, Math.Min(chunk, limit - at)));
+            if (limit < bytes.Length) scanner.Write(bytes.AsSpan(limit));
+            scanner.Complete();
+            Assert.Equal(CasManifestStatus.Manifest, scanner.Status);
+            Assert.Equal("exec_result", scanner.Kind);
+            Assert.Equal(refs, scanner.References);
+            Assert.Equal(refs[..2], scanner.Manifests);
+        }
+    }
+
+    [Fact]
+    public void ABatchHoldsABoundedNumberOfDescriptors()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var store = NewStore();
+        using var batch = store.BeginBatch(parallelism: 1);
+        var before = Directory.GetFileSystemEntries("/proc/self/fd").Length;
+        for (var i = 0; i < 3000; i++) batch.EnqueueBytes(Encoding.ASCII.GetBytes("object " + i));
+        var during = Directory.GetFileSystemEntries("/proc/self/fd").Length;
+        Assert.True(during - before <= CasWriteBatch.MaxOpenStaged + 64, $"{during - before} descriptors held by a batch of 3000");
+        var results = batch.Commit();
+        Assert.Equal(3000, results.Count(r => !r.Existed));
+        Assert.Empty(Directory.GetFiles(store.TempDirectory));
+        Assert.True(store.Verify(new CasVerifyOptions { All = true }).Valid);
+    }
+
+    [Fact]
+    public void APutRepairsAnObjectFoundCorrupt()
+    {
+        var store = NewStore();
+        var data = Encoding.ASCII.GetBytes(new string('x', 5000));
+        var put = store.PutBytes(data);
+        var path = store.ObjectPath(put.Hash, CasEncoding.Identity);
+        var bytes = File.ReadAllBytes(path);
+        bytes[10] ^= 1;
+        File.WriteAllBytes(path, bytes);
+        Assert.True(store.PutBytes(data).Existed); // not known yet: deduplicated without a re-read
+        var error = Assert.Throws<RequiemException>(() => store.ReadAllBytes(put.Hash));
+        Assert.Equal("CasObjectCorrupt", error.ErrorId);
+        var repaired = store.PutBytes(data);
+        Assert.False(repaired.Existed);
+        Assert.Equal(data, store.ReadAllBytes(put.Hash));
+        Assert.True(store.PutBytes(data).Existed);
+    }
+
+    [Fact]
+    public void ZstdIsUsedOnlyWhenItShrinksTheObject()
+    {
+        var store = NewStore();
+        var random = new byte[100_000];
+        new Random(5).NextBytes(random);
+        var put = store.PutBytes(random, CasEncoding.Zstd);
+        Assert.Equal(CasEncoding.Identity, put.Encoding);
+        Assert.Equal(random.Length, put.StoredSize);
+        Assert.Equal(CasEncoding.Identity, store.Locate(put.Hash)!.Value.Encoding);
+        var text = store.PutBytes(Encoding.ASCII.GetBytes(new string('z', 100_000)), CasEncoding.Zstd);
+        Assert.Equal(CasEncoding.Zstd, text.Encoding);
+        Assert.True(text.StoredSize < 1000);
     }
 
     [Fact]
