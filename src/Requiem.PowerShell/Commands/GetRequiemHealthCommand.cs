@@ -15,6 +15,7 @@ public sealed class GetRequiemHealthCommand : RequiemCmdlet
 
     protected override void EndProcessing()
     {
+        WarnIfLauncherUnusable();
         var report = HealthReport.Create();
         WriteObject(AsJson ? report.ToJson() : report);
     }
