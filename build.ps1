@@ -5,7 +5,7 @@
 .DESCRIPTION
     Build  - compiles the engine and cmdlets and lays out the importable module at out/Requiem/.
     Docs   - compiles docs/help/*.md (platyPS schema) to MAML (part of Build).
-    Test   - Build, then xunit (tests/Unit) and Pester (tests/Pester, in a fresh pwsh that imports out/Requiem).
+    Test   - Package (which builds), then xunit (tests/Unit) and Pester (tests/Pester, in a fresh pwsh that imports out/Requiem).
              Results as JUnit/NUnit XML under out/test-results/. Last line: "N passed, N failed".
     Demo   - Build, then runs examples/demo.ps1 in a fresh pwsh.
     Bench  - Build, then runs bench/*.bench.ps1 in a fresh pwsh and writes out/bench/*.json.
@@ -162,7 +162,7 @@ function Read-JUnitCounts {
 }
 
 function Invoke-Test {
-    Invoke-Build
+    Invoke-Package   # Build, then the nupkg that tests/Pester/Package.Tests.ps1 installs
     $results = Join-Path $Out 'test-results'
     if (Test-Path $results) { Remove-Item -Recurse -Force $results }
     New-Item -ItemType Directory -Force -Path $results | Out-Null
