@@ -15,9 +15,9 @@ BeforeAll {
     $script:Repo = Join-Path $Scratch 'repo'
     $script:Saved = Join-Path $Scratch 'saved'
     $script:Ws = Join-Path $Scratch 'ws'
-    # ~/.local/share must exist: .NET reports no LocalApplicationData without it, and PSResourceGet then keeps its
-    # repository list in the current directory.
-    New-Item -ItemType Directory -Path "$ScratchHome/.local/share", $Repo, $Saved, $Ws | Out-Null
+    # ~/.local/share and ~/.config must exist: .NET reports no LocalApplicationData/ApplicationData without them, and
+    # PSResourceGet and NuGet then write their settings into the current directory.
+    New-Item -ItemType Directory -Path "$ScratchHome/.local/share", "$ScratchHome/.config", $Repo, $Saved, $Ws | Out-Null
 
     # Only the scratch HOME: no inherited module path, data directory, store, config or launcher choice.
     function script:Invoke-AsNewUser([string] $Script, [hashtable] $Extra = @{}) {
