@@ -58,8 +58,11 @@
     )
     PrivateData          = @{
         PSData = @{
-            Tags       = @('BLAKE3', 'CAS', 'Deterministic', 'Replay', 'Benchmark', 'Proof')
-            LicenseUri = 'https://opensource.org/licenses/MIT'
+            Tags         = @('BLAKE3', 'CAS', 'ContentAddressable', 'Deterministic', 'Sandbox', 'Replay', 'Benchmark', 'Proof', 'Pester', 'CI', 'PSEdition_Core', 'Linux', 'Windows', 'MacOS')
+            ProjectUri   = 'https://github.com/requiem-for-powershell/Requiem'
+            LicenseUri   = 'https://github.com/requiem-for-powershell/Requiem/blob/main/LICENSE'
+            # build.ps1 -Task Package fills this from CHANGELOG.md (the section for ModuleVersion).
+            ReleaseNotes = ''
         }
     }
 }

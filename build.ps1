@@ -5,16 +5,19 @@
 .DESCRIPTION
     Build  - compiles the engine and cmdlets and lays out the importable module at out/Requiem/.
     Docs   - compiles docs/help/*.md (platyPS schema) to MAML (part of Build).
-    Test   - Build, then xunit (tests/Unit) and Pester (tests/Pester, in a fresh pwsh that imports out/Requiem).
+    Test   - Package (which builds), then xunit (tests/Unit) and Pester (tests/Pester, in a fresh pwsh that imports out/Requiem).
              Results as JUnit/NUnit XML under out/test-results/. Last line: "N passed, N failed".
     Demo   - Build, then runs examples/demo.ps1 in a fresh pwsh.
     Bench  - Build, then runs bench/*.bench.ps1 in a fresh pwsh and writes out/bench/*.json.
+    Package - Build, then out/packages/Requiem.<version>.nupkg for PSResourceGet feeds (Publish-PSResource -NupkgPath,
+             or copy it into a folder repository). ReleaseNotes come from CHANGELOG.md; $env:REQUIEM_PROJECT_URI
+             (e.g. https://github.com/owner/repo) overrides ProjectUri and LicenseUri.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh -NoProfile -File build.ps1 -Task Test
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Docs', 'Bench')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Docs', 'Bench', 'Package')]
     [string] $Task = 'Build',
 
     [ValidateSet('Release', 'Debug')]
@@ -100,7 +103,7 @@ function Invoke-Build {
     $launcher = Join-Path $publish 'requiem-launch'
     if (Test-Path $launcher) { Copy-Item $launcher $deps }
     elseif ($IsLinux) { Write-Warning 'requiem-launch was not built (no C compiler): Invoke-RequiemExec will use the slower unshare/prlimit tool chain.' }
-    Copy-Item (Join-Path $Root 'Requiem.psd1') $ModuleOut
+    Copy-Item (Join-Path $Root 'Requiem.psd1'), (Join-Path $Root 'LICENSE'), (Join-Path $Root 'CHANGELOG.md') $ModuleOut
 
     $formats = Join-Path $Root 'src/Requiem.PowerShell/Formats'
     Merge-Ps1Xml -Files (Get-ChildItem $formats -Filter *.format.ps1xml | Sort-Object Name).FullName `
@@ -123,7 +126,7 @@ function Invoke-Build {
     Invoke-Docs
 
     $expected = @(
-        'Requiem.psd1', 'Requiem.PowerShell.dll', 'Requiem.PowerShell.Loader.dll', 'Requiem.format.ps1xml', 'Requiem.types.ps1xml',
+        'Requiem.psd1', 'LICENSE', 'CHANGELOG.md', 'Requiem.PowerShell.dll', 'Requiem.PowerShell.Loader.dll', 'Requiem.format.ps1xml', 'Requiem.types.ps1xml',
         'en-US/Requiem.PowerShell.dll-Help.xml',
         'dependencies/Requiem.Engine.dll', 'dependencies/Blake3.dll', 'dependencies/ZstdSharp.dll',
         'schemas/bench-spec.schema.json', 'schemas/bench-report.schema.json',
@@ -159,7 +162,7 @@ function Read-JUnitCounts {
 }
 
 function Invoke-Test {
-    Invoke-Build
+    Invoke-Package   # Build, then the nupkg that tests/Pester/Package.Tests.ps1 installs
     $results = Join-Path $Out 'test-results'
     if (Test-Path $results) { Remove-Item -Recurse -Force $results }
     New-Item -ItemType Directory -Force -Path $results | Out-Null
@@ -224,10 +227,54 @@ function Invoke-Bench {
     }
 }
 
+function Get-ReleaseNotes {
+    param([string] $Version)
+    # The CHANGELOG.md section headed "## <version>", up to the next "## ".
+    $text = Get-Content -LiteralPath (Join-Path $Root 'CHANGELOG.md') -Raw
+    $match = [regex]::Match($text, "(?ms)^##\s+$([regex]::Escape($Version))\b[^\n]*\n(.*?)(?=^##\s|\z)")
+    if (-not $match.Success) { throw "CHANGELOG.md has no '## $Version' section: add one before packaging." }
+    return $match.Groups[1].Value.Trim()
+}
+
+function Invoke-Package {
+    Invoke-Build
+    $manifestPath = Join-Path $ModuleOut 'Requiem.psd1'
+    $version = (Import-PowerShellDataFile -LiteralPath $manifestPath).ModuleVersion
+    $notes = (Get-ReleaseNotes $version) -replace "'", "''"
+    $manifest = Get-Content -LiteralPath $manifestPath -Raw
+    $manifest = [regex]::Replace($manifest, "(?m)^(\s*ReleaseNotes\s*=\s*)''", { param($m) $m.Groups[1].Value + "'" + $notes + "'" })
+    if ($env:REQUIEM_PROJECT_URI) {
+        $project = $env:REQUIEM_PROJECT_URI.TrimEnd('/')
+        $manifest = $manifest -replace "(?m)^(\s*ProjectUri\s*=\s*)'[^']*'", "`$1'$project'"
+        $manifest = $manifest -replace "(?m)^(\s*LicenseUri\s*=\s*)'[^']*'", "`$1'$project/blob/main/LICENSE'"
+    }
+    Set-Content -LiteralPath $manifestPath -Value $manifest -NoNewline -Encoding utf8
+    $tested = Test-ModuleManifest -Path $manifestPath -ErrorAction Stop -WarningVariable manifestWarnings
+    if ($manifestWarnings) { throw "Test-ModuleManifest warned: $($manifestWarnings -join '; ')" }
+    if (-not $tested.ReleaseNotes) { throw 'ReleaseNotes did not reach the packaged manifest.' }
+
+    $packages = Join-Path $Out 'packages'
+    if (Test-Path $packages) { Remove-Item -Recurse -Force $packages }
+    New-Item -ItemType Directory -Force -Path $packages | Out-Null
+    Import-Module Microsoft.PowerShell.PSResourceGet -ErrorAction Stop
+    Compress-PSResource -Path $ModuleOut -DestinationPath $packages
+    $nupkg = Join-Path $packages "Requiem.$version.nupkg"
+    if (-not (Test-Path $nupkg)) { throw "Compress-PSResource did not write $nupkg" }
+    # A nupkg is a zip without Unix permissions: the module restores the launcher's execute bit when it first needs it.
+    Add-Type -AssemblyName System.IO.Compression.FileSystem
+    $zip = [System.IO.Compression.ZipFile]::OpenRead($nupkg)
+    try { $entries = $zip.Entries.FullName } finally { $zip.Dispose() }
+    foreach ($required in 'Requiem.psd1', 'LICENSE', 'dependencies/Requiem.Engine.dll', 'en-US/Requiem.PowerShell.dll-Help.xml') {
+        if ($required -notin $entries) { throw "The package is missing $required" }
+    }
+    Write-Host "Package: $nupkg ($(if ('dependencies/requiem-launch' -in $entries) { 'with' } else { 'without' }) requiem-launch)"
+}
+
 switch ($Task) {
     'Build' { Invoke-Build }
     'Docs' { Invoke-Docs }
     'Test' { Invoke-Test }
     'Demo' { Invoke-Demo }
     'Bench' { Invoke-Bench }
+    'Package' { Invoke-Package }
 }

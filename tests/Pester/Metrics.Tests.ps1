@@ -92,3 +92,78 @@ Get-RequiemMetric -Format Json
         $m.cas_read_total | Should -BeGreaterOrEqual 1
     }
 }
+
+# A long-lived machine: many pwsh processes come and go. Each writer is a fresh pwsh that imports the module and hashes
+# three strings (digest_total += 3). 24 processes by default to keep CI fast on a loaded 2-core machine; set
+# $env:REQUIEM_TEST_METRICS_PROCESSES = 200 for the full run.
+Describe 'Metrics over many processes' {
+    BeforeAll {
+        $script:Processes = if ($env:REQUIEM_TEST_METRICS_PROCESSES) { [int]$env:REQUIEM_TEST_METRICS_PROCESSES } else { 24 }
+        $script:Many = Join-Path $Dir 'many'
+        New-Item -ItemType Directory $Many | Out-Null
+        # Months of history: 100 files of processes that have ended, one digest each.
+        1..100 | ForEach-Object { Set-Content (Join-Path $Many "p-$(4000000 + $_)-1.json") '{"digest_total":1}' }
+        $script:Writer = "Import-Module '$ModulePath'; 'a','b','c' | Get-RequiemDigest | Out-Null"
+        $script:SavedMetricsDir = $env:REQUIEM_METRICS_DIR
+
+        function script:Start-Writers([int] $Count) {
+            $env:REQUIEM_METRICS_DIR = $Many
+            try {
+                1..$Count | ForEach-Object -ThrottleLimit 8 -Parallel {
+                    & $using:Pwsh -NoProfile -NonInteractive -Command $using:Writer
+                    if ($LASTEXITCODE -ne 0) { throw "writer exited $LASTEXITCODE" }
+                }
+            }
+            finally { $env:REQUIEM_METRICS_DIR = $SavedMetricsDir }
+        }
+    }
+    AfterAll { $env:REQUIEM_METRICS_DIR = $SavedMetricsDir }
+
+    It 'folds ended processes as they start, so the folder stays bounded without any reader' {
+        $first = [int][math]::Floor($Processes / 2)
+        Start-Writers $first
+        $json = @(Get-ChildItem $Many -Filter '*.json')
+        $json.Count | Should -BeLessOrEqual 34   # MetricsRegistry.CompactAbove (32) + base.json + the last writer's own file
+        Join-Path $Many 'base.json' | Should -Exist
+    }
+
+    It 'gives exact totals while 4 processes compact and read as others write' {
+        $first = [int][math]::Floor($Processes / 2)
+        $second = $Processes - $first
+        $stop = Join-Path $Dir 'many.stop'
+        $reader = @"
+Import-Module '$ModulePath'
+`$seen = [Collections.Generic.List[long]]::new()
+while (-not (Test-Path '$stop')) { `$seen.Add((Get-RequiemMetric).DigestTotal); Start-Sleep -Milliseconds 20 }
+`$seen.Add((Get-RequiemMetric).DigestTotal)
+`$seen -join ','
+"@
+        $env:REQUIEM_METRICS_DIR = $Many
+        try {
+            $compactors = 1..4 | ForEach-Object {
+                $out = Join-Path $Dir "compactor-$_.txt"
+                [pscustomobject]@{ Out = $out; Process = Start-Process $Pwsh -ArgumentList '-NoProfile', '-NonInteractive', '-Command', $reader -RedirectStandardOutput $out -PassThru }
+            }
+        }
+        finally { $env:REQUIEM_METRICS_DIR = $SavedMetricsDir }
+        try { Start-Writers $second }
+        finally {
+            Set-Content $stop 'done'
+            $compactors.Process | Wait-Process -Timeout 300
+        }
+        $expected = 100 + 3 * $Processes
+        foreach ($c in $compactors) {
+            $readings = @((Get-Content $c.Out -Raw).Trim() -split ',' | ForEach-Object { [long]$_ })
+            $readings.Count | Should -BeGreaterThan 1
+            # Never doubled (above the final figure) and never lost (a later reading below an earlier one).
+            ($readings | Measure-Object -Maximum).Maximum | Should -BeLessOrEqual $expected
+            for ($i = 1; $i -lt $readings.Count; $i++) { $readings[$i] | Should -BeGreaterOrEqual $readings[$i - 1] }
+            $readings[-1] | Should -Be $expected
+        }
+        $final = Invoke-FreshPwsh -Environment @{ REQUIEM_METRICS_DIR = $Many } -Script "Import-Module '$ModulePath'; (Get-RequiemMetric -Format Json | ConvertFrom-Json).digest_total"
+        $final | Should -Be "$expected"
+        # Every process has ended: one totals file and the lock file remain.
+        @(Get-ChildItem $Many -Filter 'p-*.json').Count | Should -Be 0
+        @(Get-ChildItem $Many).Name | Sort-Object | Should -Be @('base.json', 'metrics.lock')
+    }
+}

@@ -30,18 +30,35 @@ public enum Counter
 /// <summary>
 /// Process-wide counters, cheap to bump from hot paths (one interlocked add), persisted per process under
 /// <c>&lt;data dir&gt;/metrics/</c> when a cmdlet finishes, and summed over every process by <see cref="ReadTotals"/>.
-/// Files of processes that have exited are folded into <c>base.json</c> so the folder stays small.
 /// </summary>
+/// <remarks>
+/// The folder stays small over months: files of processes that have ended (<c>p-&lt;pid&gt;-&lt;start&gt;.json</c>, the
+/// start time telling a reused pid apart) are folded into <c>base.json</c> by a compactor holding <c>metrics.lock</c>
+/// exclusively: it writes the new totals to a temp file, renames it over base.json, then deletes the folded files.
+/// base.json also names the files it folded last, so a compactor that died between the rename and the deletes is
+/// not counted twice: the next reader skips those files and the next compactor deletes them. Readers hold the lock
+/// shared while they read base.json and the live files, so they never see a file both folded and present. Writers
+/// only replace their own process's file (temp + rename) and need no lock.
+/// </remarks>
 public static class MetricsRegistry
 {
     private static readonly long[] s_values = new long[Enum.GetValues<Counter>().Length];
     private static long s_version;
     private static long s_flushedVersion;
     private static readonly object s_flushLock = new();
-    private static readonly string s_processFile = $"p-{Environment.ProcessId}-{Process.GetCurrentProcess().StartTime.ToUniversalTime().Ticks}.json";
-    private const int CompactAbove = 64;
+    private static readonly string s_processFile = ProcessFileName(Environment.ProcessId, ProcessStartStamp(Environment.ProcessId) ?? 0);
+    private static int s_compactedOnFirstFlush;
+
+    /// <summary>A flush compacts when the folder holds more than this many .json files (so it holds about this many at most, plus live processes).</summary>
+    public const int CompactAbove = 32;
 
     public const string MetricsDirectoryVariable = "REQUIEM_METRICS_DIR";
+    public const string TotalsFileName = "base.json";
+    public const string LockFileName = "metrics.lock";
+    private const string FoldedProperty = "folded";
+
+    /// <summary>Interrupted writers' temp files older than this are deleted by the compactor.</summary>
+    private static readonly TimeSpan s_staleTemp = TimeSpan.FromHours(1);
 
     public static string Directory
     {
@@ -75,7 +92,10 @@ public static class MetricsRegistry
         Flush();
     }
 
-    /// <summary>Writes this process's counters if they changed since the last flush (atomic temp + rename). Never throws.</summary>
+    /// <summary>
+    /// Writes this process's counters if they changed since the last flush (atomic temp + rename); the first flush of
+    /// a process also compacts a folder that has grown past <see cref="CompactAbove"/>. Never throws.
+    /// </summary>
     public static void Flush()
     {
         Interlocked.Exchange(ref s_lastFlushTicks, Stopwatch.GetTimestamp());
@@ -88,9 +108,13 @@ public static class MetricsRegistry
                 var dir = Directory;
                 System.IO.Directory.CreateDirectory(dir);
                 var tmp = Path.Combine(dir, s_processFile + "." + Guid.NewGuid().ToString("n") + ".tmp");
-                File.WriteAllText(tmp, Serialize(Snapshot()));
+                File.WriteAllText(tmp, Serialize(Snapshot(), folded: null));
                 File.Move(tmp, Path.Combine(dir, s_processFile), overwrite: true);
                 Interlocked.Exchange(ref s_flushedVersion, version);
+                if (Interlocked.Exchange(ref s_compactedOnFirstFlush, 1) == 0 && System.IO.Directory.GetFiles(dir, "*.json").Length > CompactAbove)
+                {
+                    Compact(dir);
+                }
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
@@ -106,7 +130,7 @@ public static class MetricsRegistry
         return d;
     }
 
-    /// <summary>Totals over every process that ever flushed (this one included, flushed first).</summary>
+    /// <summary>Totals over every process that ever flushed (this one included, flushed first); folds ended processes' files first.</summary>
     public static MetricsSnapshot ReadTotals()
     {
         Flush();
@@ -115,11 +139,17 @@ public static class MetricsRegistry
         var files = 0;
         if (System.IO.Directory.Exists(dir))
         {
-            var all = System.IO.Directory.GetFiles(dir, "*.json");
-            if (all.Length > CompactAbove) Compact(dir, all);
-            foreach (var file in System.IO.Directory.GetFiles(dir, "*.json"))
+            Compact(dir);
+            using var shared = AcquireLock(dir, exclusive: false, TimeSpan.FromSeconds(30));
+            var (baseValues, folded) = ReadTotalsFile(Path.Combine(dir, TotalsFileName));
+            if (baseValues is not null)
             {
-                if (TryRead(file) is not { } values) continue;
+                files++;
+                foreach (var (k, v) in baseValues) totals[k] += v;
+            }
+            foreach (var file in System.IO.Directory.GetFiles(dir, "p-*.json"))
+            {
+                if (folded.Contains(Path.GetFileName(file)) || TryRead(file) is not { } values) continue;
                 files++;
                 foreach (var (k, v) in values) totals[k] += v;
             }
@@ -127,51 +157,140 @@ public static class MetricsRegistry
         return new MetricsSnapshot(totals, files, dir);
     }
 
-    private static void Compact(string dir, string[] files)
+    /// <summary>
+    /// Folds the files of processes that have ended into base.json (see the class remarks). Returns the number of files
+    /// folded, or -1 when another process holds the lock (compacting or reading; the next caller will do it).
+    /// </summary>
+    public static int Compact(string dir)
     {
-        var lockPath = Path.Combine(dir, "compact.lock");
         try
         {
-            using var lockFile = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
-            var basePath = Path.Combine(dir, "base.json");
-            var merged = TryRead(basePath) ?? new Dictionary<Counter, long>();
+            using var exclusive = AcquireLock(dir, exclusive: true, TimeSpan.Zero);
+            if (exclusive is null) return -1;
+            var basePath = Path.Combine(dir, TotalsFileName);
+            var (baseValues, lastFolded) = ReadTotalsFile(basePath);
+            // Already counted in base.json by a compactor that stopped before deleting them.
+            foreach (var name in lastFolded) File.Delete(Path.Combine(dir, name));
+
+            var merged = baseValues ?? new Dictionary<Counter, long>();
             var folded = new List<string>();
-            foreach (var file in files)
+            foreach (var file in System.IO.Directory.GetFiles(dir, "p-*.json"))
             {
                 var name = Path.GetFileName(file);
-                if (!name.StartsWith("p-", StringComparison.Ordinal) || name == s_processFile) continue;
-                if (IsAlive(name)) continue;
-                if (TryRead(file) is not { } values) continue;
+                if (name == s_processFile || IsAlive(name) || TryRead(file) is not { } values) continue;
                 foreach (var (k, v) in values) merged[k] = merged.GetValueOrDefault(k) + v;
-                folded.Add(file);
+                folded.Add(name);
             }
+            DeleteStaleTemps(dir);
+            if (folded.Count == 0) return 0;
             var tmp = basePath + "." + Guid.NewGuid().ToString("n") + ".tmp";
-            File.WriteAllText(tmp, Serialize(merged));
+            using (var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
+            {
+                stream.Write(Encoding.UTF8.GetBytes(Serialize(merged, folded)));
+                stream.Flush(flushToDisk: true);
+            }
             File.Move(tmp, basePath, overwrite: true);
-            foreach (var f in folded) File.Delete(f);
+            foreach (var name in folded) File.Delete(Path.Combine(dir, name));
+            return folded.Count;
         }
-        catch (IOException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            // Another process is compacting; totals are still correct without compaction.
+            return -1;
+        }
+    }
+
+    /// <summary>
+    /// The lock file held shared (readers) or exclusive (the compactor): an advisory flock on Unix, share modes on
+    /// Windows. Null when it cannot be had within <paramref name="wait"/>; a reader then reads without it (a folder it
+    /// cannot write to has no compactor either).
+    /// </summary>
+    private static FileStream? AcquireLock(string dir, bool exclusive, TimeSpan wait)
+    {
+        var path = Path.Combine(dir, LockFileName);
+        var deadline = Stopwatch.GetTimestamp() + (long)(wait.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            try
+            {
+                return exclusive
+                    ? new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1)
+                    : new FileStream(path, FileMode.OpenOrCreate, FileAccess.Read, FileShare.ReadWrite, 1);
+            }
+            catch (UnauthorizedAccessException)
+            {
+                return null;
+            }
+            catch (IOException) when (Stopwatch.GetTimestamp() < deadline)
+            {
+                Thread.Sleep(Random.Shared.Next(1, 8));
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+        }
+    }
+
+    private static void DeleteStaleTemps(string dir)
+    {
+        foreach (var tmp in System.IO.Directory.GetFiles(dir, "*.tmp"))
+        {
+            try
+            {
+                if (DateTime.UtcNow - File.GetLastWriteTimeUtc(tmp) > s_staleTemp) File.Delete(tmp);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Someone else removed or holds it.
+            }
+        }
+    }
+
+    internal static string ProcessFileName(int pid, long start) =>
+        $"p-{pid.ToString(CultureInfo.InvariantCulture)}-{start.ToString(CultureInfo.InvariantCulture)}.json";
+
+    /// <summary>
+    /// When the process started, in a form that is exact across readings: on Linux field 22 of /proc/pid/stat (clock
+    /// ticks after boot; Process.StartTime adds a boot time that moves by milliseconds between readings), elsewhere
+    /// Process.StartTime. Null when the process does not exist.
+    /// </summary>
+    internal static long? ProcessStartStamp(int pid)
+    {
+        try
+        {
+            if (OperatingSystem.IsLinux())
+            {
+                var stat = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat");
+                // The command name (field 2) is in parentheses and may hold spaces; fields after it are plain.
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                return long.Parse(fields[22 - 3], CultureInfo.InvariantCulture);
+            }
+            using var p = Process.GetProcessById(pid);
+            return p.StartTime.ToUniversalTime().Ticks;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException
+                                       or FormatException or IndexOutOfRangeException or System.ComponentModel.Win32Exception)
+        {
+            return null;
         }
     }
 
     private static bool IsAlive(string fileName)
     {
         var parts = fileName.Split('-', '.');
-        if (parts.Length < 3 || !int.TryParse(parts[1], out var pid) || !long.TryParse(parts[2], out var ticks)) return false;
-        try
-        {
-            using var p = Process.GetProcessById(pid);
-            return p.StartTime.ToUniversalTime().Ticks == ticks;
-        }
-        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
-        {
-            return false;
-        }
+        if (parts.Length < 3 || !int.TryParse(parts[1], CultureInfo.InvariantCulture, out var pid)
+            || !long.TryParse(parts[2], CultureInfo.InvariantCulture, out var start)) return false;
+        return ProcessStartStamp(pid) == start;
     }
 
-    private static Dictionary<Counter, long>? TryRead(string path)
+    private static (Dictionary<Counter, long>? Values, HashSet<string> Folded) ReadTotalsFile(string path)
+    {
+        var folded = new HashSet<string>(StringComparer.Ordinal);
+        var values = TryRead(path, folded);
+        return (values, folded);
+    }
+
+    private static Dictionary<Counter, long>? TryRead(string path, HashSet<string>? folded = null)
     {
         try
         {
@@ -182,6 +301,14 @@ public static class MetricsRegistry
             {
                 if (doc.RootElement.TryGetProperty(MetricsSnapshot.Name(c), out var v) && v.TryGetInt64(out var n)) d[c] = n;
             }
+            if (folded is not null && doc.RootElement.TryGetProperty(FoldedProperty, out var list) && list.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var name in list.EnumerateArray())
+                {
+                    // Only plain per-process file names: never a path that would reach outside the folder.
+                    if (name.GetString() is { } n && n.StartsWith("p-", StringComparison.Ordinal) && n == Path.GetFileName(n)) folded.Add(n);
+                }
+            }
             return d;
         }
         catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
@@ -190,7 +317,7 @@ public static class MetricsRegistry
         }
     }
 
-    private static string Serialize(Dictionary<Counter, long> values)
+    private static string Serialize(Dictionary<Counter, long> values, List<string>? folded)
     {
         var sb = new StringBuilder("{");
         var first = true;
@@ -199,6 +326,12 @@ public static class MetricsRegistry
             if (!first) sb.Append(',');
             first = false;
             sb.Append('"').Append(MetricsSnapshot.Name(k)).Append("\":").Append(v.ToString(CultureInfo.InvariantCulture));
+        }
+        if (folded is not null)
+        {
+            sb.Append(first ? "" : ",").Append('"').Append(FoldedProperty).Append("\":[");
+            sb.Append(string.Join(',', folded.Select(f => "\"" + f + "\"")));
+            sb.Append(']');
         }
         return sb.Append('}').ToString();
     }

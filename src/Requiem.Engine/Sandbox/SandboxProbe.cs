@@ -449,11 +449,13 @@ public sealed class SandboxProbe
             notes.Add("requiem-launch disabled (REQUIEM_LAUNCHER=none): using the external tool chain");
             return null;
         }
-        if (!File.Exists(path))
+        var file = LauncherFile.Check(path);
+        if (!file.Usable)
         {
-            notes.Add($"requiem-launch not found at {path} (it is built only where a C compiler was present): using the external tool chain");
+            notes.Add($"requiem-launch {file.Problem}: using the external tool chain. Fix: {file.Fix}");
             return null;
         }
+        if (file.RestoredExecuteBit) notes.Add($"requiem-launch: restored the execute bit of {path} (an install from a package does not keep it)");
         foreach (var userNs in isRoot ? new[] { false, true } : new[] { true })
         {
             var pre = userNs ? new[] { "--userns" } : Array.Empty<string>();

@@ -15,6 +15,7 @@ public sealed class GetRequiemHealthCommand : RequiemCmdlet
 
     protected override void EndProcessingCore()
     {
+        WarnIfLauncherUnusable();
         var report = HealthReport.Create();
         WriteObject(AsJson ? report.ToJson() : report);
     }

@@ -82,6 +82,7 @@ public sealed class InvokeRequiemBenchCommand : RequiemCmdlet
 
     protected override void ProcessRecord()
     {
+        WarnIfLauncherUnusable();
         var location = SessionState.Path.CurrentFileSystemLocation.ProviderPath;
         BenchSpec spec;
         if (ParameterSetName == CommandSet)

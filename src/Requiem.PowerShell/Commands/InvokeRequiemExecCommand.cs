@@ -137,6 +137,7 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
 
     protected override void BeginProcessing()
     {
+        WarnIfLauncherUnusable();
         _store = OpenStore(Cas, AllowHashFallback);
         if (MyInvocation.BoundParameters.ContainsKey(nameof(Scheduler))) _mode = Scheduler;
     }

@@ -32,7 +32,11 @@ public sealed class InvokeRequiemReplayCommand : RequiemCmdlet
 
     private CasStore? _store;
 
-    protected override void BeginProcessing() => _store = OpenStore(Cas, AllowHashFallback);
+    protected override void BeginProcessing()
+    {
+        WarnIfLauncherUnusable();
+        _store = OpenStore(Cas, AllowHashFallback);
+    }
 
     protected override void ProcessRecord()
     {

@@ -20,6 +20,7 @@ public sealed class TestRequiemHealthCommand : RequiemCmdlet
 
     protected override void EndProcessingCore()
     {
+        WarnIfLauncherUnusable();
         var (config, configError, root) = ReadDiagnosticContext(Cas);
         var checks = Doctor.Run(root, config, configError);
         if (Quiet) WriteObject(checks.All(c => c.Status != "Fail"));

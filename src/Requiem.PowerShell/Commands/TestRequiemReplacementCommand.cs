@@ -29,6 +29,7 @@ public sealed class TestRequiemReplacementCommand : RequiemCmdlet
 
     protected override void EndProcessingCore()
     {
+        WarnIfLauncherUnusable();
         var (config, configError, root) = ReadDiagnosticContext(Cas);
         var report = ReplacementReadiness.Evaluate(root, config, configError);
         if (FailOnBlocker && !report.Ok)

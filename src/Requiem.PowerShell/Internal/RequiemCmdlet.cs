@@ -254,6 +254,12 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
         return false;
     }
 
+    /// <summary>
+    /// Cmdlets that run or report on the sandbox call this first: when the native launcher cannot be used (missing,
+    /// not executable, built for another CPU) the user hears it once per process, with the reason and the fix.
+    /// </summary>
+    protected void WarnIfLauncherUnusable() => Requiem.Engine.Sandbox.LauncherFile.WarnIfUnusable(CreateEngineOutput());
+
     /// <summary>An engine output bound to this cmdlet; only use it from the pipeline thread.</summary>
     protected IEngineOutput CreateEngineOutput(int activityId = 1) => new CmdletEngineOutput(this, activityId);
 
