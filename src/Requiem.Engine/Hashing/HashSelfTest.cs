@@ -58,7 +58,7 @@ public static class HashSelfTest
         var input = new byte[16 * 1024];
         for (var i = 0; i < 40; i++)
         {
-            using var h = new Blake3RequiemHasher(HashDomain.None);
+            using var h = new CompactBlake3Hasher(HashDomain.None);
             h.Update(input.AsSpan(0, 1024 << (i % 5)));
             h.FinalizeHex();
         }
@@ -73,7 +73,7 @@ public static class HashSelfTest
 
     private static string Blake3Hex(ReadOnlySpan<byte> data)
     {
-        using var h = new Blake3RequiemHasher(HashDomain.None);
+        using var h = new CompactBlake3Hasher(HashDomain.None);
         h.Update(data);
         return h.FinalizeHex();
     }
