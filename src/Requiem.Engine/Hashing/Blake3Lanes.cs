@@ -35,7 +35,7 @@ internal static class Blake3Lanes
     /// <summary>The widest lane count this CPU runs in hardware.</summary>
     public static Blake3LaneWidth Widest { get; } =
         !BitConverter.IsLittleEndian ? Blake3LaneWidth.Scalar :
-        Vector512.IsHardwareAccelerated ? Blake3LaneWidth.Lanes16 :
+        Vector512.IsHardwareAccelerated && Avx512F.IsSupported ? Blake3LaneWidth.Lanes16 :
         Vector256.IsHardwareAccelerated ? Blake3LaneWidth.Lanes8 :
         Vector128.IsHardwareAccelerated ? Blake3LaneWidth.Lanes4 : Blake3LaneWidth.Scalar;
 
@@ -153,7 +153,7 @@ internal static class Blake3Lanes
         for (var b = 0; b < 16; b++)
         {
             var flags = (b == 0 ? ChunkStart : 0) | (b == 15 ? ChunkEnd : 0);
-            Compress<L, V>(ref Unsafe.Add(ref start, b * BlockLen), ChunkLen, ctrLo, ctrHi, flags,
+            L.Compress(ref Unsafe.Add(ref start, b * BlockLen), ChunkLen, ctrLo, ctrHi, flags,
                 ref h0, ref h1, ref h2, ref h3, ref h4, ref h5, ref h6, ref h7);
         }
         StoreRows<L, V>(h0, h1, h2, h3, h4, h5, h6, h7, cvs);
@@ -167,7 +167,7 @@ internal static class Blake3Lanes
         V h0 = L.Splat(iv[0]), h1 = L.Splat(iv[1]), h2 = L.Splat(iv[2]), h3 = L.Splat(iv[3]);
         V h4 = L.Splat(iv[4]), h5 = L.Splat(iv[5]), h6 = L.Splat(iv[6]), h7 = L.Splat(iv[7]);
         var zero = L.Splat(0);
-        Compress<L, V>(ref MemoryMarshal.GetReference(blocks), BlockLen, zero, zero, Parent,
+        L.Compress(ref MemoryMarshal.GetReference(blocks), BlockLen, zero, zero, Parent,
             ref h0, ref h1, ref h2, ref h3, ref h4, ref h5, ref h6, ref h7);
         StoreRows<L, V>(h0, h1, h2, h3, h4, h5, h6, h7, parents);
     }
@@ -187,68 +187,6 @@ internal static class Blake3Lanes
             for (var w = 0; w < 8; w++)
                 rows[lane * 8 + w] = columns[w * L.Count + lane];
     }
-
-    /// <summary>One compression of L.Count blocks: block i starts at rows + i*stride; h0..h7 are updated in place.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Compress<L, V>(ref byte rows, nint stride, V ctrLo, V ctrHi, uint flags,
-        ref V h0, ref V h1, ref V h2, ref V h3, ref V h4, ref V h5, ref V h6, ref V h7)
-        where L : struct, ILanes<V> where V : struct
-    {
-        L.LoadTransposed(ref rows, stride, out var m0, out var m1, out var m2, out var m3, out var m4, out var m5, out var m6, out var m7,
-            out var m8, out var m9, out var m10, out var m11, out var m12, out var m13, out var m14, out var m15);
-        V s0 = h0, s1 = h1, s2 = h2, s3 = h3, s4 = h4, s5 = h5, s6 = h6, s7 = h7;
-        V s8 = L.Splat(0x6A09E667), s9 = L.Splat(0xBB67AE85), s10 = L.Splat(0x3C6EF372), s11 = L.Splat(0xA54FF53A);
-        V s12 = ctrLo, s13 = ctrHi, s14 = L.Splat(BlockLen), s15 = L.Splat(flags);
-
-        // The seven rounds, each with the message words in the order the specification's permutation gives that round.
-        Round<L, V>(ref s0, ref s1, ref s2, ref s3, ref s4, ref s5, ref s6, ref s7, ref s8, ref s9, ref s10, ref s11, ref s12, ref s13, ref s14, ref s15,
-            m0, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14, m15);
-        Round<L, V>(ref s0, ref s1, ref s2, ref s3, ref s4, ref s5, ref s6, ref s7, ref s8, ref s9, ref s10, ref s11, ref s12, ref s13, ref s14, ref s15,
-            m2, m6, m3, m10, m7, m0, m4, m13, m1, m11, m12, m5, m9, m14, m15, m8);
-        Round<L, V>(ref s0, ref s1, ref s2, ref s3, ref s4, ref s5, ref s6, ref s7, ref s8, ref s9, ref s10, ref s11, ref s12, ref s13, ref s14, ref s15,
-            m3, m4, m10, m12, m13, m2, m7, m14, m6, m5, m9, m0, m11, m15, m8, m1);
-        Round<L, V>(ref s0, ref s1, ref s2, ref s3, ref s4, ref s5, ref s6, ref s7, ref s8, ref s9, ref s10, ref s11, ref s12, ref s13, ref s14, ref s15,
-            m10, m7, m12, m9, m14, m3, m13, m15, m4, m0, m11, m2, m5, m8, m1, m6);
-        Round<L, V>(ref s0, ref s1, ref s2, ref s3, ref s4, ref s5, ref s6, ref s7, ref s8, ref s9, ref s10, ref s11, ref s12, ref s13, ref s14, ref s15,
-            m12, m13, m9, m11, m15, m10, m14, m8, m7, m2, m5, m3, m0, m1, m6, m4);
-        Round<L, V>(ref s0, ref s1, ref s2, ref s3, ref s4, ref s5, ref s6, ref s7, ref s8, ref s9, ref s10, ref s11, ref s12, ref s13, ref s14, ref s15,
-            m9, m14, m11, m5, m8, m12, m15, m1, m13, m3, m0, m10, m2, m6, m4, m7);
-        Round<L, V>(ref s0, ref s1, ref s2, ref s3, ref s4, ref s5, ref s6, ref s7, ref s8, ref s9, ref s10, ref s11, ref s12, ref s13, ref s14, ref s15,
-            m11, m15, m5, m0, m1, m9, m8, m6, m14, m10, m2, m12, m3, m4, m7, m13);
-
-        h0 = L.Xor(s0, s8); h1 = L.Xor(s1, s9); h2 = L.Xor(s2, s10); h3 = L.Xor(s3, s11);
-        h4 = L.Xor(s4, s12); h5 = L.Xor(s5, s13); h6 = L.Xor(s6, s14); h7 = L.Xor(s7, s15);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Round<L, V>(ref V s0, ref V s1, ref V s2, ref V s3, ref V s4, ref V s5, ref V s6, ref V s7,
-        ref V s8, ref V s9, ref V s10, ref V s11, ref V s12, ref V s13, ref V s14, ref V s15,
-        V m0, V m1, V m2, V m3, V m4, V m5, V m6, V m7, V m8, V m9, V m10, V m11, V m12, V m13, V m14, V m15)
-        where L : struct, ILanes<V> where V : struct
-    {
-        G<L, V>(ref s0, ref s4, ref s8, ref s12, m0, m1);
-        G<L, V>(ref s1, ref s5, ref s9, ref s13, m2, m3);
-        G<L, V>(ref s2, ref s6, ref s10, ref s14, m4, m5);
-        G<L, V>(ref s3, ref s7, ref s11, ref s15, m6, m7);
-        G<L, V>(ref s0, ref s5, ref s10, ref s15, m8, m9);
-        G<L, V>(ref s1, ref s6, ref s11, ref s12, m10, m11);
-        G<L, V>(ref s2, ref s7, ref s8, ref s13, m12, m13);
-        G<L, V>(ref s3, ref s4, ref s9, ref s14, m14, m15);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void G<L, V>(ref V a, ref V b, ref V c, ref V d, V x, V y)
-        where L : struct, ILanes<V> where V : struct
-    {
-        a = L.Add(L.Add(a, b), x);
-        d = L.Rotate16(L.Xor(d, a));
-        c = L.Add(c, d);
-        b = L.Rotate12(L.Xor(b, c));
-        a = L.Add(L.Add(a, b), y);
-        d = L.Rotate8(L.Xor(d, a));
-        c = L.Add(c, d);
-        b = L.Rotate7(L.Xor(b, c));
-    }
 }
 
 /// <summary>The vector operations one lane width needs; implemented per width with that width's best instructions.</summary>
@@ -258,12 +196,10 @@ internal interface ILanes<V> where V : struct
     static abstract V Splat(uint value);
     static abstract V Load(ref uint source);
     static abstract void Store(V value, ref uint destination);
-    static abstract V Add(V a, V b);
-    static abstract V Xor(V a, V b);
-    static abstract V Rotate16(V x);
-    static abstract V Rotate12(V x);
-    static abstract V Rotate8(V x);
-    static abstract V Rotate7(V x);
+
+    /// <summary>One compression of Count blocks (block i at rows + i*stride) into the chaining values h0..h7.</summary>
+    static abstract void Compress(ref byte rows, nint stride, V ctrLo, V ctrHi, uint flags,
+        ref V h0, ref V h1, ref V h2, ref V h3, ref V h4, ref V h5, ref V h6, ref V h7);
 
     /// <summary>Message word j of the block at rows + lane*stride, for every lane: m_j lane i.</summary>
     static abstract void LoadTransposed(ref byte rows, nint stride, out V m0, out V m1, out V m2, out V m3, out V m4, out V m5, out V m6, out V m7,
@@ -276,27 +212,17 @@ internal struct Lanes128 : ILanes<Vector128<uint>>
     public static Vector128<uint> Splat(uint value) => Vector128.Create(value);
     public static Vector128<uint> Load(ref uint source) => Vector128.LoadUnsafe(ref source);
     public static void Store(Vector128<uint> value, ref uint destination) => value.StoreUnsafe(ref destination);
-    public static Vector128<uint> Add(Vector128<uint> a, Vector128<uint> b) => a + b;
-    public static Vector128<uint> Xor(Vector128<uint> a, Vector128<uint> b) => a ^ b;
 
-    private static ReadOnlySpan<byte> Rot16Mask => new byte[] { 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13 };
-    private static ReadOnlySpan<byte> Rot8Mask => new byte[] { 1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12 };
-
-    public static Vector128<uint> Rotate16(Vector128<uint> x)
+    public static void Compress(ref byte rows, nint stride, Vector128<uint> ctrLo, Vector128<uint> ctrHi, uint flags, ref Vector128<uint> h0, ref Vector128<uint> h1, ref Vector128<uint> h2, ref Vector128<uint> h3, ref Vector128<uint> h4, ref Vector128<uint> h5, ref Vector128<uint> h6, ref Vector128<uint> h7)
     {
-        if (!Avx512F.VL.IsSupported && Ssse3.IsSupported) return Ssse3.Shuffle(x.AsByte(), Vector128.Create(Rot16Mask)).AsUInt32();
-        return Avx512F.VL.IsSupported ? Avx512F.VL.RotateRight(x, 16) : Vector128.ShiftRightLogical(x, 16) | Vector128.ShiftLeft(x, 16);
+        if (Avx512F.VL.IsSupported) Blake3Compress.Compress128Vl(ref rows, stride, ctrLo, ctrHi, flags, ref h0, ref h1, ref h2, ref h3, ref h4, ref h5, ref h6, ref h7);
+        else Blake3Compress.Compress128(ref rows, stride, ctrLo, ctrHi, flags, ref h0, ref h1, ref h2, ref h3, ref h4, ref h5, ref h6, ref h7);
     }
 
-    public static Vector128<uint> Rotate12(Vector128<uint> x) => Avx512F.VL.IsSupported ? Avx512F.VL.RotateRight(x, 12) : Vector128.ShiftRightLogical(x, 12) | Vector128.ShiftLeft(x, 20);
 
-    public static Vector128<uint> Rotate8(Vector128<uint> x)
-    {
-        if (!Avx512F.VL.IsSupported && Ssse3.IsSupported) return Ssse3.Shuffle(x.AsByte(), Vector128.Create(Rot8Mask)).AsUInt32();
-        return Avx512F.VL.IsSupported ? Avx512F.VL.RotateRight(x, 8) : Vector128.ShiftRightLogical(x, 8) | Vector128.ShiftLeft(x, 24);
-    }
 
-    public static Vector128<uint> Rotate7(Vector128<uint> x) => Avx512F.VL.IsSupported ? Avx512F.VL.RotateRight(x, 7) : Vector128.ShiftRightLogical(x, 7) | Vector128.ShiftLeft(x, 25);
+
+
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadTransposed(ref byte rows, nint stride, out Vector128<uint> m0, out Vector128<uint> m1, out Vector128<uint> m2, out Vector128<uint> m3,
@@ -339,27 +265,17 @@ internal struct Lanes256 : ILanes<Vector256<uint>>
     public static Vector256<uint> Splat(uint value) => Vector256.Create(value);
     public static Vector256<uint> Load(ref uint source) => Vector256.LoadUnsafe(ref source);
     public static void Store(Vector256<uint> value, ref uint destination) => value.StoreUnsafe(ref destination);
-    public static Vector256<uint> Add(Vector256<uint> a, Vector256<uint> b) => a + b;
-    public static Vector256<uint> Xor(Vector256<uint> a, Vector256<uint> b) => a ^ b;
 
-    private static ReadOnlySpan<byte> Rot16Mask => new byte[] { 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13 };
-    private static ReadOnlySpan<byte> Rot8Mask => new byte[] { 1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12, 1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12 };
-
-    public static Vector256<uint> Rotate16(Vector256<uint> x)
+    public static void Compress(ref byte rows, nint stride, Vector256<uint> ctrLo, Vector256<uint> ctrHi, uint flags, ref Vector256<uint> h0, ref Vector256<uint> h1, ref Vector256<uint> h2, ref Vector256<uint> h3, ref Vector256<uint> h4, ref Vector256<uint> h5, ref Vector256<uint> h6, ref Vector256<uint> h7)
     {
-        if (!Avx512F.VL.IsSupported && Avx2.IsSupported) return Avx2.Shuffle(x.AsByte(), Vector256.Create(Rot16Mask)).AsUInt32();
-        return Avx512F.VL.IsSupported ? Avx512F.VL.RotateRight(x, 16) : Vector256.ShiftRightLogical(x, 16) | Vector256.ShiftLeft(x, 16);
+        if (Avx512F.VL.IsSupported) Blake3Compress.Compress256Vl(ref rows, stride, ctrLo, ctrHi, flags, ref h0, ref h1, ref h2, ref h3, ref h4, ref h5, ref h6, ref h7);
+        else Blake3Compress.Compress256(ref rows, stride, ctrLo, ctrHi, flags, ref h0, ref h1, ref h2, ref h3, ref h4, ref h5, ref h6, ref h7);
     }
 
-    public static Vector256<uint> Rotate12(Vector256<uint> x) => Avx512F.VL.IsSupported ? Avx512F.VL.RotateRight(x, 12) : Vector256.ShiftRightLogical(x, 12) | Vector256.ShiftLeft(x, 20);
 
-    public static Vector256<uint> Rotate8(Vector256<uint> x)
-    {
-        if (!Avx512F.VL.IsSupported && Avx2.IsSupported) return Avx2.Shuffle(x.AsByte(), Vector256.Create(Rot8Mask)).AsUInt32();
-        return Avx512F.VL.IsSupported ? Avx512F.VL.RotateRight(x, 8) : Vector256.ShiftRightLogical(x, 8) | Vector256.ShiftLeft(x, 24);
-    }
 
-    public static Vector256<uint> Rotate7(Vector256<uint> x) => Avx512F.VL.IsSupported ? Avx512F.VL.RotateRight(x, 7) : Vector256.ShiftRightLogical(x, 7) | Vector256.ShiftLeft(x, 25);
+
+
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadTransposed(ref byte rows, nint stride, out Vector256<uint> m0, out Vector256<uint> m1, out Vector256<uint> m2, out Vector256<uint> m3,
@@ -421,13 +337,10 @@ internal struct Lanes512 : ILanes<Vector512<uint>>
     public static Vector512<uint> Splat(uint value) => Vector512.Create(value);
     public static Vector512<uint> Load(ref uint source) => Vector512.LoadUnsafe(ref source);
     public static void Store(Vector512<uint> value, ref uint destination) => value.StoreUnsafe(ref destination);
-    public static Vector512<uint> Add(Vector512<uint> a, Vector512<uint> b) => a + b;
-    public static Vector512<uint> Xor(Vector512<uint> a, Vector512<uint> b) => a ^ b;
 
-    public static Vector512<uint> Rotate16(Vector512<uint> x) => Avx512F.IsSupported ? Avx512F.RotateRight(x, 16) : Vector512.ShiftRightLogical(x, 16) | Vector512.ShiftLeft(x, 16);
-    public static Vector512<uint> Rotate12(Vector512<uint> x) => Avx512F.IsSupported ? Avx512F.RotateRight(x, 12) : Vector512.ShiftRightLogical(x, 12) | Vector512.ShiftLeft(x, 20);
-    public static Vector512<uint> Rotate8(Vector512<uint> x) => Avx512F.IsSupported ? Avx512F.RotateRight(x, 8) : Vector512.ShiftRightLogical(x, 8) | Vector512.ShiftLeft(x, 24);
-    public static Vector512<uint> Rotate7(Vector512<uint> x) => Avx512F.IsSupported ? Avx512F.RotateRight(x, 7) : Vector512.ShiftRightLogical(x, 7) | Vector512.ShiftLeft(x, 25);
+    public static void Compress(ref byte rows, nint stride, Vector512<uint> ctrLo, Vector512<uint> ctrHi, uint flags, ref Vector512<uint> h0, ref Vector512<uint> h1, ref Vector512<uint> h2, ref Vector512<uint> h3, ref Vector512<uint> h4, ref Vector512<uint> h5, ref Vector512<uint> h6, ref Vector512<uint> h7)
+        => Blake3Compress.Compress512(ref rows, stride, ctrLo, ctrHi, flags, ref h0, ref h1, ref h2, ref h3, ref h4, ref h5, ref h6, ref h7);
+
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadTransposed(ref byte rows, nint stride, out Vector512<uint> m0, out Vector512<uint> m1, out Vector512<uint> m2, out Vector512<uint> m3,
