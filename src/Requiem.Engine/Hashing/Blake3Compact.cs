@@ -129,6 +129,14 @@ internal sealed class Blake3Compact
     {
         var chunks = data.Length / ChunkLen;
         Span<uint> cv = stackalloc uint[8];
+        if (chunks < 16)
+        {
+            // A few chunks (small files): side by side in one pass, then merged one by one.
+            Span<uint> few = stackalloc uint[16 * 8];
+            Blake3Lanes.HashChunks(data, _chunkCounter, chunks, few);
+            for (var i = 0; i < chunks; i++) PushSubtree(few.Slice(i * 8, 8), 1);
+            return;
+        }
         if (maxThreads <= 1 || chunks < ParallelMinChunks)
         {
             for (var done = 0; done < chunks;)

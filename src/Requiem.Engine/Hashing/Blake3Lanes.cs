@@ -66,8 +66,20 @@ internal static class Blake3Lanes
             if (width >= Blake3LaneWidth.Lanes16 && left >= 16) { Chunks<Lanes512, Vector512<uint>>(slice, c, output); done += 16; }
             else if (width >= Blake3LaneWidth.Lanes8 && left >= 8) { Chunks<Lanes256, Vector256<uint>>(slice, c, output); done += 8; }
             else if (width >= Blake3LaneWidth.Lanes4 && left >= 4) { Chunks<Lanes128, Vector128<uint>>(slice, c, output); done += 4; }
+            else if (width >= Blake3LaneWidth.Lanes4 && left >= 2) { ChunksPadded4(slice, left, c, output); done += left; }
             else { ChunkScalar(slice[..ChunkLen], c, output); done += 1; }
         }
+    }
+
+    /// <summary>Two or three chunks through the 4-lane path (the spare lanes hash zeros): cheaper than one by one.</summary>
+    private static void ChunksPadded4(ReadOnlySpan<byte> input, int count, ulong counter, Span<uint> cvs)
+    {
+        Span<byte> padded = stackalloc byte[4 * ChunkLen];
+        padded.Clear();
+        input[..(count * ChunkLen)].CopyTo(padded);
+        Span<uint> all = stackalloc uint[4 * 8];
+        Chunks<Lanes128, Vector128<uint>>(padded, counter, all);
+        all[..(count * 8)].CopyTo(cvs);
     }
 
     /// <summary>

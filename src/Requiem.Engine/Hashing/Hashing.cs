@@ -53,7 +53,7 @@ public sealed class HashPrimitive
 
     public string Algorithm => IsFallback ? FallbackName : Blake3Name;
 
-    /// <summary>Where the primitive comes from: "managed-simd" (Blake3.NET) or "fallback-sha256".</summary>
+    /// <summary>Where the primitive comes from: "managed-simd" (the module's own vectorised BLAKE3) or "fallback-sha256".</summary>
     public string Backend => IsFallback ? "fallback-sha256" : "managed-simd";
 
     /// <summary>BLAKE3 (self-tested), or the fallback when allowed; throws <c>HashUnavailableBlake3</c> otherwise.</summary>
