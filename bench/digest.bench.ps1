@@ -10,7 +10,7 @@ param(
     [Parameter(Mandatory)] [string] $OutDirectory,
     [long] $LargeFileBytes = 1GB,
     [int] $SmallFiles = 10000,
-    [int] $Repeat = 3
+    [int] $Repeat = 5
 )
 
 $ErrorActionPreference = 'Stop'
