@@ -17,15 +17,16 @@ internal enum Blake3LaneWidth
 /// <summary>
 /// BLAKE3 chunk and parent compression over many inputs at once, one input per vector lane (the specification's
 /// "SIMD across inputs" layout): 16 lanes of <see cref="Vector512{T}"/>, 8 of <see cref="Vector256{T}"/> or 4 of
-/// <see cref="Vector128{T}"/>, the widest the CPU accelerates. One generic compression function serves every width.
-/// On top of it, <see cref="SubtreeChainingValue"/> computes the chaining value of an aligned power-of-two run of
+/// <see cref="Vector128{T}"/>, the widest the CPU accelerates. The loops and tree code are generic over the width;
+/// the compression itself is written out per width (<see cref="Blake3Compress"/>, generated), because the JIT stops
+/// inlining a generic one's hundreds of small vector calls. On top of it, <see cref="SubtreeChainingValue"/> computes the chaining value of an aligned power-of-two run of
 /// chunks, the unit of work the tree hashers hand to each core.
 /// </summary>
 internal static class Blake3Lanes
 {
     internal const int BlockLen = 64;
     internal const int ChunkLen = 1024;
-    internal const uint ChunkStart = 1, ChunkEnd = 2, Parent = 4, Root = 8;
+    internal const uint ChunkStart = 1, ChunkEnd = 2, Parent = 4;
 
     internal static ReadOnlySpan<uint> IV => new uint[]
     {
