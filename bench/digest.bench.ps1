@@ -10,7 +10,7 @@ param(
     [Parameter(Mandatory)] [string] $OutDirectory,
     [long] $LargeFileBytes = 1GB,
     [int] $SmallFiles = 10000,
-    [int] $Repeat = 3
+    [int] $Repeat = 5
 )
 
 $ErrorActionPreference = 'Stop'
@@ -47,7 +47,8 @@ function Measure-Interleaved {
 function Get-PeakRssMiB {
     # Peak resident memory of a fresh pwsh that imports the module and hashes the file (flat-memory check).
     param([string] $File)
-    $script = "Import-Module '$ModulePath'; `$null = Get-RequiemDigest -LiteralPath '$File'; (Get-Content /proc/self/status | Select-String '^VmHWM').Line"
+    $hash = if ($File) { "`$null = Get-RequiemDigest -LiteralPath '$File'" } else { "`$null = Get-RequiemDigest -InputObject x" }
+    $script = "Import-Module '$ModulePath'; $hash; (Get-Content /proc/self/status | Select-String '^VmHWM').Line"
     $line = & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command $script
     [math]::Round(([long](($line -split '\s+')[1])) / 1024, 1)
 }
@@ -62,23 +63,77 @@ try {
     for ($w = 0L; $w -lt $LargeFileBytes; $w += $chunk.Length) { $fs.Write($chunk, 0, [Math]::Min($chunk.Length, $LargeFileBytes - $w)) }
     $fs.Dispose()
     $null = Get-FileHash -LiteralPath $big -Algorithm SHA256   # warm the page cache for everyone
-    $requiem = Measure-Best { Get-RequiemDigest -LiteralPath $big }
-    $b3sum = if (Get-Command b3sum -ErrorAction Ignore) { Measure-Best { b3sum --no-names $big } } else { $null }
-    $b3sumOne = if ($b3sum) { Measure-Best { b3sum --no-names --num-threads 1 $big } } else { $null }
-    $sha = Measure-Best { Get-FileHash -LiteralPath $big -Algorithm SHA256 } -Times 1
-    $same = if ($b3sum) { (Get-RequiemDigest -LiteralPath $big).Hash -eq (b3sum --no-names $big).Trim() } else { $null }
+    $null = Get-RequiemDigest -LiteralPath $big                 # and the JIT
+    $hasB3sum = [bool](Get-Command b3sum -ErrorAction Ignore)
+    $timeTool = if (Test-Path /usr/bin/time) { '/usr/bin/time' } else { $null }
+
+    function Measure-InProcess {
+        # Wall and CPU time (this process, all threads) of one run of $Script.
+        param([scriptblock] $Script)
+        $p = [Diagnostics.Process]::GetCurrentProcess(); $cpu0 = $p.TotalProcessorTime
+        $sw = [Diagnostics.Stopwatch]::StartNew(); & $Script | Out-Null; $sw.Stop()
+        $p.Refresh()
+        [pscustomobject]@{ Wall = $sw.Elapsed.TotalSeconds; Cpu = ($p.TotalProcessorTime - $cpu0).TotalSeconds; RssMiB = $null }
+    }
+    function Measure-External {
+        # Wall, CPU (user + system) and peak RSS of one run of a command, through GNU time when present.
+        param([string[]] $Command)
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        if ($timeTool) {
+            $report = Join-Path $work 'time.txt'
+            & $timeTool -f '%U %S %M' -o $report @Command | Out-Null
+            $sw.Stop()
+            $u, $s, $m = (Get-Content $report -Tail 1) -split ' '
+            return [pscustomobject]@{ Wall = $sw.Elapsed.TotalSeconds; Cpu = [double]$u + [double]$s; RssMiB = [math]::Round([double]$m / 1024, 1) }
+        }
+        & $Command[0] @($Command | Select-Object -Skip 1) | Out-Null
+        $sw.Stop()
+        [pscustomobject]@{ Wall = $sw.Elapsed.TotalSeconds; Cpu = $null; RssMiB = $null }
+    }
+
+    # Interleaved rounds (drifting load on a shared machine hits every contender alike); medians and bests reported.
+    $contenders = [ordered]@{
+        requiem = { Measure-InProcess { Get-RequiemDigest -LiteralPath $big } }
+        requiem_one_thread = { Measure-InProcess { Get-RequiemDigest -LiteralPath $big -ThrottleLimit 1 } }
+    }
+    if ($hasB3sum) {
+        $contenders.b3sum = { Measure-External @((Get-Command b3sum).Source, '--no-names', $big) }
+        $contenders.b3sum_one_thread = { Measure-External @((Get-Command b3sum).Source, '--no-names', '--num-threads', '1', $big) }
+    }
+    $runs = @{}; foreach ($k in $contenders.Keys) { $runs[$k] = [Collections.Generic.List[object]]::new() }
+    for ($round = 0; $round -lt $Repeat; $round++) { foreach ($k in $contenders.Keys) { $runs[$k].Add((& $contenders[$k])) } }
+    $sha = Measure-InProcess { Get-FileHash -LiteralPath $big -Algorithm SHA256 }
+    $median = { param($values) $v = @($values | Where-Object { $null -ne $_ } | Sort-Object); if ($v.Count) { $v[[int][Math]::Floor($v.Count / 2)] } else { $null } }
+    $summary = [ordered]@{}
+    foreach ($k in $contenders.Keys) {
+        $summary[$k] = [ordered]@{
+            median_s = [math]::Round((& $median $runs[$k].Wall), 3)
+            best_s = [math]::Round(($runs[$k].Wall | Measure-Object -Minimum).Minimum, 3)
+            median_cpu_s = if ($null -ne (& $median $runs[$k].Cpu)) { [math]::Round((& $median $runs[$k].Cpu), 3) } else { $null }
+            peak_rss_mib = if ($null -ne (& $median $runs[$k].RssMiB)) { & $median $runs[$k].RssMiB } else { $null }
+        }
+    }
+    $same = if ($hasB3sum) { (Get-RequiemDigest -LiteralPath $big).Hash -eq (b3sum --no-names $big).Trim() } else { $null }
     $rss = if ($IsLinux) { Get-PeakRssMiB $big } else { $null }
+    $rssIdle = if ($IsLinux) { Get-PeakRssMiB $null } else { $null }
     $mib = $LargeFileBytes / 1MB
+    $req = $summary.requiem.median_s
     $results.large_file = [ordered]@{
         bytes = $LargeFileBytes
-        requiem_s = [math]::Round($requiem, 3); requiem_mib_s = [math]::Round($mib / $requiem)
-        b3sum_s = $b3sum ? [math]::Round($b3sum, 3) : $null
-        b3sum_single_thread_s = $b3sumOne ? [math]::Round($b3sumOne, 3) : $null
-        get_filehash_sha256_s = [math]::Round($sha, 3)
-        ratio_vs_b3sum = $b3sum ? [math]::Round($requiem / $b3sum, 2) : $null
-        ratio_vs_get_filehash = [math]::Round($requiem / $sha, 2)
+        rounds = $Repeat
+        vector_width = if ([Runtime.Intrinsics.Vector512]::IsHardwareAccelerated) { '512-bit (16 lanes)' } elseif ([Runtime.Intrinsics.Vector256]::IsHardwareAccelerated) { '256-bit (8 lanes)' } else { '128-bit (4 lanes) or scalar' }   # the same runtime checks the engine makes
+        load_average_at_start = if (Test-Path /proc/loadavg) { (Get-Content /proc/loadavg) } else { $null }
+        contenders = $summary
+        requiem_mib_s = [math]::Round($mib / $req)
+        get_filehash_sha256_s = [math]::Round($sha.Wall, 3)
+        get_filehash_sha256_cpu_s = [math]::Round($sha.Cpu, 3)
+        ratio_median_vs_b3sum = $hasB3sum ? [math]::Round($req / $summary.b3sum.median_s, 2) : $null
+        ratio_best_vs_b3sum = $hasB3sum ? [math]::Round($summary.requiem.best_s / $summary.b3sum.best_s, 2) : $null
+        ratio_one_thread_vs_b3sum_one_thread = $hasB3sum ? [math]::Round($summary.requiem_one_thread.median_s / $summary.b3sum_one_thread.median_s, 2) : $null
+        ratio_vs_get_filehash = [math]::Round($req / $sha.Wall, 2)
         digest_equals_b3sum = $same
         peak_rss_mib_of_hashing_pwsh = $rss
+        peak_rss_mib_of_idle_pwsh_with_module = $rssIdle
     }
     Remove-Item -LiteralPath $big
 

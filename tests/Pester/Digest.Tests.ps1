@@ -39,6 +39,45 @@ Describe 'Get-RequiemDigest' {
         (Get-RequiemDigest -LiteralPath $file).Hash | Should -Be $expected
     }
 
+    It 'gives the same digest of a large file with domain <Domain> on one core, every core and in b3sum' -ForEach @(
+        @{ Domain = 'None'; Prefix = '' }, @{ Domain = 'Cas'; Prefix = 'cas:' }
+    ) {
+        # The 4-byte prefix shifts every chunk boundary of the file; one core and every core split it differently.
+        $file = Join-Path $Dir "large-$Domain.bin"
+        $bytes = [byte[]]::new(9MB + 517)
+        [Random]::new(15).NextBytes($bytes)
+        [IO.File]::WriteAllBytes($file, $bytes)
+        $all = (Get-RequiemDigest -LiteralPath $file -Domain $Domain).Hash
+        (Get-RequiemDigest -LiteralPath $file -Domain $Domain -ThrottleLimit 1).Hash | Should -Be $all
+        (Get-RequiemDigest -LiteralPath $file -Domain $Domain -ThrottleLimit 3).Hash | Should -Be $all
+        if ($HasB3sum) {
+            $prefixed = Join-Path $Dir "large-$Domain.prefixed"
+            [IO.File]::WriteAllBytes($prefixed, [byte[]]([Text.Encoding]::ASCII.GetBytes($Prefix) + $bytes))
+            $all | Should -Be (& b3sum --no-names $prefixed).Trim()
+        }
+    }
+
+    It 'refuses -ThrottleLimit 0' {
+        { Get-RequiemDigest -InputObject 'x' -ThrottleLimit 0 -ErrorAction Stop } |
+            Should -Throw -ErrorId 'ParameterArgumentValidationError,Requiem.PowerShell.GetRequiemDigestCommand'
+    }
+
+    It 'takes hash.max_threads from the config and gives the same digest' {
+        $config = Join-Path $Dir 'threads.json'
+        Set-Content $config '{"config_version":"1.1","hash":{"max_threads":1}}'
+        $file = Join-Path $Dir 'threads.bin'
+        New-PatternFile -Path $file -Length (3MB + 5)
+        $expected = (Get-RequiemDigest -LiteralPath $file).Hash
+        $out = Invoke-FreshPwsh -Environment @{ REQUIEM_CONFIG = $config } -Script @"
+Import-Module '$ModulePath'
+(Get-RequiemDigest -LiteralPath '$file' -Domain None).Hash
+"@
+        $out | Should -Contain $expected
+        (Test-RequiemConfig -Path $config).Valid | Should -BeTrue
+        Set-Content $config '{"config_version":"1.1","hash":{"max_threads":0}}'
+        (Test-RequiemConfig -Path $config).Errors.Field | Should -Contain '$.hash.max_threads'
+    }
+
     It 'domain-separates as BLAKE3(prefix || bytes) for <Domain>' -ForEach @(
         @{ Domain = 'Cas'; Prefix = 'cas:' }, @{ Domain = 'Request'; Prefix = 'req:' }, @{ Domain = 'Result'; Prefix = 'res:' }
     ) {

@@ -23,6 +23,9 @@ public sealed class RequiemConfig
         public string Primitive { get; init; } = "blake3";
         public string Backend { get; init; } = "vendored";
         public bool AllowFallback { get; init; }
+
+        /// <summary>At most this many cores hash one large input (null: every core).</summary>
+        public int? MaxThreads { get; init; }
     }
 
     public sealed class CasSection
@@ -153,7 +156,7 @@ public static class ConfigValidator
             var hash = new RequiemConfig.HashSection();
             if (Section(root, "hash", errors) is { } h)
             {
-                CheckKeys(h, "$.hash", errors, "primitive", "backend", "allow_fallback");
+                CheckKeys(h, "$.hash", errors, "primitive", "backend", "allow_fallback", "max_threads");
                 var primitive = String(h, "primitive", "$.hash", errors) ?? "blake3";
                 if (primitive != "blake3") errors.Add(new ConfigIssue("$.hash.primitive", $"'{primitive}' is not supported: the only primitive is 'blake3'"));
                 var backend = String(h, "backend", "$.hash", errors) ?? "vendored";
@@ -161,7 +164,13 @@ public static class ConfigValidator
                     errors.Add(new ConfigIssue("$.hash.backend", $"'{backend}' is not a backend: use 'vendored' (the built-in managed BLAKE3)"));
                 var allow = Bool(h, "allow_fallback", "$.hash", errors) ?? false;
                 if (allow) warnings.Add(new ConfigIssue("$.hash.allow_fallback", "hash fallback is allowed: if BLAKE3 fails its self-test, digests silently become SHA-256 (flagged in every result)"));
-                hash = new RequiemConfig.HashSection { Primitive = primitive, Backend = backend, AllowFallback = allow };
+                var maxThreads = Int(h, "max_threads", "$.hash", errors);
+                if (maxThreads is < 1 or > 4096) errors.Add(new ConfigIssue("$.hash.max_threads", $"{maxThreads} is out of range 1..4096"));
+                hash = new RequiemConfig.HashSection
+                {
+                    Primitive = primitive, Backend = backend, AllowFallback = allow,
+                    MaxThreads = maxThreads is >= 1 and <= 4096 ? (int)maxThreads : null,
+                };
             }
 
             var cas = new RequiemConfig.CasSection();

@@ -3,7 +3,7 @@ namespace Requiem.Engine.Hashing;
 /// <summary>
 /// Known-answer test of the BLAKE3 implementation, run once per process before the first digest.
 /// Vectors: "" and "hello" (as the Requiem CLI hashes them), and official BLAKE3 test vectors (input byte i = i mod 251)
-/// that cross the 1024-byte chunk boundary.
+/// that cross the 1024-byte chunk boundary and, up to 100 KiB, run the widest vector lanes and parent nodes.
 /// </summary>
 public static class HashSelfTest
 {
@@ -17,6 +17,10 @@ public static class HashSelfTest
         (1023, "10108970eeda3eb932baac1428c7a2163b0e924c9a9e25b35bba72b28f70bd11"),
         (1024, "42214739f095a406f3fc83deb889744ac00df831c10daa55189b5d121c855af7"),
         (1025, "d00278ae47eb27b34faecf67b4fe263f82d5412916c1ffd97c8cb7fb814b8444"),
+        // Several chunks side by side in vector lanes, and parent compressions.
+        (2048, "e776b6028c7cd22a4d0ba182a8bf62205d2ef576467e838ed6f2529b85fba24a"),
+        (8192, "aae792484c8efe4f19e2ca7d371d8c467ffb10748d8a5a1ae579948f718a2a63"),
+        (102400, "bc3e3d41a1146b069abffad3c0d44860cf664390afce4d9661f7902e7943e085"),
     };
 
     private static readonly Lazy<SelfTestResult> s_result = new(Run, LazyThreadSafetyMode.ExecutionAndPublication);
@@ -58,7 +62,7 @@ public static class HashSelfTest
         var input = new byte[16 * 1024];
         for (var i = 0; i < 40; i++)
         {
-            using var h = new Blake3RequiemHasher(HashDomain.None);
+            using var h = new CompactBlake3Hasher(HashDomain.None);
             h.Update(input.AsSpan(0, 1024 << (i % 5)));
             h.FinalizeHex();
         }
@@ -73,7 +77,7 @@ public static class HashSelfTest
 
     private static string Blake3Hex(ReadOnlySpan<byte> data)
     {
-        using var h = new Blake3RequiemHasher(HashDomain.None);
+        using var h = new CompactBlake3Hasher(HashDomain.None);
         h.Update(data);
         return h.FinalizeHex();
     }

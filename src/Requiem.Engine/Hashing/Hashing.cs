@@ -11,22 +11,49 @@ public sealed class HashPrimitive
     public const string Blake3Name = "BLAKE3";
     public const string FallbackName = "SHA256";
 
-    /// <summary>Files at least this large are memory-mapped and hashed on several cores.</summary>
+    /// <summary>Inputs and files at least this large are hashed on several cores.</summary>
     public const long ParallelThreshold = 1L << 20;
 
     private const int SmallFileBuffer = 64 * 1024;
     private const int LargeFileBuffer = 4 << 20;
 
-    private static readonly HashPrimitive s_blake3 = new(false);
-    private static readonly HashPrimitive s_fallback = new(true);
+    /// <summary>
+    /// One task's share of a large file: read into a per-thread buffer and hashed while it is still in the core's
+    /// cache. 256 chunks, so every piece after the first few is a whole aligned BLAKE3 subtree.
+    /// </summary>
+    private const int FilePieceChunks = 256;
 
-    private HashPrimitive(bool fallback) => IsFallback = fallback;
+    /// <summary>Pieces between two cancellation checks and progress reports (16 MiB); bounds the chaining values held.</summary>
+    private const int FileWindowPieces = 64;
+
+    private const int ChunkLen = 1024;
+
+    private static readonly HashPrimitive s_blake3 = new(false, Environment.ProcessorCount);
+    private static readonly HashPrimitive s_fallback = new(true, Environment.ProcessorCount);
+
+    [ThreadStatic] private static byte[]? t_pieceBuffer;
+
+    private HashPrimitive(bool fallback, int maxThreads)
+    {
+        IsFallback = fallback;
+        MaxThreads = maxThreads;
+    }
 
     public bool IsFallback { get; }
 
+    /// <summary>How many cores one large input may use (the machine's, unless capped by hash.max_threads or -ThrottleLimit).</summary>
+    public int MaxThreads { get; }
+
+    /// <summary>The same primitive, hashing large inputs on at most <paramref name="maxThreads"/> cores.</summary>
+    public HashPrimitive WithMaxThreads(int maxThreads)
+    {
+        if (maxThreads < 1) throw new ArgumentOutOfRangeException(nameof(maxThreads), maxThreads, "At least one thread is needed.");
+        return maxThreads == MaxThreads ? this : new HashPrimitive(IsFallback, maxThreads);
+    }
+
     public string Algorithm => IsFallback ? FallbackName : Blake3Name;
 
-    /// <summary>Where the primitive comes from: "managed-simd" (Blake3.NET) or "fallback-sha256".</summary>
+    /// <summary>Where the primitive comes from: "managed-simd" (the module's own vectorised BLAKE3) or "fallback-sha256".</summary>
     public string Backend => IsFallback ? "fallback-sha256" : "managed-simd";
 
     /// <summary>BLAKE3 (self-tested), or the fallback when allowed; throws <c>HashUnavailableBlake3</c> otherwise.</summary>
@@ -40,17 +67,15 @@ public sealed class HashPrimitive
             "pass -AllowHashFallback or set hash.allow_fallback in the config to use SHA-256 instead.", Blake3Name);
     }
 
-    /// <summary>Inputs up to this size (when known in advance) use the compact scalar BLAKE3.</summary>
-    public const long CompactThreshold = 16 * 1024;
-
     /// <summary>
-    /// A hasher primed with the domain prefix. Pass the input length when it is known: small inputs then use the
-    /// compact implementation, which runs optimised code from the first call.
+    /// A hasher primed with the domain prefix; its <see cref="RequiemHasher.UpdateParallel"/> uses up to
+    /// <see cref="MaxThreads"/> cores. (The expected length is accepted for callers that know it; every size takes
+    /// the same implementation.)
     /// </summary>
     public RequiemHasher CreateHasher(HashDomain domain, long expectedLength = -1)
     {
         if (IsFallback) return new Sha256FallbackHasher(domain);
-        return expectedLength is >= 0 and <= CompactThreshold ? new CompactBlake3Hasher(domain) : new Blake3RequiemHasher(domain);
+        return new CompactBlake3Hasher(domain, MaxThreads);
     }
 
     public string HashBytes(ReadOnlySpan<byte> data, HashDomain domain)
@@ -91,8 +116,9 @@ public sealed class HashPrimitive
         using var handle = OpenForRead(path);
         var length = RandomAccess.GetLength(handle);
         using var hasher = CreateHasher(domain, length);
-        if (length >= ParallelThreshold) HashLarge(handle, length, hasher, path, cancel, output);
-        else length = HashStreamed(handle, hasher, path, cancel);
+        if (length < ParallelThreshold) length = HashStreamed(handle, hasher, 0, path, cancel);
+        else if (hasher is CompactBlake3Hasher blake3) length = HashLargeBlake3(handle, length, blake3, path, cancel, output);
+        else HashLarge(handle, length, hasher, path, cancel, output);
         Metrics.MetricsRegistry.Add(Metrics.Counter.DigestTotal);
         Metrics.MetricsRegistry.Add(Metrics.Counter.DigestBytesTotal, length);
         return new DigestInfo(Algorithm, hasher.FinalizeHex(), path, length, domain, IsFallback);
@@ -128,12 +154,12 @@ public sealed class HashPrimitive
         }
     }
 
-    private static long HashStreamed(Microsoft.Win32.SafeHandles.SafeFileHandle handle, RequiemHasher hasher, string path, CancellationToken cancel)
+    /// <summary>Hashes from <paramref name="offset"/> to the end of the file; returns the end offset.</summary>
+    private static long HashStreamed(Microsoft.Win32.SafeHandles.SafeFileHandle handle, RequiemHasher hasher, long offset, string path, CancellationToken cancel)
     {
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(SmallFileBuffer);
         try
         {
-            long offset = 0;
             while (true)
             {
                 cancel.ThrowIfCancellationRequested();
@@ -180,5 +206,103 @@ public sealed class HashPrimitive
         {
             System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>
+    /// A large file through the module's BLAKE3 on up to <see cref="CompactBlake3Hasher.MaxThreads"/> cores. The
+    /// hashed stream is the domain prefix followed by the file, so chunk boundaries sit at file offsets 1020, 2044, …
+    /// when there is a 4-byte prefix: the head completes the prefix's chunk, then every whole chunk that cannot be the
+    /// last is hashed as aligned subtrees, each read by the task that hashes it (memory: one piece per thread), and
+    /// the tail is streamed to the end of the file. Returns the number of file bytes hashed.
+    /// </summary>
+    private static long HashLargeBlake3(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long length, CompactBlake3Hasher hasher,
+        string path, CancellationToken cancel, IEngineOutput? output)
+    {
+        var state = hasher.State;
+        long offset = (ChunkLen - state.ChunkBytes()) % ChunkLen;
+        if (offset > 0)
+        {
+            Span<byte> head = stackalloc byte[ChunkLen];
+            var n = ReadFully(handle, head[..(int)offset], 0, path);
+            state.Update(head[..n]);
+            if (n < offset) return n;
+        }
+        var wholeChunks = (length - offset - 1) / ChunkLen;
+        if (wholeChunks > 0)
+        {
+            var counter = state.AlignToChunk();
+            var threads = hasher.MaxThreads;
+            var throttle = new ProgressThrottle(TimeSpan.FromMilliseconds(250), checkEvery: 1);
+            var starts = new long[FileWindowPieces];
+            var sizes = new int[FileWindowPieces];
+            var cvs = new uint[FileWindowPieces * 8];
+            var options = new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = cancel };
+            long done = 0;
+            while (done < wholeChunks)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var count = 0;
+                for (var next = done; count < FileWindowPieces && next < wholeChunks; count++)
+                {
+                    starts[count] = next;
+                    sizes[count] = Blake3Compact.SubtreeChunks(counter + (ulong)next, wholeChunks - next, FilePieceChunks);
+                    next += sizes[count];
+                }
+                var windowOffset = offset;
+                var windowCounter = counter;
+                void HashPiece(int i)
+                {
+                    var buffer = t_pieceBuffer ??= new byte[FilePieceChunks * ChunkLen];
+                    var piece = buffer.AsSpan(0, sizes[i] * ChunkLen);
+                    if (ReadFully(handle, piece, windowOffset + starts[i] * ChunkLen, path) < piece.Length)
+                        throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Reading '{path}' failed: the file became shorter while it was hashed.", path);
+                    Blake3Lanes.SubtreeChainingValue(piece, windowCounter + (ulong)starts[i], cvs.AsSpan(i * 8, 8));
+                }
+                if (threads == 1 || count == 1)
+                {
+                    for (var i = 0; i < count; i++) HashPiece(i);
+                }
+                else
+                {
+                    try { Parallel.For(0, count, options, HashPiece); }
+                    catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
+                    {
+                        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
+                    }
+                }
+                for (var i = 0; i < count; i++)
+                {
+                    state.PushSubtree(cvs.AsSpan(i * 8, 8), sizes[i]);
+                    done += sizes[i];
+                }
+                if (output is not null && throttle.ShouldReport())
+                {
+                    var at = offset + done * ChunkLen;
+                    output.Progress(new ProgressInfo("Hashing " + path, $"{at >> 20} of {length >> 20} MiB", at, length));
+                }
+            }
+            offset += wholeChunks * ChunkLen;
+        }
+        return HashStreamed(handle, hasher, offset, path, cancel);
+    }
+
+    /// <summary>Reads until <paramref name="buffer"/> is full or the file ends; returns the bytes read.</summary>
+    private static int ReadFully(Microsoft.Win32.SafeHandles.SafeFileHandle handle, Span<byte> buffer, long offset, string path)
+    {
+        var total = 0;
+        try
+        {
+            while (total < buffer.Length)
+            {
+                var n = RandomAccess.Read(handle, buffer[total..], offset + total);
+                if (n == 0) break;
+                total += n;
+            }
+        }
+        catch (IOException ex)
+        {
+            throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Reading '{path}' failed: {ex.Message}", path, ex);
+        }
+        return total;
     }
 }

@@ -16,6 +16,7 @@ public abstract class RequiemHasher : IDisposable
     public abstract void Dispose();
 }
 
+/// <summary>BLAKE3 through the Blake3 package: the reference the module's own implementation is checked against.</summary>
 internal sealed class Blake3RequiemHasher : RequiemHasher
 {
     private Blake3.Hasher _hasher;
@@ -47,14 +48,19 @@ internal sealed class Blake3RequiemHasher : RequiemHasher
     }
 }
 
-/// <summary>BLAKE3 through <see cref="Blake3Compact"/>, for inputs known to be small; the state is reused per thread.</summary>
+/// <summary>
+/// BLAKE3 through the module's own <see cref="Blake3Compact"/>: the state is reused per thread, and
+/// <see cref="UpdateParallel"/> hashes whole subtrees on up to <c>maxThreads</c> cores.
+/// </summary>
 internal sealed class CompactBlake3Hasher : RequiemHasher
 {
     [ThreadStatic] private static Blake3Compact? t_spare;
     private Blake3Compact? _state;
+    private readonly int _maxThreads;
 
-    public CompactBlake3Hasher(HashDomain domain)
+    public CompactBlake3Hasher(HashDomain domain, int maxThreads = 1)
     {
+        _maxThreads = Math.Max(1, maxThreads);
         _state = t_spare ?? new Blake3Compact();
         t_spare = null;
         _state.Reset();
@@ -62,12 +68,18 @@ internal sealed class CompactBlake3Hasher : RequiemHasher
         if (!prefix.IsEmpty) _state.Update(prefix);
     }
 
-    public override void Update(ReadOnlySpan<byte> data) => (_state ?? throw new ObjectDisposedException(nameof(CompactBlake3Hasher))).Update(data);
+    internal Blake3Compact State => _state ?? throw new ObjectDisposedException(nameof(CompactBlake3Hasher));
+
+    internal int MaxThreads => _maxThreads;
+
+    public override void Update(ReadOnlySpan<byte> data) => State.Update(data);
+
+    public override void UpdateParallel(ReadOnlySpan<byte> data) => State.Update(data, _maxThreads);
 
     public override string FinalizeHex()
     {
         Span<byte> digest = stackalloc byte[32];
-        (_state ?? throw new ObjectDisposedException(nameof(CompactBlake3Hasher))).Finalize(digest);
+        State.Finalize(digest);
         return Hex.ToLower(digest);
     }
 

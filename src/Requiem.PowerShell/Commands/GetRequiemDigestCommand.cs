@@ -42,9 +42,15 @@ public sealed class GetRequiemDigestCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter AllowHashFallback { get; set; }
 
+    /// <summary>At most this many cores hash one large file (default: every core, or hash.max_threads from the config).</summary>
+    [Parameter]
+    [ValidateRange(1, 4096)]
+    public int ThrottleLimit { get; set; }
+
     protected override void BeginProcessing()
     {
         _hash = SelectHash(AllowHashFallback);
+        if (MyInvocation.BoundParameters.ContainsKey(nameof(ThrottleLimit))) _hash = _hash.WithMaxThreads(ThrottleLimit);
         _throttle = ProgressThrottle.Default();
     }
 

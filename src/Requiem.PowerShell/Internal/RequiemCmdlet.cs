@@ -24,8 +24,13 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     protected RequiemConfig Config => _config ??= Run(RequiemConfig.LoadDefault);
 
     /// <summary>BLAKE3 after its self-test; SHA-256 only if the switch or the config explicitly allows it.</summary>
+    /// <summary>The hash primitive, capped at hash.max_threads cores per large input when the config sets it.</summary>
     protected HashPrimitive SelectHash(bool allowFallback) =>
-        Run(() => HashPrimitive.Select(allowFallback || Config.Hash.AllowFallback));
+        Run(() =>
+        {
+            var hash = HashPrimitive.Select(allowFallback || Config.Hash.AllowFallback);
+            return Config.Hash.MaxThreads is int cap && cap < hash.MaxThreads ? hash.WithMaxThreads(cap) : hash;
+        });
 
     /// <summary>
     /// Opens the CAS store: -Cas (resolved against the current location) wins, then $env:REQUIEM_CAS, then
