@@ -187,18 +187,28 @@ Import-Module '$pester' -RequiredVersion $PesterVersion
 `$c = New-PesterConfiguration
 `$c.Run.PassThru = `$true
 `$c.Output.Verbosity = 'Normal'
-`$c.TestResult.Enabled = `$true
-`$c.TestResult.OutputFormat = 'NUnitXml'
-`$c.TestResult.OutputPath = '$results/pester.nunit.xml'
+`$c.TestResult.Enabled = `$false
 `$files = Get-ChildItem '$(Join-Path $Root 'tests/Pester')' -Filter '*.Tests.ps1' | Where-Object Name -like '$Filter*'
 `$c.Run.Path = @(`$files.FullName)
 `$r = Invoke-Pester -Configuration `$c
+if (`$null -eq `$r) { throw 'Invoke-Pester returned no result' }
 @{ Passed = `$r.PassedCount; Failed = `$r.FailedCount + `$r.FailedBlocksCount + `$r.FailedContainersCount; Skipped = `$r.SkippedCount } |
     ConvertTo-Json | Set-Content -LiteralPath '$summary'
+# The report is written after the counts: a message Pester's XML writer cannot encode must not lose the run's result.
+try { Export-NUnitReport -Result `$r -Path '$results/pester.nunit.xml' }
+catch { Write-Warning "The NUnit report could not be written: `$_" }
 "@
+    # Child processes (pwsh among them) write plain text, so captured output in failure messages has no escape codes.
+    $env:NO_COLOR = '1'
+    Remove-Item -LiteralPath $summary -ErrorAction Ignore
     & $Pwsh -NoProfile -NonInteractive -Command $script | Out-Host
-    $pesterCounts = if (Test-Path $summary) { Get-Content $summary -Raw | ConvertFrom-Json }
-                    else { [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 } }
+    $pesterExit = $LASTEXITCODE
+    $pesterCounts = if (Test-Path $summary) { Get-Content $summary -Raw | ConvertFrom-Json } else { $null }
+    if ($null -eq $pesterCounts -or -not ($pesterCounts.Passed -is [long] -or $pesterCounts.Passed -is [int])) {
+        Write-Host "Pester did not report its counts (exit code $pesterExit): counted as a failure."
+        $pesterCounts = [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+    }
+    elseif ($pesterExit -ne 0 -and $pesterCounts.Failed -eq 0) { $pesterCounts.Failed = 1 }
 
     $passed = $xunit.Passed + $pesterCounts.Passed
     $failed = $xunit.Failed + $pesterCounts.Failed
