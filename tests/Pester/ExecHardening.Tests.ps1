@@ -55,9 +55,15 @@ AfterAll {
 Describe 'Outputs that are not regular files are skipped, never read, and said so' -Skip:(-not $IsLinux) {
     It 'returns promptly with a FIFO, a character device and a 1 GiB sparse file among the outputs' {
         if (-not $IsRoot) { Set-ItResult -Skipped -Because 'mknod needs root'; return }
-        $script_ = 'mkdir -p o && mkfifo o/fifo && mknod o/zero c 1 5 && truncate -s 1G o/sparse && echo kept > o/kept'
+        # The sandbox drops CAP_MKNOD, so a sandboxed root command can no longer make the device itself; the files are made
+        # beside the command (as a command run with filesystem 'host' by an earlier step could leave them) and capture
+        # must still refuse them.
+        $o = Join-Path $Ws 'o'
+        Remove-Item -Recurse -Force $o -ErrorAction Ignore
+        & /bin/sh -c "mkdir -p '$o' && mkfifo '$o/fifo' && mknod '$o/zero' c 1 5 && truncate -s 1G '$o/sparse'"
+        $LASTEXITCODE | Should -Be 0
         $sw = [Diagnostics.Stopwatch]::StartNew()
-        $r = Invoke-Bounded (New-Req '/bin/sh' @('-c', $script_) -Extra @{ outputs = @('o') })
+        $r = Invoke-Bounded (New-Req '/bin/sh' @('-c', 'echo kept > o/kept; mknod o/zero2 c 1 5') -Extra @{ outputs = @('o') })
         $sw.Stop()
         $r | Should -BeOfType Requiem.Engine.Execution.ExecResult
         $sw.Elapsed.TotalSeconds | Should -BeLessThan 30
@@ -70,6 +76,7 @@ Describe 'Outputs that are not regular files are skipped, never read, and said s
         # The contract document carries the same list (and the result digest covers it).
         $doc = $r.ToJson() | ConvertFrom-Json
         @($doc.skipped_outputs).Count | Should -Be 3
+        Test-Path -LiteralPath (Join-Path $o 'zero2') | Should -BeFalse -Because 'a sandboxed root command has no CAP_MKNOD'
         ($doc.skipped_outputs | Where-Object path -eq 'o/zero').detail | Should -Be 'a character device'
         # Nothing near 1 GiB went into the store.
         $big = Get-ChildItem (Join-Path $env:REQUIEM_CAS 'objects') -Recurse -File | Where-Object Length -gt 1MB
