@@ -31,6 +31,22 @@ internal static partial class CasNative
     private static partial int GetRLimit(int resource, out RLimit limit);
 
     /// <summary>The soft limit on open file descriptors (RLIMIT_NOFILE), or -1 where unknown (not Linux).</summary>
+    /// <summary>Descriptors this process has open now (entries of /proc/self/fd), or -1 where that cannot be counted.</summary>
+    public static int OpenDescriptorCount()
+    {
+        if (!OperatingSystem.IsLinux()) return -1;
+        try
+        {
+            var n = 0;
+            foreach (var _ in Directory.EnumerateFileSystemEntries("/proc/self/fd")) n++;
+            return n;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return -1;
+        }
+    }
+
     public static long OpenFileLimit()
     {
         if (!OperatingSystem.IsLinux()) return -1;

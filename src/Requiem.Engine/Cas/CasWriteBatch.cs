@@ -28,18 +28,25 @@ public sealed class CasWriteBatch : IDisposable
     public static int DefaultParallelism => Math.Clamp(Environment.ProcessorCount, 1, 4);
 
     /// <summary>
-    /// Staged objects kept as open unnamed temp files (one descriptor each) per batch: a quarter of the soft
-    /// RLIMIT_NOFILE, between 16 and 256. Beyond it objects are staged as closed named temp files, which the same
-    /// syncfs makes durable, so a batch of any size stays within the descriptor limit.
+    /// Staged objects kept as open unnamed temp files (one descriptor each) per batch: a quarter of the descriptors still
+    /// free under the soft RLIMIT_NOFILE (the limit less those open now — a pwsh holds well over a hundred for its
+    /// assemblies and pipes), between 16 and 256. Beyond it objects are staged as closed named temp files, which the
+    /// same syncfs makes durable, so a batch of any size stays within the descriptor limit.
     /// </summary>
     public static int MaxOpenStaged
     {
         get
         {
             var limit = CasNative.OpenFileLimit();
-            return limit <= 0 ? 256 : (int)Math.Clamp(limit / 4, 16, 256);
+            if (limit <= 0) return 256;
+            var open = CasNative.OpenDescriptorCount();
+            var free = open >= 0 ? limit - open : limit;
+            return (int)Math.Clamp(free / 4, 16, 256);
         }
     }
+
+    /// <summary>Staged objects that may always hold a descriptor; past it the batch works out <see cref="MaxOpenStaged"/> once.</summary>
+    private const int AlwaysHeld = 16;
 
     private readonly CasStore _store;
     private readonly List<Work> _items = new();
@@ -48,7 +55,7 @@ public sealed class CasWriteBatch : IDisposable
     private readonly CancellationTokenSource _cancel = new();
     private long _stagedBytes;
     private int _openStaged;
-    private readonly int _maxOpenStaged = MaxOpenStaged;
+    private int _maxOpenStaged = -1;
     private long _startedAt;
     private bool _disposed;
 
@@ -145,7 +152,9 @@ public sealed class CasWriteBatch : IDisposable
             if (_cancel.IsCancellationRequested) throw new OperationCanceledException(_cancel.Token);
             CasStore.StagedTemp? tmp = null;
             // Reserve a descriptor slot; give it back unless the put really left an open handle staged.
-            var mayHold = Interlocked.Increment(ref _openStaged) <= _maxOpenStaged;
+            var held = Interlocked.Increment(ref _openStaged);
+            // Counting open descriptors costs a directory listing: only a batch that grows past a few objects pays it.
+            var mayHold = held <= AlwaysHeld || held <= (_maxOpenStaged >= 0 ? _maxOpenStaged : (_maxOpenStaged = MaxOpenStaged));
             try
             {
                 w.Item.Result = w.Path is not null
