@@ -79,12 +79,17 @@ Add-Type -Path '$fake'
 [Blake3.Hasher]::Hash()
 Import-Module '$ModulePath'
 (Get-RequiemDigest -InputObject 'hello').Hash
-[AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -eq 'Blake3' } | ForEach-Object { `$_.GetName().Version.ToString() + '@' + [Runtime.Loader.AssemblyLoadContext]::GetLoadContext(`$_).Name }
+`$null = 'x' * 200 | Add-RequiemCasObject -Compress Zstd -Cas (Join-Path '$dir' 'cas')
+[AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -in 'Blake3', 'Requiem.Engine', 'ZstdSharp' } | ForEach-Object { `$_.GetName().Name + ' ' + `$_.GetName().Version.ToString() + '@' + [Runtime.Loader.AssemblyLoadContext]::GetLoadContext(`$_).Name }
 "@
             $out[0] | Should -Be 'impostor'
             $out[1] | Should -Be 'ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f'
-            $out | Should -Contain '9.9.9.0@Default'
-            $out | Should -Contain '3.0.0.0@Requiem.Dependencies'
+            $out | Should -Contain 'Blake3 9.9.9.0@Default'
+            # The engine hashes with its own BLAKE3 (the Blake3 package is the reference its unit tests check against);
+            # it and its third-party dependencies live in the private context, never in Default.
+            $out | Where-Object { $_ -like 'Requiem.Engine *' } | Should -Match '@Requiem\.Dependencies$'
+            $out | Where-Object { $_ -match '^(ZstdSharp|Blake3) ' -and $_ -ne 'Blake3 9.9.9.0@Default' } |
+                ForEach-Object { $_ | Should -Match '@Requiem\.Dependencies$' }
         }
         finally { Remove-Item -Recurse -Force $dir -ErrorAction Ignore }
     }
