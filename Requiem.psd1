@@ -59,8 +59,8 @@
     PrivateData          = @{
         PSData = @{
             Tags         = @('BLAKE3', 'CAS', 'ContentAddressable', 'Deterministic', 'Sandbox', 'Replay', 'Benchmark', 'Proof', 'Pester', 'CI', 'PSEdition_Core', 'Linux', 'Windows', 'MacOS')
-            ProjectUri   = 'https://github.com/requiem-for-powershell/Requiem'
-            LicenseUri   = 'https://github.com/requiem-for-powershell/Requiem/blob/main/LICENSE'
+            # ProjectUri and LicenseUri: build.ps1 -Task Package adds them from $env:REQUIEM_PROJECT_URI, the public
+            # address of the repository being published (no address is invented here).
             # build.ps1 -Task Package fills this from CHANGELOG.md (the section for ModuleVersion).
             ReleaseNotes = ''
         }

@@ -255,8 +255,16 @@ function Invoke-Package {
     $manifest = [regex]::Replace($manifest, "(?m)^(\s*ReleaseNotes\s*=\s*)''", { param($m) $m.Groups[1].Value + "'" + $notes + "'" })
     if ($env:REQUIEM_PROJECT_URI) {
         $project = $env:REQUIEM_PROJECT_URI.TrimEnd('/')
-        $manifest = $manifest -replace "(?m)^(\s*ProjectUri\s*=\s*)'[^']*'", "`$1'$project'"
-        $manifest = $manifest -replace "(?m)^(\s*LicenseUri\s*=\s*)'[^']*'", "`$1'$project/blob/main/LICENSE'"
+        if (-not [Uri]::IsWellFormedUriString($project, [UriKind]::Absolute) -or $project -match "'") {
+            throw "REQUIEM_PROJECT_URI is not an absolute URI: $project"
+        }
+        $manifest = [regex]::new('(?m)^(\s*)(Tags\s*=.*)$').Replace($manifest, {
+            param($m) $m.Value + "`n" + $m.Groups[1].Value + "ProjectUri   = '$project'`n" + $m.Groups[1].Value + "LicenseUri   = '$project/blob/main/LICENSE'"
+        }, 1)
+    }
+    else {
+        Write-Warning ('ProjectUri and LicenseUri are left out of the package: set $env:REQUIEM_PROJECT_URI to the public ' +
+            'address of the repository (e.g. https://github.com/owner/repo) before publishing to a feed.')
     }
     Set-Content -LiteralPath $manifestPath -Value $manifest -NoNewline -Encoding utf8
     $tested = Test-ModuleManifest -Path $manifestPath -ErrorAction Stop -WarningVariable manifestWarnings

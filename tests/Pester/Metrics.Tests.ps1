@@ -94,11 +94,11 @@ Get-RequiemMetric -Format Json
 }
 
 # A long-lived machine: many pwsh processes come and go. Each writer is a fresh pwsh that imports the module and hashes
-# three strings (digest_total += 3). 24 processes by default to keep CI fast on a loaded 2-core machine; set
-# $env:REQUIEM_TEST_METRICS_PROCESSES = 200 for the full run.
+# three strings (digest_total += 3). 200 processes, 8 at a time; $env:REQUIEM_TEST_METRICS_PROCESSES sets another
+# number for a quicker local run.
 Describe 'Metrics over many processes' {
     BeforeAll {
-        $script:Processes = if ($env:REQUIEM_TEST_METRICS_PROCESSES) { [int]$env:REQUIEM_TEST_METRICS_PROCESSES } else { 24 }
+        $script:Processes = if ($env:REQUIEM_TEST_METRICS_PROCESSES) { [int]$env:REQUIEM_TEST_METRICS_PROCESSES } else { 200 }
         $script:Many = Join-Path $Dir 'many'
         New-Item -ItemType Directory $Many | Out-Null
         # Months of history: 100 files of processes that have ended, one digest each.

@@ -73,8 +73,16 @@ Describe 'build.ps1 -Task Package' {
     It 'writes a nupkg whose manifest passes Test-ModuleManifest and carries the feed metadata, LICENSE and release notes' {
         $m = Test-ModuleManifest -Path (Join-Path $Installed 'Requiem.psd1') -ErrorAction Stop
         $m.Version.ToString() | Should -Be $Version
-        $m.ProjectUri | Should -Not -BeNullOrEmpty
-        $m.LicenseUri | Should -Not -BeNullOrEmpty
+        # The addresses come from REQUIEM_PROJECT_URI at package time (this process inherits the build's environment);
+        # without it the package carries none rather than an invented one.
+        if ($env:REQUIEM_PROJECT_URI) {
+            "$($m.ProjectUri)" | Should -Be $env:REQUIEM_PROJECT_URI.TrimEnd('/')
+            "$($m.LicenseUri)" | Should -Be ($env:REQUIEM_PROJECT_URI.TrimEnd('/') + '/blob/main/LICENSE')
+        }
+        else {
+            $m.ProjectUri | Should -BeNullOrEmpty
+            $m.LicenseUri | Should -BeNullOrEmpty
+        }
         $m.ReleaseNotes | Should -Match 'PSResourceGet'
         $m.Tags | Should -Contain 'BLAKE3'
         Join-Path $Installed 'LICENSE' | Should -Exist
