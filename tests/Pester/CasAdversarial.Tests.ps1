@@ -107,6 +107,27 @@ Describe 'One crafted object cannot break verification or GC (issue 11.4)' {
         Test-Path -LiteralPath $garbage.ObjectPath | Should -BeTrue
     }
 
+    It 'fails the -FailOnInvalid gate with CasInvalid and reports the manifest in CI when it is the only problem' {
+        $store = New-Store
+        $o = Add-RequiemCasObject -Cas $store -InputObject $Crafted
+        Set-RequiemCasRef -Cas $store -Name 'results/crafted' -Hash $o.Hash
+        $err = $null
+        try { Test-RequiemCas -All -Cas $store -FailOnInvalid -ErrorAction Stop | Out-Null } catch { $err = $_ }
+        $err.FullyQualifiedErrorId | Should -Be 'CasInvalid,Requiem.PowerShell.TestRequiemCasCommand'
+        $err.Exception.Message | Should -Match "1 invalid manifest\(s\).*first invalid manifest: $($o.Hash)"
+
+        $summary = Join-Path $Dir 'summary.md'; $outputs = Join-Path $Dir 'outputs.txt'
+        $saved = @{ GITHUB_ACTIONS = $env:GITHUB_ACTIONS; GITHUB_STEP_SUMMARY = $env:GITHUB_STEP_SUMMARY; GITHUB_OUTPUT = $env:GITHUB_OUTPUT }
+        try {
+            $env:GITHUB_ACTIONS = 'true'; $env:GITHUB_STEP_SUMMARY = $summary; $env:GITHUB_OUTPUT = $outputs
+            $lines = Test-RequiemCas -All -Cas $store | Write-RequiemCiReport 6>&1 | Out-String
+        }
+        finally { foreach ($k in $saved.Keys) { Set-Item "env:$k" -Value $saved[$k] -ErrorAction Ignore; if ($null -eq $saved[$k]) { Remove-Item "env:$k" -ErrorAction Ignore } } }
+        $lines | Should -Match "::error.*Invalid CAS manifest(:|%3A) $($o.Hash)"
+        Get-Content -Raw $summary | Should -Match "$($o.Hash) \| :x: invalid manifest"
+        Get-Content -Raw $outputs | Should -Match "cas_invalid_manifests<<"
+    }
+
     It 'does not read an unreferenced object as a manifest, whatever it says' {
         $store = New-Store
         $kept = Add-RequiemCasObject -Cas $store -InputObject 'would be kept only if the fake manifest were believed'

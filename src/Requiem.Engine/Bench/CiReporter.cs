@@ -137,9 +137,11 @@ public static class CiReporter
         sb.Append("| Object | Problem |\n|---|---|\n");
         foreach (var c in v.Corrupt) sb.Append($"| {c.Hash} | :x: corrupt: {Md(c.Reason)} |\n");
         foreach (var m in v.Missing) sb.Append($"| {m.Hash} | :x: missing (referenced by {Md(m.ReferencedBy)}) |\n");
+        foreach (var m in v.InvalidManifests) sb.Append($"| {m.Hash} | :x: invalid manifest (referenced by {Md(m.ReferencedBy)}): {Md(m.Reason)} |\n");
         if (v.Valid) sb.Append($"| all {v.Checked} checked | :white_check_mark: none |\n");
         var problems = v.Corrupt.Select(c => ($"Corrupt CAS object: {c.Hash}", $"{c.Reason} ({c.Path})"))
             .Concat(v.Missing.Select(m => ($"Missing CAS object: {m.Hash}", $"referenced by {m.ReferencedBy} but not in the store at {v.Root}")))
+            .Concat(v.InvalidManifests.Select(m => ($"Invalid CAS manifest: {m.Hash}", $"referenced by {m.ReferencedBy}: {m.Reason}")))
             .ToList();
         foreach (var (title, message) in problems.Take(MaxAnnotations)) issues.Add(("error", title, message));
         if (problems.Count > MaxAnnotations)
@@ -150,7 +152,7 @@ public static class CiReporter
     /// <summary>
     /// The outcome of one or more reports as step outputs (GitHub <c>GITHUB_OUTPUT</c>): regressed / regressed_cases for
     /// comparisons, deterministic / nondeterministic_cases for drift, proof_valid / invalid_proofs for proofs,
-    /// cas_valid / cas_corrupt / cas_missing for CAS verifications. Several reports of a kind are combined (valid only if all are).
+    /// cas_valid / cas_corrupt / cas_missing / cas_invalid_manifests for CAS verifications. Several reports of a kind are combined (valid only if all are).
     /// </summary>
     public static List<KeyValuePair<string, string>> Outcome(IEnumerable<object> inputs)
     {
@@ -184,6 +186,7 @@ public static class CiReporter
             Add("cas_checked", stores.Sum(s => s.Checked));
             Add("cas_corrupt", stores.Sum(s => s.Corrupt.Count));
             Add("cas_missing", stores.Sum(s => s.Missing.Count));
+            Add("cas_invalid_manifests", stores.Sum(s => s.InvalidManifests.Count));
         }
         return o;
     }

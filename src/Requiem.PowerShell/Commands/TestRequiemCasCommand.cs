@@ -56,11 +56,13 @@ public sealed class TestRequiemCasCommand : RequiemCmdlet
         if (!FailOnInvalid) return;
         Run(() => { CiWriter.WriteStepOutputs(this, new object[] { report }); return true; });
         if (report.Valid) return;
-        var first = report.Corrupt.Count > 0
-            ? $"first corrupt: {report.Corrupt[0].Hash} ({report.Corrupt[0].Reason})"
-            : $"first missing: {report.Missing[0].Hash} (referenced by {report.Missing[0].ReferencedBy})";
+        var first = report.Corrupt.Count > 0 ? $"first corrupt: {report.Corrupt[0].Hash} ({report.Corrupt[0].Reason})"
+            : report.Missing.Count > 0 ? $"first missing: {report.Missing[0].Hash} (referenced by {report.Missing[0].ReferencedBy})"
+            : $"first invalid manifest: {report.InvalidManifests[0].Hash} (referenced by {report.InvalidManifests[0].ReferencedBy}): {report.InvalidManifests[0].Reason}";
         var ex = new Requiem.Engine.RequiemException("CasInvalid", Requiem.Engine.ErrorKind.InvalidData,
-            $"The CAS at '{report.Root}' is invalid: {report.Corrupt.Count} corrupt and {report.Missing.Count} missing object(s) of {report.Checked} checked; {first}.", report.Root);
+            $"The CAS at '{report.Root}' is invalid: {report.Corrupt.Count} corrupt and {report.Missing.Count} missing object(s)" +
+            (report.InvalidManifests.Count > 0 ? $" and {report.InvalidManifests.Count} invalid manifest(s)" : "") +
+            $" of {report.Checked} checked; {first}.", report.Root);
         ThrowTerminatingError(ToErrorRecord(ex));
     }
 }
