@@ -93,6 +93,16 @@ Describe 'Outputs that are not regular files are skipped, never read, and said s
         $r.SkippedOutputs[0].Detail | Should -Match 'FIFO'
     }
 
+    It 'returns when the command itself is a FIFO (its digest is not read from the pipe)' {
+        $fifo = Join-Path $Ws 'cmd-fifo'
+        Remove-Item -LiteralPath $fifo -ErrorAction Ignore
+        & mkfifo $fifo
+        $r = Invoke-Bounded (New-Req './cmd-fifo') -Seconds 30
+        $r | Should -BeOfType Requiem.Engine.Execution.ExecResult
+        $r.ExitCode | Should -Not -Be 0
+        $r.CommandDigest | Should -BeNullOrEmpty
+    }
+
     It 'caps each output at policy.max_output_file_bytes (the cap itself is captured, one byte more is not)' {
         $req = New-Req '/bin/sh' @('-c', 'head -c 100 /dev/zero > at-cap; head -c 101 /dev/zero > over-cap') `
             -Policy @{ max_output_file_bytes = 100 } -Extra @{ outputs = @('at-cap', 'over-cap') }

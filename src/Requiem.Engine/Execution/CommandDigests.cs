@@ -17,7 +17,7 @@ public static class CommandDigests
         {
             var real = new FileInfo(commandPath).ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? new FileInfo(commandPath);
             real.Refresh();
-            if (!real.Exists) return null;
+            if (!real.Exists || !OutputFileCapture.IsRegularFile(real.FullName)) return null; // a FIFO or device: not hashed
             var key = real.FullName;
             if (s_cache.TryGetValue(key, out var c) && c.Size == real.Length && c.Modified == real.LastWriteTimeUtc && c.Algorithm == hash.Algorithm) return c.Digest;
             var digest = hash.HashFile(key, HashDomain.Cas, cancel).Hash;

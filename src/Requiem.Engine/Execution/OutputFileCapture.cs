@@ -35,8 +35,8 @@ internal static partial class OutputFileCapture
     private const int O_RDONLY = 0;
     private const int O_NOCTTY = 0x100;
     private const int O_NONBLOCK = 0x800;
-    // O_NOFOLLOW differs between architectures (asm-generic/fcntl.h vs arch/arm64): 0400000 on x86, 0100000 on ARM.
-    private static readonly int s_noFollow = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x8000 : 0x20000;
+    // O_NOFOLLOW differs between architectures (asm-generic/fcntl.h vs arch/arm64, arch/powerpc): 0400000 on x86, 0100000 on ARM and POWER.
+    private static readonly int s_noFollow = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm or Architecture.Ppc64le ? 0x8000 : 0x20000;
     private const int O_CLOEXEC = 0x80000;
     private const int AT_EMPTY_PATH = 0x1000;
     private const uint STATX_TYPE = 0x1, STATX_MODE = 0x2, STATX_NLINK = 0x4, STATX_SIZE = 0x200;
@@ -58,6 +58,17 @@ internal static partial class OutputFileCapture
 
     [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int StatxCall(int dirfd, string path, int flags, uint mask, out Statx buffer);
+
+    /// <summary>
+    /// Whether <paramref name="path"/> (links followed) is a regular file, checked with statx, which never opens it: a FIFO
+    /// or a device named as a command must not be opened for hashing (the open or the read would never end). True off Linux.
+    /// </summary>
+    public static bool IsRegularFile(string path)
+    {
+        if (!OperatingSystem.IsLinux()) return true;
+        const int AT_FDCWD = -100;
+        return StatxCall(AT_FDCWD, path, 0, STATX_TYPE, out var st) == 0 && (st.Mode & S_IFMT) == S_IFREG;
+    }
 
     /// <summary>What happened to one output: stored (<see cref="Put"/>), skipped (<see cref="Skipped"/>), or gone (both null).</summary>
     public readonly record struct Outcome(CasPutResult? Put, SkippedOutput? Skipped);
