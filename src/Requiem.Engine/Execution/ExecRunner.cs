@@ -158,7 +158,12 @@ public static class ExecRunner
     {
         var policy = plan.Request.Policy;
         var penalties = new List<ConfidencePenalty>();
-        penalties.AddRange(plan.Gaps.Select(g => g.Requested ? ConfidencePenalty.RequestedControlMissing(g.Reason) : ConfidencePenalty.DefaultControlMissing(g.Reason)));
+        // One missing mechanism is charged once: when the files could not be isolated, HostFilesystem below covers both
+        // of the file-system controls the request asked for (their reasons stay listed).
+        var hostFiles = plan.FilesystemInForce == FilesystemView.Host;
+        penalties.AddRange(plan.Gaps.Select(g =>
+            hostFiles && g.Control is Controls.FilesystemIsolation or Controls.WorkspaceConfinement ? new ConfidencePenalty(g.Reason, 0)
+            : g.Requested ? ConfidencePenalty.RequestedControlMissing(g.Reason) : ConfidencePenalty.DefaultControlMissing(g.Reason)));
         penalties.AddRange(plan.Violations.Select(ConfidencePenalty.PolicyProblem));
         penalties.AddRange(outputReasons.Concat(extra).Select(ConfidencePenalty.RunProblem));
         penalties.AddRange(plan.FilesystemInForce switch
