@@ -275,13 +275,23 @@ public static class MetricsRegistry
         }
     }
 
+    /// <summary>
+    /// Whether the process that writes this file may still be running: folding a live process's file would count it
+    /// twice (it rewrites its running totals). Only a file whose pid is gone, or whose pid now names a process with
+    /// another start stamp, is taken as ended. A file without a usable stamp (the writer could not read its own, or an
+    /// earlier version named it by DateTime ticks, which never equal /proc's clock ticks) counts as alive while its pid exists.
+    /// </summary>
     private static bool IsAlive(string fileName)
     {
         var parts = fileName.Split('-', '.');
-        if (parts.Length < 3 || !int.TryParse(parts[1], CultureInfo.InvariantCulture, out var pid)
-            || !long.TryParse(parts[2], CultureInfo.InvariantCulture, out var start)) return false;
-        return ProcessStartStamp(pid) == start;
+        if (parts.Length < 3 || !int.TryParse(parts[1], CultureInfo.InvariantCulture, out var pid)) return true;
+        if (ProcessStartStamp(pid) is not { } now) return false;
+        if (!long.TryParse(parts[2], CultureInfo.InvariantCulture, out var start) || start == 0) return true;
+        return now == start || (OperatingSystem.IsLinux() && start > OldStyleStampFloor);
     }
+
+    /// <summary>DateTime ticks of any date after 1900 exceed this; clock ticks after boot (/proc/pid/stat) never do.</summary>
+    private const long OldStyleStampFloor = 599_266_080_000_000_000;
 
     private static (Dictionary<Counter, long>? Values, HashSet<string> Folded) ReadTotalsFile(string path)
     {
