@@ -30,7 +30,6 @@ internal static partial class CasNative
     [LibraryImport("libc", EntryPoint = "getrlimit", SetLastError = true)]
     private static partial int GetRLimit(int resource, out RLimit limit);
 
-    /// <summary>The soft limit on open file descriptors (RLIMIT_NOFILE), or -1 where unknown (not Linux).</summary>
     /// <summary>Descriptors this process has open now (entries of /proc/self/fd), or -1 where that cannot be counted.</summary>
     public static int OpenDescriptorCount()
     {
@@ -47,6 +46,7 @@ internal static partial class CasNative
         }
     }
 
+    /// <summary>The soft limit on open file descriptors (RLIMIT_NOFILE), or -1 where unknown (not Linux).</summary>
     public static long OpenFileLimit()
     {
         if (!OperatingSystem.IsLinux()) return -1;

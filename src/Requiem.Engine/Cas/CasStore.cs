@@ -240,6 +240,7 @@ public sealed partial class CasStore
         {
             string hash;
             long size = 0;
+            var incompressible = false;
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
             using (var hasher = _hash.CreateHasher(HashDomain.Cas))
             {
@@ -295,7 +296,9 @@ public sealed partial class CasStore
                 {
                     if (!ReferenceEquals(sink, fs)) sink.Dispose();
                 }
-                fs.Flush(flushToDisk: true);
+                // A frame no smaller than its content is replaced by the raw bytes below: never pay a flush for it.
+                incompressible = encoding == CasEncoding.Zstd && fs.Length >= size;
+                if (!incompressible) fs.Flush(flushToDisk: true);
                 hash = hasher.FinalizeHex();
             }
             if (TryExisting(hash, size) is { } existing)
@@ -303,7 +306,7 @@ public sealed partial class CasStore
                 TryDelete(tmp);
                 return existing;
             }
-            if (encoding == CasEncoding.Zstd && new FileInfo(tmp).Length >= size)
+            if (incompressible)
             {
                 // Zstd did not help: store the bytes raw (decoded from the frame; the input may not be readable twice).
                 tmp = DecodeToRawTemp(tmp);
