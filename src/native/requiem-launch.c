@@ -29,7 +29,7 @@
  *     or leave its cgroup);
  *   --root ro-host: a new root that is the host's tree bound read-only (recursively), --root tmpfs: an empty root;
  *     then, in order, --tmpfs (an empty writable tmpfs), --hide (an empty tmpfs, read-only at the end), --dev (a
- *     minimal /dev: null zero full random urandom tty, /dev/shm, /dev/pts from the host, fd links), --bind
+ *     minimal /dev: null zero full random urandom tty, /dev/shm, a devpts of its own, fd links), --bind
  *     (read-write bind of a host path at the same path), --ro-bind (read-only; a symlink to a directory is recreated
  *     as the symlink), the /proc, /sys/fs/cgroup treatment above, a tmpfs root made read-only, then pivot_root into
  *     it and the old root detached: nothing outside the new root can be reached again.
@@ -303,12 +303,14 @@ static void make_mount_point(const char *newroot, const char *path, int is_dir)
     close(fd);
 }
 
-/* Read-only: mount_setattr keeps the flags a user namespace locked (nosuid, nodev, ...); MS_REMOUNT where it is missing. */
+/* Read-only: mount_setattr keeps the flags a user namespace locked (nosuid, nodev, ...); MS_REMOUNT where it is missing.
+ * A recursive request fails closed without mount_setattr (Linux < 5.12): a remount changes only the top mount, and the
+ * mounts below it (/var, /opt, ...) would stay writable — the probe then sees setup fail and reports the mode unsupported. */
 static void make_read_only(const char *path, int recursive)
 {
     struct mount_attr_v0 attr = { MOUNT_ATTR_RDONLY, 0, 0, 0 };
     if (syscall(SYS_MOUNT_SETATTR, AT_FDCWD, path, recursive ? AT_RECURSIVE_FLAG : 0, &attr, sizeof attr) == 0) return;
-    if (errno != ENOSYS) fail("mount_setattr read-only", path);
+    if (errno != ENOSYS || recursive) fail("mount_setattr read-only (recursive read-only mounts need Linux 5.12)", path);
     struct statvfs sv;
     if (statvfs(path, &sv) != 0) fail("statvfs", path);
     unsigned long keep = sv.f_flag & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
@@ -355,6 +357,9 @@ static void mount_dev(const char *oldroot, const char *newroot, const char *path
     }
     join(node, dev, "/pts");
     if (mkdir(node, 0755) != 0) fail("mkdir", node);
+    /* A devpts instance of the run's own, so /dev/ptmx (and openpty: script, expect, pty-based test runners) works
+     * without exposing the host's terminals; where the kernel refuses it, the run simply has no ptys. */
+    (void)mount("devpts", node, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
 }
 
 /* /proc of the command's own PID namespace (mounted by init, which is in it), with the kernel's tunables read-only;
@@ -365,7 +370,9 @@ static void mount_proc_and_cgroup(const char *newroot)
     join(path, newroot, "/proc");
     if (mkdir(path, 0555) != 0 && errno != EEXIST) fail("mkdir", path);
     if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) fail("mount proc", path);
-    static const char *const tunables[] = { "/proc/sys", "/proc/sysrq-trigger" };
+    /* The kernel's writable knobs a uid-0 command without capabilities could still reach by file permissions alone
+     * (runc's read-only list, plus /proc/acpi). */
+    static const char *const tunables[] = { "/proc/sys", "/proc/sysrq-trigger", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/acpi" };
     for (size_t i = 0; i < sizeof tunables / sizeof tunables[0]; i++) {
         join(path, newroot, tunables[i]);
         if (access(path, F_OK) != 0) continue;
