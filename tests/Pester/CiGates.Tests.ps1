@@ -160,6 +160,20 @@ Describe 'Gates write their outcome to GITHUB_OUTPUT' {
         $o.invalid_proofs | Should -Be $BadProof
     }
 
+    It 'writes the outcome once for many piped reports, not once per report' {
+        $proofs = 1..30 | ForEach-Object { $GoodProof }
+        $proofs | Test-RequiemProof -Cas $ProofCas -FailOnInvalid | Out-Null
+        $text = Get-Content -LiteralPath $Outputs -Raw
+        ([regex]::Matches($text, '(?m)^proof_valid<<')).Count | Should -Be 1
+        (ConvertFrom-GitHubOutput $text).proof_valid | Should -Be 'true'
+    }
+
+    It 'still writes the outcome when an error stops the pipeline before the cmdlet ends' {
+        $ErrorActionPreference = 'Stop'
+        { @((Test-RequiemProof -LiteralPath $GoodProof -Cas $ProofCas), 'no-such-report.json') | Write-RequiemCiReport -Provider None } | Should -Throw
+        (ConvertFrom-GitHubOutput (Get-Content -LiteralPath $Outputs -Raw)).proof_valid | Should -Be 'true'
+    }
+
     It 'writes nothing without the gate switch, and nothing when GITHUB_OUTPUT is not set' {
         Test-RequiemProof -LiteralPath $BadProof -Cas $ProofCas | Out-Null
         Test-Path $Outputs | Should -BeFalse

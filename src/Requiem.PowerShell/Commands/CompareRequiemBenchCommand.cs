@@ -67,7 +67,7 @@ public sealed class CompareRequiemBenchCommand : RequiemCmdlet
     public string? Cas { get; set; }
 
     private BenchReport? _baseline;
-    private readonly List<object> _compared = new();
+    private readonly StepOutputs _stepOutputs = new();
 
     protected override void BeginProcessing()
     {
@@ -106,11 +106,11 @@ public sealed class CompareRequiemBenchCommand : RequiemCmdlet
         if (CiSummary) Run(() => CiWriter.Write(this, comparison, CiProvider.Auto, null));
         if (FailOnRegression)
         {
-            _compared.Add(comparison);
-            Run(() => { CiWriter.WriteStepOutputs(this, _compared); return true; });
+            _stepOutputs.Add(comparison);
         }
         if (FailOnRegression && comparison.Regressed)
         {
+            Run(() => { _stepOutputs.Flush(this); return true; });
             var details = comparison.Cases.Where(c => c.Regressed)
                 .Select(c => $"'{c.Name}' ({string.Join("; ", c.Metrics.Where(m => m.Gated && m.Regressed).Select(m => $"{m.Metric} {m.Statement}"))})");
             var ex = new RequiemException("PerformanceRegression", ErrorKind.LimitsExceeded,
@@ -119,4 +119,8 @@ public sealed class CompareRequiemBenchCommand : RequiemCmdlet
         }
         WriteObject(comparison);
     }
+
+    protected override void EndProcessingCore() => Run(() => { _stepOutputs.Flush(this); return true; });
+
+    protected override void OnDispose() => _stepOutputs.FlushAtDispose();
 }

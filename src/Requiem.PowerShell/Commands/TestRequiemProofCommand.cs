@@ -27,7 +27,7 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
 
     private CasStore? _store;
     private List<VerificationKey> _keys = new();
-    private readonly List<object> _verified = new();
+    private readonly StepOutputs _stepOutputs = new();
 
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet)]
     [SupportsWildcards]
@@ -266,13 +266,17 @@ public sealed class TestRequiemProofCommand : RequiemCmdlet
     {
         WriteObject(Quiet ? v.Valid : v);
         if (!FailOnInvalid) return;
-        _verified.Add(v);
-        Run(() => { CiWriter.WriteStepOutputs(this, _verified); return true; });
+        _stepOutputs.Add(v);
         if (!v.Valid)
         {
+            Run(() => { _stepOutputs.Flush(this); return true; });
             var ex = new RequiemException("ProofInvalid", ErrorKind.SecurityError,
                 $"The proof {v.Path ?? v.MerkleRoot} is invalid: {string.Join("; ", v.Reasons)}", v.Path ?? v.MerkleRoot);
             ThrowTerminatingError(ToErrorRecord(ex));
         }
     }
+
+    protected override void EndProcessingCore() => Run(() => { _stepOutputs.Flush(this); return true; });
+
+    protected override void OnDispose() => _stepOutputs.FlushAtDispose();
 }

@@ -33,15 +33,18 @@ public sealed class WriteRequiemCiReportCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
-    private readonly List<object> _seen = new();
+    private readonly StepOutputs _stepOutputs = new();
 
     protected override void ProcessRecord()
     {
         var input = Run(() => BenchInput.AnyDocument(InputObject, ResolveNewPath));
         var summary = SummaryPath is null ? null : ResolveNewPath(SummaryPath);
         Run(() => CiWriter.Write(this, input, Provider, summary));
-        _seen.Add(input);
-        Run(() => { CiWriter.WriteStepOutputs(this, _seen); return true; });
+        _stepOutputs.Add(input);
         if (PassThru) WriteObject(InputObject);
     }
+
+    protected override void EndProcessingCore() => Run(() => { _stepOutputs.Flush(this); return true; });
+
+    protected override void OnDispose() => _stepOutputs.FlushAtDispose();
 }

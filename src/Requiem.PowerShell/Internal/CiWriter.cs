@@ -46,18 +46,18 @@ internal static class CiWriter
     }
 
     /// <summary>
-    /// Appends the outcome of <paramref name="inputs"/> (all reports a gate has seen so far) to the file named by
-    /// GITHUB_OUTPUT, when it is set. A later block for the same names overrides an earlier one, so a gate that appends
-    /// after each report leaves the combined outcome even when a later terminating error stops it.
+    /// Appends the outcome of <paramref name="inputs"/> to the file named by GITHUB_OUTPUT, when it is set. A later
+    /// block for the same names overrides an earlier one. <paramref name="cmdlet"/> is null when called from Dispose,
+    /// where nothing may be written to a PowerShell stream.
     /// </summary>
-    public static void WriteStepOutputs(PSCmdlet cmdlet, IEnumerable<object> inputs)
+    public static void WriteStepOutputs(PSCmdlet? cmdlet, IEnumerable<object> inputs)
     {
         var path = Environment.GetEnvironmentVariable("GITHUB_OUTPUT");
         if (string.IsNullOrEmpty(path)) return;
         var outputs = CiReporter.Outcome(inputs);
         if (outputs.Count == 0) return;
         Append(path, CiReporter.FormatGitHubOutput(outputs));
-        cmdlet.WriteVerbose($"Step outputs written to {path}: {string.Join(", ", outputs.Select(o => o.Key + "=" + o.Value))}");
+        cmdlet?.WriteVerbose($"Step outputs written to {path}: {string.Join(", ", outputs.Select(o => o.Key + "=" + o.Value))}");
     }
 
     private static void Host(PSCmdlet cmdlet, string line) =>
@@ -73,5 +73,38 @@ internal static class CiWriter
         {
             throw new RequiemException("FileWriteError", ErrorKind.WriteError, $"Cannot write the CI file '{path}': {ex.Message}", path, ex);
         }
+    }
+}
+
+/// <summary>
+/// The step outputs of a cmdlet that sees many piped reports: written once, when the cmdlet ends, before a gate's
+/// terminating error, or (when an error stopped the pipeline) at dispose — not once per report, which made a long
+/// pipeline append its growing outcome again and again.
+/// </summary>
+internal sealed class StepOutputs
+{
+    private readonly List<object> _inputs = new();
+    private bool _pending;
+
+    public void Add(object input)
+    {
+        _inputs.Add(input);
+        _pending = true;
+    }
+
+    public void Flush(PSCmdlet cmdlet)
+    {
+        if (!_pending) return;
+        _pending = false;
+        CiWriter.WriteStepOutputs(cmdlet, _inputs);
+    }
+
+    /// <summary>From Dispose: nothing may reach a PowerShell stream there, and a write error cannot be reported.</summary>
+    public void FlushAtDispose()
+    {
+        if (!_pending) return;
+        _pending = false;
+        try { CiWriter.WriteStepOutputs(null, _inputs); }
+        catch (RequiemException) { }
     }
 }
