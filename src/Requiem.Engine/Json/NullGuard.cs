@@ -1,6 +1,5 @@
 using System.Collections;
 using System.Reflection;
-using System.Text.Json.Serialization;
 
 namespace Requiem.Engine.Json;
 
@@ -77,23 +76,24 @@ public static class NullGuard
         }
     }
 
+    // The names and members the contract's serializer options bind (JsonContract.Options), so renames, ignores and the
+    // naming policy are never re-derived here.
     private static (PropertyInfo, NullabilityInfo, string)[] Properties(Type type)
     {
         lock (s_properties)
         {
             if (s_properties.TryGetValue(type, out var cached)) return cached;
             var list = new List<(PropertyInfo, NullabilityInfo, string)>();
-            foreach (var p in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
+            var info = JsonContract.Options.GetTypeInfo(type);
+            if (info.Kind == System.Text.Json.Serialization.Metadata.JsonTypeInfoKind.Object)
             {
-                // Only what the JSON binds: a settable (or init-only) property that is not ignored.
-                if (p.SetMethod is not { IsPublic: true } || p.GetIndexParameters().Length > 0) continue;
-                if (p.GetCustomAttribute<JsonIgnoreAttribute>() is { Condition: JsonIgnoreCondition.Always }) continue;
-                var name = p.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name ?? JsonNamingPolicySnake(p.Name);
-                list.Add((p, s_context.Create(p), name));
+                foreach (var jp in info.Properties)
+                {
+                    if (jp.Set is null || jp.AttributeProvider is not PropertyInfo p || p.GetIndexParameters().Length > 0) continue;
+                    list.Add((p, s_context.Create(p), jp.Name));
+                }
             }
             return s_properties[type] = list.ToArray();
         }
     }
-
-    private static string JsonNamingPolicySnake(string name) => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(name);
 }
