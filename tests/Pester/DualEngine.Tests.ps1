@@ -190,6 +190,10 @@ Describe 'Invoke-RequiemExec -Engine dual against a divergent engine' {
         @(Get-RequiemDualDiff -Field 'exit_*' -Status mismatch).Count | Should -BeGreaterOrEqual 2
         @(Get-RequiemDualDiff -Field 'sandbox.*').Count | Should -Be 0
         @(Get-RequiemDualDiff -Last 1).Count | Should -Be 1
+        # the log lives beside the objects: verification and garbage collection leave it alone
+        (Test-RequiemCas -All).Valid | Should -BeTrue
+        $null = Optimize-RequiemCas -GracePeriod 0 -Confirm:$false 6>$null
+        @(Get-RequiemDualDiff -RequestDigest $results.RequestDigest).Count | Should -Be 2
     }
 
     It 'reports an engine that fails or writes no result as external_failed, keeps the Requiem result, and logs it' {

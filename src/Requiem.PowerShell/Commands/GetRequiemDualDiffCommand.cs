@@ -46,12 +46,32 @@ public sealed class GetRequiemDualDiffCommand : RequiemCmdlet
 
     protected override void BeginProcessing()
     {
-        _path = DualDiffLog.PathFor(OpenStore(Cas, create: false));
+        if (Cas is null)
+        {
+            // The default store not existing yet just means nothing was ever logged; a -Cas that names no store is an error.
+            var hash = SelectHash(false);
+            try
+            {
+                _path = DualDiffLog.PathFor(OpenStoreOrThrow(null, hash, create: false));
+            }
+            catch (Requiem.Engine.RequiemException ex) when (ex.ErrorId == "CasNotFound")
+            {
+                WriteVerbose(ex.Message + " No dual run has logged anything there.");
+                _path = null;
+                return;
+            }
+            catch (Requiem.Engine.RequiemException ex)
+            {
+                ThrowTerminatingError(ToErrorRecord(ex));
+            }
+        }
+        else _path = DualDiffLog.PathFor(OpenStore(Cas, create: false));
         if (!File.Exists(_path)) WriteVerbose($"No dual-run diff log at '{_path}': no dual run has found a difference in this store.");
     }
 
     protected override void ProcessRecord()
     {
+        if (_path is null) return;
         var patterns = Field?.Select(f => new WildcardPattern(f, WildcardOptions.IgnoreCase)).ToArray();
         var since = Since is { } s ? new DateTimeOffset(s.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(s, DateTimeKind.Local) : s) : (DateTimeOffset?)null;
         try
