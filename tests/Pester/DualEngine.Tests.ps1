@@ -214,6 +214,43 @@ Describe 'Invoke-RequiemExec -Engine dual against a divergent engine' {
     }
 }
 
+Describe 'The dual-run diff log under concurrent processes' {
+    It 'keeps every line whole when 4 processes log 50 mismatches each at once' {
+        $store = Join-Path $Dir 'concurrent-cas'
+        $minimal = New-Engine 'minimal-engine' @'
+#!/bin/sh
+while [ $# -gt 0 ]; do [ "$1" = --out ] && out=$2; shift; done
+printf '{"request_digest":"0","stdout_digest":"0","exit_code":9}' > "$out"
+'@
+        $child = @'
+param($ModulePath, $Store, $Ws, $Engine, $Name)
+Import-Module $ModulePath
+1..50 | ForEach-Object { @{ command = '/bin/echo'; argv = @("$Name-$_"); workspace_root = $Ws } } |
+    Invoke-RequiemExec -Engine dual -EnginePath $Engine -Cas $Store -ThrottleLimit 4 -WarningAction SilentlyContinue | Out-Null
+'@
+        $childFile = New-Engine 'log-writer.ps1' $child
+        $processes = foreach ($n in 1..4) {
+            $psi = [Diagnostics.ProcessStartInfo]::new($Pwsh)
+            foreach ($a in '-NoProfile', '-NonInteractive', '-File', $childFile, '-ModulePath', $ModulePath, '-Store', $store, '-Ws', $Ws, '-Engine', $minimal, '-Name', "writer$n") { $psi.ArgumentList.Add($a) }
+            [Diagnostics.Process]::Start($psi)
+        }
+        try {
+            foreach ($p in $processes) { $p.WaitForExit(600000) | Should -BeTrue; $p.ExitCode | Should -Be 0 }
+        }
+        finally {
+            foreach ($p in $processes) { if (-not $p.HasExited) { $p.Kill($true) } }
+        }
+        $lines = @(Get-Content -LiteralPath (Join-Path $store 'dual/diffs.jsonl'))
+        $lines.Count | Should -Be 200
+        $entries = @($lines | ConvertFrom-Json)
+        @($entries.request_digest | Sort-Object -Unique).Count | Should -Be 200
+        @($entries | Where-Object { $_.status -eq 'mismatch' -and ($_.differences.field -contains 'exit_code') }).Count | Should -Be 200
+        @($entries.pid | Sort-Object -Unique).Count | Should -Be 4
+        @(Get-RequiemDualDiff -Cas $store -WarningVariable broken).Count | Should -Be 200
+        $broken | Should -BeNullOrEmpty
+    }
+}
+
 Describe 'Invoke-RequiemExec -Engine external: typed errors' {
     It '<Id> for <Case>' -ForEach @(
         @{ Case = 'an engine that exits 1'; Id = 'ExternalEngineFailed'; Engine = { $Failing } }
