@@ -42,6 +42,7 @@
         'Get-RequiemPolicy'
         'Test-RequiemPolicy'
         'Test-RequiemReplacement'
+        'Get-RequiemDualDiff'
 
         # bench, drift
         'Invoke-RequiemBench'

@@ -84,6 +84,13 @@ Describe 'Default table views at 80 columns' {
         @{ Name = 'Compare-RequiemBench cases'; Row = 'true-command'; Produce = { ($Bench | Compare-RequiemBench -Baseline $Bench).Cases } }
         @{ Name = 'Compare-RequiemBench metrics'; Row = 'wall_ms'; Produce = { ($Bench | Compare-RequiemBench -Baseline $Bench).Cases[0].Metrics } }
         @{ Name = 'Measure-RequiemDrift cases'; Row = 'true-command'; Produce = { (Measure-RequiemDrift -Bench $Bench).Cases } }
+        @{ Name = 'Invoke-RequiemExec -Engine dual differences'; Row = 'contract_version'; Produce = {
+                # an external engine whose result differs in nearly every field
+                $engine = Join-Path $Work 'minimal-engine'
+                Set-Content -LiteralPath $engine -Value "#!/bin/sh`nwhile [ `$# -gt 0 ]; do [ `"`$1`" = --out ] && out=`$2; shift; done`nprintf '{`"request_digest`":`"0`",`"stdout_digest`":`"0`"}' > `"`$out`"`n"
+                chmod +x $engine
+                (Invoke-RequiemExec -Request $Requests[1] -Engine dual -EnginePath $engine -WarningAction SilentlyContinue).DualRun.Differences } }
+        @{ Name = 'Get-RequiemDualDiff'; Row = 'mismatch'; Produce = { Get-RequiemDualDiff } }
     ) {
         $items = @(& $Produce)
         $items | Should -Not -BeNullOrEmpty

@@ -14,6 +14,7 @@ public sealed class RequiemConfig
     public HashSection Hash { get; init; } = new();
     public CasSection Cas { get; init; } = new();
     public SandboxSection Sandbox { get; init; } = new();
+    public EngineSection Engine { get; init; } = new();
 
     /// <summary>The file this config came from, or null for built-in defaults.</summary>
     public string? SourcePath { get; init; }
@@ -40,6 +41,15 @@ public sealed class RequiemConfig
     {
         public bool DenyNetwork { get; init; }
         public long? MaxMemoryBytes { get; init; }
+    }
+
+    /// <summary>The second engine of a dual run (see Invoke-RequiemExec -Engine external|dual).</summary>
+    public sealed class EngineSection
+    {
+        /// <summary>An engine speaking the Requiem CLI's <c>exec run --request --out</c> contract (absolute path or a name on PATH).</summary>
+        public string? ExternalPath { get; init; }
+        /// <summary>The share of requests a dual run sends to the external engine when -DualSampleRate is not given (null: all).</summary>
+        public double? DualSampleRate { get; init; }
     }
 
     private static readonly object s_cacheLock = new();
@@ -148,7 +158,7 @@ public static class ConfigValidator
                 return new ConfigValidation { Path = path, Errors = errors, Warnings = warnings };
             }
             CheckDuplicateKeys(root, "$", errors);
-            CheckKeys(root, "$", errors, "config_version", "hash", "cas", "sandbox");
+            CheckKeys(root, "$", errors, "config_version", "hash", "cas", "sandbox", "engine");
             var version = String(root, "config_version", "$", errors, required: true);
             if (version is not null && version != RequiemConfig.CurrentVersion)
                 errors.Add(new ConfigIssue("$.config_version", $"unsupported version '{version}' (this engine reads '{RequiemConfig.CurrentVersion}')"));
@@ -199,11 +209,33 @@ public static class ConfigValidator
                 sandbox = new RequiemConfig.SandboxSection { DenyNetwork = deny, MaxMemoryBytes = mem };
             }
 
+            var engine = ValidateEngine(root, errors, warnings);
+
             var config = errors.Count == 0
-                ? new RequiemConfig { ConfigVersion = version ?? RequiemConfig.CurrentVersion, Hash = hash, Cas = cas, Sandbox = sandbox, SourcePath = path }
+                ? new RequiemConfig { ConfigVersion = version ?? RequiemConfig.CurrentVersion, Hash = hash, Cas = cas, Sandbox = sandbox, Engine = engine, SourcePath = path }
                 : null;
             return new ConfigValidation { Path = path, Errors = errors, Warnings = warnings, ConfigVersion = version, Config = config };
         }
+    }
+
+    private static RequiemConfig.EngineSection ValidateEngine(JsonElement root, List<ConfigIssue> errors, List<ConfigIssue> warnings)
+    {
+        if (Section(root, "engine", errors) is not { } e) return new RequiemConfig.EngineSection();
+        CheckKeys(e, "$.engine", errors, "external_path", "dual_sample_rate");
+        var external = String(e, "external_path", "$.engine", errors);
+        if (external is { Length: 0 }) errors.Add(new ConfigIssue("$.engine.external_path", "must not be empty (leave the field out when there is no external engine)"));
+        else if (external is not null && external.IndexOfAny(new[] { '/', '\\' }) >= 0)
+        {
+            if (!System.IO.Path.IsPathFullyQualified(external)) errors.Add(new ConfigIssue("$.engine.external_path", $"'{external}' must be an absolute path (or a command name found on PATH)"));
+            else if (!File.Exists(external)) warnings.Add(new ConfigIssue("$.engine.external_path", $"'{external}' does not exist: dual runs will report the external engine as failed"));
+        }
+        double? rate = null;
+        if (e.TryGetProperty("dual_sample_rate", out var r))
+        {
+            if (r.ValueKind == JsonValueKind.Number && r.TryGetDouble(out var v) && v is >= 0 and <= 1) rate = v;
+            else errors.Add(new ConfigIssue("$.engine.dual_sample_rate", $"must be a number from 0 to 1, not {r.GetRawText()}"));
+        }
+        return new RequiemConfig.EngineSection { ExternalPath = external, DualSampleRate = rate };
     }
 
     /// <summary>

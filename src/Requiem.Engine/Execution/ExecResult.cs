@@ -91,13 +91,13 @@ public sealed class ExecResult
     public string? StdoutText { get; set; }
     /// <summary>Captured stderr as UTF-8 text (only with -IncludeOutput).</summary>
     public string? StderrText { get; set; }
-    /// <summary>Set by <c>-Engine dual</c>: the comparison of the two runs.</summary>
-    public ReplayReport? DualRun { get; set; }
+    /// <summary>Set by <c>-Engine dual</c>: the comparison with the external engine (JSON <c>dual_run</c> in -OutFile only).</summary>
+    public Engines.DualRunReport? DualRun { get; set; }
     /// <summary>The request this result answers (normalized).</summary>
     public ExecRequest? Request { get; set; }
 
-    /// <summary>The fields that are excluded from <c>result_digest</c> (wall-clock, and the digest itself).</summary>
-    public static readonly string[] DigestExcludedFields = { "result_digest", "duration_ms", "started_at" };
+    /// <summary>The fields that are excluded from <c>result_digest</c> (wall-clock, the digest itself, and a dual run's comparison).</summary>
+    public static readonly string[] DigestExcludedFields = { "result_digest", "duration_ms", "started_at", "dual_run" };
 
     public JsonObject ToJsonNode(bool includeDigest = true)
     {

@@ -85,7 +85,11 @@ public static class Replay
     }
 
     /// <summary>Reads both blobs back from the CAS and shows where they first differ.</summary>
-    public static string DescribeDifference(string expectedHash, string actualHash, CasStore store)
+    public static string DescribeDifference(string expectedHash, string actualHash, CasStore store) =>
+        DescribeDifference(expectedHash, actualHash, store, "expected", "actual");
+
+    /// <summary><see cref="DescribeDifference(string, string, CasStore)"/> with the two sides named (e.g. the engines of a dual run).</summary>
+    public static string DescribeDifference(string expectedHash, string actualHash, CasStore store, string expectedLabel, string actualLabel)
     {
         byte[] e, a;
         try
@@ -112,7 +116,7 @@ public static class Replay
         var line = 1;
         for (var k = 0; k < i; k++) if (e[k] == (byte)'\n') line++;
         var start = Math.Max(0, i - 16);
-        return $"first difference at byte {i} (line {line}; {sizes}): expected \"{Snippet(e, start)}\", actual \"{Snippet(a, start)}\"";
+        return $"first difference at byte {i} (line {line}; {sizes}): {expectedLabel} \"{Snippet(e, start)}\", {actualLabel} \"{Snippet(a, start)}\"";
     }
 
     private static bool IsText(byte[] b)

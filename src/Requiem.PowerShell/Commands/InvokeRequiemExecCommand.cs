@@ -128,18 +128,32 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter IncludeOutput { get; set; }
 
+    /// <summary>requiem (default), external (alias rust): an engine speaking the Requiem CLI's contract, or dual: both, compared.</summary>
     [Parameter]
-    [ValidateSet("requiem", "dual")]
+    [ValidateSet("requiem", "external", "rust", "dual")]
     public string Engine { get; set; } = "requiem";
 
     [Parameter]
     public SwitchParameter AllowHashFallback { get; set; }
+
+    /// <summary>The external engine (-Engine external/dual); else $env:REQUIEM_EXTERNAL_ENGINE, else engine.external_path.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? EnginePath { get; set; }
+
+    /// <summary>-Engine dual: the share of requests (0..1, by request digest) also run on the external engine.</summary>
+    [Parameter]
+    [ValidateRange(0.0, 1.0)]
+    public double DualSampleRate { get; set; } = 1.0;
+
+    private DualEngineSelection? _dual;
 
     protected override void BeginProcessing()
     {
         WarnIfLauncherUnusable();
         _store = OpenStore(Cas, AllowHashFallback);
         if (MyInvocation.BoundParameters.ContainsKey(nameof(Scheduler))) _mode = Scheduler;
+        _dual = DualEngineSelection.Select(this, Engine, EnginePath, MyInvocation.BoundParameters.ContainsKey(nameof(DualSampleRate)) ? DualSampleRate : null, Config);
     }
 
     protected override void ProcessRecord()
@@ -197,7 +211,7 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
         {
             var path = ResolveNewPath(OutFile);
             // Confirmed with the run itself (-WhatIf runs nothing, so there is nothing to write).
-            JsonNode doc = _written.Count == 1 ? _written[0].ToJsonNode() : new JsonArray(_written.Select(r => (JsonNode?)r.ToJsonNode()).ToArray());
+            JsonNode doc = _written.Count == 1 ? DualEngineSelection.ToOutFileNode(_written[0]) : new JsonArray(_written.Select(r => (JsonNode?)DualEngineSelection.ToOutFileNode(r)).ToArray());
             Run(() => { Requiem.Engine.IO.AtomicFile.WriteAllText(path, doc.ToJsonString(JsonContract.Indented) + "\n"); return path; });
         }
     }
@@ -228,12 +242,10 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
     {
         var output = new QueuedEngineOutput();
         var options = new ExecOptions { Store = _store!, IncludeOutput = IncludeOutput, Output = output };
-        var result = await ExecRunner.RunAsync(request, options, cancel).ConfigureAwait(false);
-        if (Engine == "dual")
-        {
-            var second = await ExecRunner.RunAsync(request, new ExecOptions { Store = _store!, Output = Requiem.Engine.Diagnostics.NullEngineOutput.Instance }, cancel).ConfigureAwait(false);
-            result.DualRun = Replay.Compare(result, second, _store!);
-        }
+        var result = _dual!.IsExternalOnly
+            ? await _dual.RunExternalAsync(request, _store!, output, cancel).ConfigureAwait(false)
+            : await ExecRunner.RunAsync(request, options, cancel).ConfigureAwait(false);
+        if (_dual.IsDual) result.DualRun = await _dual.CompareAsync(request, result, _store!, output, cancel).ConfigureAwait(false);
         _queued[result] = output;
         return result;
     }
@@ -245,8 +257,7 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
         if (result is null) return;
         // Warnings from the engine are replayed here, on the pipeline thread.
         if (_queued.TryRemove(result, out var output)) output.WriteTo(this);
-        if (result.DualRun is { Match: false } dual)
-            WriteWarning("dual run: the second run differs: " + string.Join("; ", dual.Differences.Select(d => d.ToString())));
+        if (result.DualRun is { } dual) DualEngineSelection.Report(this, dual);
         if (OutFile is not null) _written.Add(result);
         WriteObject(result);
     }
