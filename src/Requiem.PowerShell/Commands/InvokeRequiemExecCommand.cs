@@ -135,11 +135,22 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter AllowHashFallback { get; set; }
 
+    /// <summary>The action cache: Off (the default, or cache.mode in the config), Read (answer from it), ReadWrite (also record cacheable results).</summary>
+    [Parameter]
+    public Requiem.Engine.ActionCache.ActionCacheMode Cache { get; set; }
+
+    private Requiem.Engine.ActionCache.ActionCacheMode _cacheMode;
+    private TimeSpan _cacheMaxAge;
+
     protected override void BeginProcessing()
     {
         WarnIfLauncherUnusable();
         _store = OpenStore(Cas, AllowHashFallback);
         if (MyInvocation.BoundParameters.ContainsKey(nameof(Scheduler))) _mode = Scheduler;
+        _cacheMode = MyInvocation.BoundParameters.ContainsKey(nameof(Cache)) ? Cache : Config.Cache.Mode;
+        _cacheMaxAge = TimeSpan.FromDays(Config.Cache.MaxAgeDays);
+        if (_cacheMode != Requiem.Engine.ActionCache.ActionCacheMode.Off && Engine != "requiem")
+            WriteVerbose($"action cache: not used with -Engine {Engine} (every request runs).");
     }
 
     protected override void ProcessRecord()
@@ -228,7 +239,9 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
     {
         var output = new QueuedEngineOutput();
         var options = new ExecOptions { Store = _store!, IncludeOutput = IncludeOutput, Output = output };
-        var result = await ExecRunner.RunAsync(request, options, cancel).ConfigureAwait(false);
+        var result = Engine == "requiem"
+            ? await Requiem.Engine.ActionCache.ActionCacheRunner.RunAsync(request, options, _cacheMode, _cacheMaxAge, cancel).ConfigureAwait(false)
+            : await ExecRunner.RunAsync(request, options, cancel).ConfigureAwait(false);
         if (Engine == "dual")
         {
             var second = await ExecRunner.RunAsync(request, new ExecOptions { Store = _store!, Output = Requiem.Engine.Diagnostics.NullEngineOutput.Instance }, cancel).ConfigureAwait(false);
