@@ -7,6 +7,8 @@ namespace Requiem.Engine.ActionCache;
 /// Restores an entry's output files into the workspace: every file is first copied from the CAS into a temp file beside
 /// its destination while being re-hashed (a corrupt or missing object stops the restore), and only when all of them
 /// verified are they renamed into place, one atomic rename each. A failed restore leaves the workspace as it was.
+/// The files are not flushed to disk (an fsync per file made a hit 10–20 ms slower): like the files the command itself
+/// writes, they are as durable as the file system makes them; the bytes stay durable in the CAS either way.
 /// </summary>
 public static class ActionCacheRestore
 {
@@ -39,7 +41,6 @@ public static class ActionCacheRestore
                     var n = store.CopyTo(f.Digest, stream, cancel);
                     if (n != f.Bytes)
                         throw CasStore.Corrupt(f.Digest, $"the entry records {f.Bytes} bytes for '{f.Path}', the object holds {n}");
-                    stream.Flush(flushToDisk: true);
                 }
                 if (f.Executable && !OperatingSystem.IsWindows())
                 {
