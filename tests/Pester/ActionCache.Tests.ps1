@@ -350,6 +350,12 @@ Describe 'Get-RequiemCacheEntry' -Skip:$NoHermetic {
         $err[0].TargetObject | Should -Be $missing
     }
 
+    It 'does not create a store that does not exist (CasNotFound)' {
+        $none = Join-Path $Dir 'no-store-here'
+        { Get-RequiemCacheEntry -Cas $none } | Should -Throw -ErrorId 'CasNotFound,Requiem.PowerShell.GetRequiemCacheEntryCommand'
+        Test-Path -LiteralPath $none | Should -BeFalse
+    }
+
     It 'explains a request read from a file (-Path)' {
         $file = Join-Path $Dir 'get-request.json'
         New-CacheRequest $Ws | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath $file

@@ -58,7 +58,7 @@ public sealed class GetRequiemCacheEntryCommand : RequiemCmdlet
 
     protected override void BeginProcessing()
     {
-        var store = OpenStore(Cas);
+        var store = OpenStore(Cas, create: false);
         _cache = new ActionCacheStore(store, TimeSpan.FromDays(Config.Cache.MaxAgeDays));
     }
 
