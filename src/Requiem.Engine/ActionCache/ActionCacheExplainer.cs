@@ -119,8 +119,8 @@ public static class ActionCacheExplainer
         if (a.RequestDigest != b.RequestDigest) d++;
         if (a.CommandDigest != b.CommandDigest) d++;
         if (a.Platform != b.Platform) d++;
-        var x = a.Inputs.ToDictionary(i => i.Path, i => i.Digest, StringComparer.Ordinal);
-        var y = b.Inputs.ToDictionary(i => i.Path, i => i.Digest, StringComparer.Ordinal);
+        var x = ByPath(a.Inputs);
+        var y = ByPath(b.Inputs);
         foreach (var path in x.Keys.Union(y.Keys))
         {
             if (!x.TryGetValue(path, out var dx) || !y.TryGetValue(path, out var dy) || dx != dy) d++;
@@ -142,8 +142,8 @@ public static class ActionCacheExplainer
         if (was.CommandDigest != now.CommandDigest)
             diffs.Add(new ActionCacheDifference { Component = "command", Name = plan.CommandPath, Recorded = was.CommandDigest, Current = now.CommandDigest });
         if (was.RequestDigest != now.RequestDigest) diffs.AddRange(RequestFields(entry, plan.Request, cache, cancel));
-        var x = was.Inputs.ToDictionary(i => i.Path, i => i.Digest, StringComparer.Ordinal);
-        var y = now.Inputs.ToDictionary(i => i.Path, i => i.Digest, StringComparer.Ordinal);
+        var x = ByPath(was.Inputs);
+        var y = ByPath(now.Inputs);
         foreach (var path in x.Keys.Union(y.Keys).Order(StringComparer.Ordinal))
         {
             x.TryGetValue(path, out var dx);
@@ -191,6 +191,14 @@ public static class ActionCacheExplainer
         if (diffs.Count == 0) // same fields, other canonical bytes (should not happen): still name the component
             diffs.Add(new ActionCacheDifference { Component = "request", Name = "request_digest", Recorded = entry.Components.RequestDigest, Current = request.ComputeDigest(cache.Store.HashPrimitive) });
         return diffs;
+    }
+
+    /// <summary>Digest by path; an input declared twice (e.g. <c>a.txt</c> and <c>./a.txt</c>) is one file.</summary>
+    private static Dictionary<string, string> ByPath(IEnumerable<InputFileDigest> inputs)
+    {
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var i in inputs) map.TryAdd(i.Path, i.Digest);
+        return map;
     }
 
     private static string Canonical(JsonNode? node) =>

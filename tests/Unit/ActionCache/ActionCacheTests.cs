@@ -82,6 +82,21 @@ public sealed class ActionCacheTests : IDisposable
     }
 
     [Fact]
+    public void DistanceCountsEachDifferingComponentAndToleratesAnInputDeclaredTwice()
+    {
+        var a = Components();
+        Assert.Equal(0, ActionCacheExplainer.Distance(a, Components()));
+        Assert.Equal(1, ActionCacheExplainer.Distance(a, Components(command: D('d'))));
+        Assert.Equal(2, ActionCacheExplainer.Distance(a, Components(request: D('b'), platform: new ActionCachePlatform("linux", "arm64", "1.1"))));
+        var twice = Components(inputs: new[]
+        {
+            new InputFileDigest { Path = "a.txt", Digest = D('1') }, new InputFileDigest { Path = "a.txt", Digest = D('1') },
+            new InputFileDigest { Path = "b.txt", Digest = D('9') },
+        });
+        Assert.Equal(1, ActionCacheExplainer.Distance(a, twice));
+    }
+
+    [Fact]
     public void ThePlatformIsThisMachine()
     {
         var p = ActionCachePlatform.Current;
