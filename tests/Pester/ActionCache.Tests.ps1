@@ -153,6 +153,25 @@ Describe 'Invoke-RequiemExec -Cache: a hit runs nothing and restores the outputs
     }
 }
 
+Describe 'Invoke-RequiemExec -Cache: concurrent writers' -Skip:$NoHermetic {
+    It 'four concurrent runs of one request (Turbo) all succeed and leave one entry that then answers' {
+        $cas = Join-Path $Dir 'cas-concurrent'
+        $ws = New-Workspace 'concurrent'
+        $request = New-CacheRequest $ws
+        $results = @(1..4 | ForEach-Object { $request } | Invoke-RequiemExec -Cas $cas -Cache ReadWrite -Scheduler Turbo -ThrottleLimit 4 -ErrorVariable errs)
+        $errs | Should -BeNullOrEmpty
+        $results.Count | Should -Be 4
+        @($results.CacheKey | Sort-Object -Unique).Count | Should -Be 1
+        $entries = @(Get-RequiemCacheEntry -Cas $cas)
+        $entries.Count | Should -Be 1
+        @(Get-ChildItem -LiteralPath (Split-Path $entries[0].Path) -Force).Name | Should -Be "$($entries[0].Key).json" -Because 'no temp file is left behind'
+        $ran = Get-RunCount $ws
+        (Invoke-RequiemExec -Request $request -Cas $cas -Cache Read).CacheHit | Should -BeTrue
+        Get-RunCount $ws | Should -Be $ran
+        (Test-RequiemCas -Cas $cas -All).Valid | Should -BeTrue
+    }
+}
+
 Describe 'Invoke-RequiemExec -Cache: what is never cached' -Skip:$NoHermetic {
     BeforeAll { $script:Cas = Join-Path $Dir 'cas-never' }
 
