@@ -33,6 +33,7 @@
         'Set-RequiemCasRef'
         'Get-RequiemCasRef'
         'Remove-RequiemCasRef'
+        'Get-RequiemCacheEntry'
 
         # exec, sandbox, health, policy
         'Invoke-RequiemExec'

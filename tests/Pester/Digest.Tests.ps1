@@ -79,7 +79,7 @@ Import-Module '$ModulePath'
     }
 
     It 'domain-separates as BLAKE3(prefix || bytes) for <Domain>' -ForEach @(
-        @{ Domain = 'Cas'; Prefix = 'cas:' }, @{ Domain = 'Request'; Prefix = 'req:' }, @{ Domain = 'Result'; Prefix = 'res:' }
+        @{ Domain = 'Cas'; Prefix = 'cas:' }, @{ Domain = 'Request'; Prefix = 'req:' }, @{ Domain = 'Result'; Prefix = 'res:' }, @{ Domain = 'ActionCache'; Prefix = 'ac:' }
     ) {
         $file = Join-Path $Dir "domain.bin"
         New-PatternFile -Path $file -Length 3000000

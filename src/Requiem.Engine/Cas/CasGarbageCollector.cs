@@ -17,6 +17,8 @@ public sealed class CasGcOptions
     public bool DryRun { get; init; }
     public IEngineOutput? Output { get; init; }
     public CancellationToken Cancel { get; init; }
+    /// <summary>Roots besides the refs; by default the action cache's unexpired entries (default age).</summary>
+    public IReadOnlyList<ICasGcRootSource> RootSources { get; init; } = new ICasGcRootSource[] { new ActionCache.ActionCacheGcRoots() };
 }
 
 /// <summary>One object or temp file that GC removed, or would remove.</summary>
@@ -106,6 +108,10 @@ public sealed partial class CasStore
                 throw new RequiemException("CasGcAborted", ErrorKind.InvalidData,
                     $"The ref '{name}' does not hold a digest; garbage collection stopped without removing anything (fix or remove the ref).", name);
             work.Push((hash, "ref:" + name, true));
+        }
+        foreach (var source in options.RootSources)
+        {
+            foreach (var root in source.EnumerateRoots(this, cancel)) work.Push((root.Hash, root.From, root.IsManifest));
         }
         while (work.Count > 0)
         {

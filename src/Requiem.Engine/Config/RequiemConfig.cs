@@ -15,6 +15,7 @@ public sealed class RequiemConfig
     public CasSection Cas { get; init; } = new();
     public SandboxSection Sandbox { get; init; } = new();
     public EngineSection Engine { get; init; } = new();
+    public CacheSection Cache { get; init; } = new();
 
     /// <summary>The file this config came from, or null for built-in defaults.</summary>
     public string? SourcePath { get; init; }
@@ -50,6 +51,15 @@ public sealed class RequiemConfig
         public string? ExternalPath { get; init; }
         /// <summary>The share of requests a dual run sends to the external engine when -DualSampleRate is not given (null: all).</summary>
         public double? DualSampleRate { get; init; }
+    }
+
+    /// <summary>The action cache (<c>Invoke-RequiemExec -Cache</c>).</summary>
+    public sealed class CacheSection
+    {
+        /// <summary>The default of <c>-Cache</c>: <c>off</c>, <c>read</c> or <c>readwrite</c>.</summary>
+        public ActionCache.ActionCacheMode Mode { get; init; } = ActionCache.ActionCacheMode.Off;
+        /// <summary>Days after which an entry is no longer used nor kept by garbage collection.</summary>
+        public int MaxAgeDays { get; init; } = ActionCache.ActionCacheStore.DefaultMaxAgeDays;
     }
 
     private static readonly object s_cacheLock = new();
@@ -158,7 +168,7 @@ public static class ConfigValidator
                 return new ConfigValidation { Path = path, Errors = errors, Warnings = warnings };
             }
             CheckDuplicateKeys(root, "$", errors);
-            CheckKeys(root, "$", errors, "config_version", "hash", "cas", "sandbox", "engine");
+            CheckKeys(root, "$", errors, "config_version", "hash", "cas", "sandbox", "engine", "cache");
             var version = String(root, "config_version", "$", errors, required: true);
             if (version is not null && version != RequiemConfig.CurrentVersion)
                 errors.Add(new ConfigIssue("$.config_version", $"unsupported version '{version}' (this engine reads '{RequiemConfig.CurrentVersion}')"));
@@ -211,8 +221,25 @@ public static class ConfigValidator
 
             var engine = ValidateEngine(root, errors, warnings);
 
+            var cache = new RequiemConfig.CacheSection();
+            if (Section(root, "cache", errors) is { } ac)
+            {
+                CheckKeys(ac, "$.cache", errors, "mode", "max_age_days");
+                var modeText = String(ac, "mode", "$.cache", errors) ?? "off";
+                var mode = modeText.ToLowerInvariant() switch
+                {
+                    "off" => ActionCache.ActionCacheMode.Off,
+                    "read" => ActionCache.ActionCacheMode.Read,
+                    "readwrite" => ActionCache.ActionCacheMode.ReadWrite,
+                    _ => (ActionCache.ActionCacheMode?)null,
+                };
+                if (mode is null) errors.Add(new ConfigIssue("$.cache.mode", $"'{modeText}' is not a cache mode: use 'off', 'read' or 'readwrite'"));
+                var days = Int(ac, "max_age_days", "$.cache", errors) ?? ActionCache.ActionCacheStore.DefaultMaxAgeDays;
+                if (days is < 1 or > 3650) errors.Add(new ConfigIssue("$.cache.max_age_days", $"{days} is out of range 1..3650"));
+                cache = new RequiemConfig.CacheSection { Mode = mode ?? ActionCache.ActionCacheMode.Off, MaxAgeDays = (int)Math.Clamp(days, 1, 3650) };
+            }
             var config = errors.Count == 0
-                ? new RequiemConfig { ConfigVersion = version ?? RequiemConfig.CurrentVersion, Hash = hash, Cas = cas, Sandbox = sandbox, Engine = engine, SourcePath = path }
+                ? new RequiemConfig { ConfigVersion = version ?? RequiemConfig.CurrentVersion, Hash = hash, Cas = cas, Sandbox = sandbox, Engine = engine, Cache = cache, SourcePath = path }
                 : null;
             return new ConfigValidation { Path = path, Errors = errors, Warnings = warnings, ConfigVersion = version, Config = config };
         }

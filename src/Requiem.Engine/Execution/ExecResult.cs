@@ -95,9 +95,13 @@ public sealed class ExecResult
     public Engines.DualRunReport? DualRun { get; set; }
     /// <summary>The request this result answers (normalized).</summary>
     public ExecRequest? Request { get; set; }
+    /// <summary>True when this result came from the action cache (<c>-Cache Read|ReadWrite</c>): nothing ran, outputs were restored.</summary>
+    public bool CacheHit { get; set; }
+    /// <summary>The action-cache key (lowercase hex) looked up or written; null when the cache was off. JSON: <c>cache_key</c>.</summary>
+    public string? CacheKey { get; set; }
 
-    /// <summary>The fields that are excluded from <c>result_digest</c> (wall-clock, the digest itself, and a dual run's comparison).</summary>
-    public static readonly string[] DigestExcludedFields = { "result_digest", "duration_ms", "started_at", "dual_run" };
+    /// <summary>The fields that are excluded from <c>result_digest</c> (wall-clock, the digest itself, a dual run's comparison, and the action cache's hit and key).</summary>
+    public static readonly string[] DigestExcludedFields = { "result_digest", "duration_ms", "started_at", "dual_run", "cache_hit", "cache_key" };
 
     public JsonObject ToJsonNode(bool includeDigest = true)
     {
@@ -147,6 +151,12 @@ public sealed class ExecResult
             }).ToArray());
         }
         if (CommandDigest is not null) o["command_digest"] = CommandDigest;
+        // Written only when the action cache was consulted; not covered by result_digest (a hit and a run agree).
+        if (CacheKey is not null)
+        {
+            o["cache_hit"] = CacheHit;
+            o["cache_key"] = CacheKey;
+        }
         if (includeDigest) o["result_digest"] = ResultDigest;
         return o;
     }
@@ -259,6 +269,8 @@ public sealed class ExecResult
                 DurationMs = L("duration_ms"),
                 StartedAt = S("started_at"),
                 ResultDigest = S("result_digest"),
+                CacheHit = B("cache_hit"),
+                CacheKey = o["cache_key"]?.GetValue<string>(),
             };
         }
         catch (Exception ex) when (ex is InvalidOperationException or FormatException or NullReferenceException)

@@ -11,6 +11,8 @@ public enum HashDomain
     Request,
     /// <summary><c>res:</c> ‖ canonical JSON of a result.</summary>
     Result,
+    /// <summary><c>ac:</c> ‖ canonical JSON of an action-cache key's components (docs/CONTRACT.md "Action cache").</summary>
+    ActionCache,
 }
 
 public static class HashDomains
@@ -20,6 +22,7 @@ public static class HashDomains
         HashDomain.Cas => "cas:"u8,
         HashDomain.Request => "req:"u8,
         HashDomain.Result => "res:"u8,
+        HashDomain.ActionCache => "ac:"u8,
         _ => ReadOnlySpan<byte>.Empty,
     };
 
@@ -28,6 +31,7 @@ public static class HashDomains
         HashDomain.Cas => "cas:",
         HashDomain.Request => "req:",
         HashDomain.Result => "res:",
+        HashDomain.ActionCache => "ac:",
         _ => "",
     };
 }

@@ -25,6 +25,9 @@ public enum Counter
     ProofInvalid,
     ReplayTotal,
     ReplayMismatch,
+    ActionCacheHits,
+    ActionCacheMisses,
+    ActionCacheWrites,
 }
 
 /// <summary>
@@ -377,6 +380,9 @@ public sealed class MetricsSnapshot
     public long ProofInvalid => Totals[Counter.ProofInvalid];
     public long ReplayTotal => Totals[Counter.ReplayTotal];
     public long ReplayMismatch => Totals[Counter.ReplayMismatch];
+    public long ActionCacheHits => Totals[Counter.ActionCacheHits];
+    public long ActionCacheMisses => Totals[Counter.ActionCacheMisses];
+    public long ActionCacheWrites => Totals[Counter.ActionCacheWrites];
     /// <summary>How many per-process files were summed.</summary>
     public int Sources { get; }
     public string Directory { get; }
@@ -399,6 +405,9 @@ public sealed class MetricsSnapshot
         Counter.ProofInvalid => "proof_invalid_total",
         Counter.ReplayTotal => "replay_total",
         Counter.ReplayMismatch => "replay_mismatch_total",
+        Counter.ActionCacheHits => "action_cache_hits_total",
+        Counter.ActionCacheMisses => "action_cache_misses_total",
+        Counter.ActionCacheWrites => "action_cache_writes_total",
         _ => c.ToString(),
     };
 
@@ -419,6 +428,9 @@ public sealed class MetricsSnapshot
         (Counter.ProofInvalid, "Proof bundle verifications that failed"),
         (Counter.ReplayTotal, "Replays executed"),
         (Counter.ReplayMismatch, "Replays whose result differed from the record"),
+        (Counter.ActionCacheHits, "Invoke-RequiemExec -Cache lookups answered from the action cache (nothing ran)"),
+        (Counter.ActionCacheMisses, "Invoke-RequiemExec -Cache lookups that found no usable entry (the command ran)"),
+        (Counter.ActionCacheWrites, "Results written to the action cache"),
     };
 
     public string ToJson()

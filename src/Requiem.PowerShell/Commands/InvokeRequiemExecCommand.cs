@@ -148,12 +148,23 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
 
     private DualEngineSelection? _dual;
 
+    /// <summary>The action cache: Off (the default, or cache.mode in the config), Read (answer from it), ReadWrite (also record cacheable results).</summary>
+    [Parameter]
+    public Requiem.Engine.ActionCache.ActionCacheMode Cache { get; set; }
+
+    private Requiem.Engine.ActionCache.ActionCacheMode _cacheMode;
+    private TimeSpan _cacheMaxAge;
+
     protected override void BeginProcessing()
     {
         WarnIfLauncherUnusable();
         _store = OpenStore(Cas, AllowHashFallback);
         if (MyInvocation.BoundParameters.ContainsKey(nameof(Scheduler))) _mode = Scheduler;
         _dual = DualEngineSelection.Select(this, Engine, EnginePath, MyInvocation.BoundParameters.ContainsKey(nameof(DualSampleRate)) ? DualSampleRate : null, Config);
+        _cacheMode = MyInvocation.BoundParameters.ContainsKey(nameof(Cache)) ? Cache : Config.Cache.Mode;
+        _cacheMaxAge = TimeSpan.FromDays(Config.Cache.MaxAgeDays);
+        if (_cacheMode != Requiem.Engine.ActionCache.ActionCacheMode.Off && (_dual!.IsDual || _dual.IsExternalOnly))
+            WriteVerbose($"action cache: not used with -Engine {Engine} (every request runs).");
     }
 
     protected override void ProcessRecord()
@@ -244,7 +255,9 @@ public sealed class InvokeRequiemExecCommand : RequiemCmdlet
         var options = new ExecOptions { Store = _store!, IncludeOutput = IncludeOutput, Output = output };
         var result = _dual!.IsExternalOnly
             ? await _dual.RunExternalAsync(request, _store!, output, cancel).ConfigureAwait(false)
-            : await ExecRunner.RunAsync(request, options, cancel).ConfigureAwait(false);
+            : _dual.IsDual
+                ? await ExecRunner.RunAsync(request, options, cancel).ConfigureAwait(false)
+                : await Requiem.Engine.ActionCache.ActionCacheRunner.RunAsync(request, options, _cacheMode, _cacheMaxAge, cancel).ConfigureAwait(false);
         if (_dual.IsDual) result.DualRun = await _dual.CompareAsync(request, result, _store!, output, cancel).ConfigureAwait(false);
         _queued[result] = output;
         return result;

@@ -1,0 +1,112 @@
+using Requiem.Engine.Hashing;
+using Requiem.Engine.IO;
+
+namespace Requiem.Engine.ActionCache;
+
+/// <summary>
+/// The one place where action-cache entries are read and written: <c>&lt;store root&gt;/ac/&lt;first two hex&gt;/&lt;key&gt;.json</c>.
+/// A write is atomic (temp file in the same folder, flushed, renamed over the name), so a reader sees a whole entry or
+/// none; two writers of the same key both succeed and the last rename wins (both wrote an entry for the same key).
+/// Only bytes pass through here: a remote store plugs in by falling through in <see cref="TryRead"/> and uploading in
+/// <see cref="Write"/>.
+/// </summary>
+public sealed class ActionCacheEntries
+{
+    public const string DirectoryName = "ac";
+    public const string EntrySuffix = ".json";
+    /// <summary>An entry larger than this is not an entry (entries are a few KiB; the bytes they name live in the CAS).</summary>
+    public const int MaxEntryBytes = 16 << 20;
+
+    public ActionCacheEntries(string storeRoot)
+    {
+        Root = Path.Combine(storeRoot, DirectoryName);
+    }
+
+    /// <summary>The folder that holds every entry (<c>&lt;store root&gt;/ac</c>).</summary>
+    public string Root { get; }
+
+    /// <summary>The file of the entry for <paramref name="key"/> (which may not exist); the key must be a lowercase digest.</summary>
+    public string PathOf(string key)
+    {
+        key = Hex.NormalizeDigest(key, "action-cache key");
+        return Path.Combine(Root, key[..2], key + EntrySuffix);
+    }
+
+    /// <summary>The entry's bytes, or null when there is no entry for the key.</summary>
+    public byte[]? TryRead(string key)
+    {
+        var path = PathOf(key);
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            if (file.Length > MaxEntryBytes)
+                throw new RequiemException("InvalidCacheEntry", ErrorKind.InvalidData,
+                    $"The action-cache entry '{path}' is {file.Length} bytes, more than an entry can be ({MaxEntryBytes}).", key);
+            var bytes = new byte[file.Length];
+            file.ReadExactly(bytes);
+            return bytes;
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new RequiemException("CacheEntryReadError", ErrorKind.ReadError, $"Cannot read the action-cache entry '{path}': {ex.Message}", key, ex);
+        }
+    }
+
+    /// <summary>Writes the entry atomically; a concurrent writer of the same key is not an error.</summary>
+    public void Write(string key, ReadOnlySpan<byte> bytes)
+    {
+        var path = PathOf(key);
+        try
+        {
+            AtomicFile.WriteAllBytes(path, bytes, "CacheEntryWriteError");
+        }
+        catch (RequiemException) when (File.Exists(path))
+        {
+            // Another writer's rename won (on Windows a rename over a file being replaced can fail): its entry stands.
+        }
+    }
+
+    /// <summary>Removes the entry; false when there was none.</summary>
+    public bool Remove(string key)
+    {
+        var path = PathOf(key);
+        try
+        {
+            if (!File.Exists(path)) return false;
+            File.Delete(path);
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new RequiemException("CacheEntryWriteError", ErrorKind.WriteError, $"Cannot remove the action-cache entry '{path}': {ex.Message}", key, ex);
+        }
+    }
+
+    /// <summary>Every key with an entry (files whose names are not <c>&lt;key&gt;.json</c> in their shard are skipped).</summary>
+    public IEnumerable<string> Enumerate()
+    {
+        if (!Directory.Exists(Root)) yield break;
+        foreach (var shard in Directory.EnumerateDirectories(Root).Order(StringComparer.Ordinal))
+        {
+            var shardName = Path.GetFileName(shard);
+            IEnumerable<string> files;
+            try
+            {
+                files = Directory.EnumerateFiles(shard, "*" + EntrySuffix).Order(StringComparer.Ordinal).ToList();
+            }
+            catch (DirectoryNotFoundException)
+            {
+                continue;
+            }
+            foreach (var file in files)
+            {
+                var name = Path.GetFileName(file)[..^EntrySuffix.Length];
+                if (Hex.IsDigest(name) && name == name.ToLowerInvariant() && name.StartsWith(shardName, StringComparison.Ordinal)) yield return name;
+            }
+        }
+    }
+}
