@@ -110,7 +110,7 @@ function Split-CommandLine([string[]] $Arguments) {
     elseif ($words.Count -eq 2) { $name = "$($words[0]) $($words[1])" }
     if ($global.Help -or $global.Version) { return [pscustomobject]@{ Global = $global; Name = $name; Flags = @{} } }
     if ($words.Count -eq 0) { throw [UsageException]::new('no command given') }
-    if (-not $Grammar.Contains($name)) {
+    if ($null -eq $name -or -not $Grammar.Contains($name)) {
         $known = @($Grammar.Keys | Where-Object { $_.StartsWith($words[0] + ' ') } | ForEach-Object { $_.Split(' ')[1] })
         if ($known) { throw [UsageException]::new("unknown subcommand '$($words -join ' ')'; '$($words[0])' takes: $($known -join ', ')") }
         throw [UsageException]::new("unknown command '$($words -join ' ')'")
