@@ -452,8 +452,8 @@ Describe 'Gates run as a CI step (pwsh -File gate.ps1 with $ErrorActionPreferenc
             'Compare-RequiemBench:FailOnRegression'     = @{ Finding = "Compare-RequiemBench -Baseline '$Baseline' -Current '$Slower' -FailOnRegression | Out-Null"; Pass = "Compare-RequiemBench -Baseline '$Baseline' -Current '$Baseline' -FailOnRegression | Out-Null"; Message = 'Performance regression' }
             'Test-RequiemCas:FailOnInvalid'             = @{ Finding = "Test-RequiemCas -Cas '$($Corrupt.Root)' -All -FailOnInvalid | Out-Null"; Pass = "Test-RequiemCas -Cas '$Cas' -All -FailOnInvalid | Out-Null"; Message = 'is invalid: 1 corrupt' }
             'Test-RequiemProof:FailOnInvalid'           = @{ Finding = "Test-RequiemProof -LiteralPath '$TamperedProof' -Cas '$Cas' -FailOnInvalid | Out-Null"; Pass = "Test-RequiemProof -LiteralPath '$GoodProof' -Cas '$Cas' -FailOnInvalid | Out-Null"; Message = 'is invalid: merkle_root' }
-            'Test-RequiemHealth:FailOnBlocker'          = @{ Finding = "Test-RequiemHealth -Cas '$(Join-Path $Dir 'gate-cas')' -FailOnBlocker | Out-Null"; Pass = "Test-RequiemHealth -Cas '$(Join-Path $Dir 'gate-cas')' -FailOnBlocker | Out-Null"; Message = 'Unhealthy: hash_primitive'; Env = @{ REQUIEM_SIMULATE_BLAKE3_FAILURE = '1' } }
-            'Test-RequiemReplacement:FailOnBlocker'     = @{ Finding = "Test-RequiemReplacement -Cas '$(Join-Path $Dir 'gate-cas')' -FailOnBlocker | Out-Null"; Pass = "Test-RequiemReplacement -Cas '$(Join-Path $Dir 'gate-cas')' -FailOnBlocker | Out-Null"; Message = 'Not ready to replace'; Env = @{ REQUIEM_SIMULATE_BLAKE3_FAILURE = '1' } }
+            'Test-RequiemHealth:FailOnBlocker'          = @{ Finding = "Test-RequiemHealth -Cas '$(Join-Path $Dir 'gate-cas-b3')' -FailOnBlocker | Out-Null"; Pass = "Test-RequiemHealth -Cas '$(Join-Path $Dir 'gate-cas')' -FailOnBlocker | Out-Null"; Message = 'Unhealthy: hash_primitive'; Env = @{ REQUIEM_SIMULATE_BLAKE3_FAILURE = '1' } }
+            'Test-RequiemReplacement:FailOnBlocker'     = @{ Finding = "Test-RequiemReplacement -Cas '$(Join-Path $Dir 'gate-cas-b3')' -FailOnBlocker | Out-Null"; Pass = "Test-RequiemReplacement -Cas '$(Join-Path $Dir 'gate-cas')' -FailOnBlocker | Out-Null"; Message = 'Not ready to replace'; Env = @{ REQUIEM_SIMULATE_BLAKE3_FAILURE = '1' } }
         }
     }
 
@@ -479,7 +479,7 @@ Describe 'Gates run as a CI step (pwsh -File gate.ps1 with $ErrorActionPreferenc
         $r = Invoke-FreshPwsh -AllowFailure -Environment @{ REQUIEM_SIMULATE_BLAKE3_FAILURE = '1' } -Script @"
 Import-Module '$ModulePath'
 `$checks = @()
-try { Test-RequiemHealth -Cas '$(Join-Path $Dir 'gate-cas')' -FailOnBlocker | ForEach-Object { `$checks += `$_ } } catch { 'ERROR ' + `$_.FullyQualifiedErrorId; 'TARGET ' + `$_.TargetObject.Ok }
+try { Test-RequiemHealth -Cas '$(Join-Path $Dir 'gate-cas-b3')' -FailOnBlocker | ForEach-Object { `$checks += `$_ } } catch { 'ERROR ' + `$_.FullyQualifiedErrorId; 'TARGET ' + `$_.TargetObject.Ok }
 'CHECKS ' + `$checks.Count
 "@
         $r | Should -Contain 'ERROR HealthBlocker,Requiem.PowerShell.TestRequiemHealthCommand'
