@@ -513,3 +513,33 @@ try { Test-RequiemHealth -Cas '$(Join-Path $Dir 'gate-cas-b3')' -FailOnBlocker |
         $offenders | Should -BeNullOrEmpty
     }
 }
+
+Describe 'Measure-RequiemDrift with a saved drift report (drift pretty)' {
+    It 'renders the saved report as it is (-Report, a path piped in, JSON text) and writes it again with -OutFile' {
+        $driftFile = Join-Path $Dir 'saved.drift.json'
+        $analysed = Measure-RequiemDrift -Bench $Baseline -OutFile $driftFile
+        $again = Measure-RequiemDrift -Report $driftFile
+        $again | Should -BeOfType Requiem.Engine.Bench.DriftReport
+        $again.ToJson() | Should -Be $analysed.ToJson()
+        $again.ToPrettyString() | Should -Be $analysed.ToPrettyString()
+        (Get-Item $driftFile | Measure-RequiemDrift).ToJson() | Should -Be $analysed.ToJson()
+        (Measure-RequiemDrift -InputObject (Get-Content -LiteralPath $driftFile -Raw)).Deterministic | Should -Be $analysed.Deterministic
+        $copy = Join-Path $Dir 'copy.drift.json'
+        Measure-RequiemDrift -Report $driftFile -OutFile $copy | Out-Null
+        Get-Content -LiteralPath $copy -Raw | Should -Be (Get-Content -LiteralPath $driftFile -Raw)
+    }
+
+    It 'names the document type it found when given something else: <What>' -ForEach @(
+        @{ What = 'a proof bundle'; File = 'PROOF'; Pattern = 'is a proof bundle' }
+        @{ What = 'an execution result'; File = 'RESULT'; Pattern = 'is an execution result' }
+        @{ What = 'a bench spec'; File = 'SPEC'; Pattern = 'is a bench spec' }
+    ) {
+        $path = switch ($File) { 'PROOF' { Join-Path $Dir 'cat.proof.json' } 'RESULT' { $CatResult } 'SPEC' { $BenchSpec } }
+        if (-not (Test-Path $path)) { New-RequiemProof -Request $CatRequest -Result $CatResult -Cas $Cas -OutFile $path | Out-Null }
+        $err = $null
+        Measure-RequiemDrift -Report $path -ErrorVariable err -ErrorAction SilentlyContinue | Out-Null
+        $err[0].FullyQualifiedErrorId | Should -Be 'NotABenchReport,Requiem.PowerShell.MeasureRequiemDriftCommand'
+        $err[0].Exception.Message | Should -Match $Pattern
+        $err[0].TargetObject | Should -Be $path
+    }
+}
