@@ -113,10 +113,11 @@ function Invoke-Build {
 
     $schemas = Join-Path $Root 'schemas'
     if (Test-Path $schemas) { Copy-Item -Recurse $schemas (Join-Path $ModuleOut 'schemas') }
-    # The `requiem` command (the Requiem CLI's grammar): a POSIX sh and a Windows launcher around one script.
+    # The `requiem` command (the Requiem CLI's grammar): a POSIX sh and a Windows launcher around one script. The script
+    # is not named requiem.ps1: PSResourceGet takes the casing of a file named like the package for the install folder.
     $bin = Join-Path $ModuleOut 'bin'
     New-Item -ItemType Directory -Force -Path $bin | Out-Null
-    Copy-Item (Join-Path $Root 'src/cli/requiem'), (Join-Path $Root 'src/cli/requiem.cmd'), (Join-Path $Root 'src/cli/requiem.ps1') $bin
+    Copy-Item (Join-Path $Root 'src/cli/requiem'), (Join-Path $Root 'src/cli/requiem.cmd'), (Join-Path $Root 'src/cli/requiem-cli.ps1') $bin
     if (-not $IsWindows) {
         $launcherPath = Join-Path $bin 'requiem'
         [IO.File]::SetUnixFileMode($launcherPath, [IO.File]::GetUnixFileMode($launcherPath) -bor [IO.UnixFileMode]'UserExecute, GroupExecute, OtherExecute')
@@ -137,7 +138,7 @@ function Invoke-Build {
         'Requiem.psd1', 'LICENSE', 'CHANGELOG.md', 'Requiem.PowerShell.dll', 'Requiem.PowerShell.Loader.dll', 'Requiem.format.ps1xml', 'Requiem.types.ps1xml',
         'en-US/Requiem.PowerShell.dll-Help.xml',
         'dependencies/Requiem.Engine.dll', 'dependencies/Blake3.dll', 'dependencies/ZstdSharp.dll',
-        'schemas/bench-spec.schema.json', 'schemas/bench-report.schema.json', 'bin/requiem', 'bin/requiem.cmd', 'bin/requiem.ps1',
+        'schemas/bench-spec.schema.json', 'schemas/bench-report.schema.json', 'bin/requiem', 'bin/requiem.cmd', 'bin/requiem-cli.ps1',
         '../Requiem.Pester/Requiem.Pester.psd1', '../Requiem.Pester/Requiem.Pester.psm1'
     )
     $missing = $expected | Where-Object { -not (Test-Path (Join-Path $ModuleOut $_)) }
@@ -308,7 +309,7 @@ function Invoke-Package {
     Add-Type -AssemblyName System.IO.Compression.FileSystem
     $zip = [System.IO.Compression.ZipFile]::OpenRead($nupkg)
     try { $entries = $zip.Entries.FullName } finally { $zip.Dispose() }
-    foreach ($required in 'Requiem.psd1', 'LICENSE', 'dependencies/Requiem.Engine.dll', 'en-US/Requiem.PowerShell.dll-Help.xml', 'bin/requiem', 'bin/requiem.ps1', 'bin/requiem.cmd') {
+    foreach ($required in 'Requiem.psd1', 'LICENSE', 'dependencies/Requiem.Engine.dll', 'en-US/Requiem.PowerShell.dll-Help.xml', 'bin/requiem', 'bin/requiem-cli.ps1', 'bin/requiem.cmd') {
         if ($required -notin $entries) { throw "The package is missing $required" }
     }
     Set-ZipEntryExecutable -Archive $nupkg -Entry 'bin/requiem'

@@ -76,10 +76,10 @@ BeforeAll {
 AfterAll { Remove-Item -Recurse -Force $script:Dir -ErrorAction Ignore }
 
 Describe 'The requiem launcher' {
-    It 'ships bin/requiem (executable), bin/requiem.cmd and bin/requiem.ps1 in the built module' {
-        foreach ($f in 'requiem', 'requiem.cmd', 'requiem.ps1') { Join-Path $Bin $f | Should -Exist }
+    It 'ships bin/requiem (executable), bin/requiem.cmd and bin/requiem-cli.ps1 in the built module' {
+        foreach ($f in 'requiem', 'requiem.cmd', 'requiem-cli.ps1') { Join-Path $Bin $f | Should -Exist }
         if (-not $IsWindows) { (Get-Item $Requiem).UnixFileMode.ToString() | Should -Match 'UserExecute' }
-        Get-Content (Join-Path $Bin 'requiem.cmd') -Raw | Should -Match 'requiem\.ps1'
+        Get-Content (Join-Path $Bin 'requiem.cmd') -Raw | Should -Match 'requiem-cli\.ps1'
     }
 
     It '--help prints the usage on stdout and exits 0; no command is a usage error (exit 1, stderr)' {

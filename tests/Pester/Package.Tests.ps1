@@ -95,10 +95,11 @@ Describe 'build.ps1 -Task Package' {
         try { $entry = $zip.GetEntry('bin/requiem'); $mode = ($entry.ExternalAttributes -shr 16) -band 0xFFFF }
         finally { $zip.Dispose() }
         [Convert]::ToString($mode, 8) | Should -Be '100755'
-        foreach ($f in 'bin/requiem.cmd', 'bin/requiem.ps1') { Join-Path $Installed $f | Should -Exist }
-        # Whatever mode the installer gave the file, `sh <file>` runs it (docs/CLI.md).
+        foreach ($f in 'bin/requiem.cmd', 'bin/requiem-cli.ps1') { Join-Path $Installed $f | Should -Exist }
+        # Install-PSResource keeps the mode the archive gives, so the installed command runs as it is.
+        (Get-Item (Join-Path $Installed 'bin/requiem')).UnixFileMode.ToString() | Should -Match 'UserExecute'
         $env:REQUIEM_PWSH = $Pwsh
-        $out = & sh (Join-Path $Installed 'bin/requiem') health
+        $out = & (Join-Path $Installed 'bin/requiem') health
         $LASTEXITCODE | Should -Be 0
         ($out | ConvertFrom-Json).hash_backend | Should -Be 'vendored'
     }
