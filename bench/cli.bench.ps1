@@ -45,7 +45,21 @@ try {
         foreach ($k in $variants.Keys) { $times[$k].Add((Measure-Ms $variants[$k])) }
     }
 }
-finally { Remove-Item -Recurse -Force $work -ErrorAction Ignore }
+finally { }
+
+# CPU time of a whole `requiem` call (the process tree, from wait4): far less sensitive to a busy machine than wall time.
+$q = { param($a) "'" + ($a -replace "'", "'\''") + "'" }
+$cpuSpec = @{ name = 'requiem-cpu'; warmup = 1; runs = [math]::Max(3, [math]::Min($Runs, 8)); cases = @(
+    @{ name = 'requiem digest file'; command_line = "$(& $q $requiem) digest file --file $(& $q $file) >/dev/null" }
+    @{ name = 'requiem cas put'; command_line = "$(& $q $requiem) cas put --in $(& $q $file) --cas $(& $q $cas) >/dev/null" }
+    @{ name = 'pwsh -c exit (start only)'; command_line = "$(& $q $env:REQUIEM_PWSH) -NoProfile -NonInteractive -Command 'exit 0'" }
+) }
+$cpu = Invoke-RequiemBench -Spec $cpuSpec -NoCalibration -Cas (Join-Path $work 'bench-cas')
+Remove-Item -Recurse -Force $work -ErrorAction Ignore
+$cpuRows = foreach ($c in $cpu.Cases) {
+    $user = $c.Statistics.UserMs.Median; $system = $c.Statistics.SystemMs.Median
+    [pscustomobject]@{ Variant = $c.Name; CpuMs = [math]::Round($user + $system, 1); UserMs = [math]::Round($user, 1); SystemMs = [math]::Round($system, 1); WallMs = [math]::Round($c.Statistics.WallMs.Median, 1); FailedRuns = $c.Statistics.FailedRuns }
+}
 
 $load = if ($IsLinux) { [double]((Get-Content /proc/loadavg -Raw).Split(' ')[0]) } else { $null }
 $rows = foreach ($k in $variants.Keys) {
@@ -59,6 +73,7 @@ $summary = [ordered]@{
     file_bytes = $bytes.Length
     runs = $Runs
     variants = @($rows | ForEach-Object { [ordered]@{ variant = $_.Variant; runs = $_.Runs; median_ms = $_.MedianMs; min_ms = $_.MinMs } })
+    cpu_ms_per_call = @($cpuRows | ForEach-Object { [ordered]@{ variant = $_.Variant; cpu_ms = $_.CpuMs; user_ms = $_.UserMs; system_ms = $_.SystemMs; wall_ms = $_.WallMs; failed_runs = $_.FailedRuns } })
     process_start_price_ms = [ordered]@{
         digest_file = [math]::Round($byName['requiem digest file'].MedianMs - $byName['Get-RequiemDigest'].MedianMs, 1)
         cas_put = [math]::Round($byName['requiem cas put'].MedianMs - $byName['Add-RequiemCasObject'].MedianMs, 1)
@@ -66,5 +81,6 @@ $summary = [ordered]@{
 }
 $summary | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath (Join-Path $OutDirectory 'cli.json')
 $rows | Format-Table -AutoSize | Out-String | Write-Host
+$cpuRows | Format-Table -AutoSize | Out-String | Write-Host
 Write-Host ("Price of a process start (median requiem call - median warm cmdlet): digest file {0} ms, cas put {1} ms; load {2} on {3} cores" -f
     $summary.process_start_price_ms.digest_file, $summary.process_start_price_ms.cas_put, $load, $summary.cores)

@@ -55,8 +55,11 @@ unhealthy doctor, corrupt CAS, tampered proof), 1 usage or error (message on std
 Each command's cmdlet equivalent: docs/CLI.md in the module's repository.
 '@
 
-class UsageException : System.Exception {
-    UsageException([string] $message) : base($message) {}
+# A usage error: an ArgumentException marked in its Data (no PowerShell class: compiling one costs a start-up).
+function New-UsageError([string] $Message) {
+    $e = [System.ArgumentException]::new($Message)
+    $e.Data['RequiemUsage'] = $true
+    $e
 }
 
 # command -> flags it takes: 'value' takes an argument, 'switch' does not; Required lists the flags that must be given.
@@ -109,39 +112,39 @@ function Split-CommandLine([string[]] $Arguments) {
     }
     elseif ($words.Count -eq 2) { $name = "$($words[0]) $($words[1])" }
     if ($global.Help -or $global.Version) { return [pscustomobject]@{ Global = $global; Name = $name; Flags = @{} } }
-    if ($words.Count -eq 0) { throw [UsageException]::new('no command given') }
+    if ($words.Count -eq 0) { throw (New-UsageError 'no command given') }
     if ($null -eq $name -or -not $Grammar.Contains($name)) {
         $known = @($Grammar.Keys | Where-Object { $_.StartsWith($words[0] + ' ') } | ForEach-Object { $_.Split(' ')[1] })
-        if ($known) { throw [UsageException]::new("unknown subcommand '$($words -join ' ')'; '$($words[0])' takes: $($known -join ', ')") }
-        throw [UsageException]::new("unknown command '$($words -join ' ')'")
+        if ($known) { throw (New-UsageError "unknown subcommand '$($words -join ' ')'; '$($words[0])' takes: $($known -join ', ')") }
+        throw (New-UsageError "unknown command '$($words -join ' ')'")
     }
     $spec = $Grammar[$name]
     $flags = @{}
     for (; $i -lt $rest.Count; $i++) {
         $token = $rest[$i]
-        if (-not $token.StartsWith('--') -or $token.Length -le 2) { throw [UsageException]::new("$name`: unexpected argument '$token'") }
+        if (-not $token.StartsWith('--') -or $token.Length -le 2) { throw (New-UsageError "$name`: unexpected argument '$token'") }
         $flag = $token.Substring(2); $value = $null
         $eq = $flag.IndexOf('=')
         if ($eq -ge 0) { $value = $flag.Substring($eq + 1); $flag = $flag.Substring(0, $eq) }
         if (-not $spec.Flags.ContainsKey($flag)) {
             $takes = if ($spec.Flags.Count) { ($spec.Flags.Keys | Sort-Object | ForEach-Object { "--$_" }) -join ', ' } else { 'no flags' }
-            throw [UsageException]::new("$name`: unknown flag '--$flag' (takes: $takes)")
+            throw (New-UsageError "$name`: unknown flag '--$flag' (takes: $takes)")
         }
-        if ($flags.ContainsKey($flag)) { throw [UsageException]::new("$name`: --$flag given twice") }
+        if ($flags.ContainsKey($flag)) { throw (New-UsageError "$name`: --$flag given twice") }
         if ($spec.Flags[$flag] -eq 'switch') {
-            if ($null -ne $value) { throw [UsageException]::new("$name`: --$flag takes no value") }
+            if ($null -ne $value) { throw (New-UsageError "$name`: --$flag takes no value") }
             $flags[$flag] = $true
             continue
         }
         if ($null -eq $value) {
-            if ($i + 1 -ge $rest.Count) { throw [UsageException]::new("$name`: --$flag needs a value") }
+            if ($i + 1 -ge $rest.Count) { throw (New-UsageError "$name`: --$flag needs a value") }
             $value = $rest[++$i]
         }
-        if ($value -eq '') { throw [UsageException]::new("$name`: --$flag needs a non-empty value") }
+        if ($value -eq '') { throw (New-UsageError "$name`: --$flag needs a non-empty value") }
         $flags[$flag] = $value
     }
     foreach ($r in $spec.Required) {
-        if (-not $flags.ContainsKey($r)) { throw [UsageException]::new("$name`: --$r is required") }
+        if (-not $flags.ContainsKey($r)) { throw (New-UsageError "$name`: --$r is required") }
     }
     [pscustomobject]@{ Global = $global; Name = $name; Flags = $flags }
 }
@@ -149,7 +152,7 @@ function Split-CommandLine([string[]] $Arguments) {
 function Get-IntFlag([hashtable] $Flags, [string] $Name, [int] $Minimum) {
     $n = 0
     if (-not [int]::TryParse($Flags[$Name], [System.Globalization.NumberStyles]::None, [cultureinfo]::InvariantCulture, [ref] $n) -or $n -lt $Minimum) {
-        throw [UsageException]::new("--$Name must be a whole number of at least $Minimum, not '$($Flags[$Name])'")
+        throw (New-UsageError "--$Name must be a whole number of at least $Minimum, not '$($Flags[$Name])'")
     }
     $n
 }
@@ -158,7 +161,7 @@ function Get-NumberFlag([hashtable] $Flags, [string] $Name) {
     $d = 0.0
     if (-not [double]::TryParse($Flags[$Name], [System.Globalization.NumberStyles]::Float, [cultureinfo]::InvariantCulture, [ref] $d) -or
         [double]::IsNaN($d) -or [double]::IsInfinity($d) -or $d -lt 0) {
-        throw [UsageException]::new("--$Name must be a number of at least 0, not '$($Flags[$Name])'")
+        throw (New-UsageError "--$Name must be a number of at least 0, not '$($Flags[$Name])'")
     }
     $d
 }
@@ -233,7 +236,7 @@ $Handlers = @{
     'exec run' = {
         param($f)
         $engine = if ($f.ContainsKey('engine')) { $f.engine } else { 'requiem' }
-        if ($engine -notin 'requiem', 'rust', 'external', 'dual') { throw [UsageException]::new("exec run: --engine must be requiem, rust, external or dual, not '$engine'") }
+        if ($engine -notin 'requiem', 'rust', 'external', 'dual') { throw (New-UsageError "exec run: --engine must be requiem, rust, external or dual, not '$engine'") }
         if ($engine -eq 'rust') { $engine = 'external' }   # the Requiem CLI's name for the other engine
         # The result document is the -OutFile document (a temp file when --out is not given), so stdout and --out agree.
         $out = if ($f.ContainsKey('out')) { $f.out } else { Join-Path ([System.IO.Path]::GetTempPath()) ("requiem-result-" + [guid]::NewGuid().ToString('n') + '.json') }
@@ -270,7 +273,7 @@ $Handlers = @{
         param($f)
         $p = Get-CasArgument $f
         if ($f.ContainsKey('compress')) {
-            if ($f.compress -notin 'zstd', 'identity', 'none', 'off') { throw [UsageException]::new("cas put: --compress must be zstd or identity, not '$($f.compress)'") }
+            if ($f.compress -notin 'zstd', 'identity', 'none', 'off') { throw (New-UsageError "cas put: --compress must be zstd or identity, not '$($f.compress)'") }
             $p.Compress = if ($f.compress -eq 'zstd') { 'Zstd' } else { 'Identity' }
         }
         Write-Json (ConvertTo-JsonNode (Add-RequiemCasObject -LiteralPath $f.in @p))
@@ -285,7 +288,7 @@ $Handlers = @{
     'cas verify' = {
         param($f)
         $p = Get-CasArgument $f
-        if ($f.ContainsKey('all') -and $f.ContainsKey('sample')) { throw [UsageException]::new('cas verify: give --all or --sample N, not both') }
+        if ($f.ContainsKey('all') -and $f.ContainsKey('sample')) { throw (New-UsageError 'cas verify: give --all or --sample N, not both') }
         if ($f.ContainsKey('sample')) { $p.Sample = Get-IntFlag $f 'sample' 1 } else { $p.All = $true }
         $r = Test-RequiemCas @p
         Write-Json (ConvertTo-JsonNode $r)
@@ -332,7 +335,7 @@ $Handlers = @{
         switch ($format) {
             'json' { Write-Json (Get-RequiemMetric -Format Json) }
             { $_ -in 'prom', 'prometheus' } { $StdOut.Write(((Get-RequiemMetric -Format Prometheus) -join "`n").TrimEnd("`n") + "`n") }
-            default { throw [UsageException]::new("metrics: --format must be json or prom, not '$format'") }
+            default { throw (New-UsageError "metrics: --format must be json or prom, not '$format'") }
         }
         0
     }
@@ -440,13 +443,12 @@ try {
     }
     $exitCode = [int]@(& $Handlers[$command.Name] $command.Flags)[-1]
 }
-catch [UsageException] {
-    $StdErr.WriteLine("requiem: $($_.Exception.Message)")
-    $StdErr.WriteLine("Run 'requiem --help' for the commands and their flags.")
-    $exitCode = 1
-}
 catch {
-    $StdErr.WriteLine("requiem: $(Get-ErrorMessage $_)")
+    if ($_.Exception.Data['RequiemUsage']) {
+        $StdErr.WriteLine("requiem: $($_.Exception.Message)")
+        $StdErr.WriteLine("Run 'requiem --help' for the commands and their flags.")
+    }
+    else { $StdErr.WriteLine("requiem: $(Get-ErrorMessage $_)") }
     $exitCode = 1
 }
 finally {
