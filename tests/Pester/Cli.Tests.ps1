@@ -134,7 +134,8 @@ Describe 'requiem <command> on a good input: exit 0, the contract''s JSON on std
 
     It 'exec run --engine requiem|dual: accepted; an unknown engine is a usage error' {
         foreach ($engine in 'requiem', 'dual') {
-            $r = Invoke-Requiem @('exec', 'run', '--request', $CatRequest, '--engine', $engine, '--cas', $Cas)
+            # The other engine of a dual run is this same command (REQUIEM_EXTERNAL_ENGINE, where the module reads it).
+            $r = Invoke-Requiem @('exec', 'run', '--request', $CatRequest, '--engine', $engine, '--cas', $Cas) -Environment @{ REQUIEM_EXTERNAL_ENGINE = $Requiem }
             $r.ExitCode | Should -Be 0 -Because "$engine`: $($r.Stderr)"
             $r.Json.result_digest | Should -Be $CatRun.Json.result_digest
         }
