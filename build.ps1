@@ -113,6 +113,15 @@ function Invoke-Build {
 
     $schemas = Join-Path $Root 'schemas'
     if (Test-Path $schemas) { Copy-Item -Recurse $schemas (Join-Path $ModuleOut 'schemas') }
+    # The `requiem` command (the Requiem CLI's grammar): a POSIX sh and a Windows launcher around one script. The script
+    # is not named requiem.ps1: PSResourceGet takes the casing of a file named like the package for the install folder.
+    $bin = Join-Path $ModuleOut 'bin'
+    New-Item -ItemType Directory -Force -Path $bin | Out-Null
+    Copy-Item (Join-Path $Root 'src/cli/requiem'), (Join-Path $Root 'src/cli/requiem.cmd'), (Join-Path $Root 'src/cli/requiem-cli.ps1') $bin
+    if (-not $IsWindows) {
+        $launcherPath = Join-Path $bin 'requiem'
+        [IO.File]::SetUnixFileMode($launcherPath, [IO.File]::GetUnixFileMode($launcherPath) -bor [IO.UnixFileMode]'UserExecute, GroupExecute, OtherExecute')
+    }
     $companions = Join-Path $Root 'src/modules'
     if (Test-Path $companions) {
         Get-ChildItem $companions -Directory | ForEach-Object {
@@ -129,7 +138,7 @@ function Invoke-Build {
         'Requiem.psd1', 'LICENSE', 'CHANGELOG.md', 'Requiem.PowerShell.dll', 'Requiem.PowerShell.Loader.dll', 'Requiem.format.ps1xml', 'Requiem.types.ps1xml',
         'en-US/Requiem.PowerShell.dll-Help.xml',
         'dependencies/Requiem.Engine.dll', 'dependencies/Blake3.dll', 'dependencies/ZstdSharp.dll',
-        'schemas/bench-spec.schema.json', 'schemas/bench-report.schema.json',
+        'schemas/bench-spec.schema.json', 'schemas/bench-report.schema.json', 'bin/requiem', 'bin/requiem.cmd', 'bin/requiem-cli.ps1',
         '../Requiem.Pester/Requiem.Pester.psd1', '../Requiem.Pester/Requiem.Pester.psm1'
     )
     $missing = $expected | Where-Object { -not (Test-Path (Join-Path $ModuleOut $_)) }
@@ -246,6 +255,24 @@ function Get-ReleaseNotes {
     return $match.Groups[1].Value.Trim()
 }
 
+# Marks one zip entry as a Unix executable (mode 0755 in the high 16 bits of its external attributes, "made by" Unix),
+# so unzip and .NET's ZipFile.ExtractToDirectory on Linux/macOS restore the execute bit of the `requiem` launcher.
+function Set-ZipEntryExecutable {
+    param([string] $Archive, [string] $Entry)
+    Add-Type -AssemblyName System.IO.Compression
+    $stream = [IO.File]::Open($Archive, 'Open', 'ReadWrite')
+    try {
+        $zip = [IO.Compression.ZipArchive]::new($stream, [IO.Compression.ZipArchiveMode]::Update)
+        try {
+            $e = $zip.GetEntry($Entry)
+            if (-not $e) { throw "The package has no $Entry" }
+            $e.ExternalAttributes = (0x81ED -shl 16)   # S_IFREG | 0755
+        }
+        finally { $zip.Dispose() }
+    }
+    finally { $stream.Dispose() }
+}
+
 function Invoke-Package {
     Invoke-Build
     $manifestPath = Join-Path $ModuleOut 'Requiem.psd1'
@@ -282,9 +309,10 @@ function Invoke-Package {
     Add-Type -AssemblyName System.IO.Compression.FileSystem
     $zip = [System.IO.Compression.ZipFile]::OpenRead($nupkg)
     try { $entries = $zip.Entries.FullName } finally { $zip.Dispose() }
-    foreach ($required in 'Requiem.psd1', 'LICENSE', 'dependencies/Requiem.Engine.dll', 'en-US/Requiem.PowerShell.dll-Help.xml') {
+    foreach ($required in 'Requiem.psd1', 'LICENSE', 'dependencies/Requiem.Engine.dll', 'en-US/Requiem.PowerShell.dll-Help.xml', 'bin/requiem', 'bin/requiem-cli.ps1', 'bin/requiem.cmd') {
         if ($required -notin $entries) { throw "The package is missing $required" }
     }
+    Set-ZipEntryExecutable -Archive $nupkg -Entry 'bin/requiem'
     Write-Host "Package: $nupkg ($(if ('dependencies/requiem-launch' -in $entries) { 'with' } else { 'without' }) requiem-launch)"
 }
 

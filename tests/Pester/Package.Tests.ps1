@@ -89,6 +89,21 @@ Describe 'build.ps1 -Task Package' {
         Get-Content (Join-Path $Installed 'LICENSE') -Raw | Should -Match 'MIT License'
     }
 
+    It 'carries the requiem command: bin/requiem marked 0755 in the archive, and the installed copy runs' -Skip:(-not $IsLinux) {
+        Add-Type -AssemblyName System.IO.Compression.FileSystem
+        $zip = [IO.Compression.ZipFile]::OpenRead($Nupkg)
+        try { $entry = $zip.GetEntry('bin/requiem'); $mode = ($entry.ExternalAttributes -shr 16) -band 0xFFFF }
+        finally { $zip.Dispose() }
+        [Convert]::ToString($mode, 8) | Should -Be '100755'
+        foreach ($f in 'bin/requiem.cmd', 'bin/requiem-cli.ps1') { Join-Path $Installed $f | Should -Exist }
+        # Install-PSResource keeps the mode the archive gives, so the installed command runs as it is.
+        (Get-Item (Join-Path $Installed 'bin/requiem')).UnixFileMode.ToString() | Should -Match 'UserExecute'
+        $env:REQUIEM_PWSH = $Pwsh
+        $out = & (Join-Path $Installed 'bin/requiem') health
+        $LASTEXITCODE | Should -Be 0
+        ($out | ConvertFrom-Json).hash_backend | Should -Be 'vendored'
+    }
+
     It 'stamps the one version number into the assemblies and EngineVersion' {
         (Get-RequiemHealth).EngineVersion | Should -Be $Version
         [Reflection.AssemblyName]::GetAssemblyName((Join-Path $Installed 'Requiem.PowerShell.dll')).Version.ToString(3) | Should -Be $Version

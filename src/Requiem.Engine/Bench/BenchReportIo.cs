@@ -24,10 +24,8 @@ public static class BenchReportIo
             using var doc = JsonDocument.Parse(json);
             if (doc.RootElement.ValueKind == JsonValueKind.Object && !doc.RootElement.TryGetProperty("bench_report_version", out _))
             {
-                var what = doc.RootElement.TryGetProperty("bench_spec_version", out _) || doc.RootElement.TryGetProperty("cases", out var cs) && !doc.RootElement.TryGetProperty("spec", out _)
-                    ? "a bench spec" : doc.RootElement.TryGetProperty("bench_comparison_version", out _) ? "a bench comparison" : "not a bench report";
                 throw new RequiemException("NotABenchReport", ErrorKind.InvalidData,
-                    $"This document is {what}: it has no bench_report_version field.", target);
+                    $"This document is {DescribeDocument(doc.RootElement)}, not a bench report: it has no bench_report_version field.", target);
             }
         }
         catch (JsonException ex)
@@ -38,12 +36,40 @@ public static class BenchReportIo
         return Validate(report, target);
     }
 
-    public static BenchReport Load(string path)
+    /// <summary>
+    /// What kind of Requiem document a JSON value is, by the members that mark each format (for errors that name what
+    /// was given instead of what was expected): "a drift report (drift_report_version)", "a bench spec", ….
+    /// </summary>
+    public static string DescribeDocument(JsonElement root)
     {
-        string json;
+        if (root.ValueKind != JsonValueKind.Object)
+            return root.ValueKind switch { JsonValueKind.Array => "a JSON array", JsonValueKind.String => "a JSON string", JsonValueKind.Number => "a JSON number", _ => "a JSON " + root.ValueKind.ToString().ToLowerInvariant() };
+        bool Has(string name) => root.TryGetProperty(name, out _);
+        if (Has("bench_report_version")) return "a bench report (bench_report_version)";
+        if (Has("drift_report_version")) return "a drift report (drift_report_version)";
+        if (Has("bench_comparison_version")) return "a bench comparison (bench_comparison_version)";
+        if (Has("bench_spec_version")) return "a bench spec (bench_spec_version)";
+        if (Has("merkle_root") && Has("proof_version")) return "a proof bundle (merkle_root, proof_version)";
+        if (Has("payloadType") && Has("signatures")) return "a signed proof (DSSE envelope: payloadType, signatures)";
+        if (Has("archive_version")) return "a proof archive manifest (archive_version)";
+        if (Has("result_digest") && Has("request_digest")) return "an execution result (result_digest)";
+        if (Has("command") && Has("workspace_root")) return "an execution request (command, workspace_root)";
+        if (Has("config_version")) return "a Requiem config (config_version)";
+        if (Has("cas_version")) return "a CAS store config (cas_version)";
+        if (Has("requiem_manifest")) return "a CAS manifest (requiem_manifest)";
+        if (Has("cases")) return "a bench spec (cases without spec)";
+        var names = root.EnumerateObject().Select(p => p.Name).Take(5).ToList();
+        return names.Count == 0 ? "an empty JSON object" : "a JSON object with members " + string.Join(", ", names);
+    }
+
+    public static BenchReport Load(string path) => Parse(ReadText(path), path);
+
+    /// <summary>A report file's text (strict UTF-8), with typed errors for a missing or unreadable file.</summary>
+    public static string ReadText(string path)
+    {
         try
         {
-            json = Json.StrictText.ReadFile(path, "bench report");
+            return Json.StrictText.ReadFile(path, "bench report");
         }
         catch (FileNotFoundException ex) { throw new RequiemException("FileNotFound", ErrorKind.ObjectNotFound, $"Bench report '{path}' does not exist.", path, ex); }
         catch (DirectoryNotFoundException ex) { throw new RequiemException("FileNotFound", ErrorKind.ObjectNotFound, $"Bench report '{path}' does not exist.", path, ex); }
@@ -51,7 +77,6 @@ public static class BenchReportIo
         {
             throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Cannot read '{path}': {ex.Message}", path, ex);
         }
-        return Parse(json, path);
     }
 
     /// <summary>Checks what the schema cannot: version, per-case consistency of runs and statistics, digests.</summary>

@@ -19,7 +19,10 @@ public sealed class SandboxCapabilities
 public sealed class HealthReport
 {
     public required string HashPrimitive { get; init; }
+    /// <summary>The Requiem CLI's value: <c>vendored</c> (the module's own BLAKE3), or <c>unavailable</c>.</summary>
     public required string HashBackend { get; init; }
+    /// <summary>Which implementation that is: <c>managed-simd</c> (the finer name), or <c>unavailable</c>.</summary>
+    public string HashImplementation { get; init; } = "unavailable";
     public required bool HashSelfTestPassed { get; init; }
     public required string CasVersion { get; init; }
     public required string EngineName { get; init; }
@@ -34,14 +37,23 @@ public sealed class HealthReport
     public required IReadOnlyList<string> ProbeNotes { get; init; }
     public required double ProbeMilliseconds { get; init; }
 
+    /// <summary><c>hash_backend</c> in the Requiem CLI's words: the BLAKE3 implementation ships with the engine.</summary>
+    public const string CliHashBackend = "vendored";
+    /// <summary>The finer name of that implementation (<c>hash_implementation</c>).</summary>
+    public const string HashImplementationName = "managed-simd";
+
     public static HealthReport Create(SandboxProbe? probe = null)
     {
         probe ??= SandboxProbe.Current;
         var test = HashSelfTest.Result;
+        // The probed controls plus the Requiem CLI's names derived from them (rlimits, process_groups, …).
+        var capabilities = probe.Capabilities.Concat(CliCapabilityNames.Derive(probe.Capabilities, probe.Platform)).ToList();
+        string[] Names(string status) => capabilities.Where(c => c.Status == status).Select(c => c.Name).ToArray();
         return new HealthReport
         {
             HashPrimitive = "blake3",
-            HashBackend = test.Passed ? "managed-simd" : "unavailable",
+            HashBackend = test.Passed ? CliHashBackend : "unavailable",
+            HashImplementation = test.Passed ? HashImplementationName : "unavailable",
             HashSelfTestPassed = test.Passed,
             CasVersion = EngineInfo.CasFormatVersion,
             EngineName = EngineInfo.EngineName,
@@ -51,11 +63,11 @@ public sealed class HealthReport
             Isolator = probe.Isolator,
             SandboxCapabilities = new SandboxCapabilities
             {
-                Enforced = probe.Names("enforced").ToArray(),
-                Partial = probe.Names("partial").ToArray(),
-                Unsupported = probe.Names("unsupported").ToArray(),
+                Enforced = Names("enforced"),
+                Partial = Names("partial"),
+                Unsupported = Names("unsupported"),
             },
-            Capabilities = probe.Capabilities,
+            Capabilities = capabilities,
             Tools = new Dictionary<string, string?> { ["requiem_launch"] = probe.Launcher, ["bwrap"] = probe.Bwrap, ["unshare"] = probe.Unshare, ["prlimit"] = probe.Prlimit, ["sh"] = probe.Sh, ["setpriv"] = probe.Setpriv, ["pids_cgroup"] = probe.PidsCgroupBase },
             ProbeNotes = probe.Notes,
             ProbeMilliseconds = Math.Round(probe.ProbeDuration.TotalMilliseconds, 1),
@@ -72,6 +84,7 @@ public sealed class HealthReport
         {
             ["hash_primitive"] = HashPrimitive,
             ["hash_backend"] = HashBackend,
+            ["hash_implementation"] = HashImplementation,
             ["hash_self_test_passed"] = HashSelfTestPassed,
             ["cas_version"] = CasVersion,
             ["engine"] = EngineName,

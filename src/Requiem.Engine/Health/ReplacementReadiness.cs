@@ -14,7 +14,10 @@ public sealed class ReplacementReport
     /// <summary>What weakens guarantees but does not block cutover.</summary>
     public required IReadOnlyList<string> Warnings { get; init; }
     public required string HashPrimitive { get; init; }
+    /// <summary>The Requiem CLI's value (<c>vendored</c>), or <c>unavailable</c>.</summary>
     public required string HashBackend { get; init; }
+    /// <summary>The finer name of the BLAKE3 implementation (<c>managed-simd</c>), or <c>unavailable</c>.</summary>
+    public string HashImplementation { get; init; } = "unavailable";
     public required string EngineVersion { get; init; }
     public required string ContractVersion { get; init; }
     public required string CasVersion { get; init; }
@@ -28,6 +31,7 @@ public sealed class ReplacementReport
         warnings = Warnings,
         hash_primitive = HashPrimitive,
         hash_backend = HashBackend,
+        hash_implementation = HashImplementation,
         engine_version = EngineVersion,
         contract_version = ContractVersion,
         cas_version = CasVersion,
@@ -65,7 +69,8 @@ public static class ReplacementReadiness
             Blockers = blockers,
             Warnings = warnings,
             HashPrimitive = selfTest.Passed ? "blake3" : "unavailable",
-            HashBackend = selfTest.Passed ? "managed-simd" : "unavailable",
+            HashBackend = selfTest.Passed ? HealthReport.CliHashBackend : "unavailable",
+            HashImplementation = selfTest.Passed ? HealthReport.HashImplementationName : "unavailable",
             EngineVersion = EngineInfo.EngineVersion,
             ContractVersion = EngineInfo.ContractVersion,
             CasVersion = EngineInfo.CasFormatVersion,

@@ -12,7 +12,7 @@ namespace Requiem.PowerShell;
 [OutputType(typeof(DriftReport))]
 public sealed class MeasureRequiemDriftCommand : RequiemCmdlet
 {
-    /// <summary>A bench report, a path to one, or the object ConvertFrom-Json made of it.</summary>
+    /// <summary>A bench report (or a saved drift report, to render it), a path to one, JSON text, or the object ConvertFrom-Json made of it.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
     [Alias("Report", "InputObject")]
     [ValidateNotNull]
@@ -36,8 +36,21 @@ public sealed class MeasureRequiemDriftCommand : RequiemCmdlet
 
     protected override void ProcessRecord()
     {
-        var report = TryRun(() => BenchInput.Report(Bench, ResolveNewPath, "Bench"));
-        if (report is null) return;
+        var input = TryRun(() => BenchInput.ReportOrDrift(Bench, ResolveNewPath, "Bench"));
+        if (input is null) return;
+        // A saved drift report (the Requiem CLI's `drift pretty --in`) is rendered as it is: nothing to analyse again.
+        var drift = input as DriftReport ?? Analyze((BenchReport)input);
+        if (drift is null) return;
+        if (OutFile is not null && ResolveNewPath(OutFile) is var path && ShouldProcess(path, "Write the drift report JSON"))
+        {
+            Run(() => { Requiem.Engine.IO.AtomicFile.WriteAllText(path, drift.ToJson() + "\n"); return path; });
+        }
+        if (CiSummary) Run(() => CiWriter.Write(this, drift, CiProvider.Auto, null));
+        WriteObject(drift);
+    }
+
+    private DriftReport? Analyze(BenchReport report)
+    {
         if (!_storeTried)
         {
             _storeTried = true;
@@ -54,13 +67,6 @@ public sealed class MeasureRequiemDriftCommand : RequiemCmdlet
                 WriteWarning($"The CAS at '{root}' cannot be opened ({ex.Message}); drift is reported without the content of the differences.");
             }
         }
-        var drift = TryRun(() => DriftAnalyzer.Analyze(report, _store, CancellationToken));
-        if (drift is null) return;
-        if (OutFile is not null && ResolveNewPath(OutFile) is var path && ShouldProcess(path, "Write the drift report JSON"))
-        {
-            Run(() => { Requiem.Engine.IO.AtomicFile.WriteAllText(path, drift.ToJson() + "\n"); return path; });
-        }
-        if (CiSummary) Run(() => CiWriter.Write(this, drift, CiProvider.Auto, null));
-        WriteObject(drift);
+        return TryRun(() => DriftAnalyzer.Analyze(report, _store, CancellationToken));
     }
 }

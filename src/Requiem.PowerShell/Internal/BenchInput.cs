@@ -74,6 +74,36 @@ internal static class BenchInput
     }
 
     /// <summary>
+    /// A bench report to analyse, or a saved drift report to render again (Measure-RequiemDrift): the same inputs as
+    /// <see cref="Report"/>, where a document with <c>drift_report_version</c> is read as a drift report.
+    /// </summary>
+    public static object ReportOrDrift(object? input, Func<string, string> resolvePath, string what)
+    {
+        var value = Unwrap(input);
+        switch (value)
+        {
+            case DriftReport or BenchReport:
+                return value;
+            case FileInfo fi:
+                return ParseReportOrDrift(BenchReportIo.ReadText(fi.FullName), fi.FullName);
+            case string s when s.TrimStart().StartsWith('{'):
+                return ParseReportOrDrift(s, what);
+            case string s:
+                var path = resolvePath(s);
+                return ParseReportOrDrift(BenchReportIo.ReadText(path), path);
+            case null or BenchComparison or BenchSpec:
+                return Report(input, resolvePath, what);   // the typed error for these
+            default:
+                return ParseReportOrDrift(BenchSpec.GraphToJson(ToGraph(input)), what);
+        }
+    }
+
+    private static object ParseReportOrDrift(string json, object target) =>
+        json.Contains("\"drift_report_version\"", StringComparison.Ordinal) && !json.Contains("\"bench_report_version\"", StringComparison.Ordinal)
+            ? DriftReport.Parse(json, target)
+            : BenchReportIo.Parse(json, target);
+
+    /// <summary>
     /// A comparison, drift report or bench report — as an object, or read from a path / JSON text / ConvertFrom-Json
     /// object — or a proof or CAS verification result (objects only: they have no JSON form).
     /// </summary>
