@@ -8,7 +8,7 @@ BeforeAll {
     $script:Ws = Join-Path $Dir 'ws'
     New-Item -ItemType Directory -Path $Ws | Out-Null
     $script:Saved = @{}
-    foreach ($k in 'REQUIEM_CAS', 'REQUIEM_CONFIG', 'REQUIEM_EXTERNAL_ENGINE') { $Saved[$k] = [Environment]::GetEnvironmentVariable($k) }
+    foreach ($k in 'REQUIEM_CAS', 'REQUIEM_CONFIG', 'REQUIEM_EXTERNAL_ENGINE', 'REQUIEM_PWSH') { $Saved[$k] = [Environment]::GetEnvironmentVariable($k) }
     $env:REQUIEM_CAS = Join-Path $Dir 'cas'
     $script:Cas = $env:REQUIEM_CAS
     Remove-Item Env:REQUIEM_EXTERNAL_ENGINE, Env:REQUIEM_CONFIG -ErrorAction Ignore
@@ -33,8 +33,10 @@ Import-Module 'MODULE_PATH'
 $null = Invoke-RequiemExec -Request $req -OutFile $out -ErrorAction Stop -WarningAction SilentlyContinue
 exit 0
 '@)
-    # An executable (run directly, not through pwsh by the module) wrapping the faithful engine.
-    $script:Faithful = New-Engine 'faithful-engine' "#!/bin/sh`nexec '$Pwsh' -NoProfile -NonInteractive -File '$FaithfulPs1' `"`$@`"`n"
+    # The faithful engine of the 20-request test is the requiem command shipped with the module (an executable, run
+    # directly, not through pwsh by the module): the command a cutover compares with.
+    $script:Faithful = Join-Path (Split-Path -Parent $ModulePath) 'bin/requiem'
+    $env:REQUIEM_PWSH = $Pwsh
     $script:Divergent = New-Engine 'divergent.ps1' ($argsPs1 + @'
 
 $tmp = "$out.tmp"
@@ -77,7 +79,7 @@ AfterAll {
 }
 
 Describe 'Invoke-RequiemExec -Engine dual against a faithful external engine' {
-    It 'matches on every compared field for 20 varied requests, in the results and the -OutFile JSON' {
+    It 'matches the requiem command on every compared field for 20 varied requests, in the results and the -OutFile JSON' {
         New-Item -ItemType Directory (Join-Path $Ws 'sub') -Force | Out-Null
         Set-Content -LiteralPath (Join-Path $Ws 'input.txt') -Value 'input bytes'
         $requests = @(
