@@ -31,8 +31,6 @@ public static class ExecRunner
     public const long OverflowDrainBytes = 16L << 20;
     /// <summary>Captured output beyond this many bytes moves from memory to a temp file in the CAS.</summary>
     internal const int SpillThreshold = 1 << 20;
-    /// <summary>requiem-launch's exit status when it could not set up the sandbox (its message starts "requiem-launch: ").</summary>
-    private const int LauncherSetupFailed = 125;
 
     public static ExecResult Run(ExecRequest request, ExecOptions options, CancellationToken cancel = default) =>
         RunAsync(request, options, cancel).GetAwaiter().GetResult();
@@ -248,150 +246,22 @@ public static class ExecRunner
         public List<string> ExtraReasons = new();
     }
 
-    /// <summary>The argv that launches the command inside the sandbox on Linux (namespaces, cgroup, rlimits).</summary>
-    public static (string File, List<string> Args, string? CgroupDir) BuildLinuxLaunch(ExecPlan plan)
-    {
-        var probe = plan.Probe;
-        var policy = plan.Request.Policy;
-        var chain = new List<string>();
-        string? cgroup = null;
-        var native = probe.Isolator == "requiem-launch";
-        var useCgroup = policy.MaxProcesses is not null && probe.PidsCgroupBase is not null && (native || probe.Sh is not null);
-        string? procs = null;
-        if (useCgroup)
-        {
-            cgroup = Path.Combine(probe.PidsCgroupBase!, "run-" + Guid.NewGuid().ToString("n"));
-            try
-            {
-                Directory.CreateDirectory(cgroup);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                throw new RequiemException("SandboxSetupFailed", ErrorKind.ResourceUnavailable,
-                    $"The run's pids cgroup could not be created ({ex.Message}), so '{plan.CommandPath}' did not run.", plan.Request.Command, ex);
-            }
-            procs = Path.Combine(cgroup, "cgroup.procs");
-            // Processes of the launcher that are in the cgroup too are added, so the command's tree gets exactly
-            // max_processes: requiem-launch and its namespace init; bwrap's outer process and PID-namespace init;
-            // with unshare the init shell (which joins).
-            var overhead = probe.Isolator switch { "requiem-launch" => 2, "bwrap" => 2, "unshare" => 1, _ => 0 };
-            // The kernel takes at most PID_MAX_LIMIT; a larger request is the same as no limit beyond the machine's.
-            var max = Math.Min(policy.MaxProcesses!.Value + overhead, ExecPolicy.MaxMaxProcesses);
-            try
-            {
-                File.WriteAllText(Path.Combine(cgroup, "pids.max"), max.ToString(CultureInfo.InvariantCulture));
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                SandboxProbe.RemoveCgroup(cgroup);
-                throw new RequiemException("SandboxSetupFailed", ErrorKind.ResourceUnavailable,
-                    $"The process limit could not be set ({ex.Message}), so '{plan.CommandPath}' did not run.", plan.Request.Command, ex);
-            }
-            if (probe.Isolator is not ("unshare" or "requiem-launch"))
-                chain.AddRange(new[] { probe.Sh!, "-c", "echo 0 > \"$0\" && exec \"$@\"", procs });
-        }
-        var deny = policy.DenyNetwork && probe.NetworkIsolationAvailable;
-        var nproc = policy.MaxProcesses is { } n && !useCgroup && probe.NprocRlimitBinds ? n : (long?)null;
-        switch (probe.Isolator)
-        {
-            case "requiem-launch":
-                // One exec: namespaces, cgroup, signal reset and rlimits are set up by the launcher itself.
-                chain.Add(probe.Launcher!);
-                if (probe.LauncherNeedsUserNs) chain.Add("--userns");
-                chain.Add("--pidns");
-                if (deny)
-                {
-                    if (probe.LauncherSharedNetns && SharedNetworkNamespace.Get(probe.Launcher!) is { } shared)
-                        chain.AddRange(new[] { "--join-netns", shared.Path, "--netns-inode", shared.Inode.ToString(CultureInfo.InvariantCulture) });
-                    else
-                        chain.Add("--netns");
-                }
-                if (procs is not null) chain.AddRange(new[] { "--cgroup-procs", procs });
-                chain.AddRange(plan.FilesystemArgs);
-                if (plan.Enforced.Contains(Controls.SeccompBpf)) chain.Add("--seccomp");
-                if (probe.LauncherLimits)
-                {
-                    AddLimit(chain, "--as", policy.MaxMemoryBytes);
-                    AddLimit(chain, "--cpu", policy.MaxCpuSeconds);
-                    AddLimit(chain, "--nofile", policy.MaxOpenFiles);
-                    AddLimit(chain, "--nproc", nproc);
-                }
-                chain.Add("--");
-                chain.Add(plan.CommandPath);
-                chain.AddRange(plan.Request.Argv);
-                return (chain[0], chain.Skip(1).ToList(), cgroup);
-            case "bwrap":
-                chain.Add(probe.Bwrap!);
-                chain.AddRange(SandboxProbe.BwrapIsolationArgs);
-                if (deny) chain.Add("--unshare-net");
-                chain.AddRange(new[] { "--chdir", plan.WorkingDirectory, "--" });
-                break;
-            case "unshare":
-                chain.Add(probe.Unshare!);
-                if (probe.UnshareNeedsUserNs) chain.Add("-r");
-                chain.AddRange(new[] { "--fork", "--pid", "--mount-proc", "--kill-child" });
-                if (deny) chain.Add("--net");
-                chain.Add("--");
-                // A shell is the namespace's init (PID 1) and runs the command as PID 2, so the command keeps normal
-                // signal semantics (PID 1 ignores signals it has no handler for, SIGPIPE and SIGTERM included). With a
-                // process limit the init joins the run's pids cgroup first; it makes /proc/sys and /sys/fs/cgroup read-only.
-                if (probe.Sh is not null) chain.AddRange(SandboxProbe.ToolChainInit(probe.Sh, probe.Mount, procs));
-                break;
-        }
-        var limits = new List<string>();
-        if (probe.PrlimitWorks)
-        {
-            if (policy.MaxMemoryBytes is { } mem) limits.Add("--as=" + mem.ToString(CultureInfo.InvariantCulture));
-            if (policy.MaxCpuSeconds is { } cpu) limits.Add("--cpu=" + cpu.ToString(CultureInfo.InvariantCulture));
-            if (policy.MaxOpenFiles is { } fds) limits.Add("--nofile=" + fds.ToString(CultureInfo.InvariantCulture));
-            if (nproc is { } np) limits.Add("--nproc=" + np.ToString(CultureInfo.InvariantCulture));
-        }
-        if (limits.Count > 0)
-        {
-            chain.Add(probe.Prlimit!);
-            chain.AddRange(limits);
-            chain.Add("--");
-        }
-        if (probe.Setpriv is not null)
-        {
-            chain.Add(probe.Setpriv);
-            chain.AddRange(SandboxProbe.SetprivDropArgs);
-        }
-        if (probe.EnvDefaultSignal is not null) chain.AddRange(new[] { probe.EnvDefaultSignal, "--default-signal=PIPE", "--" });
-        chain.Add(plan.CommandPath);
-        chain.AddRange(plan.Request.Argv);
-        return (chain[0], chain.Skip(1).ToList(), cgroup);
-    }
-
-    private static void AddLimit(List<string> chain, string option, long? value)
-    {
-        if (value is not { } v) return;
-        chain.Add(option);
-        chain.Add(v.ToString(CultureInfo.InvariantCulture));
-    }
-
+    /// <summary>The argv that launches the command inside the sandbox on Linux (namespaces, cgroup, rlimits); see <see cref="SandboxLaunch"/>.</summary>
     private static async Task<RunOutcome> RunUnixAsync(ExecPlan plan, CasStore store, CancellationToken cancel)
     {
-        var (file, args, cgroup) = BuildLinuxLaunch(plan);
-        try
-        {
-            return await RunUnixInCgroupAsync(plan, store, file, args, cancel).ConfigureAwait(false);
-        }
-        finally
-        {
-            // Every way out (a start failure, a cancelled run, a sandbox setup error) removes the run's cgroup.
-            if (cgroup is not null) SandboxProbe.RemoveCgroup(cgroup);
-        }
+        // Every way out (a start failure, a cancelled run, a sandbox setup error) removes the run's cgroup.
+        using var launch = SandboxLaunch.Prepare(plan);
+        return await RunUnixInCgroupAsync(plan, store, launch, cancel).ConfigureAwait(false);
     }
 
-    private static async Task<RunOutcome> RunUnixInCgroupAsync(ExecPlan plan, CasStore store, string file, List<string> args, CancellationToken cancel)
+    private static async Task<RunOutcome> RunUnixInCgroupAsync(ExecPlan plan, CasStore store, SandboxLaunch launch, CancellationToken cancel)
     {
         var max = plan.Request.MaxOutputBytes;
         var outcome = new RunOutcome { Stdout = new BoundedCapture(max, store), Stderr = new BoundedCapture(max, store) };
         Process process;
         try
         {
-            var psi = new ProcessStartInfo(file)
+            var psi = new ProcessStartInfo(launch.Command.File)
             {
                 UseShellExecute = false,
                 RedirectStandardInput = true,
@@ -399,7 +269,7 @@ public static class ExecRunner
                 RedirectStandardError = true,
                 WorkingDirectory = plan.WorkingDirectory,
             };
-            foreach (var a in args) psi.ArgumentList.Add(a);
+            foreach (var a in launch.Command.Args) psi.ArgumentList.Add(a);
             psi.Environment.Clear();
             foreach (var (k, v) in plan.Environment) psi.Environment[k] = v;
             process = Process.Start(psi) ?? throw new InvalidOperationException("Process.Start returned null");
@@ -427,8 +297,7 @@ public static class ExecRunner
                 throw;
             }
         }
-        if (plan.Probe.Isolator == "requiem-launch" && outcome.ExitCode == LauncherSetupFailed && outcome.Stderr.Head(512) is { } head
-            && head.StartsWith("requiem-launch: ", StringComparison.Ordinal))
+        if (outcome.ExitCode is { } code && launch.Isolator.IsSetupFailure(code, outcome.Stderr.Head(512)) && outcome.Stderr.Head(512) is { } head)
         {
             outcome.Stdout.Dispose();
             outcome.Stderr.Dispose();

@@ -50,14 +50,15 @@ public sealed class SandboxProbe
 
     /// <summary>
     /// The probe for the launcher currently selected (<see cref="LauncherCandidate"/>): run on first use, then cached
-    /// for the life of the process, so changing <c>$env:REQUIEM_LAUNCHER</c> takes effect at the next run.
+    /// for the life of the process, so changing <c>$env:REQUIEM_LAUNCHER</c> or <c>$env:REQUIEM_BWRAP</c> takes effect at the next run.
     /// </summary>
     public static SandboxProbe Current
     {
         get
         {
             var launcher = LauncherCandidate();
-            return s_probes.GetOrAdd(launcher ?? "", _ => new Lazy<SandboxProbe>(() => Run(launcher), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+            var bwrap = Environment.GetEnvironmentVariable("REQUIEM_BWRAP") ?? "";
+            return s_probes.GetOrAdd((launcher ?? "") + "\n" + bwrap, _ => new Lazy<SandboxProbe>(() => Run(launcher), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
         }
     }
 
@@ -107,11 +108,15 @@ public sealed class SandboxProbe
     public TimeSpan ProbeDuration { get; private set; }
 
     /// <summary>
-    /// What isolates runs: "requiem-launch" (the native launcher: one exec, namespaces and rlimits set with the
-    /// kernel's own calls), else "unshare" (util-linux; about a tenth of bwrap's start time from a .NET host here,
-    /// see docs/BENCH.md), else "bwrap", or null when no PID namespace can be made.
+    /// What isolates runs: "requiem-launch" (the native launcher: one exec, namespaces, mounts, seccomp and rlimits set
+    /// with the kernel's own calls), else "bwrap" (bubblewrap: namespaces, the same file-system view and seccomp program,
+    /// setpriv inside), else "unshare" (util-linux, no file-system isolation or seccomp), or null when no PID namespace
+    /// can be made.
     /// </summary>
-    public string? Isolator => Launcher is not null ? "requiem-launch" : UnsharePidNamespace ? "unshare" : BwrapPidNamespace ? "bwrap" : null;
+    public string? Isolator => LinuxIsolator?.Name;
+
+    /// <summary>The mechanism that launches runs and probe commands on Linux (null elsewhere).</summary>
+    public LinuxIsolator? LinuxIsolator { get; private set; }
 
     public bool NetworkIsolationAvailable => Isolator switch
     {
@@ -158,6 +163,17 @@ public sealed class SandboxProbe
         return string.IsNullOrEmpty(configured) ? s_builtLauncher : configured;
     }
 
+    /// <summary>
+    /// bubblewrap to probe when there is no launcher: <c>$REQUIEM_BWRAP</c> (a path, or <c>none</c> to leave bwrap out),
+    /// else <c>bwrap</c> from /usr/bin, /usr/local/bin or PATH.
+    /// </summary>
+    public static string? BwrapCandidate()
+    {
+        var configured = Environment.GetEnvironmentVariable("REQUIEM_BWRAP");
+        if (string.Equals(configured, "none", StringComparison.OrdinalIgnoreCase)) return null;
+        return string.IsNullOrEmpty(configured) ? Which("bwrap", "/usr/bin/bwrap", "/usr/local/bin/bwrap") : configured;
+    }
+
     /// <summary>Where the build puts the launcher: next to Requiem.Engine.dll (looked up once, not on every run).</summary>
     private static readonly string? s_builtLauncher =
         Path.GetDirectoryName(typeof(SandboxProbe).Assembly.Location) is { Length: > 0 } dir ? Path.Combine(dir, "requiem-launch") : null;
@@ -202,9 +218,10 @@ public sealed class SandboxProbe
     private static SandboxProbe ProbeLinux(Stopwatch sw, string? launcherCandidate)
     {
         var notes = new List<string>();
-        var isRoot = Geteuid() == 0;
+        var isRoot = Interop.Libc.Geteuid() == 0;
         var sh = Which("sh", "/bin/sh", "/usr/bin/sh");
-        var bwrap = Which("bwrap", "/usr/bin/bwrap", "/usr/local/bin/bwrap");
+        var bwrap = BwrapCandidate();
+        if (bwrap is not null && !File.Exists(bwrap)) { notes.Add($"bwrap not found at {bwrap} (REQUIEM_BWRAP)"); bwrap = null; }
         var unshare = Which("unshare", "/usr/bin/unshare", "/bin/unshare");
         var prlimit = Which("prlimit", "/usr/bin/prlimit", "/bin/prlimit");
         var cat = Which("cat", "/bin/cat", "/usr/bin/cat") ?? "/bin/cat";
@@ -212,17 +229,43 @@ public sealed class SandboxProbe
         var launcher = ProbeLauncher(launcherCandidate, isRoot, cat, notes);
         bool bwrapPid = false, bwrapNet = false, unsharePid = false, unshareNet = false, needUserNs = false, prOk = false;
         string? envDefault = null, setpriv = null, mount = null;
+        LinuxIsolator isolatorImpl;
+        IsolationObservation? isolation;
+        FilesystemObservation? fs = null;
+        var seccomp = false;
         if (launcher is not null)
         {
             notes.Add("bwrap, unshare, prlimit and env were not probed: requiem-launch isolates runs by itself");
+            (isolatorImpl, isolation, fs, seccomp) = (launcher.Isolator, launcher.Isolation, launcher.Filesystem, launcher.Seccomp);
         }
         else
         {
             ProbeToolChain(isRoot, sh, bwrap, unshare, prlimit, cat, notes,
                 out bwrapPid, out bwrapNet, out unsharePid, out unshareNet, out needUserNs, out prOk, out envDefault);
-            if (unsharePid) setpriv = ProbeSetpriv(cat, needUserNs ? unshare : null, notes);
-            if (unsharePid) mount = Which("mount", "/usr/bin/mount", "/bin/mount");
-            if (unsharePid && mount is null) notes.Add("mount (util-linux) not found: /proc/sys and /sys/fs/cgroup stay writable for a root command");
+            if (bwrapPid)
+            {
+                setpriv = ProbeSetprivInBwrap(bwrap!, cat, notes);
+                var program = sh is null ? null : SeccompFilter.File;
+                if (program is null)
+                    notes.Add(sh is null ? "sh not found: bwrap cannot be given the seccomp program" : $"no seccomp program for {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}");
+                var bw = new BubblewrapIsolator(bwrap!, sh) { Setpriv = setpriv, Prlimit = prOk ? prlimit : null, EnvDefaultSignal = envDefault, SeccompProgram = program };
+                isolatorImpl = bw;
+                // What a command launched exactly as runs are could do, observed (not assumed from the mechanism).
+                isolation = ObserveIsolation(bw, notes, "bwrap");
+                fs = ProbeFilesystem(bw, notes);
+                seccomp = program is not null && ProbeSeccomp(bw, notes);
+            }
+            else
+            {
+                if (unsharePid) setpriv = ProbeSetpriv(cat, needUserNs ? unshare : null, notes);
+                if (unsharePid) mount = Which("mount", "/usr/bin/mount", "/bin/mount");
+                if (unsharePid && mount is null) notes.Add("mount (util-linux) not found: /proc/sys and /sys/fs/cgroup stay writable for a root command");
+                isolatorImpl = new UnshareIsolator(unsharePid ? unshare : null, sh)
+                {
+                    UserNamespace = needUserNs, Mount = mount, Setpriv = setpriv, Prlimit = prOk ? prlimit : null, EnvDefaultSignal = envDefault,
+                };
+                isolation = unsharePid ? ObserveIsolation(isolatorImpl, notes, "the tool chain") : null;
+            }
         }
         var limitsOk = launcher?.Limits ?? prOk;
         var nprocBinds = limitsOk && !isRoot;
@@ -240,16 +283,7 @@ public sealed class SandboxProbe
         }
 
         var caps = Common().ToList();
-        var isolator = launcher is not null ? "requiem-launch" : unsharePid ? "unshare" : bwrapPid ? "bwrap" : null;
-        // What a command launched exactly as runs are could do, observed (not assumed from the mechanism): with any
-        // capability left, or the host's /proc in view, a root command can ptrace or setns() its way out.
-        var isolation = isolator switch
-        {
-            "requiem-launch" => launcher!.Isolation,
-            "unshare" => ObserveIsolation(ToolChainProbeLaunch(unshare!, needUserNs, sh!, setpriv, mount, envDefault), notes, "the tool chain"),
-            "bwrap" => ObserveIsolation(new[] { bwrap! }.Concat(BwrapIsolationArgs).Concat(new[] { "--" }).ToArray(), notes, "bwrap"),
-            _ => null,
-        };
+        var isolator = isolatorImpl.Name;
         var hold = isolation is { Isolated: true };
         var escape = "; but a probe command " + (isolation?.Describe() ?? "could not be observed") + ", so a root command could leave its namespaces or read the caller's memory";
         var dropped = hold ? "; probed: the command has no capabilities (bounding set empty, no_new_privs), sees only its own PID namespace in /proc and cannot read the caller's environment" : "";
@@ -258,7 +292,8 @@ public sealed class SandboxProbe
             "requiem-launch" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
                 "requiem-launch: unshare(2) CLONE_NEWPID|CLONE_NEWNS (own /proc), init bound to the launcher with PR_SET_PDEATHSIG, every capability dropped",
                 "the command runs as PID 2 of a fresh PID namespace; when its init exits or is killed every descendant dies, setsid escapees included" + (hold ? dropped : escape)),
-            "bwrap" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial", "bwrap --unshare-pid --die-with-parent --cap-drop ALL (PID namespace)",
+            "bwrap" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
+                "bwrap --unshare-pid --die-with-parent (PID namespace with its own /proc)" + (setpriv is not null ? ", setpriv" : ", --cap-drop ALL"),
                 "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included" + (hold ? dropped : escape)),
             "unshare" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
                 "unshare --pid --fork --mount-proc --kill-child (PID namespace with its own /proc, sh as init)" + (setpriv is not null ? ", setpriv" : ""),
@@ -275,7 +310,7 @@ public sealed class SandboxProbe
                     "requiem-launch" => launcher!.SharedNetns
                         ? "requiem-launch: one held empty network namespace (unshare(2) CLONE_NEWNET), joined by inode with setns(2)"
                         : "requiem-launch: unshare(2) CLONE_NEWNET",
-                    "bwrap" => "bwrap --unshare-net (network namespace)",
+                    "bwrap" => "bwrap --unshare-net (network namespace)" + (setpriv is not null ? ", setpriv" : ""),
                     _ => "unshare --net (network namespace)" + (setpriv is not null ? ", setpriv" : ""),
                 },
                 "deny_network runs the command in an empty network namespace (loopback only, down); even 127.0.0.1 listeners outside are unreachable" + (hold ? netDropped : escape))
@@ -305,30 +340,40 @@ public sealed class SandboxProbe
                 "bounds forks, but counts every process of this user, not only the run's"));
         else
             caps.Add(Unsupported(Controls.ProcessLimit, isRoot ? "running as root (RLIMIT_NPROC does not bind root) and no writable pids cgroup" : "no rlimits available"));
-        caps.Add(launcher is { Seccomp: true }
-            ? new SandboxCapability(Controls.SeccompBpf, "enforced", "requiem-launch --seccomp: seccomp-bpf filter (" + System.Runtime.InteropServices.RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant() + ", architecture checked in the filter)",
-                "EPERM for mount, umount2, pivot_root, the new mount API, unshare, setns, clone with namespace flags, ptrace, process_vm_readv/writev, kexec_*, init/finit/delete_module, bpf, perf_event_open, keyctl, add_key, request_key, open_by_handle_at, reboot, swapon/swapoff, userfaultfd; probed: the command's status showed the filter and unshare(CLONE_NEWUSER) was refused")
-            : Unsupported(Controls.SeccompBpf, launcher is null
-                ? "no system-call filter with the tool chain"
-                : "the launcher could not install its filter (an architecture other than x86_64/aarch64, or a kernel without seccomp; see ProbeNotes)"));
-        var fs = launcher?.Filesystem;
-        const string fsMechanism = "requiem-launch: mount namespace, a new root (the host's read-only, or an empty tmpfs), bind mounts, pivot_root, old root detached";
+        const string deniedCalls = "EPERM for mount, umount2, pivot_root, the new mount API, unshare, setns, clone with namespace flags, ptrace, process_vm_readv/writev, kexec_*, init/finit/delete_module, bpf, perf_event_open, keyctl, add_key, request_key, open_by_handle_at, reboot, swapon/swapoff, userfaultfd; probed: the command's status showed the filter and unshare(CLONE_NEWUSER) was refused";
+        var arch = System.Runtime.InteropServices.RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant();
+        caps.Add(seccomp
+            ? new SandboxCapability(Controls.SeccompBpf, "enforced", isolator == "bwrap"
+                    ? $"bwrap --seccomp: requiem-launch's seccomp-bpf program ({arch}, architecture checked in the filter), built by the engine"
+                    : $"requiem-launch --seccomp: seccomp-bpf filter ({arch}, architecture checked in the filter)",
+                deniedCalls)
+            : Unsupported(Controls.SeccompBpf, isolator switch
+            {
+                "requiem-launch" => "the launcher could not install its filter (an architecture other than x86_64/aarch64, or a kernel without seccomp; see ProbeNotes)",
+                "bwrap" => "bwrap could not install the filter (an architecture other than x86_64/aarch64, no sh, or a kernel without seccomp; see ProbeNotes)",
+                _ => "no system-call filter with the unshare tool chain (install bubblewrap, or build requiem-launch)",
+            }));
+        var fsMechanism = isolator == "bwrap"
+            ? "bwrap: a new root (the host's read-only, or an empty tmpfs), --ro-bind/--bind/--tmpfs/--dev/--proc in the mount namespace"
+            : "requiem-launch: mount namespace, a new root (the host's read-only, or an empty tmpfs), bind mounts, pivot_root, old root detached";
+        var noFsIsolation = isolator is "requiem-launch" or "bwrap" ? null : "no file-system isolation with the unshare tool chain (install bubblewrap, or build requiem-launch)";
         caps.Add(fs is { Confined: true }
             ? new SandboxCapability(Controls.WorkspaceConfinement, "enforced", fsMechanism,
                 "probed: a command could write its workspace but not /, /etc or /usr (read-only), and its /tmp was private; cwd, inputs and outputs must also resolve inside workspace_root")
-            : Unsupported(Controls.WorkspaceConfinement, launcher is null
-                ? "no file-system isolation with the tool chain: the command can write outside its workspace (only the request's own paths are checked)"
+            : Unsupported(Controls.WorkspaceConfinement, noFsIsolation is not null
+                ? noFsIsolation + ": the command can write outside its workspace (only the request's own paths are checked)"
                 : "the probe command could write outside its workspace or the mounts could not be made (see ProbeNotes)"));
         caps.Add(fs is { Confined: true, Isolated: true }
             ? new SandboxCapability(Controls.FilesystemIsolation, "enforced", fsMechanism,
                 "probed: in workspace mode the hidden paths were empty; in hermetic mode /root, /home, /opt, /var/lib, /etc/hostname, /etc/shadow and the caller's home did not exist, and mounting failed")
-            : Unsupported(Controls.FilesystemIsolation, launcher is null
-                ? "no file-system isolation with the tool chain: the command sees the host's files"
+            : Unsupported(Controls.FilesystemIsolation, noFsIsolation is not null
+                ? noFsIsolation + ": the command sees the host's files"
                 : "the probe command saw undeclared host files or the mounts could not be made (see ProbeNotes)"));
 
         return new SandboxProbe
         {
             Platform = "linux",
+            LinuxIsolator = isolatorImpl,
             IsRoot = isRoot,
             Sh = sh,
             Bwrap = bwrap,
@@ -358,21 +403,27 @@ public sealed class SandboxProbe
         };
     }
 
-    private sealed record LauncherResult(string Path, bool UserNs, bool Net, bool SharedNetns, bool Limits, IsolationObservation? Isolation, FilesystemObservation Filesystem, bool Seccomp);
+    private sealed record LauncherResult(LauncherIsolator Isolator, bool Net, IsolationObservation? Isolation, FilesystemObservation Filesystem, bool Seccomp)
+    {
+        public string Path => Isolator.Path;
+        public bool UserNs => Isolator.UserNamespace;
+        public bool SharedNetns => Isolator.SharedNetns;
+        public bool Limits => Isolator.Limits;
+    }
 
     /// <summary>
-    /// requiem-launch --seccomp, tried: the filter must show in /proc/self/status and refuse unshare(CLONE_NEWUSER),
-    /// which the dropped capabilities alone would allow (an unprivileged user namespace), so the refusal is the filter's.
+    /// The isolator's seccomp, tried: the filter must show in /proc/self/status and refuse unshare(CLONE_NEWUSER), which
+    /// the dropped capabilities alone would allow (an unprivileged user namespace), so the refusal is the filter's.
     /// </summary>
-    private static bool ProbeSeccomp(string launcher, string[] pre, List<string> notes)
+    private static bool ProbeSeccomp(LinuxIsolator isolator, List<string> notes)
     {
         var sh = Which("sh", "/bin/sh", "/usr/bin/sh") ?? "/bin/sh";
         var unshare = Which("unshare", "/usr/bin/unshare", "/bin/unshare");
         const string script = "grep '^Seccomp:' /proc/self/status; if [ -n \"$0\" ] && \"$0\" -U true 2>/dev/null; then echo userns-made; fi; echo probe=done";
-        var r = Exec(launcher, pre.Concat(new[] { "--pidns", "--seccomp", "--", sh, "-c", script, unshare ?? "" }).ToArray());
+        var r = Exec(isolator.Build(new LaunchSpec { Command = sh, Argv = new[] { "-c", script, unshare ?? "" }, WorkingDirectory = "/", Seccomp = true }), "/");
         var ok = r.Out.Contains("probe=done", StringComparison.Ordinal) && StatusField(r.Out, "Seccomp") == "2"
                  && unshare is not null && !r.Out.Contains("userns-made", StringComparison.Ordinal);
-        if (!ok) notes.Add("requiem-launch --seccomp: " + (unshare is null ? "unshare (util-linux) not found to try the filter; " : "") + r.Describe());
+        if (!ok) notes.Add($"{isolator.Name} seccomp: " + (unshare is null ? "unshare (util-linux) not found to try the filter; " : "") + r.Describe());
         return ok;
     }
 
@@ -380,11 +431,11 @@ public sealed class SandboxProbe
     private sealed record FilesystemObservation(bool Confined, bool Isolated);
 
     /// <summary>
-    /// Runs a probe command in workspace and in hermetic mode, built by <see cref="FilesystemView.LauncherArgs"/> exactly as
-    /// runs are: it tries to write /, /etc and /usr, looks for a file in the host's /tmp, lists the hidden paths, looks
+    /// Runs a probe command in workspace and in hermetic mode, built by the isolator from <see cref="FilesystemView.Layout"/>
+    /// exactly as runs are: it tries to write /, /etc and /usr, looks for a file in the host's /tmp, lists the hidden paths, looks
     /// for undeclared host paths, and tries to mount; the host is then checked for anything it managed to write.
     /// </summary>
-    private static FilesystemObservation ProbeFilesystem(string launcher, string[] pre, List<string> notes)
+    private static FilesystemObservation ProbeFilesystem(LinuxIsolator isolator, List<string> notes)
     {
         var sh = Which("sh", "/bin/sh", "/usr/bin/sh") ?? "/bin/sh";
         var tag = "requiem-probe-" + Guid.NewGuid().ToString("n");
@@ -407,9 +458,13 @@ public sealed class SandboxProbe
                 + "for d in /root /home \"$2\"; do if [ -d \"$d\" ] && [ -n \"$(ls -A \"$d\" 2>/dev/null)\" ]; then echo \"hidden-visible $d\"; fi; done; echo probe=done";
             var hermeticScript = common
                 + "for p in /root /home /opt /srv /var/lib /etc/hostname /etc/shadow \"$2\"; do [ -e \"$p\" ] && echo \"visible $p\"; done; echo probe=done";
-            ProbeRun Run(string mode, string script) => Exec(launcher, pre.Concat(new[] { "--pidns" })
-                .Concat(FilesystemView.LauncherArgs(mode, ws, Array.Empty<string>(), FilesystemView.DefaultReadonlyPaths, FilesystemView.DefaultHiddenPaths))
-                .Concat(new[] { "--", sh, "-c", script, ws, hostMarker, home }).ToArray(), ws);
+            ProbeRun Run(string mode, string script) => Exec(isolator.Build(new LaunchSpec
+            {
+                Command = sh,
+                Argv = new[] { "-c", script, ws, hostMarker, home },
+                WorkingDirectory = ws,
+                Filesystem = FilesystemView.Layout(mode, ws, Array.Empty<string>(), FilesystemView.DefaultReadonlyPaths, FilesystemView.DefaultHiddenPaths),
+            }), ws);
             var w = Run(FilesystemView.Workspace, workspaceScript);
             var h = Run(FilesystemView.Hermetic, hermeticScript);
             var leaked = strays.Where(File.Exists).ToArray();
@@ -419,13 +474,13 @@ public sealed class SandboxProbe
             var confined = Clean(w) && leaked.Length == 0;
             var isolated = confined && Clean(h) && !w.Out.Contains("hidden-visible", StringComparison.Ordinal) && !h.Out.Contains("visible ", StringComparison.Ordinal);
             if (!confined || !isolated)
-                notes.Add("requiem-launch file-system probe: workspace mode: " + w.Describe() + "; hermetic mode: " + h.Describe()
+                notes.Add($"{isolator.Name} file-system probe: workspace mode: " + w.Describe() + "; hermetic mode: " + h.Describe()
                           + (leaked.Length > 0 ? "; written on the host: " + string.Join(", ", leaked) : ""));
             return new FilesystemObservation(confined, isolated);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            notes.Add("requiem-launch file-system probe could not run: " + ex.Message);
+            notes.Add($"{isolator.Name} file-system probe could not run: " + ex.Message);
             return new FilesystemObservation(false, false);
         }
         finally
@@ -475,13 +530,14 @@ public sealed class SandboxProbe
             var net = n.Ok && OnlyLoopback(n.Out);
             if (!net) notes.Add($"requiem-launch {string.Join(' ', netArgs)} did not isolate the network: " + n.Describe());
             if (!userNs && shared is null) notes.Add("requiem-launch --hold-netns did not work: deny_network runs make their own namespace");
-            var isolation = ObserveIsolation(new[] { path }.Concat(pre).Concat(new[] { "--pidns", "--" }).ToArray(), notes, "requiem-launch");
             var l = Exec(path, pre.Concat(new[] { "--pidns", "--as", ProbeAs, "--cpu", ProbeCpu, "--nofile", ProbeNofile, "--nproc", ProbeNproc, "--", cat, "/proc/self/limits" }).ToArray());
             var limits = l.Ok && ProbeLimitsReadBack(l.Out);
             if (!limits) notes.Add("requiem-launch did not apply rlimits: " + l.Describe());
-            var fs = ProbeFilesystem(path, pre, notes);
-            var seccomp = ProbeSeccomp(path, pre, notes);
-            return new LauncherResult(path, userNs, net, net && shared is not null, limits, isolation, fs, seccomp);
+            var isolator = new LauncherIsolator(path, userNs) { SharedNetns = net && shared is not null, Limits = limits };
+            var isolation = ObserveIsolation(isolator, notes, "requiem-launch");
+            var fs = ProbeFilesystem(isolator, notes);
+            var seccomp = ProbeSeccomp(isolator, notes);
+            return new LauncherResult(isolator, net, isolation, fs, seccomp);
         }
         return null;
     }
@@ -500,7 +556,7 @@ public sealed class SandboxProbe
             notes.Add("setpriv (util-linux) not found: commands keep their capabilities and could leave their namespaces");
             return null;
         }
-        var args = SetprivDropArgs.Append(cat).Append("/proc/self/status");
+        var args = LinuxIsolator.SetprivDropArgs.Append(cat).Append("/proc/self/status");
         var r = userNsUnshare is null
             ? Exec(setpriv, args.ToArray())
             : Exec(userNsUnshare, new[] { "-r", "--", setpriv }.Concat(args).ToArray());
@@ -509,36 +565,19 @@ public sealed class SandboxProbe
         return null;
     }
 
-    /// <summary>setpriv arguments that take every capability away for good (all sets, bounding included) and set no_new_privs.</summary>
-    internal static readonly string[] SetprivDropArgs = { "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all", "--no-new-privs", "--" };
-
-    /// <summary>bwrap arguments for the fallback isolator: every capability dropped, the namespace's own /proc.</summary>
-    internal static readonly string[] BwrapIsolationArgs = { "--dev-bind", "/", "/", "--unshare-pid", "--unshare-cgroup-try", "--proc", "/proc", "--ro-bind", "/sys/fs/cgroup", "/sys/fs/cgroup", "--cap-drop", "ALL", "--die-with-parent", "--new-session" };
-
-    /// <summary>
-    /// The tool chain's PID-namespace init (a shell, PID 1): joins the run's pids cgroup, makes /proc/sys read-only and
-    /// hides /sys/fs/cgroup under an empty read-only tmpfs (exit 125 when it cannot), then runs the command as PID 2.
-    /// </summary>
-    internal static string[] ToolChainInit(string sh, string? mount, string? procs)
+    /// <summary>setpriv as bwrap runs it (inside, after bwrap's own set-up), tried: every capability set empty and no_new_privs.</summary>
+    private static string? ProbeSetprivInBwrap(string bwrap, string cat, List<string> notes)
     {
-        var script = "c=$1; m=$2; shift 2; if [ -n \"$c\" ]; then echo 0 > \"$c\" || exit 125; fi; "
-                     + "if [ -n \"$m\" ]; then \"$m\" --bind -o ro /proc/sys /proc/sys || exit 125; "
-                     + "if [ -d /sys/fs/cgroup ]; then \"$m\" -t tmpfs -o ro,mode=555,size=0 requiem /sys/fs/cgroup || exit 125; fi; fi; "
-                     + "\"$@\"; exit $?";
-        return new[] { sh, "-c", script, "requiem-init", procs ?? "", mount ?? "" };
-    }
-
-    /// <summary>The tool chain exactly as a run without limits uses it, up to the command (for the isolation probe).</summary>
-    private static string[] ToolChainProbeLaunch(string unshare, bool userNs, string sh, string? setpriv, string? mount, string? envDefault)
-    {
-        var chain = new List<string> { unshare };
-        if (userNs) chain.Add("-r");
-        chain.AddRange(new[] { "--fork", "--pid", "--mount-proc", "--kill-child", "--" });
-        chain.AddRange(ToolChainInit(sh, mount, null));
-        if (setpriv is not null) chain.Add(setpriv);
-        if (setpriv is not null) chain.AddRange(SetprivDropArgs);
-        if (envDefault is not null) chain.AddRange(new[] { envDefault, "--default-signal=PIPE", "--" });
-        return chain.ToArray();
+        var setpriv = Which("setpriv", "/usr/bin/setpriv", "/bin/setpriv");
+        if (setpriv is null)
+        {
+            notes.Add("setpriv (util-linux) not found: bwrap runs with --cap-drop ALL, which leaves a root command its bounding set");
+            return null;
+        }
+        var r = Exec(bwrap, new[] { "--dev-bind", "/", "/", "--unshare-pid", "--die-with-parent", "--", setpriv }.Concat(LinuxIsolator.SetprivDropArgs).Concat(new[] { cat, "/proc/self/status" }).ToArray());
+        if (r.Ok && NoCapabilities(r.Out, "CapBnd") && NoCapabilities(r.Out, "CapEff") && StatusField(r.Out, "NoNewPrivs") == "1") return setpriv;
+        notes.Add("setpriv inside bwrap did not drop every capability: " + r.Describe());
+        return null;
     }
 
     /// <summary>
@@ -551,14 +590,19 @@ public sealed class SandboxProbe
         + "echo \"pids=$(ls /proc | grep -c '^[0-9]')\"; "
         + "if [ -e /proc/$0 ]; then echo host_pid=visible; fi; "
         + "if cat /proc/$0/environ >/dev/null 2>&1; then echo host_environ=readable; fi; "
+        + "if (: >> /proc/sys/kernel/hostname) 2>/dev/null; then echo proc_sys=writable; fi; "
         + "for f in /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/*/cgroup.procs /sys/fs/cgroup/*/*/cgroup.procs; do "
         + "if [ -f \"$f\" ] && (: >> \"$f\") 2>/dev/null; then echo cgroup=writable; break; fi; done; echo probe=done";
 
-    private static IsolationObservation? ObserveIsolation(string[] launch, List<string> notes, string what)
+    private static IsolationObservation? ObserveIsolation(LinuxIsolator isolator, List<string> notes, string what)
     {
         var sh = Which("sh", "/bin/sh", "/usr/bin/sh") ?? "/bin/sh";
-        var args = launch.Skip(1).Concat(new[] { sh, "-c", IsolationScript, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) }).ToArray();
-        var r = Exec(launch[0], args);
+        var r = Exec(isolator.Build(new LaunchSpec
+        {
+            Command = sh,
+            Argv = new[] { "-c", IsolationScript, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            WorkingDirectory = "/",
+        }), "/");
         if (!r.Out.Contains("probe=done", StringComparison.Ordinal))
         {
             notes.Add($"{what}: the isolation probe command did not run: " + r.Describe());
@@ -570,7 +614,8 @@ public sealed class SandboxProbe
             VisibleProcesses: int.TryParse(StatusField(r.Out, "pids"), out var n) ? n : -1,
             HostPidVisible: r.Out.Contains("host_pid=visible", StringComparison.Ordinal),
             HostEnvironReadable: r.Out.Contains("host_environ=readable", StringComparison.Ordinal),
-            CgroupWritable: r.Out.Contains("cgroup=writable", StringComparison.Ordinal));
+            CgroupWritable: r.Out.Contains("cgroup=writable", StringComparison.Ordinal),
+            ProcSysWritable: r.Out.Contains("proc_sys=writable", StringComparison.Ordinal));
         if (!o.Isolated) notes.Add($"{what}: the isolation probe command {o.Describe()}");
         return o;
     }
@@ -600,7 +645,12 @@ public sealed class SandboxProbe
                 if (!bwrapNet) notes.Add("bwrap --unshare-net did not isolate the network: " + n.Describe());
             }
         }
-        else if (bwrap is null) notes.Add("bwrap (bubblewrap) not found");
+        else if (bwrap is null)
+        {
+            notes.Add(string.Equals(Environment.GetEnvironmentVariable("REQUIEM_BWRAP"), "none", StringComparison.OrdinalIgnoreCase)
+                ? "bwrap disabled (REQUIEM_BWRAP=none)"
+                : "bwrap (bubblewrap) not found: no file-system isolation or seccomp without requiem-launch");
+        }
         if (unshare is not null && sh is not null)
         {
             foreach (var userNs in isRoot ? new[] { false, true } : new[] { true })
@@ -699,26 +749,7 @@ public sealed class SandboxProbe
     }
 
     /// <summary>Kills whatever is left in a per-run cgroup and removes it (best effort, a few retries).</summary>
-    public static void RemoveCgroup(string dir)
-    {
-        if (!Directory.Exists(dir)) return;
-        for (var attempt = 0; attempt < 50; attempt++)
-        {
-            try
-            {
-                foreach (var line in File.ReadAllLines(Path.Combine(dir, "cgroup.procs")))
-                {
-                    if (int.TryParse(line, out var pid)) Kill(pid, 9);
-                }
-                Directory.Delete(dir);
-                return;
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                Thread.Sleep(2);
-            }
-        }
-    }
+    public static void RemoveCgroup(string dir) => RunCgroup.Remove(dir);
 
     private static SandboxProbe ProbeWindows(Stopwatch sw)
     {
@@ -785,6 +816,8 @@ public sealed class SandboxProbe
         }
     }
 
+    private static ProbeRun Exec(LaunchCommand command, string workingDirectory) => Exec(command.File, command.Args.ToArray(), workingDirectory);
+
     private static ProbeRun Exec(string file, string[] args, string? workingDirectory = null)
     {
         try
@@ -810,25 +843,18 @@ public sealed class SandboxProbe
         }
     }
 
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "geteuid")]
-    private static extern uint geteuid();
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int kill(int pid, int sig);
-
-    internal static uint Geteuid() => OperatingSystem.IsWindows() ? 1u : geteuid();
-
-    internal static void Kill(int pid, int sig)
-    {
-        if (!OperatingSystem.IsWindows()) kill(pid, sig);
-    }
+    internal static uint Geteuid() => Interop.Libc.Geteuid();
 }
 
 /// <summary>What the isolation probe command (<see cref="SandboxProbe.IsolationScript"/>) observed about itself.</summary>
-public sealed record IsolationObservation(bool CapabilitiesDropped, bool NoNewPrivs, int VisibleProcesses, bool HostPidVisible, bool HostEnvironReadable, bool CgroupWritable)
+public sealed record IsolationObservation(bool CapabilitiesDropped, bool NoNewPrivs, int VisibleProcesses, bool HostPidVisible, bool HostEnvironReadable, bool CgroupWritable,
+    bool ProcSysWritable = false)
 {
-    /// <summary>No capability, no_new_privs, only its own PID namespace in /proc (init, the probe shell and its children), nothing of the caller's.</summary>
-    public bool Isolated => CapabilitiesDropped && NoNewPrivs && VisibleProcesses is > 0 and <= 8 && !HostPidVisible && !HostEnvironReadable;
+    /// <summary>
+    /// No capability, no_new_privs, only its own PID namespace in /proc (init, the probe shell and its children), nothing
+    /// of the caller's, and the kernel's tunables read-only (a uid-0 command needs no capability to set the hostname).
+    /// </summary>
+    public bool Isolated => CapabilitiesDropped && NoNewPrivs && VisibleProcesses is > 0 and <= 8 && !HostPidVisible && !HostEnvironReadable && !ProcSysWritable;
 
     public string Describe()
     {
@@ -839,6 +865,7 @@ public sealed record IsolationObservation(bool CapabilitiesDropped, bool NoNewPr
         if (HostPidVisible) seen.Add("saw the caller's pid");
         if (HostEnvironReadable) seen.Add("read the caller's environment");
         if (CgroupWritable) seen.Add("could open a cgroup file for writing");
+        if (ProcSysWritable) seen.Add("could open /proc/sys/kernel/hostname for writing");
         return seen.Count == 0 ? "was isolated" : string.Join(", ", seen);
     }
 }
