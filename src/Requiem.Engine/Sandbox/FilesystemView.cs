@@ -56,10 +56,10 @@ public static class FilesystemView
         Add(MountKind.Dev, "/dev");
         if (mode == Hermetic)
         {
-            foreach (var p in readonlyPaths.Select(Resolve).Where(Exists).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+            foreach (var (p, target) in ResolvedReadonlyPaths(readonlyPaths))
             {
                 if (privateDirs.Any(d => IsUnder(p, d)) || IsUnder(p, "/proc") || IsUnder(p, "/dev")) continue;
-                Add(MountKind.ReadOnlyBind, p, DirectorySymlinkTarget(p));
+                Add(MountKind.ReadOnlyBind, p, target);
             }
         }
         Add(MountKind.Bind, workspaceRoot);
@@ -71,6 +71,32 @@ public static class FilesystemView
             }
         }
         return new FilesystemLayout(mode, mounts);
+    }
+
+    /// <summary>How long a resolved <c>readonly_paths</c> list is reused (see <see cref="ResolvedReadonlyPaths"/>).</summary>
+    internal static readonly TimeSpan ReadonlyPathsLifetime = TimeSpan.FromSeconds(5);
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Stamp, (string Path, string? Target)[] Paths)> s_readonly =
+        new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// <c>readonly_paths</c> resolved (parents' symlinks, existence, symlinks to directories), sorted: the costly part
+    /// of a hermetic layout (about 0.5 ms for the default toolchain roots, a dozen path walks). A list is resolved again
+    /// after <see cref="ReadonlyPathsLifetime"/>, so a toolchain path that appears or goes away is seen within seconds;
+    /// in between a vanished path makes the launch fail (SandboxSetupFailed) rather than show anything undeclared.
+    /// Hidden paths and inputs are never cached: they are resolved for every run.
+    /// </summary>
+    internal static (string Path, string? Target)[] ResolvedReadonlyPaths(IEnumerable<string> readonlyPaths)
+    {
+        var list = readonlyPaths as IReadOnlyCollection<string> ?? readonlyPaths.ToArray();
+        var key = string.Join('\0', list);
+        var now = Environment.TickCount64;
+        if (s_readonly.TryGetValue(key, out var cached) && now - cached.Stamp < (long)ReadonlyPathsLifetime.TotalMilliseconds) return cached.Paths;
+        var resolved = list.Select(Resolve).Where(Exists).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)
+            .Select(p => (p, DirectorySymlinkTarget(p))).ToArray();
+        if (s_readonly.Count > 64) s_readonly.Clear(); // requests with many distinct lists: stay small
+        s_readonly[key] = (now, resolved);
+        return resolved;
     }
 
     /// <summary>The launcher's <c>--root</c> and mount options for a run, or an empty list for <c>host</c>.</summary>
