@@ -76,7 +76,7 @@ public sealed class ExecPlan
         void Want(string control, bool requested)
         {
             var cap = probe.Capabilities.FirstOrDefault(c => c.Name == control);
-            if (cap is { Status: "enforced" } || (cap is { Status: "partial" } && control == Controls.ProcessLimit))
+            if (cap is { State: CapabilityStatus.Enforced } || (cap is { State: CapabilityStatus.Partial } && control == Controls.ProcessLimit))
             {
                 enforced.Add(control);
                 return;
@@ -91,7 +91,7 @@ public sealed class ExecPlan
         Want(Controls.ProcessTreeKill, false);
         // Both come from one mount layout: it is applied only when the probe saw both hold, so neither is claimed alone.
         var isolateFiles = policy.Filesystem != FilesystemView.Host
-                           && probe.StatusOf(Controls.FilesystemIsolation) == "enforced" && probe.StatusOf(Controls.WorkspaceConfinement) == "enforced";
+                           && probe.StatusOf(Controls.FilesystemIsolation) == CapabilityStatus.Enforced && probe.StatusOf(Controls.WorkspaceConfinement) == CapabilityStatus.Enforced;
         if (policy.Filesystem != FilesystemView.Host)
         {
             foreach (var control in new[] { Controls.FilesystemIsolation, Controls.WorkspaceConfinement })

@@ -51,9 +51,9 @@ public sealed class HealthReport
             Isolator = probe.Isolator,
             SandboxCapabilities = new SandboxCapabilities
             {
-                Enforced = probe.Names("enforced").ToArray(),
-                Partial = probe.Names("partial").ToArray(),
-                Unsupported = probe.Names("unsupported").ToArray(),
+                Enforced = probe.Names(CapabilityStatus.Enforced).ToArray(),
+                Partial = probe.Names(CapabilityStatus.Partial).ToArray(),
+                Unsupported = probe.Names(CapabilityStatus.Unsupported).ToArray(),
             },
             Capabilities = probe.Capabilities,
             Tools = new Dictionary<string, string?> { ["requiem_launch"] = probe.Launcher, ["bwrap"] = probe.Bwrap, ["unshare"] = probe.Unshare, ["prlimit"] = probe.Prlimit, ["sh"] = probe.Sh, ["setpriv"] = probe.Setpriv, ["pids_cgroup"] = probe.PidsCgroupBase },
@@ -143,7 +143,7 @@ public static class Doctor
             "neither bwrap nor unshare can create a PID namespace: process-tree kill is partial (" + string.Join("; ", probe.Notes) + ")");
         foreach (var c in probe.Capabilities.Where(c => c.Name is Controls.NetworkIsolation or Controls.MemoryLimit or Controls.CpuLimit or Controls.OpenFilesLimit or Controls.ProcessLimit))
         {
-            Add(c.Name, c.Status == "enforced" ? "Pass" : "Warn", $"{c.Status}: {c.Mechanism} — {c.Detail}");
+            Add(c.Name, c.State == CapabilityStatus.Enforced ? "Pass" : "Warn", $"{c.Status}: {c.Mechanism} — {c.Detail}");
         }
         return checks;
     }

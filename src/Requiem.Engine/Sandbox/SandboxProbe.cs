@@ -21,21 +21,39 @@ public static class Controls
     public const string FilesystemIsolation = "filesystem_isolation";
 }
 
-/// <summary>One probed capability: status is <c>enforced</c>, <c>partial</c> or <c>unsupported</c>.</summary>
+/// <summary>How far a control is in force on this machine, as the probe observed it.</summary>
+public enum CapabilityStatus
+{
+    Enforced,
+    /// <summary>In force with a stated gap (the probe saw what a command could still do).</summary>
+    Partial,
+    Unsupported,
+}
+
+/// <summary>One probed capability; <see cref="Status"/> is its status as the contract spells it.</summary>
 public sealed class SandboxCapability
 {
-    public SandboxCapability(string name, string status, string mechanism, string detail)
+    public SandboxCapability(string name, CapabilityStatus state, string mechanism, string detail)
     {
         Name = name;
-        Status = status;
+        State = state;
         Mechanism = mechanism;
         Detail = detail;
     }
 
     public string Name { get; }
-    public string Status { get; }
+    public CapabilityStatus State { get; }
+    /// <summary><c>enforced</c>, <c>partial</c> or <c>unsupported</c> (health JSON, views).</summary>
+    public string Status => ContractName(State);
     public string Mechanism { get; }
     public string Detail { get; }
+
+    public static string ContractName(CapabilityStatus status) => status switch
+    {
+        CapabilityStatus.Enforced => "enforced",
+        CapabilityStatus.Partial => "partial",
+        _ => "unsupported",
+    };
 
     public override string ToString() => $"{Name}: {Status} ({Mechanism})";
 }
@@ -131,9 +149,9 @@ public sealed class SandboxProbe
 
     public bool ProcessLimitAvailable => PidsCgroupBase is not null || (LimitsAvailable && NprocRlimitBinds) || JobObjectsWork;
 
-    public string StatusOf(string control) => Capabilities.FirstOrDefault(c => c.Name == control)?.Status ?? "unsupported";
+    public CapabilityStatus StatusOf(string control) => Capabilities.FirstOrDefault(c => c.Name == control)?.State ?? CapabilityStatus.Unsupported;
 
-    public IReadOnlyList<string> Names(string status) => Capabilities.Where(c => c.Status == status).Select(c => c.Name).ToArray();
+    public IReadOnlyList<string> Names(CapabilityStatus status) => Capabilities.Where(c => c.State == status).Select(c => c.Name).ToArray();
 
     /// <summary>A copy of this probe as a machine without network namespaces would report it (for tests of the strict/permissive paths).</summary>
     internal SandboxProbe WithoutNetworkIsolation()
@@ -206,14 +224,14 @@ public sealed class SandboxProbe
 
     private static IEnumerable<SandboxCapability> Common() => new[]
     {
-        new SandboxCapability(Controls.CleanEnvironment, "enforced", "environment built from env_allowlist/env_denylist + request env",
+        new SandboxCapability(Controls.CleanEnvironment, CapabilityStatus.Enforced, "environment built from env_allowlist/env_denylist + request env",
             "nothing is inherited unless allowlisted; TZ=UTC, LC_ALL=C, LANG=C are fixed"),
-        new SandboxCapability(Controls.StdinClosed, "enforced", "pipe closed at start", "stdin reads EOF unless the request gives stdin"),
-        new SandboxCapability(Controls.OutputLimit, "enforced", "bounded capture", "bytes beyond max_output_bytes are read and discarded; memory stays flat"),
-        new SandboxCapability(Controls.Timeout, "enforced", "engine timer", "timeout_ms, then the whole process tree is killed"),
+        new SandboxCapability(Controls.StdinClosed, CapabilityStatus.Enforced, "pipe closed at start", "stdin reads EOF unless the request gives stdin"),
+        new SandboxCapability(Controls.OutputLimit, CapabilityStatus.Enforced, "bounded capture", "bytes beyond max_output_bytes are read and discarded; memory stays flat"),
+        new SandboxCapability(Controls.Timeout, CapabilityStatus.Enforced, "engine timer", "timeout_ms, then the whole process tree is killed"),
     };
 
-    private static SandboxCapability Unsupported(string name, string why) => new(name, "unsupported", "none", why);
+    private static SandboxCapability Unsupported(string name, string why) => new(name, CapabilityStatus.Unsupported, "none", why);
 
     private static SandboxProbe ProbeLinux(Stopwatch sw, string? launcherCandidate)
     {
@@ -289,22 +307,22 @@ public sealed class SandboxProbe
         var dropped = hold ? "; probed: the command has no capabilities (bounding set empty, no_new_privs), sees only its own PID namespace in /proc and cannot read the caller's environment" : "";
         caps.Add(isolator switch
         {
-            "requiem-launch" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
+            "requiem-launch" => new SandboxCapability(Controls.ProcessTreeKill, hold ? CapabilityStatus.Enforced : CapabilityStatus.Partial,
                 "requiem-launch: unshare(2) CLONE_NEWPID|CLONE_NEWNS (own /proc), init bound to the launcher with PR_SET_PDEATHSIG, every capability dropped",
                 "the command runs as PID 2 of a fresh PID namespace; when its init exits or is killed every descendant dies, setsid escapees included" + (hold ? dropped : escape)),
-            "bwrap" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
+            "bwrap" => new SandboxCapability(Controls.ProcessTreeKill, hold ? CapabilityStatus.Enforced : CapabilityStatus.Partial,
                 "bwrap --unshare-pid --die-with-parent (PID namespace with its own /proc)" + (setpriv is not null ? ", setpriv" : ", --cap-drop ALL"),
                 "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included" + (hold ? dropped : escape)),
-            "unshare" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
+            "unshare" => new SandboxCapability(Controls.ProcessTreeKill, hold ? CapabilityStatus.Enforced : CapabilityStatus.Partial,
                 "unshare --pid --fork --mount-proc --kill-child (PID namespace with its own /proc, sh as init)" + (setpriv is not null ? ", setpriv" : ""),
                 "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included" + (hold ? dropped : escape)),
-            _ => new SandboxCapability(Controls.ProcessTreeKill, "partial", "descendant walk (/proc)",
+            _ => new SandboxCapability(Controls.ProcessTreeKill, CapabilityStatus.Partial, "descendant walk (/proc)",
                 "no PID namespace available: descendants are found by parent pid and killed; a double-forked daemon that reparented to init escapes"),
         });
         var netOk = isolator switch { "requiem-launch" => launcher!.Net, "bwrap" => bwrapNet, "unshare" => unshareNet, _ => false };
         var netDropped = hold ? "; probed: no capabilities, so a root command can neither join another namespace nor bring an interface up" : "";
         caps.Add(netOk
-            ? new SandboxCapability(Controls.NetworkIsolation, hold ? "enforced" : "partial",
+            ? new SandboxCapability(Controls.NetworkIsolation, hold ? CapabilityStatus.Enforced : CapabilityStatus.Partial,
                 isolator switch
                 {
                     "requiem-launch" => launcher!.SharedNetns
@@ -318,9 +336,9 @@ public sealed class SandboxProbe
         if (limitsOk)
         {
             var how = launcher is not null ? "requiem-launch: setrlimit(2) in the command's process before execve" : "prlimit";
-            caps.Add(new SandboxCapability(Controls.MemoryLimit, "enforced", $"{how} (RLIMIT_AS)", "address-space limit set before exec: allocations beyond it fail"));
-            caps.Add(new SandboxCapability(Controls.CpuLimit, "enforced", $"{how} (RLIMIT_CPU)", "CPU seconds, soft = hard: the kernel kills the process at the limit"));
-            caps.Add(new SandboxCapability(Controls.OpenFilesLimit, "enforced", $"{how} (RLIMIT_NOFILE)", "open descriptors per process"));
+            caps.Add(new SandboxCapability(Controls.MemoryLimit, CapabilityStatus.Enforced, $"{how} (RLIMIT_AS)", "address-space limit set before exec: allocations beyond it fail"));
+            caps.Add(new SandboxCapability(Controls.CpuLimit, CapabilityStatus.Enforced, $"{how} (RLIMIT_CPU)", "CPU seconds, soft = hard: the kernel kills the process at the limit"));
+            caps.Add(new SandboxCapability(Controls.OpenFilesLimit, CapabilityStatus.Enforced, $"{how} (RLIMIT_NOFILE)", "open descriptors per process"));
         }
         else
         {
@@ -330,20 +348,20 @@ public sealed class SandboxProbe
             caps.Add(Unsupported(Controls.OpenFilesLimit, why));
         }
         if (cgroup is not null && isolation is { Isolated: true, CgroupWritable: false })
-            caps.Add(new SandboxCapability(Controls.ProcessLimit, "enforced", "pids cgroup (pids.max)",
+            caps.Add(new SandboxCapability(Controls.ProcessLimit, CapabilityStatus.Enforced, "pids cgroup (pids.max)",
                 "a per-run pids cgroup joined before exec; forks beyond max_processes fail; probed: the command sees no writable cgroup file system, so it can neither raise pids.max nor leave its cgroup"));
         else if (cgroup is not null)
-            caps.Add(new SandboxCapability(Controls.ProcessLimit, "partial", "pids cgroup (pids.max)",
+            caps.Add(new SandboxCapability(Controls.ProcessLimit, CapabilityStatus.Partial, "pids cgroup (pids.max)",
                 "a per-run pids cgroup joined before exec bounds forks, but a probe command " + (isolation?.Describe() ?? "could not be observed") + ", so a root command could raise its pids.max or leave its cgroup"));
         else if (nprocBinds)
-            caps.Add(new SandboxCapability(Controls.ProcessLimit, "partial", launcher is not null ? "requiem-launch: setrlimit(2) RLIMIT_NPROC" : "prlimit --nproc (RLIMIT_NPROC)",
+            caps.Add(new SandboxCapability(Controls.ProcessLimit, CapabilityStatus.Partial, launcher is not null ? "requiem-launch: setrlimit(2) RLIMIT_NPROC" : "prlimit --nproc (RLIMIT_NPROC)",
                 "bounds forks, but counts every process of this user, not only the run's"));
         else
             caps.Add(Unsupported(Controls.ProcessLimit, isRoot ? "running as root (RLIMIT_NPROC does not bind root) and no writable pids cgroup" : "no rlimits available"));
         const string deniedCalls = "EPERM for mount, umount2, pivot_root, the new mount API, unshare, setns, clone with namespace flags, ptrace, process_vm_readv/writev, kexec_*, init/finit/delete_module, bpf, perf_event_open, keyctl, add_key, request_key, open_by_handle_at, reboot, swapon/swapoff, userfaultfd; probed: the command's status showed the filter and unshare(CLONE_NEWUSER) was refused";
         var arch = System.Runtime.InteropServices.RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant();
         caps.Add(seccomp
-            ? new SandboxCapability(Controls.SeccompBpf, "enforced", isolator == "bwrap"
+            ? new SandboxCapability(Controls.SeccompBpf, CapabilityStatus.Enforced, isolator == "bwrap"
                     ? $"bwrap --seccomp: requiem-launch's seccomp-bpf program ({arch}, architecture checked in the filter), built by the engine"
                     : $"requiem-launch --seccomp: seccomp-bpf filter ({arch}, architecture checked in the filter)",
                 deniedCalls)
@@ -358,13 +376,13 @@ public sealed class SandboxProbe
             : "requiem-launch: mount namespace, a new root (the host's read-only, or an empty tmpfs), bind mounts, pivot_root, old root detached";
         var noFsIsolation = isolator is "requiem-launch" or "bwrap" ? null : "no file-system isolation with the unshare tool chain (install bubblewrap, or build requiem-launch)";
         caps.Add(fs is { Confined: true }
-            ? new SandboxCapability(Controls.WorkspaceConfinement, "enforced", fsMechanism,
+            ? new SandboxCapability(Controls.WorkspaceConfinement, CapabilityStatus.Enforced, fsMechanism,
                 "probed: a command could write its workspace but not /, /etc or /usr (read-only), and its /tmp was private; cwd, inputs and outputs must also resolve inside workspace_root")
             : Unsupported(Controls.WorkspaceConfinement, noFsIsolation is not null
                 ? noFsIsolation + ": the command can write outside its workspace (only the request's own paths are checked)"
                 : "the probe command could write outside its workspace or the mounts could not be made (see ProbeNotes)"));
         caps.Add(fs is { Confined: true, Isolated: true }
-            ? new SandboxCapability(Controls.FilesystemIsolation, "enforced", fsMechanism,
+            ? new SandboxCapability(Controls.FilesystemIsolation, CapabilityStatus.Enforced, fsMechanism,
                 "probed: in workspace mode the hidden paths were empty; in hermetic mode /root, /home, /opt, /var/lib, /etc/hostname, /etc/shadow and the caller's home did not exist, and mounting failed")
             : Unsupported(Controls.FilesystemIsolation, noFsIsolation is not null
                 ? noFsIsolation + ": the command sees the host's files"
@@ -757,17 +775,17 @@ public sealed class SandboxProbe
         var caps = Common().ToList();
         if (ok)
         {
-            caps.Add(new SandboxCapability(Controls.JobObjects, "enforced", "Job Object", "the process is created suspended, assigned to a job, then resumed"));
-            caps.Add(new SandboxCapability(Controls.ProcessTreeKill, "enforced", "Job Object KILL_ON_JOB_CLOSE", "closing or terminating the job kills every process in it"));
-            caps.Add(new SandboxCapability(Controls.MemoryLimit, "enforced", "Job Object JOB_OBJECT_LIMIT_PROCESS_MEMORY", "committed memory per process"));
-            caps.Add(new SandboxCapability(Controls.CpuLimit, "enforced", "Job Object JOB_OBJECT_LIMIT_JOB_TIME", "user-mode CPU time of the whole job"));
-            caps.Add(new SandboxCapability(Controls.ProcessLimit, "enforced", "Job Object JOB_OBJECT_LIMIT_ACTIVE_PROCESS", "active processes in the job"));
+            caps.Add(new SandboxCapability(Controls.JobObjects, CapabilityStatus.Enforced, "Job Object", "the process is created suspended, assigned to a job, then resumed"));
+            caps.Add(new SandboxCapability(Controls.ProcessTreeKill, CapabilityStatus.Enforced, "Job Object KILL_ON_JOB_CLOSE", "closing or terminating the job kills every process in it"));
+            caps.Add(new SandboxCapability(Controls.MemoryLimit, CapabilityStatus.Enforced, "Job Object JOB_OBJECT_LIMIT_PROCESS_MEMORY", "committed memory per process"));
+            caps.Add(new SandboxCapability(Controls.CpuLimit, CapabilityStatus.Enforced, "Job Object JOB_OBJECT_LIMIT_JOB_TIME", "user-mode CPU time of the whole job"));
+            caps.Add(new SandboxCapability(Controls.ProcessLimit, CapabilityStatus.Enforced, "Job Object JOB_OBJECT_LIMIT_ACTIVE_PROCESS", "active processes in the job"));
         }
         else
         {
             foreach (var c in new[] { Controls.JobObjects, Controls.MemoryLimit, Controls.CpuLimit, Controls.ProcessLimit })
                 caps.Add(Unsupported(c, "Job Objects could not be created"));
-            caps.Add(new SandboxCapability(Controls.ProcessTreeKill, "partial", "Process.Kill(entireProcessTree)", "descendants found by parent id"));
+            caps.Add(new SandboxCapability(Controls.ProcessTreeKill, CapabilityStatus.Partial, "Process.Kill(entireProcessTree)", "descendants found by parent id"));
         }
         caps.Add(Unsupported(Controls.OpenFilesLimit, "Windows has no per-process handle-count limit"));
         caps.Add(Unsupported(Controls.NetworkIsolation, "AppContainer network isolation is not implemented"));
