@@ -256,12 +256,70 @@ public static class ExecRunner
 
     private static async Task<RunOutcome> RunUnixInCgroupAsync(ExecPlan plan, CasStore store, SandboxLaunch launch, CancellationToken cancel)
     {
+        var outcome = Processes.ProcessHost.Supported
+            ? await RunHostedAsync(plan, store, launch.Command, cancel).ConfigureAwait(false)
+            : await RunWithProcessAsync(plan, store, launch.Command, cancel).ConfigureAwait(false);
+        if (outcome.ExitCode is { } code && launch.Isolator.IsSetupFailure(code, outcome.Stderr.Head(512)) && outcome.Stderr.Head(512) is { } head)
+        {
+            outcome.Stdout.Dispose();
+            outcome.Stderr.Dispose();
+            throw new RequiemException("SandboxSetupFailed", ErrorKind.ResourceUnavailable,
+                $"The sandbox could not be set up, so '{plan.CommandPath}' did not run: {head.Trim()}", plan.Request.Command);
+        }
+        return outcome;
+    }
+
+    /// <summary>Linux: the engine's process host (posix_spawn, own process group, signals at default, wait4).</summary>
+    private static async Task<RunOutcome> RunHostedAsync(ExecPlan plan, CasStore store, LaunchCommand command, CancellationToken cancel)
+    {
+        var max = plan.Request.MaxOutputBytes;
+        var outcome = new RunOutcome { Stdout = new BoundedCapture(max, store), Stderr = new BoundedCapture(max, store) };
+        Processes.HostedProcess process;
+        try
+        {
+            process = Processes.ProcessHost.Start(new Processes.ProcessSpec
+            {
+                Argv = new[] { command.File }.Concat(command.Args).ToArray(),
+                Environment = plan.Environment.Select(kv => kv.Key + "=" + kv.Value).ToArray(),
+                WorkingDirectory = plan.WorkingDirectory,
+                StdinPipe = true,
+                ReadOnlyFiles = command.Files,
+            });
+        }
+        catch (Processes.ProcessStartException ex)
+        {
+            outcome.Stdout.Dispose();
+            outcome.Stderr.Dispose();
+            throw new RequiemException("CommandStartFailed", ErrorKind.InvalidOperation, $"Could not start '{plan.CommandPath}': {ex.Message}", plan.Request.Command, ex);
+        }
+        using (process)
+        {
+            try
+            {
+                await SuperviseAsync(plan, outcome, cancel, process.Stdin!, process.Stdout, process.Stderr,
+                    ct => process.WaitForExitAsync().WaitAsync(ct),
+                    () => process.KillGroup(),
+                    () => process.WaitForExitAsync().Result.ExitCode).ConfigureAwait(false);
+            }
+            catch
+            {
+                outcome.Stdout.Dispose();
+                outcome.Stderr.Dispose();
+                throw;
+            }
+        }
+        return outcome;
+    }
+
+    /// <summary>Other Unix systems: System.Diagnostics.Process.</summary>
+    private static async Task<RunOutcome> RunWithProcessAsync(ExecPlan plan, CasStore store, LaunchCommand command, CancellationToken cancel)
+    {
         var max = plan.Request.MaxOutputBytes;
         var outcome = new RunOutcome { Stdout = new BoundedCapture(max, store), Stderr = new BoundedCapture(max, store) };
         Process process;
         try
         {
-            var psi = new ProcessStartInfo(launch.Command.File)
+            var psi = new ProcessStartInfo(command.File)
             {
                 UseShellExecute = false,
                 RedirectStandardInput = true,
@@ -269,7 +327,7 @@ public static class ExecRunner
                 RedirectStandardError = true,
                 WorkingDirectory = plan.WorkingDirectory,
             };
-            foreach (var a in launch.Command.Args) psi.ArgumentList.Add(a);
+            foreach (var a in command.Args) psi.ArgumentList.Add(a);
             psi.Environment.Clear();
             foreach (var (k, v) in plan.Environment) psi.Environment[k] = v;
             process = Process.Start(psi) ?? throw new InvalidOperationException("Process.Start returned null");
@@ -296,13 +354,6 @@ public static class ExecRunner
                 outcome.Stderr.Dispose();
                 throw;
             }
-        }
-        if (outcome.ExitCode is { } code && launch.Isolator.IsSetupFailure(code, outcome.Stderr.Head(512)) && outcome.Stderr.Head(512) is { } head)
-        {
-            outcome.Stdout.Dispose();
-            outcome.Stderr.Dispose();
-            throw new RequiemException("SandboxSetupFailed", ErrorKind.ResourceUnavailable,
-                $"The sandbox could not be set up, so '{plan.CommandPath}' did not run: {head.Trim()}", plan.Request.Command);
         }
         return outcome;
     }

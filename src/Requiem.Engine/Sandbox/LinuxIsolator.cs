@@ -21,8 +21,11 @@ public sealed record LaunchSpec
     public long? MaxProcessesRlimit { get; init; }
 }
 
-/// <summary>A program and its arguments, ready to start.</summary>
-public sealed record LaunchCommand(string File, IReadOnlyList<string> Args);
+/// <summary>A program and its arguments, ready to start, and files to open read-only at given descriptors in it.</summary>
+public sealed record LaunchCommand(string File, IReadOnlyList<string> Args)
+{
+    public IReadOnlyList<(int Fd, string Path)> Files { get; init; } = Array.Empty<(int, string)>();
+}
 
 /// <summary>
 /// One Linux isolation mechanism (requiem-launch, bubblewrap, the unshare/prlimit/setpriv chain). Each builds the

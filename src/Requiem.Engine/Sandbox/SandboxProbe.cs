@@ -263,9 +263,9 @@ public sealed class SandboxProbe
             if (bwrapPid)
             {
                 setpriv = ProbeSetprivInBwrap(bwrap!, cat, notes);
-                var program = sh is null ? null : SeccompFilter.File;
-                if (program is null)
-                    notes.Add(sh is null ? "sh not found: bwrap cannot be given the seccomp program" : $"no seccomp program for {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}");
+                // bwrap takes the program on a descriptor, which the engine's process host opens in bwrap's process.
+                var program = Processes.ProcessHost.Supported ? SeccompFilter.File : null;
+                if (program is null) notes.Add($"no seccomp program for bwrap on {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}");
                 var bw = new BubblewrapIsolator(bwrap!, sh) { Setpriv = setpriv, Prlimit = prOk ? prlimit : null, EnvDefaultSignal = envDefault, SeccompProgram = program };
                 isolatorImpl = bw;
                 // What a command launched exactly as runs are could do, observed (not assumed from the mechanism).
@@ -316,8 +316,11 @@ public sealed class SandboxProbe
             "unshare" => new SandboxCapability(Controls.ProcessTreeKill, hold ? CapabilityStatus.Enforced : CapabilityStatus.Partial,
                 "unshare --pid --fork --mount-proc --kill-child (PID namespace with its own /proc, sh as init)" + (setpriv is not null ? ", setpriv" : ""),
                 "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included" + (hold ? dropped : escape)),
-            _ => new SandboxCapability(Controls.ProcessTreeKill, CapabilityStatus.Partial, "descendant walk (/proc)",
-                "no PID namespace available: descendants are found by parent pid and killed; a double-forked daemon that reparented to init escapes"),
+            _ => Processes.ProcessHost.Supported
+                ? new SandboxCapability(Controls.ProcessTreeKill, CapabilityStatus.Partial, "process group",
+                    "no PID namespace available: the command's process group is killed; a descendant that left it (setsid) escapes")
+                : new SandboxCapability(Controls.ProcessTreeKill, CapabilityStatus.Partial, "descendant walk (/proc)",
+                    "no PID namespace available: descendants are found by parent pid and killed; a double-forked daemon that reparented to init escapes"),
         });
         var netOk = isolator switch { "requiem-launch" => launcher!.Net, "bwrap" => bwrapNet, "unshare" => unshareNet, _ => false };
         var netDropped = hold ? "; probed: no capabilities, so a root command can neither join another namespace nor bring an interface up" : "";
@@ -368,7 +371,7 @@ public sealed class SandboxProbe
             : Unsupported(Controls.SeccompBpf, isolator switch
             {
                 "requiem-launch" => "the launcher could not install its filter (an architecture other than x86_64/aarch64, or a kernel without seccomp; see ProbeNotes)",
-                "bwrap" => "bwrap could not install the filter (an architecture other than x86_64/aarch64, no sh, or a kernel without seccomp; see ProbeNotes)",
+                "bwrap" => "bwrap could not install the filter (an architecture other than x86_64/aarch64, or a kernel without seccomp; see ProbeNotes)",
                 _ => "no system-call filter with the unshare tool chain (install bubblewrap, or build requiem-launch)",
             }));
         var fsMechanism = isolator == "bwrap"
@@ -696,7 +699,12 @@ public sealed class SandboxProbe
             if (!prOk) notes.Add("prlimit did not apply limits: " + r.Describe());
         }
         else notes.Add("prlimit (util-linux) not found");
-        if (Which("env", "/usr/bin/env", "/bin/env") is { } envTool)
+        if (Processes.ProcessHost.Supported)
+        {
+            // Runs and probes are started with every signal at its default disposition (posix_spawn SETSIGDEF).
+            notes.Add("SIGPIPE is reset by the engine's process host (posix_spawn), so env is not needed in the chain");
+        }
+        else if (Which("env", "/usr/bin/env", "/bin/env") is { } envTool)
         {
             // The probe itself runs from .NET, so SIGPIPE is ignored on entry: only a reset makes `yes | head` kill yes.
             var r = Exec(envTool, new[] { "--default-signal=PIPE", "--", cat, "/proc/self/status" });
@@ -834,9 +842,48 @@ public sealed class SandboxProbe
         }
     }
 
-    private static ProbeRun Exec(LaunchCommand command, string workingDirectory) => Exec(command.File, command.Args.ToArray(), workingDirectory);
+    private static ProbeRun Exec(LaunchCommand command, string workingDirectory) => Exec(command.File, command.Args.ToArray(), workingDirectory, command.Files);
 
-    private static ProbeRun Exec(string file, string[] args, string? workingDirectory = null)
+    /// <summary>Runs a probe command as runs are started (the process host on Linux), with a 5 s limit.</summary>
+    private static ProbeRun Exec(string file, string[] args, string? workingDirectory = null, IReadOnlyList<(int Fd, string Path)>? files = null)
+    {
+        if (Processes.ProcessHost.Supported) return ExecHosted(file, args, workingDirectory, files ?? Array.Empty<(int, string)>());
+        if (files is { Count: > 0 }) return new ProbeRun(false, -1, "", "descriptors can only be passed by the process host");
+        return ExecPortable(file, args, workingDirectory);
+    }
+
+    private static ProbeRun ExecHosted(string file, string[] args, string? workingDirectory, IReadOnlyList<(int Fd, string Path)> files)
+    {
+        Processes.HostedProcess p;
+        try
+        {
+            var env = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>().Select(e => $"{e.Key}={e.Value}").ToArray();
+            p = Processes.ProcessHost.Start(new Processes.ProcessSpec
+            {
+                Argv = new[] { file }.Concat(args).ToArray(), Environment = env, WorkingDirectory = workingDirectory, StdinPipe = false, ReadOnlyFiles = files,
+            });
+        }
+        catch (Processes.ProcessStartException ex)
+        {
+            return new ProbeRun(false, -1, "", ex.Message);
+        }
+        using (p)
+        {
+            var outTask = Bench.ProcessMeasure.ReadAllAsync(p.Stdout);
+            var errTask = Bench.ProcessMeasure.ReadAllAsync(p.Stderr);
+            var timedOut = 0;
+            using var timer = new Timer(_ => { if (p.KillGroup()) Volatile.Write(ref timedOut, 1); }, null, 5000, Timeout.Infinite);
+            var exit = p.WaitForExit();
+            timer.Dispose();
+            if (!Task.WaitAll(new Task[] { outTask, errTask }, TimeSpan.FromSeconds(2))) p.KillGroup();
+            if (Volatile.Read(ref timedOut) == 1) return new ProbeRun(false, -1, "", "timed out");
+            var stdout = outTask.IsCompletedSuccessfully ? System.Text.Encoding.UTF8.GetString(outTask.Result) : "";
+            var stderr = errTask.IsCompletedSuccessfully ? System.Text.Encoding.UTF8.GetString(errTask.Result) : "";
+            return new ProbeRun(exit.ExitCode == 0, exit.ExitCode, stdout, stderr);
+        }
+    }
+
+    private static ProbeRun ExecPortable(string file, string[] args, string? workingDirectory)
     {
         try
         {
