@@ -29,7 +29,7 @@ public static partial class LauncherFile
         if (!OperatingSystem.IsLinux() || SandboxProbe.LauncherCandidate() is not { } path) return;
         var check = Check(path);
         if (check.Usable || !s_warned.TryAdd(path, 0)) return;
-        output.Warning($"requiem-launch is not used: {check.Problem}. Runs use the slower unshare/prlimit tool chain instead. Fix: {check.Fix}");
+        output.Warning($"requiem-launch is not used: {check.Problem}. Runs use the slower tool chain instead (bubblewrap where it works, else unshare/prlimit). Fix: {check.Fix}");
     }
 
     private static LauncherFileCheck Inspect(string path)
