@@ -678,6 +678,25 @@ Describe 'Filesystem isolation (policy.filesystem, <Name>): workspace, hermetic,
         finally { $listener.Dispose(); Remove-Item -LiteralPath $path -Force -ErrorAction Ignore }
     }
 
+    It 'refuses to run (SandboxSetupFailed) when a declared read-only path vanished since it was resolved' {
+        # readonly_paths are resolved at most every 5 s: a path removed in between makes the mount fail, and nothing runs.
+        if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        $extra = "/opt/requiem-ro-$Marker"
+        try { New-Item -ItemType Directory -Path $extra -ErrorAction Stop | Out-Null }
+        catch { Set-ItResult -Skipped -Because '/opt is not writable here'; return }
+        try {
+            $policy = @{ filesystem = 'hermetic'; readonly_paths = @('/usr', '/bin', '/lib', '/lib64', $extra) }
+            $seen = Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', 'ls "$0" > /dev/null && echo seen', $extra) -Policy $policy) -IncludeOutput -WarningAction SilentlyContinue
+            $seen.StdoutText | Should -Be "seen`n"
+            Remove-Item -LiteralPath $extra
+            $m = Join-Path $Ws 'vanished.marker'
+            { Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', "touch '$m'") -Policy $policy) -ErrorAction Stop -WarningAction SilentlyContinue } |
+                Should -Throw -ErrorId 'SandboxSetupFailed,Requiem.PowerShell.InvokeRequiemExecCommand'
+            Test-Path -LiteralPath $m | Should -BeFalse
+        }
+        finally { Remove-Item -LiteralPath $extra -Force -ErrorAction Ignore }
+    }
+
     It 'host: no file-system isolation, reported as such' {
         $r = Invoke-Fs 'host' 'echo x > /tmp/$0 && echo wrote-host-tmp'
         $r.StdoutText | Should -Match 'wrote-host-tmp'
