@@ -102,7 +102,7 @@ function Invoke-Build {
     # The native sandbox launcher (built by Requiem.Engine.csproj where a C compiler exists; optional).
     $launcher = Join-Path $publish 'requiem-launch'
     if (Test-Path $launcher) { Copy-Item $launcher $deps }
-    elseif ($IsLinux) { Write-Warning 'requiem-launch was not built (no C compiler): Invoke-RequiemExec will use the slower unshare/prlimit tool chain.' }
+    elseif ($IsLinux) { Write-Warning 'requiem-launch was not built (no C compiler): Invoke-RequiemExec will use the slower tool chain (bubblewrap, else unshare/prlimit).' }
     Copy-Item (Join-Path $Root 'Requiem.psd1'), (Join-Path $Root 'LICENSE'), (Join-Path $Root 'CHANGELOG.md') $ModuleOut
 
     $formats = Join-Path $Root 'src/Requiem.PowerShell/Formats'

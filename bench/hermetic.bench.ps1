@@ -6,8 +6,10 @@
        (the same request again, already recorded) vs `& /bin/true` in pwsh;
     2. the launcher alone (requiem-launch with the same mounts and filter the run used) vs bubblewrap with the
        equivalent binds (--unshare-pid --unshare-net --proc --dev --tmpfs /tmp, the default readonly_paths, the
-       workspace), both started with `&` from pwsh. bwrap runs without a seccomp filter (it takes only a compiled BPF
-       program on a descriptor), which favours it.
+       workspace), both started with `&` from pwsh: bwrap without a filter, and bwrap with the launcher's seccomp
+       program (`requiem-launch --print-seccomp`), which bwrap takes only on a descriptor, so a sh opens it as fd 3
+       and execs bwrap (one exec more, as the module's own bwrap launch does);
+    3. Invoke-RequiemExec of the same request with the bubblewrap isolator (REQUIEM_LAUNCHER=none) vs `& /bin/true`.
 .PARAMETER Iterations
     Calls per side, interleaved with their own `& /bin/true` baseline.
 #>
@@ -53,7 +55,14 @@ try {
         if ($item.LinkType -eq 'SymbolicLink' -and $item.PSIsContainer) { $bwrapArgs += @('--symlink', $item.Target, $p) }
         else { $bwrapArgs += @('--ro-bind', $p, $p) }
     }
-    $bwrapArgs += @('--bind', $ws, $ws, '--remount-ro', '/', '--chdir', $ws, '--', $true_)
+    $bwrapArgs += @('--bind', $ws, $ws, '--remount-ro', '/', '--chdir', $ws)
+    $bwrapSeccompArgs = @('-c', 'exec 3< "$0"; exec "$@"', (Join-Path $work 'filter.bpf'), $bwrap) + $bwrapArgs + @('--seccomp', '3', '--', $true_)
+    $bwrapArgs += @('--', $true_)
+    $sh = (Get-Command sh -CommandType Application | Select-Object -First 1).Source
+    if ($bwrap) {
+        & $sh -c "'$launcher' --print-seccomp > '$(Join-Path $work 'filter.bpf')'"
+        if ($LASTEXITCODE -ne 0) { throw 'requiem-launch --print-seccomp failed' }
+    }
 
     function Median($xs) { $s = @($xs | Sort-Object); $s[[int][Math]::Floor($s.Count / 2)] }
     function Measure-Pair([scriptblock] $Run) {
@@ -67,7 +76,16 @@ try {
     }
     # warm-up
     1..20 | ForEach-Object { & $true_; $null = Invoke-RequiemExec -Request $request; Push-Location $ws; & $launcher @launchArgs; Pop-Location }
-    if ($bwrap) { 1..5 | ForEach-Object { & $bwrap @bwrapArgs } }
+    if ($bwrap) {
+        1..5 | ForEach-Object { & $bwrap @bwrapArgs; & $sh @bwrapSeccompArgs }
+        $env:REQUIEM_LAUNCHER = 'none'
+        try {
+            $rb = Invoke-RequiemExec -Request $request
+            if ((Get-RequiemHealth).Isolator -ne 'bwrap' -or $rb.Sandbox.Filesystem -ne 'hermetic' -or -not $rb.Sandbox.Seccomp) { throw "the bwrap run did not run as asked: $($rb.Sandbox)" }
+            1..20 | ForEach-Object { $null = Invoke-RequiemExec -Request $request }
+        }
+        finally { Remove-Item Env:REQUIEM_LAUNCHER }
+    }
     if ($LASTEXITCODE -ne 0) { throw "warm-up failed: exit $LASTEXITCODE" }
 
     $exec = Measure-Pair { Invoke-RequiemExec -Request $request }
@@ -75,13 +93,20 @@ try {
     try {
         $raw = Measure-Pair { & $launcher @launchArgs }
         $bw = if ($bwrap) { Measure-Pair { & $bwrap @bwrapArgs } }
+        $bws = if ($bwrap) { Measure-Pair { & $sh @bwrapSeccompArgs } }
     }
     finally { Pop-Location }
+    $execBwrap = if ($bwrap) {
+        $env:REQUIEM_LAUNCHER = 'none'
+        try { Measure-Pair { Invoke-RequiemExec -Request $request } } finally { Remove-Item Env:REQUIEM_LAUNCHER }
+    }
 
     "Invoke-RequiemExec hermetic+seccomp+deny_network+limits, same request (already recorded): & /bin/true {0:N2} ms, sandboxed {1:N2} ms, added {2:N2} ms (target <= 2 ms)" -f $exec.Native, $exec.Sandboxed, $exec.Added | Write-Host
     "requiem-launch alone (same mounts, seccomp, netns):  & /bin/true {0:N2} ms, launcher {1:N2} ms, added {2:N2} ms" -f $raw.Native, $raw.Sandboxed, $raw.Added | Write-Host
     if ($bw) {
         "bwrap alone (equivalent binds, no seccomp filter):  & /bin/true {0:N2} ms, bwrap {1:N2} ms, added {2:N2} ms; requiem-launch is {3:N2}x faster" -f $bw.Native, $bw.Sandboxed, $bw.Added, ($bw.Sandboxed / $raw.Sandboxed) | Write-Host
+        "bwrap alone with the same seccomp program (sh opens it as fd 3):  & /bin/true {0:N2} ms, bwrap {1:N2} ms, added {2:N2} ms; requiem-launch is {3:N2}x faster" -f $bws.Native, $bws.Sandboxed, $bws.Added, ($bws.Sandboxed / $raw.Sandboxed) | Write-Host
+        "Invoke-RequiemExec, same request, bubblewrap isolator (REQUIEM_LAUNCHER=none):  & /bin/true {0:N2} ms, sandboxed {1:N2} ms, added {2:N2} ms" -f $execBwrap.Native, $execBwrap.Sandboxed, $execBwrap.Added | Write-Host
     }
     "enforced: {0}" -f ($r.Sandbox.Enforced -join ',') | Write-Host
 
@@ -92,6 +117,8 @@ try {
         exec = [ordered]@{ native_median_ms = $exec.Native; sandboxed_median_ms = $exec.Sandboxed; added_ms = $exec.Added; target_added_ms = 2; enforced = @($r.Sandbox.Enforced) }
         launcher = [ordered]@{ native_median_ms = $raw.Native; median_ms = $raw.Sandboxed; added_ms = $raw.Added }
         bwrap = if ($bw) { [ordered]@{ native_median_ms = $bw.Native; median_ms = $bw.Sandboxed; added_ms = $bw.Added; seccomp = $false } } else { $null }
+        bwrap_seccomp = if ($bws) { [ordered]@{ native_median_ms = $bws.Native; median_ms = $bws.Sandboxed; added_ms = $bws.Added; seccomp = $true } } else { $null }
+        exec_bwrap = if ($execBwrap) { [ordered]@{ native_median_ms = $execBwrap.Native; sandboxed_median_ms = $execBwrap.Sandboxed; added_ms = $execBwrap.Added } } else { $null }
     } | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath (Join-Path $OutDirectory 'hermetic.json')
 }
 finally {

@@ -6,6 +6,7 @@
  *                  [--root ro-host|tmpfs] [--ro-bind PATH] [--bind PATH] [--tmpfs PATH] [--hide PATH] [--dev PATH]
  *                  -- COMMAND [ARG...]
  *   requiem-launch --hold-netns
+ *   requiem-launch --print-seccomp
  *   requiem-launch --version
  *
  * It does with the kernel's own calls what the fallback chain does with util-linux and coreutils
@@ -37,6 +38,8 @@
  * (the engine holds the pipe; runs join the namespace instead of paying for a new one each time).
  * Exit status: the command's exit code, 128+N when it died of signal N, 125 when the sandbox could not be set up,
  * 126/127 when the command could not be executed (message on stderr, prefixed "requiem-launch:").
+ * --print-seccomp writes the seccomp program (struct sock_filter array) to stdout and runs nothing: the engine builds
+ * the same bytes for bubblewrap's --seccomp (SeccompFilter.cs), and a test compares the two.
  * --version prints "requiem-launch 3" and runs nothing.
  */
 #define _GNU_SOURCE
@@ -211,10 +214,10 @@ static const uint32_t denied_calls[] = {
 
 static int use_seccomp;
 
-static void install_seccomp(void)
+/* Fills prog (room for 128) and returns the number of instructions; 0 where this architecture has no filter. */
+static unsigned short build_seccomp(struct sock_filter_v *prog)
 {
 #ifdef SECCOMP_ARCH
-    struct sock_filter_v prog[128];
     unsigned short n = 0;
 #define STMT(c, k) (prog[n++] = (struct sock_filter_v){ (c), 0, 0, (k) })
 #define JUMP(c, k, t, f) (prog[n++] = (struct sock_filter_v){ (c), (t), (f), (k) })
@@ -241,12 +244,29 @@ static void install_seccomp(void)
     STMT(BPF_RET_K, SECCOMP_RET_ALLOW_V);
 #undef STMT
 #undef JUMP
+    return n;
+#else
+    (void)prog;
+    return 0;
+#endif
+}
+
+static void install_seccomp(void)
+{
+    struct sock_filter_v prog[128];
+    unsigned short n = build_seccomp(prog);
+    if (n == 0) { errno = ENOSYS; fail("seccomp", "no filter for this architecture"); }
     struct sock_fprog_v fprog = { n, prog };
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER_V, &fprog, 0, 0) != 0) fail("prctl", "PR_SET_SECCOMP");
-#else
-    errno = ENOSYS;
-    fail("seccomp", "no filter for this architecture");
-#endif
+}
+
+static int print_seccomp(void)
+{
+    struct sock_filter_v prog[128];
+    unsigned short n = build_seccomp(prog);
+    if (n == 0) { dprintf(2, "requiem-launch: no seccomp filter for this architecture\n"); return SETUP_FAILED; }
+    size_t len = n * sizeof prog[0];
+    return write(1, prog, len) == (ssize_t)len ? 0 : SETUP_FAILED;
 }
 
 static void exec_command(char **argv, struct limit *limits, int nlimits)
@@ -521,6 +541,7 @@ int main(int argc, char **argv)
         if (strcmp(a, "--seccomp") == 0) { use_seccomp = 1; continue; }
         if (strcmp(a, "--version") == 0) { printf("requiem-launch 3\n"); return 0; }
         if (strcmp(a, "--hold-netns") == 0) return hold_netns();
+        if (strcmp(a, "--print-seccomp") == 0) return print_seccomp();
         if (i + 1 >= argc) { dprintf(2, "requiem-launch: %s needs a value\n", a); return SETUP_FAILED; }
         if (strcmp(a, "--join-netns") == 0) { join_netns = argv[++i]; continue; }
         if (strcmp(a, "--cgroup-procs") == 0) { cgroup_procs = argv[++i]; continue; }

@@ -252,19 +252,24 @@ Describe 'Invoke-RequiemReplay' {
     }
 }
 
-# Every sandbox behaviour is checked twice: with the native launcher (requiem-launch, the default where the build found
-# a C compiler) and with the external tool chain it replaces (REQUIEM_LAUNCHER=none: unshare, sh, prlimit, env).
+# Every sandbox behaviour is checked three times: with the native launcher (requiem-launch, the default where the build
+# found a C compiler), with bubblewrap (REQUIEM_LAUNCHER=none where bwrap exists), and with the last tool chain
+# (REQUIEM_LAUNCHER=none, REQUIEM_BWRAP=none: unshare, sh, prlimit, setpriv, env).
 Describe 'Sandbox (<Name>): environment, timeouts, output, limits, network' -ForEach @(
-    @{ Name = 'requiem-launch'; Launcher = $null }
-    @{ Name = 'tool chain'; Launcher = 'none' }
+    @{ Name = 'requiem-launch'; Launcher = $null; Bwrap = $null }
+    @{ Name = 'bubblewrap'; Launcher = 'none'; Bwrap = $null }
+    @{ Name = 'unshare tool chain'; Launcher = 'none'; Bwrap = 'none' }
 ) {
     BeforeAll {
         $script:SavedLauncher = $env:REQUIEM_LAUNCHER
+        $script:SavedBwrap = $env:REQUIEM_BWRAP
         if ($Launcher) { $env:REQUIEM_LAUNCHER = $Launcher } else { Remove-Item Env:REQUIEM_LAUNCHER -ErrorAction Ignore }
+        if ($Bwrap) { $env:REQUIEM_BWRAP = $Bwrap } else { Remove-Item Env:REQUIEM_BWRAP -ErrorAction Ignore }
         $script:Health = Get-RequiemHealth
     }
     AfterAll {
         if ($null -ne $SavedLauncher) { $env:REQUIEM_LAUNCHER = $SavedLauncher } else { Remove-Item Env:REQUIEM_LAUNCHER -ErrorAction Ignore }
+        if ($null -ne $SavedBwrap) { $env:REQUIEM_BWRAP = $SavedBwrap } else { Remove-Item Env:REQUIEM_BWRAP -ErrorAction Ignore }
         $script:Health = Get-RequiemHealth
     }
 
@@ -273,6 +278,14 @@ Describe 'Sandbox (<Name>): environment, timeouts, output, limits, network' -For
         if ($Launcher -eq 'none') {
             $Health.Isolator | Should -Not -Be 'requiem-launch'
             $Health.ProbeNotes -join ' ' | Should -Match 'REQUIEM_LAUNCHER=none'
+            if ($Bwrap -eq 'none') {
+                $Health.Isolator | Should -Not -Be 'bwrap'
+                $Health.ProbeNotes -join ' ' | Should -Match 'REQUIEM_BWRAP=none'
+            }
+            elseif (Get-Command bwrap -CommandType Application -ErrorAction Ignore) {
+                $Health.Isolator | Should -Be 'bwrap'
+                ($Health.Capabilities | Where-Object Name -eq 'process_tree_kill').Mechanism | Should -Match '^bwrap'
+            }
         }
         elseif ($built) {
             $Health.Isolator | Should -Be 'requiem-launch'
@@ -403,7 +416,8 @@ Describe 'Sandbox (<Name>): environment, timeouts, output, limits, network' -For
         finally { $listener.Stop() }
     }
 
-    It 'keeps a root command from joining the host network namespace again (capabilities dropped)' -Skip:(-not ((Test-Path /bin/bash) -and (Get-Command nsenter -ErrorAction Ignore))) {
+    # Root only: the escape it checks for works outside the sandbox for root alone.
+    It 'keeps a root command from joining the host network namespace again (capabilities dropped)' -Skip:(-not ((Test-Path /bin/bash) -and (Get-Command nsenter -ErrorAction Ignore) -and ((id -u) -eq '0'))) {
         $listener = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0)
         $listener.Start()
         try {
@@ -494,7 +508,7 @@ echo done
     It 'reports health capabilities that match what the runs observed' {
         $caps = $Health.SandboxCapabilities
         foreach ($c in 'clean_environment', 'timeout', 'output_limit') { $caps.Enforced | Should -Contain $c }
-        if ($Health.Isolator -eq 'requiem-launch') { $caps.Enforced | Should -Contain 'seccomp_bpf' } else { $caps.Unsupported | Should -Contain 'seccomp_bpf' }
+        if ($Health.Isolator -in 'requiem-launch', 'bwrap') { $caps.Enforced | Should -Contain 'seccomp_bpf' } else { $caps.Unsupported | Should -Contain 'seccomp_bpf' }
         $all = @($caps.Enforced) + @($caps.Partial) + @($caps.Unsupported)
         ($all | Group-Object | Where-Object Count -gt 1) | Should -BeNullOrEmpty
         foreach ($c in 'process_tree_kill', 'network_isolation', 'rlimit_memory', 'rlimit_cpu', 'rlimit_open_files', 'process_limit', 'workspace_confinement', 'filesystem_isolation') { $all | Should -Contain $c }
@@ -531,8 +545,15 @@ echo done
     }
 }
 
-Describe 'Filesystem isolation (policy.filesystem): workspace, hermetic, host' -Skip:(-not $IsLinux) {
+# The file-system views are checked with both isolators that build them: requiem-launch and bubblewrap.
+Describe 'Filesystem isolation (policy.filesystem, <Name>): workspace, hermetic, host' -Skip:(-not $IsLinux) -ForEach @(
+    @{ Name = 'requiem-launch'; Launcher = $null }
+    @{ Name = 'bubblewrap'; Launcher = 'none' }
+) {
     BeforeAll {
+        $script:SavedLauncher = $env:REQUIEM_LAUNCHER
+        if ($Launcher) { $env:REQUIEM_LAUNCHER = $Launcher } else { Remove-Item Env:REQUIEM_LAUNCHER -ErrorAction Ignore }
+        $script:Health = Get-RequiemHealth
         $script:FsCaps = $Health.SandboxCapabilities
         $script:FsEnforced = ($FsCaps.Enforced -contains 'filesystem_isolation') -and ($FsCaps.Enforced -contains 'workspace_confinement')
         $script:Marker = 'requiem-fs-' + [guid]::NewGuid().ToString('n')
@@ -545,11 +566,16 @@ Describe 'Filesystem isolation (policy.filesystem): workspace, hermetic, host' -
     AfterEach {
         foreach ($f in "/$Marker", "/etc/$Marker", "/usr/$Marker", "/tmp/$Marker", "/var/tmp/$Marker") { Remove-Item -LiteralPath $f -Force -ErrorAction Ignore }
     }
+    AfterAll {
+        if ($null -ne $SavedLauncher) { $env:REQUIEM_LAUNCHER = $SavedLauncher } else { Remove-Item Env:REQUIEM_LAUNCHER -ErrorAction Ignore }
+        $script:Health = Get-RequiemHealth
+    }
 
-    It 'is reported by health exactly as probed (launcher: enforced; tool chain: unsupported)' {
+    It 'is reported by health exactly as probed (launcher and bwrap: enforced; unshare tool chain: unsupported)' {
         $built = Test-Path (Join-Path (Split-Path $ModulePath) 'dependencies/requiem-launch')
-        if ($Health.Isolator -eq 'requiem-launch') { $FsEnforced | Should -BeTrue }
+        if ($Health.Isolator -in 'requiem-launch', 'bwrap') { $FsEnforced | Should -BeTrue }
         else { $FsCaps.Unsupported | Should -Contain 'filesystem_isolation' }
+        if ($Launcher -eq 'none' -and (Get-Command bwrap -CommandType Application -ErrorAction Ignore)) { $Health.Isolator | Should -Be 'bwrap' }
         $json = Get-RequiemHealth -AsJson | ConvertFrom-Json
         @($json.sandbox_capabilities.enforced) + @($json.sandbox_capabilities.partial) + @($json.sandbox_capabilities.unsupported) |
             Should -Contain 'workspace_confinement'
@@ -627,7 +653,7 @@ Describe 'Filesystem isolation (policy.filesystem): workspace, hermetic, host' -
         if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
         $s = '(mount -o remount,rw /) 2>/dev/null && echo remounted-root; (mount -o remount,rw /usr) 2>/dev/null && echo remounted-usr; ' +
              '(mount --bind / /tmp) 2>/dev/null && echo bound; (umount -l /) 2>/dev/null && echo unmounted; ' +
-             '(chroot /proc/1/root /bin/true) 2>/dev/null && echo chrooted; ls /proc/1/root/ | grep -q -x old_root && echo old-root-seen; ' +
+             '(chroot /proc/1/root /bin/true) 2>/dev/null && echo chrooted; ls /proc/1/root/ | grep -q -x old_root && ! [ /proc/1/root/ -ef / ] && echo old-root-seen; ' +
              '(echo x > /$0) 2>/dev/null && echo wrote-root; echo done'
         $r = Invoke-Fs $Mode $s
         $r.StdoutText | Should -Be "done`n"
@@ -650,6 +676,25 @@ Describe 'Filesystem isolation (policy.filesystem): workspace, hermetic, host' -
             $her.StderrText | Should -Match 'FileNotFoundError|No such file'
         }
         finally { $listener.Dispose(); Remove-Item -LiteralPath $path -Force -ErrorAction Ignore }
+    }
+
+    It 'refuses to run (SandboxSetupFailed) when a declared read-only path vanished since it was resolved' {
+        # readonly_paths are resolved at most every 5 s: a path removed in between makes the mount fail, and nothing runs.
+        if (-not $FsEnforced) { Set-ItResult -Skipped -Because 'file-system isolation is not enforced here'; return }
+        $extra = "/opt/requiem-ro-$Marker"
+        try { New-Item -ItemType Directory -Path $extra -ErrorAction Stop | Out-Null }
+        catch { Set-ItResult -Skipped -Because '/opt is not writable here'; return }
+        try {
+            $policy = @{ filesystem = 'hermetic'; readonly_paths = @('/usr', '/bin', '/lib', '/lib64', $extra) }
+            $seen = Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', 'ls "$0" > /dev/null && echo seen', $extra) -Policy $policy) -IncludeOutput -WarningAction SilentlyContinue
+            $seen.StdoutText | Should -Be "seen`n"
+            Remove-Item -LiteralPath $extra
+            $m = Join-Path $Ws 'vanished.marker'
+            { Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', "touch '$m'") -Policy $policy) -ErrorAction Stop -WarningAction SilentlyContinue } |
+                Should -Throw -ErrorId 'SandboxSetupFailed,Requiem.PowerShell.InvokeRequiemExecCommand'
+            Test-Path -LiteralPath $m | Should -BeFalse
+        }
+        finally { Remove-Item -LiteralPath $extra -Force -ErrorAction Ignore }
     }
 
     It 'host: no file-system isolation, reported as such' {
@@ -802,9 +847,11 @@ Describe 'Policy and confidence' {
         $r.Sandbox.Filesystem | Should -Be $Mode
     }
 
-    It 'without a launcher: file-system isolation and seccomp are unsupported, lower the confidence, and strict refuses them (nothing runs)' {
+    It 'without requiem-launch or bwrap: file-system isolation and seccomp are unsupported, lower the confidence, and strict refuses them (nothing runs)' {
         $saved = $env:REQUIEM_LAUNCHER
+        $savedBwrap = $env:REQUIEM_BWRAP
         $env:REQUIEM_LAUNCHER = 'none'
+        $env:REQUIEM_BWRAP = 'none'
         try {
             $caps = (Get-RequiemHealth).SandboxCapabilities
             foreach ($c in 'filesystem_isolation', 'workspace_confinement', 'seccomp_bpf') { $caps.Unsupported | Should -Contain $c }
@@ -822,9 +869,11 @@ Describe 'Policy and confidence' {
             Test-Path $m | Should -BeFalse
             $null = Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', "touch '$m'") -Policy @{ mode = 'strict'; filesystem = 'host'; seccomp = $false })
             Test-Path $m | Should -BeTrue
+            Remove-Item $m
         }
         finally {
             if ($null -ne $saved) { $env:REQUIEM_LAUNCHER = $saved } else { Remove-Item Env:REQUIEM_LAUNCHER -ErrorAction Ignore }
+            if ($null -ne $savedBwrap) { $env:REQUIEM_BWRAP = $savedBwrap } else { Remove-Item Env:REQUIEM_BWRAP -ErrorAction Ignore }
         }
     }
 

@@ -229,185 +229,68 @@ public static class ProcessMeasure
         return ms.ToArray();
     });
 
-    /// <summary>posix_spawnp + wait4 on Linux (glibc or musl; x64/arm64 struct layouts).</summary>
-    private static unsafe class LinuxSpawn
+    /// <summary>posix_spawnp + wait4 on Linux through the engine's one process host (<see cref="Processes.ProcessHost"/>).</summary>
+    private static class LinuxSpawn
     {
-        private const int O_RDONLY = 0;
-        private const int O_CLOEXEC = 0x80000;
-        private const short POSIX_SPAWN_SETPGROUP = 0x02;
-        private const short POSIX_SPAWN_SETSIGDEF = 0x04;
-        private const short POSIX_SPAWN_SETSIGMASK = 0x08;
-        private const int SIGKILL = 9;
-        private const int EINTR = 4;
-        private const int ECHILD = 10;
-
-        [StructLayout(LayoutKind.Sequential)]
-        private struct Rusage
-        {
-            public long UtimeSec, UtimeUsec, StimeSec, StimeUsec;
-            public long MaxRss, IxRss, IdRss, IsRss, MinFlt, MajFlt, NSwap, InBlock, OuBlock, MsgSnd, MsgRcv, NSignals, NVcsw, NIvcsw;
-        }
-
-        [DllImport("libc", SetLastError = true)] private static extern int pipe2(int* fds, int flags);
-        [DllImport("libc", SetLastError = true)] private static extern int close(int fd);
-        [DllImport("libc", SetLastError = true)] private static extern int kill(int pid, int sig);
-        [DllImport("libc", SetLastError = true)] private static extern int wait4(int pid, int* status, int options, Rusage* usage);
-        [DllImport("libc")] private static extern int posix_spawn_file_actions_init(void* fa);
-        [DllImport("libc")] private static extern int posix_spawn_file_actions_destroy(void* fa);
-        [DllImport("libc")] private static extern int posix_spawn_file_actions_adddup2(void* fa, int fd, int newfd);
-        [DllImport("libc")] private static extern int posix_spawn_file_actions_addopen(void* fa, int fd, byte* path, int oflag, int mode);
-        [DllImport("libc")] private static extern int posix_spawn_file_actions_addchdir_np(void* fa, byte* path);
-        [DllImport("libc")] private static extern int posix_spawnattr_init(void* attr);
-        [DllImport("libc")] private static extern int posix_spawnattr_destroy(void* attr);
-        [DllImport("libc")] private static extern int posix_spawnattr_setflags(void* attr, short flags);
-        [DllImport("libc")] private static extern int posix_spawnattr_setpgroup(void* attr, int pgroup);
-        [DllImport("libc")] private static extern int posix_spawnattr_setsigmask(void* attr, void* mask);
-        [DllImport("libc")] private static extern int posix_spawnattr_setsigdefault(void* attr, void* mask);
-        [DllImport("libc")] private static extern int sigemptyset(void* set);
-        [DllImport("libc")] private static extern int sigaddset(void* set, int sig);
-        [DllImport("libc")] private static extern int posix_spawnp(int* pid, byte* file, void* fa, void* attr, byte** argv, byte** envp);
-
         public static ProcessMeasurement Run(ProcessLaunch launch, CancellationToken cancel)
         {
-            var env = BuildEnvironment(launch.Environment);
-            var allocs = new List<IntPtr>();
-            // Generous opaque buffers: glibc's posix_spawn_file_actions_t is 80 bytes, posix_spawnattr_t 336, sigset_t 128.
-            var fa = NativeMemory.AllocZeroed(1024);
-            var attr = NativeMemory.AllocZeroed(1024);
-            var sigEmpty = NativeMemory.AllocZeroed(256);
-            var sigDefault = NativeMemory.AllocZeroed(256);
-            int* outPipe = stackalloc int[2];
-            int* errPipe = stackalloc int[2];
-            outPipe[0] = outPipe[1] = errPipe[0] = errPipe[1] = -1;
-            int pid = 0;
+            Processes.HostedProcess p;
             try
             {
-                if (pipe2(outPipe, O_CLOEXEC) != 0 || pipe2(errPipe, O_CLOEXEC) != 0)
-                    throw new RequiemException("BenchLaunchFailed", ErrorKind.ResourceUnavailable, $"pipe2 failed (errno {Marshal.GetLastPInvokeError()}).", launch.Argv[0]);
-
-                posix_spawn_file_actions_init(fa);
-                var devnull = Utf8(allocs, "/dev/null");
-                posix_spawn_file_actions_addopen(fa, 0, devnull, O_RDONLY, 0);
-                posix_spawn_file_actions_adddup2(fa, outPipe[1], 1);
-                posix_spawn_file_actions_adddup2(fa, errPipe[1], 2);
-                if (launch.WorkingDirectory is { } cwd)
+                p = Processes.ProcessHost.Start(new Processes.ProcessSpec
                 {
-                    var rc = posix_spawn_file_actions_addchdir_np(fa, Utf8(allocs, cwd));
-                    if (rc != 0) throw new RequiemException("BenchLaunchFailed", ErrorKind.InvalidOperation, $"Cannot set the working directory (error {rc}).", cwd);
-                }
-
-                posix_spawnattr_init(attr);
-                posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-                posix_spawnattr_setpgroup(attr, 0);
-                sigemptyset(sigEmpty);
-                posix_spawnattr_setsigmask(attr, sigEmpty);
-                // .NET ignores SIGPIPE and installs handlers; ignored dispositions survive exec, so reset them all.
-                sigemptyset(sigDefault);
-                for (var s = 1; s < 32; s++) if (s is not 9 and not 19) sigaddset(sigDefault, s);
-                posix_spawnattr_setsigdefault(attr, sigDefault);
-
-                var argv = (byte**)NativeMemory.AllocZeroed((nuint)(launch.Argv.Count + 1), (nuint)sizeof(byte*));
-                allocs.Add((IntPtr)argv);
-                for (var i = 0; i < launch.Argv.Count; i++) argv[i] = Utf8(allocs, launch.Argv[i]);
-                var envp = (byte**)NativeMemory.AllocZeroed((nuint)(env.Count + 1), (nuint)sizeof(byte*));
-                allocs.Add((IntPtr)envp);
-                for (var i = 0; i < env.Count; i++) envp[i] = Utf8(allocs, env[i]);
-
-                var start = Stopwatch.GetTimestamp();
-                int spawned;
-                var spawnRc = posix_spawnp(&spawned, argv[0], fa, attr, argv, envp);
-                pid = spawned;
-                if (spawnRc != 0)
+                    Argv = launch.Argv, Environment = BuildEnvironment(launch.Environment), WorkingDirectory = launch.WorkingDirectory,
+                });
+            }
+            catch (Processes.ProcessStartException ex)
+            {
+                throw new RequiemException("BenchLaunchFailed", ErrorKind.InvalidOperation, $"Cannot start '{launch.Argv[0]}': {ex.Message}.", launch.Argv[0]);
+            }
+            using (p)
+            {
+                var outTask = ReadAllAsync(p.Stdout);
+                var errTask = ReadAllAsync(p.Stderr);
+                // One waiter per run: this thread. Kills (timeout, Ctrl+C) go to the child's process group.
+                var timedOut = 0;
+                using var reg = cancel.Register(() => p.KillGroup());
+                using var timer = launch.Timeout is { } t
+                    ? new Timer(_ => { if (p.KillGroup()) Volatile.Write(ref timedOut, 1); }, null, t, Timeout.InfiniteTimeSpan)
+                    : null;
+                Processes.ProcessExit exit;
+                try
                 {
-                    throw new RequiemException("BenchLaunchFailed", ErrorKind.InvalidOperation,
-                        $"Cannot start '{launch.Argv[0]}': {Marshal.GetPInvokeErrorMessage(spawnRc)} (errno {spawnRc}).", launch.Argv[0]);
+                    exit = p.WaitForExit();
                 }
-                close(outPipe[1]); outPipe[1] = -1;
-                close(errPipe[1]); errPipe[1] = -1;
-
-                var outStream = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(outPipe[0], true), FileAccess.Read, 1);
-                outPipe[0] = -1;
-                var errStream = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(errPipe[0], true), FileAccess.Read, 1);
-                errPipe[0] = -1;
-                var outTask = ReadAllAsync(outStream);
-                var errTask = ReadAllAsync(errStream);
-
-                // One waiter per run: this thread. Kills (timeout, Ctrl+C) target the child's process group and are
-                // only sent while the child has not been reaped, so a recycled pid is never signalled.
-                var gate = new object();
-                var reaped = false;
-                var timedOut = false;
-                void KillGroup(bool timeout)
+                catch (InvalidOperationException ex)
                 {
-                    lock (gate)
-                    {
-                        if (reaped) return;
-                        if (timeout) timedOut = true;
-                        kill(-pid, SIGKILL);
-                    }
+                    throw new RequiemException("BenchWaitFailed", ErrorKind.InvalidOperation, ex.Message + ".", launch.Argv[0]);
                 }
-                using var reg = cancel.Register(() => KillGroup(false));
-                using var timer = launch.Timeout is { } t ? new Timer(_ => KillGroup(true), null, t, Timeout.InfiniteTimeSpan) : null;
-
-                int status;
-                Rusage ru;
-                int w;
-                while (true)
-                {
-                    w = wait4(pid, &status, 0, &ru);
-                    if (w == pid) break;
-                    var errno = Marshal.GetLastPInvokeError();
-                    if (w == -1 && errno == EINTR) continue;
-                    throw new RequiemException("BenchWaitFailed", ErrorKind.InvalidOperation, $"wait4({pid}) failed (errno {errno}).", launch.Argv[0]);
-                }
-                var wall = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-                lock (gate) reaped = true;
-
+                timer?.Dispose();
                 // Descendants that outlive the child may still hold the pipes: give them a moment, then kill the group.
                 if (!Task.WaitAll(new Task[] { outTask, errTask }, TimeSpan.FromSeconds(2)))
                 {
-                    kill(-pid, SIGKILL);
+                    p.KillGroup();
                     Task.WaitAll(new Task[] { outTask, errTask }, TimeSpan.FromSeconds(5));
                 }
-                outStream.Dispose();
-                errStream.Dispose();
                 cancel.ThrowIfCancellationRequested();
 
                 // exec charges the child with the high-water RSS of the image it replaced — with vfork-style spawning,
                 // ours (pwsh, ~100+ MB). A figure at or below our own VmHWM is that floor, not the child: report null.
                 var floor = ReadOwnPeakRssKb();
-                long? maxRss = floor is { } f && ru.MaxRss <= f ? null : ru.MaxRss;
-                int exit; int? signal = null;
-                if ((status & 0x7f) == 0) exit = (status >> 8) & 0xff;
-                else { signal = status & 0x7f; exit = 128 + signal.Value; }
+                long? maxRss = floor is { } f && exit.MaxRssKb <= f ? null : exit.MaxRssKb;
                 return new ProcessMeasurement
                 {
-                    WallMs = wall,
-                    UserMs = ru.UtimeSec * 1000.0 + ru.UtimeUsec / 1000.0,
-                    SystemMs = ru.StimeSec * 1000.0 + ru.StimeUsec / 1000.0,
+                    WallMs = exit.WallMs,
+                    UserMs = exit.UserMs,
+                    SystemMs = exit.SystemMs,
                     MaxRssKb = maxRss,
                     MaxRssFloorKb = floor,
-                    ExitCode = exit,
-                    Signal = signal,
-                    TimedOut = timedOut,
+                    ExitCode = exit.ExitCode,
+                    Signal = exit.Signal,
+                    TimedOut = Volatile.Read(ref timedOut) == 1,
                     Stdout = outTask.IsCompletedSuccessfully ? outTask.Result : Array.Empty<byte>(),
                     Stderr = errTask.IsCompletedSuccessfully ? errTask.Result : Array.Empty<byte>(),
                 };
-            }
-            finally
-            {
-                for (var i = 0; i < 2; i++)
-                {
-                    if (outPipe[i] >= 0) close(outPipe[i]);
-                    if (errPipe[i] >= 0) close(errPipe[i]);
-                }
-                posix_spawn_file_actions_destroy(fa);
-                posix_spawnattr_destroy(attr);
-                NativeMemory.Free(fa);
-                NativeMemory.Free(attr);
-                NativeMemory.Free(sigEmpty);
-                NativeMemory.Free(sigDefault);
-                foreach (var p in allocs) NativeMemory.Free((void*)p);
             }
         }
 
@@ -424,16 +307,6 @@ public static class ProcessMeasure
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or OverflowException) { }
             return null;
-        }
-
-        private static byte* Utf8(List<IntPtr> allocs, string s)
-        {
-            var n = Encoding.UTF8.GetByteCount(s);
-            var p = (byte*)NativeMemory.Alloc((nuint)n + 1);
-            allocs.Add((IntPtr)p);
-            Encoding.UTF8.GetBytes(s, new Span<byte>(p, n));
-            p[n] = 0;
-            return p;
         }
     }
 

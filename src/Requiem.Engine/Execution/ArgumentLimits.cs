@@ -17,8 +17,7 @@ public static partial class ArgumentLimits
     private const int ScArgMaxLinux = 0;
     private const int ScArgMaxBsd = 1;
 
-    [LibraryImport("libc", EntryPoint = "sysconf", SetLastError = true)]
-    private static partial long SysConf(int name);
+    private static long SysConf(int name) => Interop.Libc.SysConf(name);
 
     /// <summary>sysconf(_SC_ARG_MAX) on Unix (it follows the stack rlimit on Linux); null where unknown.</summary>
     public static long? UnixArgMax()

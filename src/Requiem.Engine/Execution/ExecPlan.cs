@@ -25,12 +25,12 @@ public sealed class ExecPlan
     /// <summary>Each not-enforced control with whether the request asked for it (the confidence deductions are computed from these).</summary>
     public List<(string Control, bool Requested, string Reason)> Gaps { get; init; } = new();
     /// <summary>What was in force for this run's files: <c>host</c>, <c>workspace</c> or <c>hermetic</c> (host when isolation could not be applied).</summary>
-    public string FilesystemInForce => FilesystemArgs.Count > 0 ? Request.Policy.Filesystem : FilesystemView.Host;
+    public string FilesystemInForce => Filesystem is { IsHost: false } ? Request.Policy.Filesystem : FilesystemView.Host;
     /// <summary>Requested controls that are missing (subset of NotEnforced that the request itself asked for).</summary>
     public required List<string> RequestedButMissing { get; init; }
     public required SandboxProbe Probe { get; init; }
-    /// <summary>requiem-launch's <c>--root</c> and mount options for <c>policy.filesystem</c> (empty: the host's tree).</summary>
-    public IReadOnlyList<string> FilesystemArgs { get; init; } = Array.Empty<string>();
+    /// <summary>The mounts for <c>policy.filesystem</c> when they can be enforced here (null: the host's tree).</summary>
+    public FilesystemLayout? Filesystem { get; init; }
 
     public static ExecPlan Create(ExecRequest req, SandboxProbe probe, IDictionary? hostEnvironment = null)
     {
@@ -76,7 +76,7 @@ public sealed class ExecPlan
         void Want(string control, bool requested)
         {
             var cap = probe.Capabilities.FirstOrDefault(c => c.Name == control);
-            if (cap is { Status: "enforced" } || (cap is { Status: "partial" } && control == Controls.ProcessLimit))
+            if (cap is { State: CapabilityStatus.Enforced } || (cap is { State: CapabilityStatus.Partial } && control == Controls.ProcessLimit))
             {
                 enforced.Add(control);
                 return;
@@ -91,7 +91,7 @@ public sealed class ExecPlan
         Want(Controls.ProcessTreeKill, false);
         // Both come from one mount layout: it is applied only when the probe saw both hold, so neither is claimed alone.
         var isolateFiles = policy.Filesystem != FilesystemView.Host
-                           && probe.StatusOf(Controls.FilesystemIsolation) == "enforced" && probe.StatusOf(Controls.WorkspaceConfinement) == "enforced";
+                           && probe.StatusOf(Controls.FilesystemIsolation) == CapabilityStatus.Enforced && probe.StatusOf(Controls.WorkspaceConfinement) == CapabilityStatus.Enforced;
         if (policy.Filesystem != FilesystemView.Host)
         {
             foreach (var control in new[] { Controls.FilesystemIsolation, Controls.WorkspaceConfinement })
@@ -132,9 +132,9 @@ public sealed class ExecPlan
             RequestedButMissing = missing,
             Probe = probe,
             Gaps = gaps,
-            FilesystemArgs = isolateFiles
-                ? FilesystemView.LauncherArgs(policy.Filesystem, root, declaredInputs, policy.ReadonlyPaths, policy.HiddenPaths)
-                : Array.Empty<string>(),
+            Filesystem = isolateFiles
+                ? FilesystemView.Layout(policy.Filesystem, root, declaredInputs, policy.ReadonlyPaths, policy.HiddenPaths)
+                : null,
         };
     }
 

@@ -6,6 +6,7 @@ using System.Text.Json;
 using Requiem.Engine.Cas;
 using Requiem.Engine.Diagnostics;
 using Requiem.Engine.Hashing;
+using Requiem.Engine.Processes;
 using Requiem.Engine.Sandbox;
 
 namespace Requiem.Engine.Execution;
@@ -28,11 +29,7 @@ public sealed class ExecOptions
 public static class ExecRunner
 {
     /// <summary>Bytes read and discarded after max_output_bytes before the pipe is closed (the writer then gets SIGPIPE/EPIPE).</summary>
-    public const long OverflowDrainBytes = 16L << 20;
-    /// <summary>Captured output beyond this many bytes moves from memory to a temp file in the CAS.</summary>
-    internal const int SpillThreshold = 1 << 20;
-    /// <summary>requiem-launch's exit status when it could not set up the sandbox (its message starts "requiem-launch: ").</summary>
-    private const int LauncherSetupFailed = 125;
+    public const long OverflowDrainBytes = BoundedCapture.OverflowDrainBytes;
 
     public static ExecResult Run(ExecRequest request, ExecOptions options, CancellationToken cancel = default) =>
         RunAsync(request, options, cancel).GetAwaiter().GetResult();
@@ -248,150 +245,80 @@ public static class ExecRunner
         public List<string> ExtraReasons = new();
     }
 
-    /// <summary>The argv that launches the command inside the sandbox on Linux (namespaces, cgroup, rlimits).</summary>
-    public static (string File, List<string> Args, string? CgroupDir) BuildLinuxLaunch(ExecPlan plan)
-    {
-        var probe = plan.Probe;
-        var policy = plan.Request.Policy;
-        var chain = new List<string>();
-        string? cgroup = null;
-        var native = probe.Isolator == "requiem-launch";
-        var useCgroup = policy.MaxProcesses is not null && probe.PidsCgroupBase is not null && (native || probe.Sh is not null);
-        string? procs = null;
-        if (useCgroup)
-        {
-            cgroup = Path.Combine(probe.PidsCgroupBase!, "run-" + Guid.NewGuid().ToString("n"));
-            try
-            {
-                Directory.CreateDirectory(cgroup);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                throw new RequiemException("SandboxSetupFailed", ErrorKind.ResourceUnavailable,
-                    $"The run's pids cgroup could not be created ({ex.Message}), so '{plan.CommandPath}' did not run.", plan.Request.Command, ex);
-            }
-            procs = Path.Combine(cgroup, "cgroup.procs");
-            // Processes of the launcher that are in the cgroup too are added, so the command's tree gets exactly
-            // max_processes: requiem-launch and its namespace init; bwrap's outer process and PID-namespace init;
-            // with unshare the init shell (which joins).
-            var overhead = probe.Isolator switch { "requiem-launch" => 2, "bwrap" => 2, "unshare" => 1, _ => 0 };
-            // The kernel takes at most PID_MAX_LIMIT; a larger request is the same as no limit beyond the machine's.
-            var max = Math.Min(policy.MaxProcesses!.Value + overhead, ExecPolicy.MaxMaxProcesses);
-            try
-            {
-                File.WriteAllText(Path.Combine(cgroup, "pids.max"), max.ToString(CultureInfo.InvariantCulture));
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                SandboxProbe.RemoveCgroup(cgroup);
-                throw new RequiemException("SandboxSetupFailed", ErrorKind.ResourceUnavailable,
-                    $"The process limit could not be set ({ex.Message}), so '{plan.CommandPath}' did not run.", plan.Request.Command, ex);
-            }
-            if (probe.Isolator is not ("unshare" or "requiem-launch"))
-                chain.AddRange(new[] { probe.Sh!, "-c", "echo 0 > \"$0\" && exec \"$@\"", procs });
-        }
-        var deny = policy.DenyNetwork && probe.NetworkIsolationAvailable;
-        var nproc = policy.MaxProcesses is { } n && !useCgroup && probe.NprocRlimitBinds ? n : (long?)null;
-        switch (probe.Isolator)
-        {
-            case "requiem-launch":
-                // One exec: namespaces, cgroup, signal reset and rlimits are set up by the launcher itself.
-                chain.Add(probe.Launcher!);
-                if (probe.LauncherNeedsUserNs) chain.Add("--userns");
-                chain.Add("--pidns");
-                if (deny)
-                {
-                    if (probe.LauncherSharedNetns && SharedNetworkNamespace.Get(probe.Launcher!) is { } shared)
-                        chain.AddRange(new[] { "--join-netns", shared.Path, "--netns-inode", shared.Inode.ToString(CultureInfo.InvariantCulture) });
-                    else
-                        chain.Add("--netns");
-                }
-                if (procs is not null) chain.AddRange(new[] { "--cgroup-procs", procs });
-                chain.AddRange(plan.FilesystemArgs);
-                if (plan.Enforced.Contains(Controls.SeccompBpf)) chain.Add("--seccomp");
-                if (probe.LauncherLimits)
-                {
-                    AddLimit(chain, "--as", policy.MaxMemoryBytes);
-                    AddLimit(chain, "--cpu", policy.MaxCpuSeconds);
-                    AddLimit(chain, "--nofile", policy.MaxOpenFiles);
-                    AddLimit(chain, "--nproc", nproc);
-                }
-                chain.Add("--");
-                chain.Add(plan.CommandPath);
-                chain.AddRange(plan.Request.Argv);
-                return (chain[0], chain.Skip(1).ToList(), cgroup);
-            case "bwrap":
-                chain.Add(probe.Bwrap!);
-                chain.AddRange(SandboxProbe.BwrapIsolationArgs);
-                if (deny) chain.Add("--unshare-net");
-                chain.AddRange(new[] { "--chdir", plan.WorkingDirectory, "--" });
-                break;
-            case "unshare":
-                chain.Add(probe.Unshare!);
-                if (probe.UnshareNeedsUserNs) chain.Add("-r");
-                chain.AddRange(new[] { "--fork", "--pid", "--mount-proc", "--kill-child" });
-                if (deny) chain.Add("--net");
-                chain.Add("--");
-                // A shell is the namespace's init (PID 1) and runs the command as PID 2, so the command keeps normal
-                // signal semantics (PID 1 ignores signals it has no handler for, SIGPIPE and SIGTERM included). With a
-                // process limit the init joins the run's pids cgroup first; it makes /proc/sys and /sys/fs/cgroup read-only.
-                if (probe.Sh is not null) chain.AddRange(SandboxProbe.ToolChainInit(probe.Sh, probe.Mount, procs));
-                break;
-        }
-        var limits = new List<string>();
-        if (probe.PrlimitWorks)
-        {
-            if (policy.MaxMemoryBytes is { } mem) limits.Add("--as=" + mem.ToString(CultureInfo.InvariantCulture));
-            if (policy.MaxCpuSeconds is { } cpu) limits.Add("--cpu=" + cpu.ToString(CultureInfo.InvariantCulture));
-            if (policy.MaxOpenFiles is { } fds) limits.Add("--nofile=" + fds.ToString(CultureInfo.InvariantCulture));
-            if (nproc is { } np) limits.Add("--nproc=" + np.ToString(CultureInfo.InvariantCulture));
-        }
-        if (limits.Count > 0)
-        {
-            chain.Add(probe.Prlimit!);
-            chain.AddRange(limits);
-            chain.Add("--");
-        }
-        if (probe.Setpriv is not null)
-        {
-            chain.Add(probe.Setpriv);
-            chain.AddRange(SandboxProbe.SetprivDropArgs);
-        }
-        if (probe.EnvDefaultSignal is not null) chain.AddRange(new[] { probe.EnvDefaultSignal, "--default-signal=PIPE", "--" });
-        chain.Add(plan.CommandPath);
-        chain.AddRange(plan.Request.Argv);
-        return (chain[0], chain.Skip(1).ToList(), cgroup);
-    }
-
-    private static void AddLimit(List<string> chain, string option, long? value)
-    {
-        if (value is not { } v) return;
-        chain.Add(option);
-        chain.Add(v.ToString(CultureInfo.InvariantCulture));
-    }
-
+    /// <summary>The argv that launches the command inside the sandbox on Linux (namespaces, cgroup, rlimits); see <see cref="SandboxLaunch"/>.</summary>
     private static async Task<RunOutcome> RunUnixAsync(ExecPlan plan, CasStore store, CancellationToken cancel)
     {
-        var (file, args, cgroup) = BuildLinuxLaunch(plan);
-        try
-        {
-            return await RunUnixInCgroupAsync(plan, store, file, args, cancel).ConfigureAwait(false);
-        }
-        finally
-        {
-            // Every way out (a start failure, a cancelled run, a sandbox setup error) removes the run's cgroup.
-            if (cgroup is not null) SandboxProbe.RemoveCgroup(cgroup);
-        }
+        // Every way out (a start failure, a cancelled run, a sandbox setup error) removes the run's cgroup.
+        using var launch = SandboxLaunch.Prepare(plan);
+        return await RunUnixInCgroupAsync(plan, store, launch, cancel).ConfigureAwait(false);
     }
 
-    private static async Task<RunOutcome> RunUnixInCgroupAsync(ExecPlan plan, CasStore store, string file, List<string> args, CancellationToken cancel)
+    private static async Task<RunOutcome> RunUnixInCgroupAsync(ExecPlan plan, CasStore store, SandboxLaunch launch, CancellationToken cancel)
+    {
+        var outcome = Processes.ProcessHost.Supported
+            ? await RunHostedAsync(plan, store, launch.Command, cancel).ConfigureAwait(false)
+            : await RunWithProcessAsync(plan, store, launch.Command, cancel).ConfigureAwait(false);
+        if (outcome.ExitCode is { } code && launch.Isolator.IsSetupFailure(code, outcome.Stderr.Head(512)) && outcome.Stderr.Head(512) is { } head)
+        {
+            outcome.Stdout.Dispose();
+            outcome.Stderr.Dispose();
+            throw new RequiemException("SandboxSetupFailed", ErrorKind.ResourceUnavailable,
+                $"The sandbox could not be set up, so '{plan.CommandPath}' did not run: {head.Trim()}", plan.Request.Command);
+        }
+        return outcome;
+    }
+
+    /// <summary>Linux: the engine's process host (posix_spawn, own process group, signals at default, wait4).</summary>
+    private static async Task<RunOutcome> RunHostedAsync(ExecPlan plan, CasStore store, LaunchCommand command, CancellationToken cancel)
+    {
+        var max = plan.Request.MaxOutputBytes;
+        var outcome = new RunOutcome { Stdout = new BoundedCapture(max, store), Stderr = new BoundedCapture(max, store) };
+        Processes.HostedProcess process;
+        try
+        {
+            process = Processes.ProcessHost.Start(new Processes.ProcessSpec
+            {
+                Argv = new[] { command.File }.Concat(command.Args).ToArray(),
+                Environment = plan.Environment.Select(kv => kv.Key + "=" + kv.Value).ToArray(),
+                WorkingDirectory = plan.WorkingDirectory,
+                StdinPipe = true,
+                ReadOnlyFiles = command.Files,
+            });
+        }
+        catch (Processes.ProcessStartException ex)
+        {
+            outcome.Stdout.Dispose();
+            outcome.Stderr.Dispose();
+            throw new RequiemException("CommandStartFailed", ErrorKind.InvalidOperation, $"Could not start '{plan.CommandPath}': {ex.Message}", plan.Request.Command, ex);
+        }
+        using (process)
+        {
+            try
+            {
+                await SuperviseAsync(plan, outcome, cancel, process.Stdin!, process.Stdout, process.Stderr,
+                    ct => process.WaitForExitAsync().WaitAsync(ct),
+                    () => process.KillGroup(),
+                    () => process.WaitForExitAsync().Result.ExitCode).ConfigureAwait(false);
+            }
+            catch
+            {
+                outcome.Stdout.Dispose();
+                outcome.Stderr.Dispose();
+                throw;
+            }
+        }
+        return outcome;
+    }
+
+    /// <summary>Other Unix systems: System.Diagnostics.Process.</summary>
+    private static async Task<RunOutcome> RunWithProcessAsync(ExecPlan plan, CasStore store, LaunchCommand command, CancellationToken cancel)
     {
         var max = plan.Request.MaxOutputBytes;
         var outcome = new RunOutcome { Stdout = new BoundedCapture(max, store), Stderr = new BoundedCapture(max, store) };
         Process process;
         try
         {
-            var psi = new ProcessStartInfo(file)
+            var psi = new ProcessStartInfo(command.File)
             {
                 UseShellExecute = false,
                 RedirectStandardInput = true,
@@ -399,7 +326,7 @@ public static class ExecRunner
                 RedirectStandardError = true,
                 WorkingDirectory = plan.WorkingDirectory,
             };
-            foreach (var a in args) psi.ArgumentList.Add(a);
+            foreach (var a in command.Args) psi.ArgumentList.Add(a);
             psi.Environment.Clear();
             foreach (var (k, v) in plan.Environment) psi.Environment[k] = v;
             process = Process.Start(psi) ?? throw new InvalidOperationException("Process.Start returned null");
@@ -426,14 +353,6 @@ public static class ExecRunner
                 outcome.Stderr.Dispose();
                 throw;
             }
-        }
-        if (plan.Probe.Isolator == "requiem-launch" && outcome.ExitCode == LauncherSetupFailed && outcome.Stderr.Head(512) is { } head
-            && head.StartsWith("requiem-launch: ", StringComparison.Ordinal))
-        {
-            outcome.Stdout.Dispose();
-            outcome.Stderr.Dispose();
-            throw new RequiemException("SandboxSetupFailed", ErrorKind.ResourceUnavailable,
-                $"The sandbox could not be set up, so '{plan.CommandPath}' did not run: {head.Trim()}", plan.Request.Command);
         }
         return outcome;
     }
@@ -534,110 +453,5 @@ public static class ExecRunner
         try { process.Kill(entireProcessTree: true); }
         catch (InvalidOperationException) { }
         catch (System.ComponentModel.Win32Exception) { }
-    }
-}
-
-/// <summary>
-/// Captures at most <c>max</c> bytes of a stream (in memory up to 1 MiB, then in a temp file in the CAS), reads and
-/// discards the rest with one fixed buffer — memory stays flat — and after <see cref="ExecRunner.OverflowDrainBytes"/>
-/// discarded bytes stops reading and closes the pipe.
-/// </summary>
-public sealed class BoundedCapture : IDisposable
-{
-    private readonly long _max;
-    private readonly CasStore _store;
-    private MemoryStream? _memory = new();
-    private FileStream? _file;
-    private string? _tempPath;
-
-    public BoundedCapture(long max, CasStore store)
-    {
-        _max = max;
-        _store = store;
-    }
-
-    public long Captured { get; private set; }
-    public long Discarded { get; private set; }
-    public bool Truncated { get; private set; }
-
-    /// <summary>Reads the stream to its end (blocking; run on a dedicated thread).</summary>
-    public void Pump(Stream source)
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
-        try
-        {
-            while (true)
-            {
-                int n;
-                try
-                {
-                    n = source.Read(buffer, 0, 64 * 1024);
-                }
-                catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException)
-                {
-                    return;
-                }
-                if (n == 0) return;
-                var keep = (int)Math.Min(n, _max - Captured);
-                if (keep > 0) Write(buffer.AsSpan(0, keep));
-                if (keep < n)
-                {
-                    Truncated = true;
-                    Discarded += n - keep;
-                    if (Discarded > ExecRunner.OverflowDrainBytes)
-                    {
-                        try { source.Dispose(); } catch (IOException) { }
-                        return;
-                    }
-                }
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    private void Write(ReadOnlySpan<byte> data)
-    {
-        if (_memory is not null && _memory.Length + data.Length > ExecRunner.SpillThreshold)
-        {
-            _tempPath = _store.NewTempPath();
-            Directory.CreateDirectory(Path.GetDirectoryName(_tempPath)!);
-            _file = new FileStream(_tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, 1 << 16);
-            _memory.Position = 0;
-            _memory.CopyTo(_file);
-            _memory = null;
-        }
-        if (_memory is not null) _memory.Write(data);
-        else _file!.Write(data);
-        Captured += data.Length;
-    }
-
-    /// <summary>The first bytes captured, as UTF-8 text (for recognising a launcher's own error message).</summary>
-    public string Head(int maxBytes)
-    {
-        if (_memory is not null) return Encoding.UTF8.GetString(_memory.GetBuffer(), 0, (int)Math.Min(maxBytes, _memory.Length));
-        var buffer = new byte[maxBytes];
-        _file!.Flush();
-        var n = RandomAccess.Read(_file.SafeFileHandle, buffer, 0);
-        return Encoding.UTF8.GetString(buffer, 0, n);
-    }
-
-    /// <summary>Stages the captured bytes in <paramref name="batch"/> (visible and durable at its commit).</summary>
-    public CasPutResult Store(CasWriteBatch batch)
-    {
-        if (_memory is not null) return batch.PutBytes(_memory.GetBuffer().AsSpan(0, (int)_memory.Length));
-        _file!.Flush(flushToDisk: false);
-        return batch.PutFile(_tempPath!);
-    }
-
-    public void Dispose()
-    {
-        _file?.Dispose();
-        if (_tempPath is not null)
-        {
-            try { File.Delete(_tempPath); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-        }
     }
 }

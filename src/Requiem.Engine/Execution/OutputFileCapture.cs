@@ -43,21 +43,10 @@ internal static partial class OutputFileCapture
     private const int S_IFMT = 0xF000, S_IFREG = 0x8000, S_IFDIR = 0x4000, S_IFCHR = 0x2000, S_IFBLK = 0x6000, S_IFIFO = 0x1000, S_IFSOCK = 0xC000;
     private const int ENOENT = 2, ENXIO = 6, ELOOP = 40;
 
-    /// <summary>struct statx (Linux ≥ 4.11): the same layout on every architecture, unlike struct stat.</summary>
-    [StructLayout(LayoutKind.Explicit, Size = 256)]
-    private struct Statx
-    {
-        [FieldOffset(0)] public uint Mask;
-        [FieldOffset(16)] public uint Nlink;
-        [FieldOffset(28)] public ushort Mode;
-        [FieldOffset(40)] public ulong Size;
-    }
+    private static int Open(string path, int flags) => Interop.Libc.Open(path, flags);
 
-    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int StatxCall(int dirfd, string path, int flags, uint mask, out Statx buffer);
+    private static int StatxCall(int dirfd, string path, int flags, uint mask, out Interop.Libc.StatxBuffer buffer) =>
+        Interop.Libc.Statx(dirfd, path, flags, mask, out buffer);
 
     /// <summary>
     /// Whether <paramref name="path"/> (links followed) is a regular file, checked with statx, which never opens it: a FIFO

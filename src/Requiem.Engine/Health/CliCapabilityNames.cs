@@ -29,23 +29,23 @@ public static class CliCapabilityNames
         void Add(SandboxCapability c) { if (!byName.ContainsKey(c.Name)) derived.Add(c); }
 
         var limits = RlimitControls.Select(n => byName.GetValueOrDefault(n)).Where(c => c is not null).Select(c => c!).ToList();
-        var rlimitStatus = limits.Count == RlimitControls.Count && limits.All(c => c.Status == "enforced") ? "enforced"
-            : limits.Any(c => c.Status is "enforced" or "partial") ? "partial" : "unsupported";
+        var rlimitStatus = limits.Count == RlimitControls.Count && limits.All(c => c.State == CapabilityStatus.Enforced) ? CapabilityStatus.Enforced
+            : limits.Any(c => c.State is CapabilityStatus.Enforced or CapabilityStatus.Partial) ? CapabilityStatus.Partial : CapabilityStatus.Unsupported;
         Add(new SandboxCapability(Rlimits, rlimitStatus, "derived from " + string.Join(", ", RlimitControls),
             limits.Count == 0 ? "no resource limit was probed" : string.Join("; ", limits.Select(c => $"{c.Name} {c.Status} ({c.Mechanism})"))));
 
         if (byName.GetValueOrDefault(Controls.ProcessTreeKill) is { } tree)
         {
-            Add(new SandboxCapability(ProcessGroups, tree.Status, "derived from " + Controls.ProcessTreeKill,
+            Add(new SandboxCapability(ProcessGroups, tree.State, "derived from " + Controls.ProcessTreeKill,
                 $"the run's processes are stopped as one group: {tree.Mechanism} ({tree.Status})"));
         }
-        else Add(new SandboxCapability(ProcessGroups, "unsupported", "none", "no process-tree control was probed"));
+        else Add(new SandboxCapability(ProcessGroups, CapabilityStatus.Unsupported, "none", "no process-tree control was probed"));
 
         var windows = platform == "windows";
-        Add(new SandboxCapability(Controls.JobObjects, "unsupported", "none", windows ? "Job Objects could not be created" : "Job Objects exist only on Windows"));
-        Add(new SandboxCapability(ProcessMitigations, "unsupported", "none",
+        Add(new SandboxCapability(Controls.JobObjects, CapabilityStatus.Unsupported, "none", windows ? "Job Objects could not be created" : "Job Objects exist only on Windows"));
+        Add(new SandboxCapability(ProcessMitigations, CapabilityStatus.Unsupported, "none",
             windows ? "process mitigation policies (SetProcessMitigationPolicy / PROC_THREAD_ATTRIBUTE_MITIGATION_POLICY) are not applied by this engine" : "process mitigation policies exist only on Windows"));
-        Add(new SandboxCapability(RestrictedTokens, "unsupported", "none",
+        Add(new SandboxCapability(RestrictedTokens, CapabilityStatus.Unsupported, "none",
             windows ? "commands run with the caller's token; restricted tokens (CreateRestrictedToken) are not implemented" : "restricted tokens exist only on Windows"));
         return derived;
     }

@@ -48,7 +48,7 @@ public sealed class HealthReport
         var test = HashSelfTest.Result;
         // The probed controls plus the Requiem CLI's names derived from them (rlimits, process_groups, …).
         var capabilities = probe.Capabilities.Concat(CliCapabilityNames.Derive(probe.Capabilities, probe.Platform)).ToList();
-        string[] Names(string status) => capabilities.Where(c => c.Status == status).Select(c => c.Name).ToArray();
+        string[] Names(CapabilityStatus status) => capabilities.Where(c => c.State == status).Select(c => c.Name).ToArray();
         return new HealthReport
         {
             HashPrimitive = "blake3",
@@ -63,9 +63,9 @@ public sealed class HealthReport
             Isolator = probe.Isolator,
             SandboxCapabilities = new SandboxCapabilities
             {
-                Enforced = Names("enforced"),
-                Partial = Names("partial"),
-                Unsupported = Names("unsupported"),
+                Enforced = Names(CapabilityStatus.Enforced),
+                Partial = Names(CapabilityStatus.Partial),
+                Unsupported = Names(CapabilityStatus.Unsupported),
             },
             Capabilities = capabilities,
             Tools = new Dictionary<string, string?> { ["requiem_launch"] = probe.Launcher, ["bwrap"] = probe.Bwrap, ["unshare"] = probe.Unshare, ["prlimit"] = probe.Prlimit, ["sh"] = probe.Sh, ["setpriv"] = probe.Setpriv, ["pids_cgroup"] = probe.PidsCgroupBase },
@@ -156,7 +156,7 @@ public static class Doctor
             "neither bwrap nor unshare can create a PID namespace: process-tree kill is partial (" + string.Join("; ", probe.Notes) + ")");
         foreach (var c in probe.Capabilities.Where(c => c.Name is Controls.NetworkIsolation or Controls.MemoryLimit or Controls.CpuLimit or Controls.OpenFilesLimit or Controls.ProcessLimit))
         {
-            Add(c.Name, c.Status == "enforced" ? "Pass" : "Warn", $"{c.Status}: {c.Mechanism} — {c.Detail}");
+            Add(c.Name, c.State == CapabilityStatus.Enforced ? "Pass" : "Warn", $"{c.Status}: {c.Mechanism} — {c.Detail}");
         }
         return checks;
     }

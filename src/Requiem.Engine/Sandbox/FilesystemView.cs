@@ -32,18 +32,17 @@ public static class FilesystemView
     public static readonly string[] DefaultHiddenPaths = { "/home", "/root", "/run/secrets", "~" };
 
     /// <summary>
-    /// The launcher's <c>--root</c> and mount options for a run, or an empty list for <c>host</c>. Host paths that do
-    /// not exist are left out; each is given with its parent's symlinks resolved (the launcher recreates a symlink to a
-    /// directory, such as /lib → usr/lib, as the symlink).
+    /// The mounts of a run in order (empty for <c>host</c>). Host paths that do not exist are left out; each is given
+    /// with its parent's symlinks resolved. Every isolator renders this one layout into its own options
+    /// (<see cref="LauncherArgs(FilesystemLayout)"/>, <see cref="BwrapArgs"/>).
     /// </summary>
-    public static List<string> LauncherArgs(string mode, string workspaceRoot, IEnumerable<string> inputs, IEnumerable<string> readonlyPaths, IEnumerable<string> hiddenPaths)
+    public static FilesystemLayout Layout(string mode, string workspaceRoot, IEnumerable<string> inputs, IEnumerable<string> readonlyPaths, IEnumerable<string> hiddenPaths)
     {
-        var args = new List<string>();
-        if (mode == Host) return args;
-        void Add(string option, string path) { args.Add(option); args.Add(path); }
-        args.AddRange(new[] { "--root", mode == Hermetic ? "tmpfs" : "ro-host" });
+        var mounts = new List<FilesystemMount>();
+        if (mode == Host) return new FilesystemLayout(mode, mounts);
+        void Add(MountKind kind, string path, string? symlinkTarget = null) => mounts.Add(new FilesystemMount(kind, path, symlinkTarget));
         var privateDirs = new[] { "/tmp", "/var/tmp" }.Where(d => mode == Hermetic || Directory.Exists(d)).ToArray();
-        foreach (var d in privateDirs) Add("--tmpfs", d);
+        foreach (var d in privateDirs) Add(MountKind.Tmpfs, d);
         if (mode == Workspace)
         {
             var hidden = new List<string>();
@@ -51,27 +50,138 @@ public static class FilesystemView
             {
                 if (h == "/" || privateDirs.Concat(hidden).Any(d => IsUnder(h, d)) || IsUnder(h, "/proc") || IsUnder(h, "/dev")) continue;
                 hidden.Add(h);
-                Add("--hide", h);
+                Add(MountKind.Hide, h);
             }
         }
-        Add("--dev", "/dev");
+        Add(MountKind.Dev, "/dev");
         if (mode == Hermetic)
         {
-            foreach (var p in readonlyPaths.Select(Resolve).Where(Exists).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+            foreach (var (p, target) in ResolvedReadonlyPaths(readonlyPaths))
             {
                 if (privateDirs.Any(d => IsUnder(p, d)) || IsUnder(p, "/proc") || IsUnder(p, "/dev")) continue;
-                Add("--ro-bind", p);
+                Add(MountKind.ReadOnlyBind, p, target);
             }
         }
-        Add("--bind", workspaceRoot);
+        Add(MountKind.Bind, workspaceRoot);
         if (mode == Hermetic)
         {
             foreach (var input in inputs.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
             {
-                if (input != workspaceRoot) Add("--ro-bind", input);
+                if (input != workspaceRoot) Add(MountKind.ReadOnlyBind, input, DirectorySymlinkTarget(input));
             }
         }
+        return new FilesystemLayout(mode, mounts);
+    }
+
+    /// <summary>How long a resolved <c>readonly_paths</c> list is reused (see <see cref="ResolvedReadonlyPaths"/>).</summary>
+    internal static readonly TimeSpan ReadonlyPathsLifetime = TimeSpan.FromSeconds(5);
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Stamp, (string Path, string? Target)[] Paths)> s_readonly =
+        new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// <c>readonly_paths</c> resolved (parents' symlinks, existence, symlinks to directories), sorted: the costly part
+    /// of a hermetic layout (about 0.5 ms for the default toolchain roots, a dozen path walks). A list is resolved again
+    /// after <see cref="ReadonlyPathsLifetime"/>, so a toolchain path that appears or goes away is seen within seconds;
+    /// in between a vanished path makes the launch fail (SandboxSetupFailed) rather than show anything undeclared.
+    /// Hidden paths and inputs are never cached: they are resolved for every run.
+    /// </summary>
+    internal static (string Path, string? Target)[] ResolvedReadonlyPaths(IEnumerable<string> readonlyPaths)
+    {
+        var list = readonlyPaths as IReadOnlyCollection<string> ?? readonlyPaths.ToArray();
+        var key = string.Join('\0', list);
+        var now = Environment.TickCount64;
+        if (s_readonly.TryGetValue(key, out var cached) && now - cached.Stamp < (long)ReadonlyPathsLifetime.TotalMilliseconds) return cached.Paths;
+        var resolved = list.Select(Resolve).Where(Exists).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)
+            .Select(p => (p, DirectorySymlinkTarget(p))).ToArray();
+        if (s_readonly.Count > 64) s_readonly.Clear(); // requests with many distinct lists: stay small
+        s_readonly[key] = (now, resolved);
+        return resolved;
+    }
+
+    /// <summary>The launcher's <c>--root</c> and mount options for a run, or an empty list for <c>host</c>.</summary>
+    public static List<string> LauncherArgs(string mode, string workspaceRoot, IEnumerable<string> inputs, IEnumerable<string> readonlyPaths, IEnumerable<string> hiddenPaths) =>
+        LauncherArgs(Layout(mode, workspaceRoot, inputs, readonlyPaths, hiddenPaths));
+
+    /// <summary>requiem-launch options for a layout (the launcher recreates a symlink to a directory as the symlink itself).</summary>
+    public static List<string> LauncherArgs(FilesystemLayout layout)
+    {
+        var args = new List<string>();
+        if (layout.IsHost) return args;
+        args.AddRange(new[] { "--root", layout.Mode == Hermetic ? "tmpfs" : "ro-host" });
+        foreach (var m in layout.Mounts)
+        {
+            args.Add(m.Kind switch
+            {
+                MountKind.Tmpfs => "--tmpfs",
+                MountKind.Hide => "--hide",
+                MountKind.Dev => "--dev",
+                MountKind.Bind => "--bind",
+                _ => "--ro-bind",
+            });
+            args.Add(m.Path);
+        }
         return args;
+    }
+
+    /// <summary>
+    /// bubblewrap options for the same layout, mount for mount: the host's root read-only (<c>workspace</c>) or bwrap's
+    /// empty root made read-only at the end (<c>hermetic</c>); private /tmp and /var/tmp (mode 1777), hidden paths as
+    /// empty tmpfs made read-only after the binds below them, bwrap's minimal /dev, the run's own /proc (bwrap makes
+    /// /proc/sys and the other kernel knobs read-only), /sys/fs/cgroup masked as by the launcher, and a symlink to a
+    /// directory recreated as the symlink. <c>host</c>: the host's tree as it is, with the run's own /proc and a
+    /// read-only cgroupfs.
+    /// </summary>
+    public static List<string> BwrapArgs(FilesystemLayout layout)
+    {
+        if (layout.IsHost)
+        {
+            var host = new List<string> { "--dev-bind", "/", "/", "--proc", "/proc" };
+            AddProcTunables(host);
+            host.AddRange(new[] { "--ro-bind-try", "/sys/fs/cgroup", "/sys/fs/cgroup" });
+            return host;
+        }
+        var args = new List<string>();
+        if (layout.Mode != Hermetic) args.AddRange(new[] { "--ro-bind", "/", "/" });
+        foreach (var m in layout.Mounts)
+        {
+            switch (m.Kind)
+            {
+                case MountKind.Tmpfs: args.AddRange(new[] { "--perms", "1777", "--tmpfs", m.Path }); break;
+                case MountKind.Hide: args.AddRange(new[] { "--tmpfs", m.Path }); break;
+                case MountKind.Dev: args.AddRange(new[] { "--dev", m.Path }); break;
+                case MountKind.Bind: args.AddRange(new[] { "--bind", m.Path, m.Path }); break;
+                default:
+                    if (m.SymlinkTarget is { } target) args.AddRange(new[] { "--symlink", target, m.Path });
+                    else args.AddRange(new[] { "--ro-bind", m.Path, m.Path });
+                    break;
+            }
+        }
+        args.AddRange(new[] { "--proc", "/proc" });
+        AddProcTunables(args);
+        if (layout.Mode != Hermetic && Directory.Exists("/sys/fs/cgroup"))
+            args.AddRange(new[] { "--perms", "0555", "--tmpfs", "/sys/fs/cgroup", "--remount-ro", "/sys/fs/cgroup" });
+        foreach (var m in layout.Mounts.Where(m => m.Kind == MountKind.Hide)) args.AddRange(new[] { "--remount-ro", m.Path });
+        if (layout.Mode == Hermetic) args.AddRange(new[] { "--remount-ro", "/" });
+        return args;
+    }
+
+    /// <summary>
+    /// The kernel's writable knobs a uid-0 command without capabilities could still reach by file permissions alone
+    /// (writing /proc/sys/kernel/hostname needs no capability), read-only as the launcher makes them: bwrap's own
+    /// <c>--proc</c> covers only some of them on some versions.
+    /// </summary>
+    private static void AddProcTunables(List<string> args)
+    {
+        foreach (var p in new[] { "/proc/sys", "/proc/sysrq-trigger", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/acpi" })
+            args.AddRange(new[] { "--ro-bind-try", p, p });
+    }
+
+    /// <summary>The link's target when <paramref name="path"/> is a symlink to a directory (such as /lib → usr/lib), else null.</summary>
+    private static string? DirectorySymlinkTarget(string path)
+    {
+        var info = new FileInfo(path);
+        return info.LinkTarget is { } target && Directory.Exists(path) ? target : null;
     }
 
     private static string? HomeOrPath(string p)
@@ -92,4 +202,27 @@ public static class FilesystemView
     private static bool Exists(string path) => File.Exists(path) || Directory.Exists(path);
 
     private static bool IsUnder(string path, string dir) => path == dir || path.StartsWith(dir + "/", StringComparison.Ordinal);
+}
+
+public enum MountKind
+{
+    /// <summary>An empty writable tmpfs (private /tmp, /var/tmp).</summary>
+    Tmpfs,
+    /// <summary>An empty tmpfs over a hidden path, read-only once the mounts below it are made.</summary>
+    Hide,
+    /// <summary>A minimal /dev.</summary>
+    Dev,
+    /// <summary>A read-write bind of the host path at the same path (the workspace).</summary>
+    Bind,
+    /// <summary>A read-only bind (readonly_paths, declared inputs).</summary>
+    ReadOnlyBind,
+}
+
+/// <summary>One mount of a run's file-system view; <see cref="SymlinkTarget"/> is set for a symlink to a directory.</summary>
+public sealed record FilesystemMount(MountKind Kind, string Path, string? SymlinkTarget);
+
+/// <summary>The ordered mounts of one run's file-system view (<see cref="FilesystemView.Layout"/>).</summary>
+public sealed record FilesystemLayout(string Mode, IReadOnlyList<FilesystemMount> Mounts)
+{
+    public bool IsHost => Mode == FilesystemView.Host;
 }

@@ -29,7 +29,7 @@ public static partial class LauncherFile
         if (!OperatingSystem.IsLinux() || SandboxProbe.LauncherCandidate() is not { } path) return;
         var check = Check(path);
         if (check.Usable || !s_warned.TryAdd(path, 0)) return;
-        output.Warning($"requiem-launch is not used: {check.Problem}. Runs use the slower unshare/prlimit tool chain instead. Fix: {check.Fix}");
+        output.Warning($"requiem-launch is not used: {check.Problem}. Runs use the slower tool chain instead (bubblewrap where it works, else unshare/prlimit). Fix: {check.Fix}");
     }
 
     private static LauncherFileCheck Inspect(string path)
@@ -121,8 +121,7 @@ public static partial class LauncherFile
 
     private const int X_OK = 1;
 
-    [LibraryImport("libc", EntryPoint = "access", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int Access(string path, int mode);
+    private static int Access(string path, int mode) => Interop.Libc.Access(path, mode);
 
     /// <summary>access(2) with X_OK: the kernel's own answer, which also says no on a noexec mount.</summary>
     private static bool IsExecutable(string path) => Access(path, X_OK) == 0;

@@ -21,21 +21,39 @@ public static class Controls
     public const string FilesystemIsolation = "filesystem_isolation";
 }
 
-/// <summary>One probed capability: status is <c>enforced</c>, <c>partial</c> or <c>unsupported</c>.</summary>
+/// <summary>How far a control is in force on this machine, as the probe observed it.</summary>
+public enum CapabilityStatus
+{
+    Enforced,
+    /// <summary>In force with a stated gap (the probe saw what a command could still do).</summary>
+    Partial,
+    Unsupported,
+}
+
+/// <summary>One probed capability; <see cref="Status"/> is its status as the contract spells it.</summary>
 public sealed class SandboxCapability
 {
-    public SandboxCapability(string name, string status, string mechanism, string detail)
+    public SandboxCapability(string name, CapabilityStatus state, string mechanism, string detail)
     {
         Name = name;
-        Status = status;
+        State = state;
         Mechanism = mechanism;
         Detail = detail;
     }
 
     public string Name { get; }
-    public string Status { get; }
+    public CapabilityStatus State { get; }
+    /// <summary><c>enforced</c>, <c>partial</c> or <c>unsupported</c> (health JSON, views).</summary>
+    public string Status => ContractName(State);
     public string Mechanism { get; }
     public string Detail { get; }
+
+    public static string ContractName(CapabilityStatus status) => status switch
+    {
+        CapabilityStatus.Enforced => "enforced",
+        CapabilityStatus.Partial => "partial",
+        _ => "unsupported",
+    };
 
     public override string ToString() => $"{Name}: {Status} ({Mechanism})";
 }
@@ -50,14 +68,15 @@ public sealed class SandboxProbe
 
     /// <summary>
     /// The probe for the launcher currently selected (<see cref="LauncherCandidate"/>): run on first use, then cached
-    /// for the life of the process, so changing <c>$env:REQUIEM_LAUNCHER</c> takes effect at the next run.
+    /// for the life of the process, so changing <c>$env:REQUIEM_LAUNCHER</c> or <c>$env:REQUIEM_BWRAP</c> takes effect at the next run.
     /// </summary>
     public static SandboxProbe Current
     {
         get
         {
             var launcher = LauncherCandidate();
-            return s_probes.GetOrAdd(launcher ?? "", _ => new Lazy<SandboxProbe>(() => Run(launcher), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+            var bwrap = Environment.GetEnvironmentVariable("REQUIEM_BWRAP") ?? "";
+            return s_probes.GetOrAdd((launcher ?? "") + "\n" + bwrap, _ => new Lazy<SandboxProbe>(() => Run(launcher), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
         }
     }
 
@@ -107,11 +126,15 @@ public sealed class SandboxProbe
     public TimeSpan ProbeDuration { get; private set; }
 
     /// <summary>
-    /// What isolates runs: "requiem-launch" (the native launcher: one exec, namespaces and rlimits set with the
-    /// kernel's own calls), else "unshare" (util-linux; about a tenth of bwrap's start time from a .NET host here,
-    /// see docs/BENCH.md), else "bwrap", or null when no PID namespace can be made.
+    /// What isolates runs: "requiem-launch" (the native launcher: one exec, namespaces, mounts, seccomp and rlimits set
+    /// with the kernel's own calls), else "bwrap" (bubblewrap: namespaces, the same file-system view and seccomp program,
+    /// setpriv inside), else "unshare" (util-linux, no file-system isolation or seccomp), or null when no PID namespace
+    /// can be made.
     /// </summary>
-    public string? Isolator => Launcher is not null ? "requiem-launch" : UnsharePidNamespace ? "unshare" : BwrapPidNamespace ? "bwrap" : null;
+    public string? Isolator => LinuxIsolator?.Name;
+
+    /// <summary>The mechanism that launches runs and probe commands on Linux (null elsewhere).</summary>
+    public LinuxIsolator? LinuxIsolator { get; private set; }
 
     public bool NetworkIsolationAvailable => Isolator switch
     {
@@ -126,9 +149,9 @@ public sealed class SandboxProbe
 
     public bool ProcessLimitAvailable => PidsCgroupBase is not null || (LimitsAvailable && NprocRlimitBinds) || JobObjectsWork;
 
-    public string StatusOf(string control) => Capabilities.FirstOrDefault(c => c.Name == control)?.Status ?? "unsupported";
+    public CapabilityStatus StatusOf(string control) => Capabilities.FirstOrDefault(c => c.Name == control)?.State ?? CapabilityStatus.Unsupported;
 
-    public IReadOnlyList<string> Names(string status) => Capabilities.Where(c => c.Status == status).Select(c => c.Name).ToArray();
+    public IReadOnlyList<string> Names(CapabilityStatus status) => Capabilities.Where(c => c.State == status).Select(c => c.Name).ToArray();
 
     /// <summary>A copy of this probe as a machine without network namespaces would report it (for tests of the strict/permissive paths).</summary>
     internal SandboxProbe WithoutNetworkIsolation()
@@ -156,6 +179,17 @@ public sealed class SandboxProbe
         var configured = Environment.GetEnvironmentVariable("REQUIEM_LAUNCHER");
         if (string.Equals(configured, "none", StringComparison.OrdinalIgnoreCase)) return null;
         return string.IsNullOrEmpty(configured) ? s_builtLauncher : configured;
+    }
+
+    /// <summary>
+    /// bubblewrap to probe when there is no launcher: <c>$REQUIEM_BWRAP</c> (a path, or <c>none</c> to leave bwrap out),
+    /// else <c>bwrap</c> from /usr/bin, /usr/local/bin or PATH.
+    /// </summary>
+    public static string? BwrapCandidate()
+    {
+        var configured = Environment.GetEnvironmentVariable("REQUIEM_BWRAP");
+        if (string.Equals(configured, "none", StringComparison.OrdinalIgnoreCase)) return null;
+        return string.IsNullOrEmpty(configured) ? Which("bwrap", "/usr/bin/bwrap", "/usr/local/bin/bwrap") : configured;
     }
 
     /// <summary>Where the build puts the launcher: next to Requiem.Engine.dll (looked up once, not on every run).</summary>
@@ -190,21 +224,22 @@ public sealed class SandboxProbe
 
     private static IEnumerable<SandboxCapability> Common() => new[]
     {
-        new SandboxCapability(Controls.CleanEnvironment, "enforced", "environment built from env_allowlist/env_denylist + request env",
+        new SandboxCapability(Controls.CleanEnvironment, CapabilityStatus.Enforced, "environment built from env_allowlist/env_denylist + request env",
             "nothing is inherited unless allowlisted; TZ=UTC, LC_ALL=C, LANG=C are fixed"),
-        new SandboxCapability(Controls.StdinClosed, "enforced", "pipe closed at start", "stdin reads EOF unless the request gives stdin"),
-        new SandboxCapability(Controls.OutputLimit, "enforced", "bounded capture", "bytes beyond max_output_bytes are read and discarded; memory stays flat"),
-        new SandboxCapability(Controls.Timeout, "enforced", "engine timer", "timeout_ms, then the whole process tree is killed"),
+        new SandboxCapability(Controls.StdinClosed, CapabilityStatus.Enforced, "pipe closed at start", "stdin reads EOF unless the request gives stdin"),
+        new SandboxCapability(Controls.OutputLimit, CapabilityStatus.Enforced, "bounded capture", "bytes beyond max_output_bytes are read and discarded; memory stays flat"),
+        new SandboxCapability(Controls.Timeout, CapabilityStatus.Enforced, "engine timer", "timeout_ms, then the whole process tree is killed"),
     };
 
-    private static SandboxCapability Unsupported(string name, string why) => new(name, "unsupported", "none", why);
+    private static SandboxCapability Unsupported(string name, string why) => new(name, CapabilityStatus.Unsupported, "none", why);
 
     private static SandboxProbe ProbeLinux(Stopwatch sw, string? launcherCandidate)
     {
         var notes = new List<string>();
-        var isRoot = Geteuid() == 0;
+        var isRoot = Interop.Libc.Geteuid() == 0;
         var sh = Which("sh", "/bin/sh", "/usr/bin/sh");
-        var bwrap = Which("bwrap", "/usr/bin/bwrap", "/usr/local/bin/bwrap");
+        var bwrap = BwrapCandidate();
+        if (bwrap is not null && !File.Exists(bwrap)) { notes.Add($"bwrap not found at {bwrap} (REQUIEM_BWRAP)"); bwrap = null; }
         var unshare = Which("unshare", "/usr/bin/unshare", "/bin/unshare");
         var prlimit = Which("prlimit", "/usr/bin/prlimit", "/bin/prlimit");
         var cat = Which("cat", "/bin/cat", "/usr/bin/cat") ?? "/bin/cat";
@@ -212,17 +247,43 @@ public sealed class SandboxProbe
         var launcher = ProbeLauncher(launcherCandidate, isRoot, cat, notes);
         bool bwrapPid = false, bwrapNet = false, unsharePid = false, unshareNet = false, needUserNs = false, prOk = false;
         string? envDefault = null, setpriv = null, mount = null;
+        LinuxIsolator isolatorImpl;
+        IsolationObservation? isolation;
+        FilesystemObservation? fs = null;
+        var seccomp = false;
         if (launcher is not null)
         {
             notes.Add("bwrap, unshare, prlimit and env were not probed: requiem-launch isolates runs by itself");
+            (isolatorImpl, isolation, fs, seccomp) = (launcher.Isolator, launcher.Isolation, launcher.Filesystem, launcher.Seccomp);
         }
         else
         {
             ProbeToolChain(isRoot, sh, bwrap, unshare, prlimit, cat, notes,
                 out bwrapPid, out bwrapNet, out unsharePid, out unshareNet, out needUserNs, out prOk, out envDefault);
-            if (unsharePid) setpriv = ProbeSetpriv(cat, needUserNs ? unshare : null, notes);
-            if (unsharePid) mount = Which("mount", "/usr/bin/mount", "/bin/mount");
-            if (unsharePid && mount is null) notes.Add("mount (util-linux) not found: /proc/sys and /sys/fs/cgroup stay writable for a root command");
+            if (bwrapPid)
+            {
+                setpriv = ProbeSetprivInBwrap(bwrap!, cat, notes);
+                // bwrap takes the program on a descriptor, which the engine's process host opens in bwrap's process.
+                var program = Processes.ProcessHost.Supported ? SeccompFilter.File : null;
+                if (program is null) notes.Add($"no seccomp program for bwrap on {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}");
+                var bw = new BubblewrapIsolator(bwrap!, sh) { Setpriv = setpriv, Prlimit = prOk ? prlimit : null, EnvDefaultSignal = envDefault, SeccompProgram = program };
+                isolatorImpl = bw;
+                // What a command launched exactly as runs are could do, observed (not assumed from the mechanism).
+                isolation = ObserveIsolation(bw, notes, "bwrap");
+                fs = ProbeFilesystem(bw, notes);
+                seccomp = program is not null && ProbeSeccomp(bw, notes);
+            }
+            else
+            {
+                if (unsharePid) setpriv = ProbeSetpriv(cat, needUserNs ? unshare : null, notes);
+                if (unsharePid) mount = Which("mount", "/usr/bin/mount", "/bin/mount");
+                if (unsharePid && mount is null) notes.Add("mount (util-linux) not found: /proc/sys and /sys/fs/cgroup stay writable for a root command");
+                isolatorImpl = new UnshareIsolator(unsharePid ? unshare : null, sh)
+                {
+                    UserNamespace = needUserNs, Mount = mount, Setpriv = setpriv, Prlimit = prOk ? prlimit : null, EnvDefaultSignal = envDefault,
+                };
+                isolation = unsharePid ? ObserveIsolation(isolatorImpl, notes, "the tool chain") : null;
+            }
         }
         var limitsOk = launcher?.Limits ?? prOk;
         var nprocBinds = limitsOk && !isRoot;
@@ -240,42 +301,37 @@ public sealed class SandboxProbe
         }
 
         var caps = Common().ToList();
-        var isolator = launcher is not null ? "requiem-launch" : unsharePid ? "unshare" : bwrapPid ? "bwrap" : null;
-        // What a command launched exactly as runs are could do, observed (not assumed from the mechanism): with any
-        // capability left, or the host's /proc in view, a root command can ptrace or setns() its way out.
-        var isolation = isolator switch
-        {
-            "requiem-launch" => launcher!.Isolation,
-            "unshare" => ObserveIsolation(ToolChainProbeLaunch(unshare!, needUserNs, sh!, setpriv, mount, envDefault), notes, "the tool chain"),
-            "bwrap" => ObserveIsolation(new[] { bwrap! }.Concat(BwrapIsolationArgs).Concat(new[] { "--" }).ToArray(), notes, "bwrap"),
-            _ => null,
-        };
+        var isolator = isolatorImpl.Name;
         var hold = isolation is { Isolated: true };
         var escape = "; but a probe command " + (isolation?.Describe() ?? "could not be observed") + ", so a root command could leave its namespaces or read the caller's memory";
         var dropped = hold ? "; probed: the command has no capabilities (bounding set empty, no_new_privs), sees only its own PID namespace in /proc and cannot read the caller's environment" : "";
         caps.Add(isolator switch
         {
-            "requiem-launch" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
+            "requiem-launch" => new SandboxCapability(Controls.ProcessTreeKill, hold ? CapabilityStatus.Enforced : CapabilityStatus.Partial,
                 "requiem-launch: unshare(2) CLONE_NEWPID|CLONE_NEWNS (own /proc), init bound to the launcher with PR_SET_PDEATHSIG, every capability dropped",
                 "the command runs as PID 2 of a fresh PID namespace; when its init exits or is killed every descendant dies, setsid escapees included" + (hold ? dropped : escape)),
-            "bwrap" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial", "bwrap --unshare-pid --die-with-parent --cap-drop ALL (PID namespace)",
+            "bwrap" => new SandboxCapability(Controls.ProcessTreeKill, hold ? CapabilityStatus.Enforced : CapabilityStatus.Partial,
+                "bwrap --unshare-pid --die-with-parent (PID namespace with its own /proc)" + (setpriv is not null ? ", setpriv" : ", --cap-drop ALL"),
                 "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included" + (hold ? dropped : escape)),
-            "unshare" => new SandboxCapability(Controls.ProcessTreeKill, hold ? "enforced" : "partial",
+            "unshare" => new SandboxCapability(Controls.ProcessTreeKill, hold ? CapabilityStatus.Enforced : CapabilityStatus.Partial,
                 "unshare --pid --fork --mount-proc --kill-child (PID namespace with its own /proc, sh as init)" + (setpriv is not null ? ", setpriv" : ""),
                 "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included" + (hold ? dropped : escape)),
-            _ => new SandboxCapability(Controls.ProcessTreeKill, "partial", "descendant walk (/proc)",
-                "no PID namespace available: descendants are found by parent pid and killed; a double-forked daemon that reparented to init escapes"),
+            _ => Processes.ProcessHost.Supported
+                ? new SandboxCapability(Controls.ProcessTreeKill, CapabilityStatus.Partial, "process group",
+                    "no PID namespace available: the command's process group is killed; a descendant that left it (setsid) escapes")
+                : new SandboxCapability(Controls.ProcessTreeKill, CapabilityStatus.Partial, "descendant walk (/proc)",
+                    "no PID namespace available: descendants are found by parent pid and killed; a double-forked daemon that reparented to init escapes"),
         });
         var netOk = isolator switch { "requiem-launch" => launcher!.Net, "bwrap" => bwrapNet, "unshare" => unshareNet, _ => false };
         var netDropped = hold ? "; probed: no capabilities, so a root command can neither join another namespace nor bring an interface up" : "";
         caps.Add(netOk
-            ? new SandboxCapability(Controls.NetworkIsolation, hold ? "enforced" : "partial",
+            ? new SandboxCapability(Controls.NetworkIsolation, hold ? CapabilityStatus.Enforced : CapabilityStatus.Partial,
                 isolator switch
                 {
                     "requiem-launch" => launcher!.SharedNetns
                         ? "requiem-launch: one held empty network namespace (unshare(2) CLONE_NEWNET), joined by inode with setns(2)"
                         : "requiem-launch: unshare(2) CLONE_NEWNET",
-                    "bwrap" => "bwrap --unshare-net (network namespace)",
+                    "bwrap" => "bwrap --unshare-net (network namespace)" + (setpriv is not null ? ", setpriv" : ""),
                     _ => "unshare --net (network namespace)" + (setpriv is not null ? ", setpriv" : ""),
                 },
                 "deny_network runs the command in an empty network namespace (loopback only, down); even 127.0.0.1 listeners outside are unreachable" + (hold ? netDropped : escape))
@@ -283,9 +339,9 @@ public sealed class SandboxProbe
         if (limitsOk)
         {
             var how = launcher is not null ? "requiem-launch: setrlimit(2) in the command's process before execve" : "prlimit";
-            caps.Add(new SandboxCapability(Controls.MemoryLimit, "enforced", $"{how} (RLIMIT_AS)", "address-space limit set before exec: allocations beyond it fail"));
-            caps.Add(new SandboxCapability(Controls.CpuLimit, "enforced", $"{how} (RLIMIT_CPU)", "CPU seconds, soft = hard: the kernel kills the process at the limit"));
-            caps.Add(new SandboxCapability(Controls.OpenFilesLimit, "enforced", $"{how} (RLIMIT_NOFILE)", "open descriptors per process"));
+            caps.Add(new SandboxCapability(Controls.MemoryLimit, CapabilityStatus.Enforced, $"{how} (RLIMIT_AS)", "address-space limit set before exec: allocations beyond it fail"));
+            caps.Add(new SandboxCapability(Controls.CpuLimit, CapabilityStatus.Enforced, $"{how} (RLIMIT_CPU)", "CPU seconds, soft = hard: the kernel kills the process at the limit"));
+            caps.Add(new SandboxCapability(Controls.OpenFilesLimit, CapabilityStatus.Enforced, $"{how} (RLIMIT_NOFILE)", "open descriptors per process"));
         }
         else
         {
@@ -295,40 +351,50 @@ public sealed class SandboxProbe
             caps.Add(Unsupported(Controls.OpenFilesLimit, why));
         }
         if (cgroup is not null && isolation is { Isolated: true, CgroupWritable: false })
-            caps.Add(new SandboxCapability(Controls.ProcessLimit, "enforced", "pids cgroup (pids.max)",
+            caps.Add(new SandboxCapability(Controls.ProcessLimit, CapabilityStatus.Enforced, "pids cgroup (pids.max)",
                 "a per-run pids cgroup joined before exec; forks beyond max_processes fail; probed: the command sees no writable cgroup file system, so it can neither raise pids.max nor leave its cgroup"));
         else if (cgroup is not null)
-            caps.Add(new SandboxCapability(Controls.ProcessLimit, "partial", "pids cgroup (pids.max)",
+            caps.Add(new SandboxCapability(Controls.ProcessLimit, CapabilityStatus.Partial, "pids cgroup (pids.max)",
                 "a per-run pids cgroup joined before exec bounds forks, but a probe command " + (isolation?.Describe() ?? "could not be observed") + ", so a root command could raise its pids.max or leave its cgroup"));
         else if (nprocBinds)
-            caps.Add(new SandboxCapability(Controls.ProcessLimit, "partial", launcher is not null ? "requiem-launch: setrlimit(2) RLIMIT_NPROC" : "prlimit --nproc (RLIMIT_NPROC)",
+            caps.Add(new SandboxCapability(Controls.ProcessLimit, CapabilityStatus.Partial, launcher is not null ? "requiem-launch: setrlimit(2) RLIMIT_NPROC" : "prlimit --nproc (RLIMIT_NPROC)",
                 "bounds forks, but counts every process of this user, not only the run's"));
         else
             caps.Add(Unsupported(Controls.ProcessLimit, isRoot ? "running as root (RLIMIT_NPROC does not bind root) and no writable pids cgroup" : "no rlimits available"));
-        caps.Add(launcher is { Seccomp: true }
-            ? new SandboxCapability(Controls.SeccompBpf, "enforced", "requiem-launch --seccomp: seccomp-bpf filter (" + System.Runtime.InteropServices.RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant() + ", architecture checked in the filter)",
-                "EPERM for mount, umount2, pivot_root, the new mount API, unshare, setns, clone with namespace flags, ptrace, process_vm_readv/writev, kexec_*, init/finit/delete_module, bpf, perf_event_open, keyctl, add_key, request_key, open_by_handle_at, reboot, swapon/swapoff, userfaultfd; probed: the command's status showed the filter and unshare(CLONE_NEWUSER) was refused")
-            : Unsupported(Controls.SeccompBpf, launcher is null
-                ? "no system-call filter with the tool chain"
-                : "the launcher could not install its filter (an architecture other than x86_64/aarch64, or a kernel without seccomp; see ProbeNotes)"));
-        var fs = launcher?.Filesystem;
-        const string fsMechanism = "requiem-launch: mount namespace, a new root (the host's read-only, or an empty tmpfs), bind mounts, pivot_root, old root detached";
+        const string deniedCalls = "EPERM for mount, umount2, pivot_root, the new mount API, unshare, setns, clone with namespace flags, ptrace, process_vm_readv/writev, kexec_*, init/finit/delete_module, bpf, perf_event_open, keyctl, add_key, request_key, open_by_handle_at, reboot, swapon/swapoff, userfaultfd; probed: the command's status showed the filter and unshare(CLONE_NEWUSER) was refused";
+        var arch = System.Runtime.InteropServices.RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant();
+        caps.Add(seccomp
+            ? new SandboxCapability(Controls.SeccompBpf, CapabilityStatus.Enforced, isolator == "bwrap"
+                    ? $"bwrap --seccomp: requiem-launch's seccomp-bpf program ({arch}, architecture checked in the filter), built by the engine"
+                    : $"requiem-launch --seccomp: seccomp-bpf filter ({arch}, architecture checked in the filter)",
+                deniedCalls)
+            : Unsupported(Controls.SeccompBpf, isolator switch
+            {
+                "requiem-launch" => "the launcher could not install its filter (an architecture other than x86_64/aarch64, or a kernel without seccomp; see ProbeNotes)",
+                "bwrap" => "bwrap could not install the filter (an architecture other than x86_64/aarch64, or a kernel without seccomp; see ProbeNotes)",
+                _ => "no system-call filter with the unshare tool chain (install bubblewrap, or build requiem-launch)",
+            }));
+        var fsMechanism = isolator == "bwrap"
+            ? "bwrap: a new root (the host's read-only, or an empty tmpfs), --ro-bind/--bind/--tmpfs/--dev/--proc in the mount namespace"
+            : "requiem-launch: mount namespace, a new root (the host's read-only, or an empty tmpfs), bind mounts, pivot_root, old root detached";
+        var noFsIsolation = isolator is "requiem-launch" or "bwrap" ? null : "no file-system isolation with the unshare tool chain (install bubblewrap, or build requiem-launch)";
         caps.Add(fs is { Confined: true }
-            ? new SandboxCapability(Controls.WorkspaceConfinement, "enforced", fsMechanism,
+            ? new SandboxCapability(Controls.WorkspaceConfinement, CapabilityStatus.Enforced, fsMechanism,
                 "probed: a command could write its workspace but not /, /etc or /usr (read-only), and its /tmp was private; cwd, inputs and outputs must also resolve inside workspace_root")
-            : Unsupported(Controls.WorkspaceConfinement, launcher is null
-                ? "no file-system isolation with the tool chain: the command can write outside its workspace (only the request's own paths are checked)"
+            : Unsupported(Controls.WorkspaceConfinement, noFsIsolation is not null
+                ? noFsIsolation + ": the command can write outside its workspace (only the request's own paths are checked)"
                 : "the probe command could write outside its workspace or the mounts could not be made (see ProbeNotes)"));
         caps.Add(fs is { Confined: true, Isolated: true }
-            ? new SandboxCapability(Controls.FilesystemIsolation, "enforced", fsMechanism,
+            ? new SandboxCapability(Controls.FilesystemIsolation, CapabilityStatus.Enforced, fsMechanism,
                 "probed: in workspace mode the hidden paths were empty; in hermetic mode /root, /home, /opt, /var/lib, /etc/hostname, /etc/shadow and the caller's home did not exist, and mounting failed")
-            : Unsupported(Controls.FilesystemIsolation, launcher is null
-                ? "no file-system isolation with the tool chain: the command sees the host's files"
+            : Unsupported(Controls.FilesystemIsolation, noFsIsolation is not null
+                ? noFsIsolation + ": the command sees the host's files"
                 : "the probe command saw undeclared host files or the mounts could not be made (see ProbeNotes)"));
 
         return new SandboxProbe
         {
             Platform = "linux",
+            LinuxIsolator = isolatorImpl,
             IsRoot = isRoot,
             Sh = sh,
             Bwrap = bwrap,
@@ -358,21 +424,27 @@ public sealed class SandboxProbe
         };
     }
 
-    private sealed record LauncherResult(string Path, bool UserNs, bool Net, bool SharedNetns, bool Limits, IsolationObservation? Isolation, FilesystemObservation Filesystem, bool Seccomp);
+    private sealed record LauncherResult(LauncherIsolator Isolator, bool Net, IsolationObservation? Isolation, FilesystemObservation Filesystem, bool Seccomp)
+    {
+        public string Path => Isolator.Path;
+        public bool UserNs => Isolator.UserNamespace;
+        public bool SharedNetns => Isolator.SharedNetns;
+        public bool Limits => Isolator.Limits;
+    }
 
     /// <summary>
-    /// requiem-launch --seccomp, tried: the filter must show in /proc/self/status and refuse unshare(CLONE_NEWUSER),
-    /// which the dropped capabilities alone would allow (an unprivileged user namespace), so the refusal is the filter's.
+    /// The isolator's seccomp, tried: the filter must show in /proc/self/status and refuse unshare(CLONE_NEWUSER), which
+    /// the dropped capabilities alone would allow (an unprivileged user namespace), so the refusal is the filter's.
     /// </summary>
-    private static bool ProbeSeccomp(string launcher, string[] pre, List<string> notes)
+    private static bool ProbeSeccomp(LinuxIsolator isolator, List<string> notes)
     {
         var sh = Which("sh", "/bin/sh", "/usr/bin/sh") ?? "/bin/sh";
         var unshare = Which("unshare", "/usr/bin/unshare", "/bin/unshare");
         const string script = "grep '^Seccomp:' /proc/self/status; if [ -n \"$0\" ] && \"$0\" -U true 2>/dev/null; then echo userns-made; fi; echo probe=done";
-        var r = Exec(launcher, pre.Concat(new[] { "--pidns", "--seccomp", "--", sh, "-c", script, unshare ?? "" }).ToArray());
+        var r = Exec(isolator.Build(new LaunchSpec { Command = sh, Argv = new[] { "-c", script, unshare ?? "" }, WorkingDirectory = "/", Seccomp = true }), "/");
         var ok = r.Out.Contains("probe=done", StringComparison.Ordinal) && StatusField(r.Out, "Seccomp") == "2"
                  && unshare is not null && !r.Out.Contains("userns-made", StringComparison.Ordinal);
-        if (!ok) notes.Add("requiem-launch --seccomp: " + (unshare is null ? "unshare (util-linux) not found to try the filter; " : "") + r.Describe());
+        if (!ok) notes.Add($"{isolator.Name} seccomp: " + (unshare is null ? "unshare (util-linux) not found to try the filter; " : "") + r.Describe());
         return ok;
     }
 
@@ -380,11 +452,11 @@ public sealed class SandboxProbe
     private sealed record FilesystemObservation(bool Confined, bool Isolated);
 
     /// <summary>
-    /// Runs a probe command in workspace and in hermetic mode, built by <see cref="FilesystemView.LauncherArgs"/> exactly as
-    /// runs are: it tries to write /, /etc and /usr, looks for a file in the host's /tmp, lists the hidden paths, looks
+    /// Runs a probe command in workspace and in hermetic mode, built by the isolator from <see cref="FilesystemView.Layout"/>
+    /// exactly as runs are: it tries to write /, /etc and /usr, looks for a file in the host's /tmp, lists the hidden paths, looks
     /// for undeclared host paths, and tries to mount; the host is then checked for anything it managed to write.
     /// </summary>
-    private static FilesystemObservation ProbeFilesystem(string launcher, string[] pre, List<string> notes)
+    private static FilesystemObservation ProbeFilesystem(LinuxIsolator isolator, List<string> notes)
     {
         var sh = Which("sh", "/bin/sh", "/usr/bin/sh") ?? "/bin/sh";
         var tag = "requiem-probe-" + Guid.NewGuid().ToString("n");
@@ -407,9 +479,13 @@ public sealed class SandboxProbe
                 + "for d in /root /home \"$2\"; do if [ -d \"$d\" ] && [ -n \"$(ls -A \"$d\" 2>/dev/null)\" ]; then echo \"hidden-visible $d\"; fi; done; echo probe=done";
             var hermeticScript = common
                 + "for p in /root /home /opt /srv /var/lib /etc/hostname /etc/shadow \"$2\"; do [ -e \"$p\" ] && echo \"visible $p\"; done; echo probe=done";
-            ProbeRun Run(string mode, string script) => Exec(launcher, pre.Concat(new[] { "--pidns" })
-                .Concat(FilesystemView.LauncherArgs(mode, ws, Array.Empty<string>(), FilesystemView.DefaultReadonlyPaths, FilesystemView.DefaultHiddenPaths))
-                .Concat(new[] { "--", sh, "-c", script, ws, hostMarker, home }).ToArray(), ws);
+            ProbeRun Run(string mode, string script) => Exec(isolator.Build(new LaunchSpec
+            {
+                Command = sh,
+                Argv = new[] { "-c", script, ws, hostMarker, home },
+                WorkingDirectory = ws,
+                Filesystem = FilesystemView.Layout(mode, ws, Array.Empty<string>(), FilesystemView.DefaultReadonlyPaths, FilesystemView.DefaultHiddenPaths),
+            }), ws);
             var w = Run(FilesystemView.Workspace, workspaceScript);
             var h = Run(FilesystemView.Hermetic, hermeticScript);
             var leaked = strays.Where(File.Exists).ToArray();
@@ -419,13 +495,13 @@ public sealed class SandboxProbe
             var confined = Clean(w) && leaked.Length == 0;
             var isolated = confined && Clean(h) && !w.Out.Contains("hidden-visible", StringComparison.Ordinal) && !h.Out.Contains("visible ", StringComparison.Ordinal);
             if (!confined || !isolated)
-                notes.Add("requiem-launch file-system probe: workspace mode: " + w.Describe() + "; hermetic mode: " + h.Describe()
+                notes.Add($"{isolator.Name} file-system probe: workspace mode: " + w.Describe() + "; hermetic mode: " + h.Describe()
                           + (leaked.Length > 0 ? "; written on the host: " + string.Join(", ", leaked) : ""));
             return new FilesystemObservation(confined, isolated);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            notes.Add("requiem-launch file-system probe could not run: " + ex.Message);
+            notes.Add($"{isolator.Name} file-system probe could not run: " + ex.Message);
             return new FilesystemObservation(false, false);
         }
         finally
@@ -475,13 +551,14 @@ public sealed class SandboxProbe
             var net = n.Ok && OnlyLoopback(n.Out);
             if (!net) notes.Add($"requiem-launch {string.Join(' ', netArgs)} did not isolate the network: " + n.Describe());
             if (!userNs && shared is null) notes.Add("requiem-launch --hold-netns did not work: deny_network runs make their own namespace");
-            var isolation = ObserveIsolation(new[] { path }.Concat(pre).Concat(new[] { "--pidns", "--" }).ToArray(), notes, "requiem-launch");
             var l = Exec(path, pre.Concat(new[] { "--pidns", "--as", ProbeAs, "--cpu", ProbeCpu, "--nofile", ProbeNofile, "--nproc", ProbeNproc, "--", cat, "/proc/self/limits" }).ToArray());
             var limits = l.Ok && ProbeLimitsReadBack(l.Out);
             if (!limits) notes.Add("requiem-launch did not apply rlimits: " + l.Describe());
-            var fs = ProbeFilesystem(path, pre, notes);
-            var seccomp = ProbeSeccomp(path, pre, notes);
-            return new LauncherResult(path, userNs, net, net && shared is not null, limits, isolation, fs, seccomp);
+            var isolator = new LauncherIsolator(path, userNs) { SharedNetns = net && shared is not null, Limits = limits };
+            var isolation = ObserveIsolation(isolator, notes, "requiem-launch");
+            var fs = ProbeFilesystem(isolator, notes);
+            var seccomp = ProbeSeccomp(isolator, notes);
+            return new LauncherResult(isolator, net, isolation, fs, seccomp);
         }
         return null;
     }
@@ -500,7 +577,7 @@ public sealed class SandboxProbe
             notes.Add("setpriv (util-linux) not found: commands keep their capabilities and could leave their namespaces");
             return null;
         }
-        var args = SetprivDropArgs.Append(cat).Append("/proc/self/status");
+        var args = LinuxIsolator.SetprivDropArgs.Append(cat).Append("/proc/self/status");
         var r = userNsUnshare is null
             ? Exec(setpriv, args.ToArray())
             : Exec(userNsUnshare, new[] { "-r", "--", setpriv }.Concat(args).ToArray());
@@ -509,36 +586,19 @@ public sealed class SandboxProbe
         return null;
     }
 
-    /// <summary>setpriv arguments that take every capability away for good (all sets, bounding included) and set no_new_privs.</summary>
-    internal static readonly string[] SetprivDropArgs = { "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all", "--no-new-privs", "--" };
-
-    /// <summary>bwrap arguments for the fallback isolator: every capability dropped, the namespace's own /proc.</summary>
-    internal static readonly string[] BwrapIsolationArgs = { "--dev-bind", "/", "/", "--unshare-pid", "--unshare-cgroup-try", "--proc", "/proc", "--ro-bind", "/sys/fs/cgroup", "/sys/fs/cgroup", "--cap-drop", "ALL", "--die-with-parent", "--new-session" };
-
-    /// <summary>
-    /// The tool chain's PID-namespace init (a shell, PID 1): joins the run's pids cgroup, makes /proc/sys read-only and
-    /// hides /sys/fs/cgroup under an empty read-only tmpfs (exit 125 when it cannot), then runs the command as PID 2.
-    /// </summary>
-    internal static string[] ToolChainInit(string sh, string? mount, string? procs)
+    /// <summary>setpriv as bwrap runs it (inside, after bwrap's own set-up), tried: every capability set empty and no_new_privs.</summary>
+    private static string? ProbeSetprivInBwrap(string bwrap, string cat, List<string> notes)
     {
-        var script = "c=$1; m=$2; shift 2; if [ -n \"$c\" ]; then echo 0 > \"$c\" || exit 125; fi; "
-                     + "if [ -n \"$m\" ]; then \"$m\" --bind -o ro /proc/sys /proc/sys || exit 125; "
-                     + "if [ -d /sys/fs/cgroup ]; then \"$m\" -t tmpfs -o ro,mode=555,size=0 requiem /sys/fs/cgroup || exit 125; fi; fi; "
-                     + "\"$@\"; exit $?";
-        return new[] { sh, "-c", script, "requiem-init", procs ?? "", mount ?? "" };
-    }
-
-    /// <summary>The tool chain exactly as a run without limits uses it, up to the command (for the isolation probe).</summary>
-    private static string[] ToolChainProbeLaunch(string unshare, bool userNs, string sh, string? setpriv, string? mount, string? envDefault)
-    {
-        var chain = new List<string> { unshare };
-        if (userNs) chain.Add("-r");
-        chain.AddRange(new[] { "--fork", "--pid", "--mount-proc", "--kill-child", "--" });
-        chain.AddRange(ToolChainInit(sh, mount, null));
-        if (setpriv is not null) chain.Add(setpriv);
-        if (setpriv is not null) chain.AddRange(SetprivDropArgs);
-        if (envDefault is not null) chain.AddRange(new[] { envDefault, "--default-signal=PIPE", "--" });
-        return chain.ToArray();
+        var setpriv = Which("setpriv", "/usr/bin/setpriv", "/bin/setpriv");
+        if (setpriv is null)
+        {
+            notes.Add("setpriv (util-linux) not found: bwrap runs with --cap-drop ALL, which leaves a root command its bounding set");
+            return null;
+        }
+        var r = Exec(bwrap, new[] { "--dev-bind", "/", "/", "--unshare-pid", "--die-with-parent", "--", setpriv }.Concat(LinuxIsolator.SetprivDropArgs).Concat(new[] { cat, "/proc/self/status" }).ToArray());
+        if (r.Ok && NoCapabilities(r.Out, "CapBnd") && NoCapabilities(r.Out, "CapEff") && StatusField(r.Out, "NoNewPrivs") == "1") return setpriv;
+        notes.Add("setpriv inside bwrap did not drop every capability: " + r.Describe());
+        return null;
     }
 
     /// <summary>
@@ -551,14 +611,19 @@ public sealed class SandboxProbe
         + "echo \"pids=$(ls /proc | grep -c '^[0-9]')\"; "
         + "if [ -e /proc/$0 ]; then echo host_pid=visible; fi; "
         + "if cat /proc/$0/environ >/dev/null 2>&1; then echo host_environ=readable; fi; "
+        + "if (: >> /proc/sys/kernel/hostname) 2>/dev/null; then echo proc_sys=writable; fi; "
         + "for f in /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/*/cgroup.procs /sys/fs/cgroup/*/*/cgroup.procs; do "
         + "if [ -f \"$f\" ] && (: >> \"$f\") 2>/dev/null; then echo cgroup=writable; break; fi; done; echo probe=done";
 
-    private static IsolationObservation? ObserveIsolation(string[] launch, List<string> notes, string what)
+    private static IsolationObservation? ObserveIsolation(LinuxIsolator isolator, List<string> notes, string what)
     {
         var sh = Which("sh", "/bin/sh", "/usr/bin/sh") ?? "/bin/sh";
-        var args = launch.Skip(1).Concat(new[] { sh, "-c", IsolationScript, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) }).ToArray();
-        var r = Exec(launch[0], args);
+        var r = Exec(isolator.Build(new LaunchSpec
+        {
+            Command = sh,
+            Argv = new[] { "-c", IsolationScript, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            WorkingDirectory = "/",
+        }), "/");
         if (!r.Out.Contains("probe=done", StringComparison.Ordinal))
         {
             notes.Add($"{what}: the isolation probe command did not run: " + r.Describe());
@@ -570,7 +635,8 @@ public sealed class SandboxProbe
             VisibleProcesses: int.TryParse(StatusField(r.Out, "pids"), out var n) ? n : -1,
             HostPidVisible: r.Out.Contains("host_pid=visible", StringComparison.Ordinal),
             HostEnvironReadable: r.Out.Contains("host_environ=readable", StringComparison.Ordinal),
-            CgroupWritable: r.Out.Contains("cgroup=writable", StringComparison.Ordinal));
+            CgroupWritable: r.Out.Contains("cgroup=writable", StringComparison.Ordinal),
+            ProcSysWritable: r.Out.Contains("proc_sys=writable", StringComparison.Ordinal));
         if (!o.Isolated) notes.Add($"{what}: the isolation probe command {o.Describe()}");
         return o;
     }
@@ -600,7 +666,12 @@ public sealed class SandboxProbe
                 if (!bwrapNet) notes.Add("bwrap --unshare-net did not isolate the network: " + n.Describe());
             }
         }
-        else if (bwrap is null) notes.Add("bwrap (bubblewrap) not found");
+        else if (bwrap is null)
+        {
+            notes.Add(string.Equals(Environment.GetEnvironmentVariable("REQUIEM_BWRAP"), "none", StringComparison.OrdinalIgnoreCase)
+                ? "bwrap disabled (REQUIEM_BWRAP=none)"
+                : "bwrap (bubblewrap) not found: no file-system isolation or seccomp without requiem-launch");
+        }
         if (unshare is not null && sh is not null)
         {
             foreach (var userNs in isRoot ? new[] { false, true } : new[] { true })
@@ -628,7 +699,12 @@ public sealed class SandboxProbe
             if (!prOk) notes.Add("prlimit did not apply limits: " + r.Describe());
         }
         else notes.Add("prlimit (util-linux) not found");
-        if (Which("env", "/usr/bin/env", "/bin/env") is { } envTool)
+        if (Processes.ProcessHost.Supported)
+        {
+            // Runs and probes are started with every signal at its default disposition (posix_spawn SETSIGDEF).
+            notes.Add("SIGPIPE is reset by the engine's process host (posix_spawn), so env is not needed in the chain");
+        }
+        else if (Which("env", "/usr/bin/env", "/bin/env") is { } envTool)
         {
             // The probe itself runs from .NET, so SIGPIPE is ignored on entry: only a reset makes `yes | head` kill yes.
             var r = Exec(envTool, new[] { "--default-signal=PIPE", "--", cat, "/proc/self/status" });
@@ -699,26 +775,7 @@ public sealed class SandboxProbe
     }
 
     /// <summary>Kills whatever is left in a per-run cgroup and removes it (best effort, a few retries).</summary>
-    public static void RemoveCgroup(string dir)
-    {
-        if (!Directory.Exists(dir)) return;
-        for (var attempt = 0; attempt < 50; attempt++)
-        {
-            try
-            {
-                foreach (var line in File.ReadAllLines(Path.Combine(dir, "cgroup.procs")))
-                {
-                    if (int.TryParse(line, out var pid)) Kill(pid, 9);
-                }
-                Directory.Delete(dir);
-                return;
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                Thread.Sleep(2);
-            }
-        }
-    }
+    public static void RemoveCgroup(string dir) => RunCgroup.Remove(dir);
 
     private static SandboxProbe ProbeWindows(Stopwatch sw)
     {
@@ -726,17 +783,17 @@ public sealed class SandboxProbe
         var caps = Common().ToList();
         if (ok)
         {
-            caps.Add(new SandboxCapability(Controls.JobObjects, "enforced", "Job Object", "the process is created suspended, assigned to a job, then resumed"));
-            caps.Add(new SandboxCapability(Controls.ProcessTreeKill, "enforced", "Job Object KILL_ON_JOB_CLOSE", "closing or terminating the job kills every process in it"));
-            caps.Add(new SandboxCapability(Controls.MemoryLimit, "enforced", "Job Object JOB_OBJECT_LIMIT_PROCESS_MEMORY", "committed memory per process"));
-            caps.Add(new SandboxCapability(Controls.CpuLimit, "enforced", "Job Object JOB_OBJECT_LIMIT_JOB_TIME", "user-mode CPU time of the whole job"));
-            caps.Add(new SandboxCapability(Controls.ProcessLimit, "enforced", "Job Object JOB_OBJECT_LIMIT_ACTIVE_PROCESS", "active processes in the job"));
+            caps.Add(new SandboxCapability(Controls.JobObjects, CapabilityStatus.Enforced, "Job Object", "the process is created suspended, assigned to a job, then resumed"));
+            caps.Add(new SandboxCapability(Controls.ProcessTreeKill, CapabilityStatus.Enforced, "Job Object KILL_ON_JOB_CLOSE", "closing or terminating the job kills every process in it"));
+            caps.Add(new SandboxCapability(Controls.MemoryLimit, CapabilityStatus.Enforced, "Job Object JOB_OBJECT_LIMIT_PROCESS_MEMORY", "committed memory per process"));
+            caps.Add(new SandboxCapability(Controls.CpuLimit, CapabilityStatus.Enforced, "Job Object JOB_OBJECT_LIMIT_JOB_TIME", "user-mode CPU time of the whole job"));
+            caps.Add(new SandboxCapability(Controls.ProcessLimit, CapabilityStatus.Enforced, "Job Object JOB_OBJECT_LIMIT_ACTIVE_PROCESS", "active processes in the job"));
         }
         else
         {
             foreach (var c in new[] { Controls.JobObjects, Controls.MemoryLimit, Controls.CpuLimit, Controls.ProcessLimit })
                 caps.Add(Unsupported(c, "Job Objects could not be created"));
-            caps.Add(new SandboxCapability(Controls.ProcessTreeKill, "partial", "Process.Kill(entireProcessTree)", "descendants found by parent id"));
+            caps.Add(new SandboxCapability(Controls.ProcessTreeKill, CapabilityStatus.Partial, "Process.Kill(entireProcessTree)", "descendants found by parent id"));
         }
         caps.Add(Unsupported(Controls.OpenFilesLimit, "Windows has no per-process handle-count limit"));
         caps.Add(Unsupported(Controls.NetworkIsolation, "AppContainer network isolation is not implemented"));
@@ -785,7 +842,48 @@ public sealed class SandboxProbe
         }
     }
 
-    private static ProbeRun Exec(string file, string[] args, string? workingDirectory = null)
+    private static ProbeRun Exec(LaunchCommand command, string workingDirectory) => Exec(command.File, command.Args.ToArray(), workingDirectory, command.Files);
+
+    /// <summary>Runs a probe command as runs are started (the process host on Linux), with a 5 s limit.</summary>
+    private static ProbeRun Exec(string file, string[] args, string? workingDirectory = null, IReadOnlyList<(int Fd, string Path)>? files = null)
+    {
+        if (Processes.ProcessHost.Supported) return ExecHosted(file, args, workingDirectory, files ?? Array.Empty<(int, string)>());
+        if (files is { Count: > 0 }) return new ProbeRun(false, -1, "", "descriptors can only be passed by the process host");
+        return ExecPortable(file, args, workingDirectory);
+    }
+
+    private static ProbeRun ExecHosted(string file, string[] args, string? workingDirectory, IReadOnlyList<(int Fd, string Path)> files)
+    {
+        Processes.HostedProcess p;
+        try
+        {
+            var env = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>().Select(e => $"{e.Key}={e.Value}").ToArray();
+            p = Processes.ProcessHost.Start(new Processes.ProcessSpec
+            {
+                Argv = new[] { file }.Concat(args).ToArray(), Environment = env, WorkingDirectory = workingDirectory, StdinPipe = false, ReadOnlyFiles = files,
+            });
+        }
+        catch (Processes.ProcessStartException ex)
+        {
+            return new ProbeRun(false, -1, "", ex.Message);
+        }
+        using (p)
+        {
+            var outTask = Bench.ProcessMeasure.ReadAllAsync(p.Stdout);
+            var errTask = Bench.ProcessMeasure.ReadAllAsync(p.Stderr);
+            var timedOut = 0;
+            using var timer = new Timer(_ => { if (p.KillGroup()) Volatile.Write(ref timedOut, 1); }, null, 5000, Timeout.Infinite);
+            var exit = p.WaitForExit();
+            timer.Dispose();
+            if (!Task.WaitAll(new Task[] { outTask, errTask }, TimeSpan.FromSeconds(2))) p.KillGroup();
+            if (Volatile.Read(ref timedOut) == 1) return new ProbeRun(false, -1, "", "timed out");
+            var stdout = outTask.IsCompletedSuccessfully ? System.Text.Encoding.UTF8.GetString(outTask.Result) : "";
+            var stderr = errTask.IsCompletedSuccessfully ? System.Text.Encoding.UTF8.GetString(errTask.Result) : "";
+            return new ProbeRun(exit.ExitCode == 0, exit.ExitCode, stdout, stderr);
+        }
+    }
+
+    private static ProbeRun ExecPortable(string file, string[] args, string? workingDirectory)
     {
         try
         {
@@ -810,25 +908,18 @@ public sealed class SandboxProbe
         }
     }
 
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "geteuid")]
-    private static extern uint geteuid();
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int kill(int pid, int sig);
-
-    internal static uint Geteuid() => OperatingSystem.IsWindows() ? 1u : geteuid();
-
-    internal static void Kill(int pid, int sig)
-    {
-        if (!OperatingSystem.IsWindows()) kill(pid, sig);
-    }
+    internal static uint Geteuid() => Interop.Libc.Geteuid();
 }
 
 /// <summary>What the isolation probe command (<see cref="SandboxProbe.IsolationScript"/>) observed about itself.</summary>
-public sealed record IsolationObservation(bool CapabilitiesDropped, bool NoNewPrivs, int VisibleProcesses, bool HostPidVisible, bool HostEnvironReadable, bool CgroupWritable)
+public sealed record IsolationObservation(bool CapabilitiesDropped, bool NoNewPrivs, int VisibleProcesses, bool HostPidVisible, bool HostEnvironReadable, bool CgroupWritable,
+    bool ProcSysWritable = false)
 {
-    /// <summary>No capability, no_new_privs, only its own PID namespace in /proc (init, the probe shell and its children), nothing of the caller's.</summary>
-    public bool Isolated => CapabilitiesDropped && NoNewPrivs && VisibleProcesses is > 0 and <= 8 && !HostPidVisible && !HostEnvironReadable;
+    /// <summary>
+    /// No capability, no_new_privs, only its own PID namespace in /proc (init, the probe shell and its children), nothing
+    /// of the caller's, and the kernel's tunables read-only (a uid-0 command needs no capability to set the hostname).
+    /// </summary>
+    public bool Isolated => CapabilitiesDropped && NoNewPrivs && VisibleProcesses is > 0 and <= 8 && !HostPidVisible && !HostEnvironReadable && !ProcSysWritable;
 
     public string Describe()
     {
@@ -839,6 +930,7 @@ public sealed record IsolationObservation(bool CapabilitiesDropped, bool NoNewPr
         if (HostPidVisible) seen.Add("saw the caller's pid");
         if (HostEnvironReadable) seen.Add("read the caller's environment");
         if (CgroupWritable) seen.Add("could open a cgroup file for writing");
+        if (ProcSysWritable) seen.Add("could open /proc/sys/kernel/hostname for writing");
         return seen.Count == 0 ? "was isolated" : string.Join(", ", seen);
     }
 }

@@ -126,8 +126,8 @@ public sealed class ExecEngineTests : IDisposable
         var warnings = new List<string>();
         var result = ExecRunner.Run(permissive, new ExecOptions { Store = _store, Probe = probe, Output = new Collect(warnings) });
         Assert.True(File.Exists(marker));
-        var treeKill = probe.StatusOf(Controls.ProcessTreeKill) == "enforced";
-        var hermetic = probe.StatusOf(Controls.FilesystemIsolation) == "enforced" && probe.StatusOf(Controls.WorkspaceConfinement) == "enforced";
+        var treeKill = probe.StatusOf(Controls.ProcessTreeKill) == CapabilityStatus.Enforced;
+        var hermetic = probe.StatusOf(Controls.FilesystemIsolation) == CapabilityStatus.Enforced && probe.StatusOf(Controls.WorkspaceConfinement) == CapabilityStatus.Enforced;
         // network missing -0.25; without the launcher also both file-system controls -0.25 each and no isolation -0.3
         Assert.Equal(Math.Round(1 - 0.25 - (treeKill ? 0 : 0.1) - (hermetic ? 0 : 0.8), 2), result.DeterminismConfidence.Score);
         Assert.Contains(result.DeterminismConfidence.Reasons, r => r.StartsWith("network_isolation requested but not enforced", StringComparison.Ordinal));

@@ -49,6 +49,25 @@ public sealed class FilesystemViewTests
         finally { Directory.Delete(ws, true); }
     }
 
+    [Fact]
+    public void BwrapRendersTheSameLayoutMountForMount()
+    {
+        if (!OperatingSystem.IsLinux() || !Directory.Exists("/usr/share")) return;
+        var workspace = FilesystemView.BwrapArgs(FilesystemView.Layout(FilesystemView.Workspace, "/usr/share/doc", Array.Empty<string>(), Array.Empty<string>(), new[] { "/usr/share" }));
+        var joined = string.Join(" ", workspace);
+        Assert.StartsWith("--ro-bind / / ", joined);
+        Assert.Contains("--perms 1777 --tmpfs /tmp", joined);
+        Assert.Contains("--ro-bind-try /proc/sys /proc/sys", joined);
+        // The hidden path is made read-only only after the workspace is bound below it.
+        Assert.True(joined.IndexOf("--bind /usr/share/doc /usr/share/doc", StringComparison.Ordinal) < joined.IndexOf("--remount-ro /usr/share", StringComparison.Ordinal), joined);
+
+        var hermetic = string.Join(" ", FilesystemView.BwrapArgs(FilesystemView.Layout(FilesystemView.Hermetic, "/usr/share/doc", Array.Empty<string>(), new[] { "/usr", "/lib" }, FilesystemView.DefaultHiddenPaths)));
+        Assert.DoesNotContain("--ro-bind / /", hermetic);
+        Assert.Contains("--ro-bind /usr /usr", hermetic);
+        if (new FileInfo("/lib").LinkTarget is { } target) Assert.Contains($"--symlink {target} /lib", hermetic);
+        Assert.EndsWith("--remount-ro /", hermetic);
+    }
+
     [Theory]
     [InlineData("{\"filesystem\":\"chroot\"}", "$.policy.filesystem")]
     [InlineData("{\"readonly_paths\":[\"usr\"]}", "$.policy.readonly_paths[0]")]

@@ -6,7 +6,7 @@ namespace Requiem.Tests.Health;
 
 public class CliCapabilityNamesTests
 {
-    private static SandboxCapability Cap(string name, string status) => new(name, status, "test", "test");
+    private static SandboxCapability Cap(string name, string status) => new(name, Enum.Parse<CapabilityStatus>(status, ignoreCase: true), "test", "test");
 
     private static IReadOnlyList<SandboxCapability> Probed(string cpu, string memory, string files, string tree, bool withJobObjects = false)
     {
