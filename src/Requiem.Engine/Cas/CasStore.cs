@@ -37,9 +37,9 @@ public sealed class CasPutResult
 /// </summary>
 public sealed partial class CasStore
 {
-    public const string ConfigFileName = "config";
-    public const string ZstdSuffix = ".zst";
-    public const string TempSuffix = ".tmp";
+    public const string ConfigFileName = CasLayout.ConfigFileName;
+    public const string ZstdSuffix = CasLayout.ZstdSuffix;
+    public const string TempSuffix = CasLayout.TempSuffix;
     /// <summary>Shortest hash prefix accepted by <see cref="ResolveHash"/> (like git's abbreviations).</summary>
     public const int MinimumPrefixLength = 4;
     /// <summary>Files up to this size are read whole into a pooled buffer (hash first, write only if new).</summary>
@@ -72,22 +72,22 @@ public sealed partial class CasStore
         BytesVerified = Interlocked.Read(ref _bytesVerified),
     };
 
-    [ThreadStatic] private static ZstdSharp.Compressor? t_compressor;
-    [ThreadStatic] private static int t_compressorLevel;
-
     private CasStore(string root, HashPrimitive hash)
     {
         Root = root;
         _hash = hash;
-        ObjectsDirectory = Path.Combine(root, "objects");
-        TempDirectory = Path.Combine(root, "tmp");
-        RefsDirectory = Path.Combine(root, "refs");
+        Layout = new CasLayout(root);
+        Refs = new CasRefStore(this);
     }
 
     public string Root { get; }
-    public string ObjectsDirectory { get; }
-    public string TempDirectory { get; }
-    public string RefsDirectory { get; }
+    /// <summary>Where everything of this store lives (the same names a remote backend uses).</summary>
+    public CasLayout Layout { get; }
+    /// <summary>The store's refs (named GC roots).</summary>
+    public CasRefStore Refs { get; }
+    public string ObjectsDirectory => Layout.ObjectsDirectory;
+    public string TempDirectory => Layout.TempDirectory;
+    public string RefsDirectory => Layout.RefsDirectory;
     public HashPrimitive HashPrimitive => _hash;
 
     /// <summary>
@@ -197,18 +197,11 @@ public sealed partial class CasStore
     }
 
     /// <summary>Final path of an object in the given encoding (the file may not exist). The hash is validated.</summary>
-    public string ObjectPath(string hash, CasEncoding encoding)
-    {
-        if (!Hex.IsDigest(hash) || !IsLower(hash)) hash = Hex.NormalizeDigest(hash, "CAS object hash");
-        var name = encoding == CasEncoding.Zstd ? hash + ZstdSuffix : hash;
-        return Path.Combine(ObjectsDirectory, hash[..2], name);
-    }
+    public string ObjectPath(string hash, CasEncoding encoding) => Layout.ObjectPath(hash, encoding);
 
-    private static bool IsLower(string hex)
-    {
-        foreach (var c in hex) if (c is >= 'A' and <= 'F') return false;
-        return true;
-    }
+    private static bool IsLower(string hex) => CasLayout.IsLower(hex);
+
+    private static byte? ReadFirstByte(string path, CasEncoding encoding) => CasGarbageCollector.ReadFirstByte(path, encoding);
 
     /// <summary>The file that holds an object, whichever its encoding, or null when absent.</summary>
     public (string Path, CasEncoding Encoding)? Locate(string hash)
@@ -222,6 +215,48 @@ public sealed partial class CasStore
     }
 
     public bool Contains(string hash) => Locate(hash) is not null;
+
+    // ---------------------------------------------------------------- remote store (CasRemote)
+
+    /// <summary>The remote store behind this local one, or null when none is configured.</summary>
+    public CasRemote? Remote { get; private set; }
+
+    /// <summary>Puts a remote backend behind this store: reads that miss fall through to it, writes are journalled for upload.</summary>
+    public CasRemote AttachRemote(ICasBackend backend) => Remote = new CasRemote(this, backend);
+
+    /// <summary>
+    /// Tells the remote tier that a small document under the store root (e.g. <c>ac/ab/&lt;key&gt;.json</c>) was written
+    /// and must be uploaded. No-op without a remote.
+    /// </summary>
+    public void NotifyDocumentWritten(string relativeName) => Remote?.DocumentWritten(relativeName);
+
+    /// <summary>Brings a document missing locally down from the remote store (false without a remote, or when it is absent there).</summary>
+    public bool TryFetchDocument(string relativeName, CancellationToken cancel = default) => Remote?.FetchDocument(relativeName, cancel) ?? false;
+
+    /// <summary>Locates an object, bringing it down from the remote store (verified) when it is missing locally.</summary>
+    private (string Path, CasEncoding Encoding)? LocateOrFetch(string hash, CancellationToken cancel)
+    {
+        if (Locate(hash) is { } local || Remote is not { } remote) return Locate(hash);
+        switch (remote.FetchObject(hash, cancel))
+        {
+            case CasFetchOutcome.Fetched:
+                return Locate(hash);
+            case CasFetchOutcome.Corrupt:
+                throw new RequiemException("CasRemoteObjectCorrupt", ErrorKind.InvalidData,
+                    $"CAS object {hash} is not in the local store, and its copy in the remote store ({remote.Backend.Description}) is corrupt: it was not used. " +
+                    "Store the original bytes again (they are then uploaded), or remove the blob.", hash);
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>Publishes a downloaded, verified object (not journalled: the remote has it).</summary>
+    internal void PublishFetched(string tmp, string hash, long size, CasEncoding encoding, long stored)
+    {
+        var remote = Remote;
+        Publish(tmp, hash, size, encoding, durable: true, stored);
+        remote?.ClearPending(CasLayout.ObjectName(hash, CasEncoding.Identity));
+    }
 
     // ---------------------------------------------------------------- put
 
@@ -439,6 +474,13 @@ public sealed partial class CasStore
         Metrics.MetricsRegistry.Add(Metrics.Counter.CasPutDeduplicated);
     }
 
+    /// <summary>A new object was published here: counted, and journalled for upload when a remote store is attached.</summary>
+    private void Written(string hash, long size, long stored)
+    {
+        CountWritten(size, stored);
+        Remote?.ObjectWritten(hash);
+    }
+
     private void CountWritten(long size, long stored)
     {
         Interlocked.Increment(ref _written);
@@ -583,7 +625,7 @@ public sealed partial class CasStore
     }
 
     /// <summary>Sets an object's mtime to now (like git's freshen): GC keeps anything younger than its grace period.</summary>
-    private static bool Freshen(string path)
+    internal static bool Freshen(string path)
     {
         try
         {
@@ -616,7 +658,7 @@ public sealed partial class CasStore
             if (encoding == CasEncoding.Zstd)
             {
                 compressed = ArrayPool<byte>.Shared.Rent(Compressor.GetCompressBound(data.Length));
-                var c = GetCompressor(level);
+                var c = CasCodec.GetCompressor(level);
                 var n = c.Wrap(data, compressed);
                 // Zstd only when it helps: an object that does not shrink is stored raw (and the result says so).
                 if (n < data.Length) payload = compressed.AsSpan(0, n);
@@ -686,7 +728,7 @@ public sealed partial class CasStore
                 {
                     if (durable) CasNative.FsyncDirectory(shard);
                     Healed(hash, encoding);
-                    CountWritten(size, stored);
+                    Written(hash, size, stored);
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }
                 if (linked != CasNative.RenameResult.Exists) throw new DirectoryNotFoundException($"The shard directory '{shard}' cannot be created.");
@@ -699,7 +741,7 @@ public sealed partial class CasStore
                     File.Move(tmp, final, overwrite: true);
                     if (durable) CasNative.FsyncDirectory(shard);
                     Healed(hash, encoding);
-                    CountWritten(size, stored);
+                    Written(hash, size, stored);
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }
                 if (!Freshen(final) && attempt < 3) continue; // removed by GC this instant: link ours
@@ -711,17 +753,6 @@ public sealed partial class CasStore
         {
             handle.Dispose();
         }
-    }
-
-    private static Compressor GetCompressor(int level)
-    {
-        if (t_compressor is null || t_compressorLevel != level)
-        {
-            t_compressor?.Dispose();
-            t_compressor = new Compressor(level);
-            t_compressorLevel = level;
-        }
-        return t_compressor;
     }
 
     /// <summary>
@@ -744,7 +775,7 @@ public sealed partial class CasStore
                 if (renamed != CasNative.RenameResult.Renamed) File.Move(tmp, final, overwrite: false);
                 if (durable) CasNative.FsyncDirectory(shard);
                 Healed(hash, encoding);
-                CountWritten(size, stored);
+                Written(hash, size, stored);
                 return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
             }
             catch (DirectoryNotFoundException) when (attempt < 3 && File.Exists(tmp))
@@ -760,7 +791,7 @@ public sealed partial class CasStore
                     File.Move(tmp, final, overwrite: true);
                     if (durable) CasNative.FsyncDirectory(shard);
                     Healed(hash, encoding);
-                    CountWritten(size, stored);
+                    Written(hash, size, stored);
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }
                 // Another writer published the same object first: same name, same bytes. Both succeed.
@@ -792,7 +823,7 @@ public sealed partial class CasStore
     public long CopyTo(string hash, Stream destination, CancellationToken cancel = default)
     {
         hash = Hex.NormalizeDigest(hash, "CAS object hash");
-        var located = Locate(hash) ?? throw NotFound(hash);
+        var located = LocateOrFetch(hash, cancel) ?? throw NotFound(hash);
         try
         {
             var n = CopyFile(located.Path, located.Encoding, hash, destination, cancel);
@@ -830,44 +861,54 @@ public sealed partial class CasStore
             {
                 throw new RequiemException("CasReadError", ErrorKind.PermissionDenied, $"CAS object {hash} cannot be read: {ex.Message}", hash, ex);
             }
-            using (file)
-            {
-                using Stream source = encoding == CasEncoding.Zstd ? new DecompressionStream(file, leaveOpen: true) : file;
-                using var hasher = _hash.CreateHasher(HashDomain.Cas);
-                long total = 0;
-                while (true)
-                {
-                    cancel.ThrowIfCancellationRequested();
-                    int n;
-                    try
-                    {
-                        n = source.Read(buffer, 0, CopyBuffer);
-                    }
-                    catch (Exception ex) when (ex is ZstdException or InvalidDataException or EndOfStreamException or InvalidOperationException)
-                    {
-                        throw Corrupt(hash, "zstd frame does not decode: " + ex.Message, ex);
-                    }
-                    catch (IOException ex)
-                    {
-                        throw Corrupt(hash, "read failed: " + ex.Message, ex);
-                    }
-                    if (n <= 0) break;
-                    if (n >= HashPrimitive.ParallelThreshold) hasher.UpdateParallel(buffer.AsSpan(0, n)); else hasher.Update(buffer.AsSpan(0, n));
-                    destination.Write(buffer, 0, n); // a destination failure (disk full) propagates as itself, not as corruption
-                    total += n;
-                    progress?.Invoke(n);
-                }
-                var actual = hasher.FinalizeHex();
-                if (actual != hash) throw Corrupt(hash, $"content hashes to {actual}");
-                Interlocked.Increment(ref _verified);
-                Interlocked.Add(ref _bytesVerified, total);
-                return total;
-            }
+            using (file) return CopyDecoded(file, encoding, hash, destination, buffer, cancel, progress);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>Verifies an object's stored bytes from a stream (e.g. a blob being checked); throws CasObjectCorrupt on mismatch.</summary>
+    internal long VerifyStream(Stream stored, CasEncoding encoding, string hash, CancellationToken cancel)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(CopyBuffer);
+        try { return CopyDecoded(stored, encoding, hash, Stream.Null, buffer, cancel, null); }
+        finally { ArrayPool<byte>.Shared.Return(buffer); }
+    }
+
+    private long CopyDecoded(Stream file, CasEncoding encoding, string hash, Stream destination, byte[] buffer, CancellationToken cancel, Action<long>? progress)
+    {
+        using Stream source = encoding == CasEncoding.Zstd ? new DecompressionStream(file, leaveOpen: true) : file;
+        using var hasher = _hash.CreateHasher(HashDomain.Cas);
+        long total = 0;
+        while (true)
+        {
+            cancel.ThrowIfCancellationRequested();
+            int n;
+            try
+            {
+                n = source.Read(buffer, 0, CopyBuffer);
+            }
+            catch (Exception ex) when (ex is ZstdException or InvalidDataException or EndOfStreamException or InvalidOperationException)
+            {
+                throw Corrupt(hash, "zstd frame does not decode: " + ex.Message, ex);
+            }
+            catch (IOException ex)
+            {
+                throw Corrupt(hash, "read failed: " + ex.Message, ex);
+            }
+            if (n <= 0) break;
+            if (n >= HashPrimitive.ParallelThreshold) hasher.UpdateParallel(buffer.AsSpan(0, n)); else hasher.Update(buffer.AsSpan(0, n));
+            destination.Write(buffer, 0, n); // a destination failure (disk full) propagates as itself, not as corruption
+            total += n;
+            progress?.Invoke(n);
+        }
+        var actual = hasher.FinalizeHex();
+        if (actual != hash) throw Corrupt(hash, $"content hashes to {actual}");
+        Interlocked.Increment(ref _verified);
+        Interlocked.Add(ref _bytesVerified, total);
+        return total;
     }
 
     /// <summary>An object's verified bytes (for small objects: manifests, results, text outputs).</summary>
@@ -934,17 +975,7 @@ public sealed partial class CasStore
         }
     }
 
-    private static (string Hash, CasEncoding Encoding)? ParseObjectName(string name)
-    {
-        var encoding = CasEncoding.Identity;
-        if (name.EndsWith(ZstdSuffix, StringComparison.Ordinal))
-        {
-            name = name[..^ZstdSuffix.Length];
-            encoding = CasEncoding.Zstd;
-        }
-        if (!Hex.IsDigest(name) || !IsLower(name)) return null;
-        return (name, encoding);
-    }
+    private static (string Hash, CasEncoding Encoding)? ParseObjectName(string name) => CasLayout.ParseObjectFileName(name);
 
     /// <summary>
     /// Turns a full hash or a unique prefix (at least <see cref="MinimumPrefixLength"/> hex characters) into the
@@ -1017,7 +1048,7 @@ public sealed partial class CasStore
     public CasObjectInfo GetInfo(string hash, bool verify = true, CancellationToken cancel = default)
     {
         hash = Hex.NormalizeDigest(hash, "CAS object hash");
-        var located = Locate(hash) ?? throw NotFound(hash);
+        var located = LocateOrFetch(hash, cancel) ?? throw NotFound(hash);
         try
         {
             var info = new FileInfo(located.Path);
@@ -1042,144 +1073,27 @@ public sealed partial class CasStore
     }
 
     /// <summary>The uncompressed size recorded in a zstd frame header, or -1 when the frame does not record it.</summary>
-    public static long ReadZstdContentSize(string path)
-    {
-        Span<byte> header = stackalloc byte[18];
-        try
-        {
-            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
-            var n = RandomAccess.Read(handle, header, 0);
-            return ParseZstdContentSize(header[..n]);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return -1;
-        }
-    }
+    public static long ReadZstdContentSize(string path) => CasCodec.ReadZstdContentSize(path);
 
-    /// <summary>Frame_Content_Size from a zstd frame header (RFC 8878 section 3.1.1.1), or -1 when absent or not a zstd frame.</summary>
-    internal static long ParseZstdContentSize(ReadOnlySpan<byte> h)
-    {
-        if (h.Length < 5 || h[0] != 0x28 || h[1] != 0xB5 || h[2] != 0x2F || h[3] != 0xFD) return -1;
-        var descriptor = h[4];
-        var fcsFlag = descriptor >> 6;
-        var singleSegment = (descriptor & 0x20) != 0;
-        var dictIdSize = (descriptor & 0x03) switch { 0 => 0, 1 => 1, 2 => 2, _ => 4 };
-        var fcsSize = fcsFlag switch { 0 => singleSegment ? 1 : 0, 1 => 2, 2 => 4, _ => 8 };
-        if (fcsSize == 0) return -1;
-        var offset = 5 + (singleSegment ? 0 : 1) + dictIdSize;
-        if (h.Length < offset + fcsSize) return -1;
-        ulong value = 0;
-        for (var i = fcsSize - 1; i >= 0; i--) value = (value << 8) | h[offset + i];
-        if (fcsSize == 2) value += 256;
-        return value > long.MaxValue ? -1 : (long)value;
-    }
+    internal static long ParseZstdContentSize(ReadOnlySpan<byte> h) => CasCodec.ParseZstdContentSize(h);
 
-    // ---------------------------------------------------------------- refs: named roots for garbage collection
+    // ---------------------------------------------------------------- refs: named roots for garbage collection (CasRefStore)
 
     /// <summary>Points the ref <paramref name="name"/> (e.g. <c>results/abc</c>) at an object, atomically and durably.</summary>
-    public void SetRef(string name, string hash)
-    {
-        hash = Hex.NormalizeDigest(hash, "CAS object hash");
-        var path = RefPath(name);
-        var located = Locate(hash) ?? throw NotFound(hash);
-        Freshen(located.Path); // a GC running now must not remove what a new ref is about to name
-        var tmp = NewTempPath();
-        try
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                fs.Write(Encoding.ASCII.GetBytes(hash + "\n"));
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, path, overwrite: true);
-            CasNative.FsyncDirectory(Path.GetDirectoryName(path)!);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            TryDelete(tmp);
-            if (Directory.Exists(path))
-                throw new RequiemException("InvalidRefName", ErrorKind.InvalidArgument, $"The ref '{name}' is a folder of other refs.", name, ex);
-            throw WriteError(ex);
-        }
-    }
+    public void SetRef(string name, string hash) => Refs.Set(name, hash);
 
-    public string? GetRef(string name)
-    {
-        var path = RefPath(name);
-        if (!File.Exists(path)) return null;
-        string text;
-        try { text = File.ReadAllText(path).Trim(); }
-        catch (FileNotFoundException) { return null; }
-        return Hex.IsDigest(text) ? text.ToLowerInvariant() : null;
-    }
+    public string? GetRef(string name) => Refs.Get(name);
 
-    public bool RemoveRef(string name)
-    {
-        var path = RefPath(name);
-        if (!File.Exists(path)) return false;
-        try
-        {
-            File.Delete(path);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw WriteError(ex);
-        }
-        // Remove emptied ref folders (but never refs/ itself).
-        var dir = Path.GetDirectoryName(path);
-        while (dir is not null && dir.Length > RefsDirectory.Length && dir.StartsWith(RefsDirectory, StringComparison.Ordinal))
-        {
-            try { Directory.Delete(dir); } catch (IOException) { break; } catch (UnauthorizedAccessException) { break; }
-            dir = Path.GetDirectoryName(dir);
-        }
-        return true;
-    }
+    public bool RemoveRef(string name) => Refs.Remove(name);
 
     /// <summary>Every ref as (name, hash); names use '/' separators. Unreadable or malformed ref files are skipped.</summary>
-    public IEnumerable<(string Name, string Hash)> EnumerateRefs()
-    {
-        foreach (var (name, hash) in EnumerateRefFiles())
-        {
-            if (hash is not null) yield return (name, hash);
-        }
-    }
+    public IEnumerable<(string Name, string Hash)> EnumerateRefs() => Refs.Enumerate();
 
     /// <summary>Every ref file as (name, hash-or-null): null when the file does not hold a digest.</summary>
-    public IEnumerable<(string Name, string? Hash)> EnumerateRefFiles()
-    {
-        if (!Directory.Exists(RefsDirectory)) yield break;
-        foreach (var file in Directory.EnumerateFiles(RefsDirectory, "*", SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal))
-        {
-            var name = Path.GetRelativePath(RefsDirectory, file).Replace('\\', '/');
-            string? text;
-            try { text = File.ReadAllText(file).Trim(); }
-            catch (FileNotFoundException) { continue; } // removed meanwhile
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { text = null; }
-            yield return (name, text is not null && Hex.IsDigest(text) ? text.ToLowerInvariant() : null);
-        }
-    }
+    public IEnumerable<(string Name, string? Hash)> EnumerateRefFiles() => Refs.EnumerateFiles();
 
     /// <summary>Validates a ref name: segments of [A-Za-z0-9._-], separated by '/', no '..', no leading dot.</summary>
-    public string RefPath(string name)
-    {
-        if (string.IsNullOrWhiteSpace(name) || name.Length > 200)
-            throw InvalidRef(name);
-        foreach (var segment in name.Split('/'))
-        {
-            if (segment.Length == 0 || segment[0] == '.') throw InvalidRef(name);
-            foreach (var c in segment)
-            {
-                if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')) throw InvalidRef(name);
-            }
-        }
-        return Path.Combine(RefsDirectory, name.Replace('/', Path.DirectorySeparatorChar));
-    }
-
-    private static RequiemException InvalidRef(string name) =>
-        new("InvalidRefName", ErrorKind.InvalidArgument,
-            $"'{name}' is not a valid ref name: use segments of letters, digits, '.', '_' or '-', separated by '/' (no '..').", name);
+    public string RefPath(string name) => Layout.RefPath(name);
 
     // ---------------------------------------------------------------- objects known to be corrupt
 
@@ -1223,7 +1137,7 @@ public sealed partial class CasStore
 
     // ---------------------------------------------------------------- temp files, counters, errors
 
-    public string NewTempPath() => Path.Combine(TempDirectory, Guid.NewGuid().ToString("n") + TempSuffix);
+    public string NewTempPath() => Layout.NewTempPath();
 
     /// <summary>Files under <c>tmp/</c>: interrupted writes (or writes in progress right now).</summary>
     public IReadOnlyList<CasTempFile> EnumerateTempFiles(DateTime? now = null)

@@ -25,6 +25,12 @@ public enum Counter
     ProofInvalid,
     ReplayTotal,
     ReplayMismatch,
+    RemoteUploads,
+    RemoteDownloads,
+    RemoteBytesUploaded,
+    RemoteBytesDownloaded,
+    RemoteErrors,
+    RemoteCorruptDetected,
 }
 
 /// <summary>
@@ -377,6 +383,12 @@ public sealed class MetricsSnapshot
     public long ProofInvalid => Totals[Counter.ProofInvalid];
     public long ReplayTotal => Totals[Counter.ReplayTotal];
     public long ReplayMismatch => Totals[Counter.ReplayMismatch];
+    public long RemoteUploads => Totals[Counter.RemoteUploads];
+    public long RemoteDownloads => Totals[Counter.RemoteDownloads];
+    public long RemoteBytesUploaded => Totals[Counter.RemoteBytesUploaded];
+    public long RemoteBytesDownloaded => Totals[Counter.RemoteBytesDownloaded];
+    public long RemoteErrors => Totals[Counter.RemoteErrors];
+    public long RemoteCorruptDetected => Totals[Counter.RemoteCorruptDetected];
     /// <summary>How many per-process files were summed.</summary>
     public int Sources { get; }
     public string Directory { get; }
@@ -399,6 +411,12 @@ public sealed class MetricsSnapshot
         Counter.ProofInvalid => "proof_invalid_total",
         Counter.ReplayTotal => "replay_total",
         Counter.ReplayMismatch => "replay_mismatch_total",
+        Counter.RemoteUploads => "remote_uploads_total",
+        Counter.RemoteDownloads => "remote_downloads_total",
+        Counter.RemoteBytesUploaded => "remote_bytes_uploaded_total",
+        Counter.RemoteBytesDownloaded => "remote_bytes_downloaded_total",
+        Counter.RemoteErrors => "remote_errors_total",
+        Counter.RemoteCorruptDetected => "remote_corrupt_detected_total",
         _ => c.ToString(),
     };
 
@@ -419,6 +437,12 @@ public sealed class MetricsSnapshot
         (Counter.ProofInvalid, "Proof bundle verifications that failed"),
         (Counter.ReplayTotal, "Replays executed"),
         (Counter.ReplayMismatch, "Replays whose result differed from the record"),
+        (Counter.RemoteUploads, "Objects and documents uploaded to the remote store"),
+        (Counter.RemoteDownloads, "Objects and documents downloaded from the remote store (verified)"),
+        (Counter.RemoteBytesUploaded, "Bytes uploaded to the remote store"),
+        (Counter.RemoteBytesDownloaded, "Bytes downloaded from the remote store"),
+        (Counter.RemoteErrors, "Remote store operations that failed (unreachable or refused)"),
+        (Counter.RemoteCorruptDetected, "Remote blobs that failed verification after download and were not used"),
     };
 
     public string ToJson()
