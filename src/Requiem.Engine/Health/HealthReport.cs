@@ -33,8 +33,10 @@ public sealed class HealthReport
     public required IReadOnlyDictionary<string, string?> Tools { get; init; }
     public required IReadOnlyList<string> ProbeNotes { get; init; }
     public required double ProbeMilliseconds { get; init; }
+    /// <summary>The remote store: configured, reachable (null when not checked).</summary>
+    public RemoteHealth? Remote { get; init; }
 
-    public static HealthReport Create(SandboxProbe? probe = null)
+    public static HealthReport Create(SandboxProbe? probe = null, RequiemConfig? config = null)
     {
         probe ??= SandboxProbe.Current;
         var test = HashSelfTest.Result;
@@ -59,6 +61,7 @@ public sealed class HealthReport
             Tools = new Dictionary<string, string?> { ["requiem_launch"] = probe.Launcher, ["bwrap"] = probe.Bwrap, ["unshare"] = probe.Unshare, ["prlimit"] = probe.Prlimit, ["sh"] = probe.Sh, ["setpriv"] = probe.Setpriv, ["pids_cgroup"] = probe.PidsCgroupBase },
             ProbeNotes = probe.Notes,
             ProbeMilliseconds = Math.Round(probe.ProbeDuration.TotalMilliseconds, 1),
+            Remote = config is null ? null : RemoteHealth.Check(config),
         };
     }
 
@@ -93,6 +96,14 @@ public sealed class HealthReport
             ["probe_notes"] = Arr(ProbeNotes),
             ["probe_ms"] = ProbeMilliseconds,
         };
+        if (Remote is { } r)
+        {
+            o["remote"] = new JsonObject
+            {
+                ["configured"] = r.Configured, ["reachable"] = r.Reachable, ["kind"] = r.Kind, ["container"] = r.Container,
+                ["remote"] = r.Remote, ["detail"] = r.Detail,
+            };
+        }
         return o.ToJsonString(JsonContract.Indented);
     }
 }
