@@ -160,6 +160,10 @@ public sealed class CasRemote
                 GoOffline(ex);
                 return CasFetchOutcome.Unreachable;
             }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw _store.WriteError(ex); // the local store could not take the download (full disk, permissions)
+            }
             catch (RequiemException ex) when (ex.ErrorId == "CasRemoteError")
             {
                 MetricsRegistry.Add(Counter.RemoteErrors);
@@ -342,6 +346,12 @@ public sealed class CasRemote
                 MetricsRegistry.Add(Counter.RemoteErrors);
                 Warn(ex.Message);
             }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // The local file could not be read (removed by a GC this instant, permissions): kept in the journal.
+                Interlocked.Increment(ref failed);
+                Warn($"'{name}' was not uploaded: {ex.Message}");
+            }
         });
         return new CasSyncResult { Remote = Backend.Description, Uploaded = uploaded, BytesUploaded = bytes, AlreadyPresent = present, Failed = failed, Reachable = _offline is null };
     }
@@ -398,36 +408,43 @@ public sealed class CasRemote
         var corrupt = new ConcurrentBag<CasCorruptObject>();
         long bytes = 0;
         var checkedCount = 0;
-        Parallel.ForEach(objects, new ParallelOptions { MaxDegreeOfParallelism = DefaultParallelism, CancellationToken = cancel }, o =>
+        try
         {
-            var tmp = _store.NewTempPath();
-            try
+            Parallel.ForEach(objects, new ParallelOptions { MaxDegreeOfParallelism = DefaultParallelism, CancellationToken = cancel }, o =>
             {
-                using (var file = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose))
+                var tmp = _store.NewTempPath();
+                try
                 {
-                    if (!Backend.Download(o.Item.Name, file, cancel)) return; // removed meanwhile
-                    Interlocked.Add(ref bytes, file.Length);
-                    MetricsRegistry.Add(Counter.RemoteDownloads);
-                    MetricsRegistry.Add(Counter.RemoteBytesDownloaded, file.Length);
-                    file.Position = 0;
-                    try
+                    using (var file = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose))
                     {
-                        _store.VerifyStream(file, o.Encoding, o.Hash, cancel);
+                        if (!Backend.Download(o.Item.Name, file, cancel)) return; // removed meanwhile
+                        Interlocked.Add(ref bytes, file.Length);
+                        MetricsRegistry.Add(Counter.RemoteDownloads);
+                        MetricsRegistry.Add(Counter.RemoteBytesDownloaded, file.Length);
+                        file.Position = 0;
+                        try
+                        {
+                            _store.VerifyStream(file, o.Encoding, o.Hash, cancel);
+                        }
+                        catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
+                        {
+                            MetricsRegistry.Add(Counter.RemoteCorruptDetected);
+                            corrupt.Add(new CasCorruptObject { Hash = o.Hash, Path = o.Item.Name, Encoding = o.Encoding, Reason = ex.Message });
+                        }
                     }
-                    catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
-                    {
-                        MetricsRegistry.Add(Counter.RemoteCorruptDetected);
-                        corrupt.Add(new CasCorruptObject { Hash = o.Hash, Path = o.Item.Name, Encoding = o.Encoding, Reason = ex.Message });
-                    }
+                    Interlocked.Increment(ref checkedCount);
                 }
-                Interlocked.Increment(ref checkedCount);
-            }
-            catch (CasBackendUnavailableException ex)
-            {
-                MetricsRegistry.Add(Counter.RemoteErrors);
-                throw new RequiemException("RemoteUnavailable", ErrorKind.ResourceUnavailable, $"The remote store stopped answering during verification: {ex.Message}", Backend.Description, ex);
-            }
-        });
+                catch (CasBackendUnavailableException ex)
+                {
+                    MetricsRegistry.Add(Counter.RemoteErrors);
+                    throw new RequiemException("RemoteUnavailable", ErrorKind.ResourceUnavailable, $"The remote store stopped answering during verification: {ex.Message}", Backend.Description, ex);
+                }
+            });
+        }
+        catch (AggregateException ex) when (ex.InnerExceptions.OfType<RequiemException>().FirstOrDefault() is { } first)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
+        }
         return new CasVerifyReport
         {
             Root = Backend.Description,
