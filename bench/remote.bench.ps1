@@ -3,9 +3,9 @@
 .SYNOPSIS
     Remote store (Azure Blob Storage, against a local Azurite) throughput vs the SDK's plain upload and download of the
     same bytes (the floor), in one run:
-      1. 1,000 x 64 KiB objects: Sync-RequiemCas (upload what the container lacks) vs BlobClient.Upload of each file,
-         8 at once; reading all of them on an empty agent (Get-RequiemCasObject: download, re-hash, publish, verify)
-         vs BlobClient.DownloadTo of each, 8 at once.
+      1. 1,000 x 64 KiB objects: Sync-RequiemCas (upload what the container lacks) vs BlobClient.UploadAsync of each
+         file, 8 in flight; reading all of them on an empty agent (Get-RequiemCasObject: download, re-hash, publish,
+         verify) vs BlobClient.DownloadToAsync of each, 8 in flight.
       2. one 256 MiB object: the same, one blob.
     Azurite: $env:REQUIEM_AZURITE_BLOB, azurite-blob on PATH, or out/azurite (npm install azurite --prefix out/azurite).
     Writes remote.json to -OutDirectory. Figures are one run each (Azurite on the same cores: compare ratios, not MB/s).
@@ -69,19 +69,33 @@ function Invoke-Scenario {
     # Requiem: the objects are stored while no remote is configured, then Sync-RequiemCas uploads them.
     Remove-Item Env:REQUIEM_REMOTE_CONNECTION_STRING, Env:REQUIEM_REMOTE_CONTAINER -ErrorAction Ignore
     $agentA = Join-Path $work "$Name-a"; $agentB = Join-Path $work "$Name-b"
-    $hashes = @($Files | Add-RequiemCasObject -Cas $agentA | ForEach-Object Hash)
+    $hashes = @(Add-RequiemCasObject -LiteralPath $Files -Cas $agentA | ForEach-Object Hash)
     $env:REQUIEM_REMOTE_CONNECTION_STRING = $cs
     $env:REQUIEM_REMOTE_CONTAINER = "bench-$($Name.ToLowerInvariant())-requiem"
-    $up = Measure-Seconds { Sync-RequiemCas -Cas $agentA -ThrottleLimit $Parallel }
+    $up = Measure-Seconds { $script:sync = Sync-RequiemCas -Cas $agentA -ThrottleLimit $Parallel }
+    Write-Host "sync: $($script:sync.Uploaded) uploaded, $($script:sync.BytesUploaded) bytes, $($script:sync.Duration)"
+    if ($script:sync.Uploaded -ne $Files.Count -or $script:sync.BytesUploaded -lt $bytes) { throw "${Name}: Sync-RequiemCas uploaded $($script:sync.Uploaded) of $($Files.Count)" }
     $down = Measure-Seconds { $hashes | Get-RequiemCasObject -Cas $agentB }
-    if (@(Get-ChildItem -Recurse -File (Join-Path $agentB 'objects')).Count -ne $Files.Count) { throw "$Name: agent B did not receive every object" }
+    if ((Get-ChildItem -Recurse -File (Join-Path $agentB 'objects') | Measure-Object Length -Sum).Sum -ne $bytes) { throw "${Name}: agent B did not receive every object" }
     Remove-Item Env:REQUIEM_REMOTE_CONNECTION_STRING, Env:REQUIEM_REMOTE_CONTAINER
 
     # The floor: the SDK's plain upload and download of the same files, $Parallel at once.
     $container = New-SdkContainer "bench-$($Name.ToLowerInvariant())-sdk"
-    $sdkUp = Measure-Seconds { $Files | ForEach-Object -ThrottleLimit $Parallel -Parallel { ($using:container).GetBlobClient([IO.Path]::GetFileName($_)).Upload($_, $true) } }
+    # $Parallel transfers in flight (the async API, in waves of $Parallel), each with the SDK's default transfer options.
+    $sdkUp = Measure-Seconds {
+        for ($i = 0; $i -lt $Files.Count; $i += $Parallel) {
+            $tasks = foreach ($f in $Files[$i..([Math]::Min($i + $Parallel, $Files.Count) - 1)]) { $container.GetBlobClient([IO.Path]::GetFileName($f)).UploadAsync($f, $true) }
+            [Threading.Tasks.Task]::WaitAll([Threading.Tasks.Task[]]$tasks)
+        }
+    }
     $target = Join-Path $work "$Name-sdk-down"; New-Item -ItemType Directory $target | Out-Null
-    $sdkDown = Measure-Seconds { $Files | ForEach-Object -ThrottleLimit $Parallel -Parallel { $n = [IO.Path]::GetFileName($_); ($using:container).GetBlobClient($n).DownloadTo((Join-Path $using:target $n)) } }
+    $sdkDown = Measure-Seconds {
+        for ($i = 0; $i -lt $Files.Count; $i += $Parallel) {
+            $tasks = foreach ($f in $Files[$i..([Math]::Min($i + $Parallel, $Files.Count) - 1)]) { $n = [IO.Path]::GetFileName($f); $container.GetBlobClient($n).DownloadToAsync((Join-Path $target $n)) }
+            [Threading.Tasks.Task]::WaitAll([Threading.Tasks.Task[]]$tasks)
+        }
+    }
+    if ((Get-ChildItem $target -File | Measure-Object Length -Sum).Sum -ne $bytes) { throw "${Name}: the SDK download is incomplete" }
 
     $row = [ordered]@{
         files = $Files.Count; bytes = $bytes
