@@ -204,6 +204,58 @@ Describe 'Remote store: agents sharing one container' {
     }
 }
 
+Describe 'Remote store: settings' {
+    BeforeEach {
+        if (-not $script:Azurite) { Set-ItResult -Skipped -Because 'neither azurite-blob nor npm is available' }
+    }
+    AfterEach {
+        Remove-Item Env:REQUIEM_CONFIG, Env:REQUIEM_TEST_STORE_SECRET, Env:REQUIEM_REMOTE_CONNECTION_STRING, Env:REQUIEM_REMOTE_CONTAINER -ErrorAction Ignore
+    }
+
+    It 'takes the remote from the config section and the secret from the variable it names; the environment variables win' {
+        Remove-Item Env:REQUIEM_REMOTE_CONNECTION_STRING, Env:REQUIEM_REMOTE_CONTAINER -ErrorAction Ignore
+        $fromConfig = New-Container
+        $config = Join-Path $script:Dir "config-$fromConfig.json"
+        Set-Content -LiteralPath $config -Value ('{"config_version":"1.1","remote":{"kind":"azure_blob","container":"' + $fromConfig + '","connection_string_env":"REQUIEM_TEST_STORE_SECRET"}}')
+        $env:REQUIEM_CONFIG = $config
+        $env:REQUIEM_TEST_STORE_SECRET = Get-ConnectionString $script:Port
+        (Test-RequiemConfig).Valid | Should -BeTrue
+        $put = Add-RequiemCasObject -LiteralPath (New-File "via config $(New-Guid)") -Cas (New-Store)
+        (Get-Backend $script:Port $fromConfig).Exists("objects/$($put.Hash.Substring(0, 2))/$($put.Hash)", [Threading.CancellationToken]::None) | Should -BeTrue
+
+        $fromEnvironment = New-Container
+        $env:REQUIEM_REMOTE_CONTAINER = $fromEnvironment
+        $env:REQUIEM_REMOTE_CONNECTION_STRING = Get-ConnectionString $script:Port
+        $env:REQUIEM_TEST_STORE_SECRET = 'UseDevelopmentStorage=true;broken'
+        $put2 = Add-RequiemCasObject -LiteralPath (New-File "via environment $(New-Guid)") -Cas (New-Store)
+        (Get-Backend $script:Port $fromEnvironment).Exists("objects/$($put2.Hash.Substring(0, 2))/$($put2.Hash)", [Threading.CancellationToken]::None) | Should -BeTrue
+    }
+
+    It 'a remote configured without its secret is a warning, and the local store works; Sync-RequiemCas says RemoteNotConfigured' {
+        Remove-Item Env:REQUIEM_REMOTE_CONNECTION_STRING, Env:REQUIEM_REMOTE_CONTAINER, Env:REQUIEM_TEST_STORE_SECRET -ErrorAction Ignore
+        $config = Join-Path $script:Dir "config-nosecret.json"
+        Set-Content -LiteralPath $config -Value '{"config_version":"1.1","remote":{"kind":"azure_blob","container":"requiem","connection_string_env":"REQUIEM_TEST_STORE_SECRET"}}'
+        $env:REQUIEM_CONFIG = $config
+        $store = New-Store
+        $put = Add-RequiemCasObject -LiteralPath (New-File 'local only') -Cas $store -WarningVariable warn -WarningAction SilentlyContinue
+        $put.Hash | Should -Match '^[0-9a-f]{64}$'
+        ($warn -join "`n") | Should -Match 'REQUIEM_TEST_STORE_SECRET is empty'
+        $err = $null
+        try { Sync-RequiemCas -Cas $store -WarningAction SilentlyContinue } catch { $err = $_ }
+        $err.FullyQualifiedErrorId | Should -Be 'RemoteNotConfigured,Requiem.PowerShell.SyncRequiemCasCommand'
+    }
+
+    It 'rejects a config whose remote section is malformed, naming the field' {
+        $config = Join-Path $script:Dir "config-bad.json"
+        Set-Content -LiteralPath $config -Value '{"config_version":"1.1","remote":{"kind":"s3","container":"Bad_Name","connection_string_env":"DefaultEndpointsProtocol=https;AccountKey=x"}}'
+        $r = Test-RequiemConfig -Path $config
+        $r.Valid | Should -BeFalse
+        $r.Errors.Field | Should -Contain '$.remote.kind'
+        $r.Errors.Field | Should -Contain '$.remote.container'
+        $r.Errors.Field | Should -Contain '$.remote.connection_string_env'
+    }
+}
+
 Describe 'Remote store: an outage loses nothing' {
     BeforeEach {
         if (-not $script:Azurite) { Set-ItResult -Skipped -Because 'neither azurite-blob nor npm is available' }
