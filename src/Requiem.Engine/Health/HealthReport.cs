@@ -148,6 +148,9 @@ public static class Doctor
             }
         }
 
+        if (RemoteHealth.Check(config ?? new RequiemConfig()) is { Configured: true } remote)
+            Add("remote", remote.Reachable == true ? "Pass" : "Warn", remote.Remote is { } where ? $"{where}: {remote.Detail}" : remote.Detail);
+
         Add("sandbox_isolator", probe.Isolator is not null ? "Pass" : "Warn",
             probe.Isolator is not null ? $"runs are isolated with {probe.Isolator} (PID namespace)" :
             probe.Platform == "windows" ? (probe.JobObjectsWork ? "Job Objects" : "Job Objects unavailable") :
