@@ -236,7 +236,8 @@ public sealed partial class CasStore
     /// <summary>Locates an object, bringing it down from the remote store (verified) when it is missing locally.</summary>
     private (string Path, CasEncoding Encoding)? LocateOrFetch(string hash, CancellationToken cancel)
     {
-        if (Locate(hash) is { } local || Remote is not { } remote) return Locate(hash);
+        var local = Locate(hash);
+        if (local is not null || Remote is not { } remote) return local;
         switch (remote.FetchObject(hash, cancel))
         {
             case CasFetchOutcome.Fetched:
