@@ -28,6 +28,7 @@
         'Get-RequiemCasObject'
         'Export-RequiemCasObject'
         'Test-RequiemCas'
+        'Sync-RequiemCas'
         'Get-RequiemCasStatistic'
         'Optimize-RequiemCas'
         'Set-RequiemCasRef'

@@ -187,7 +187,7 @@ function Invoke-Test {
     Write-Host '== Pester (tests/Pester, fresh pwsh importing out/Requiem) =='
     # Tests never touch the user's own store, config or metrics: the default data directory points into out/.
     $env:XDG_DATA_HOME = Join-Path $Out 'test-data'
-    Remove-Item Env:REQUIEM_CAS, Env:REQUIEM_CONFIG, Env:REQUIEM_METRICS_DIR -ErrorAction Ignore
+    Remove-Item Env:REQUIEM_CAS, Env:REQUIEM_CONFIG, Env:REQUIEM_METRICS_DIR, Env:REQUIEM_REMOTE_CONNECTION_STRING, Env:REQUIEM_REMOTE_CONTAINER -ErrorAction Ignore
     $pester = Get-PesterModulePath
     $summary = Join-Path $results 'pester.summary.json'
     $script = @"

@@ -35,8 +35,36 @@ internal sealed class DependencyLoadContext : AssemblyLoadContext
 
     protected override Assembly? Load(AssemblyName assemblyName)
     {
+        // A library the runtime itself provides at the same or a newer version (System.Text.Json, ...) comes from the
+        // default context, so the engine and the cmdlets share one copy of types they hand each other.
+        if (RuntimeProvides(assemblyName)) return null;
         var candidate = Path.Combine(s_dependencyDirectory, assemblyName.Name + ".dll");
         return File.Exists(candidate) ? LoadFromAssemblyPath(candidate) : null;
+    }
+
+    private static readonly Lazy<Dictionary<string, string>> s_platformAssemblies = new(() =>
+    {
+        var map = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        if (AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES") is string list)
+        {
+            foreach (var path in list.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+                map[Path.GetFileNameWithoutExtension(path)] = path;
+        }
+        return map;
+    });
+
+    private static bool RuntimeProvides(AssemblyName name)
+    {
+        if (name.Name is null || !s_platformAssemblies.Value.TryGetValue(name.Name, out var path)) return false;
+        try
+        {
+            var provided = AssemblyName.GetAssemblyName(path).Version;
+            return name.Version is null || (provided is not null && provided >= name.Version);
+        }
+        catch (Exception ex) when (ex is IOException or BadImageFormatException or UnauthorizedAccessException)
+        {
+            return false;
+        }
     }
 }
 

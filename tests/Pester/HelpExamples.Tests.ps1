@@ -23,6 +23,11 @@ BeforeAll {
     if (-not (Get-Command b3sum -ErrorAction Ignore)) {
         $CannotRunHere['Get-RequiemDigest #3'] = 'compares with the b3sum tool, which is not installed here'
     }
+    $azurite = [Net.Sockets.TcpClient]::new()
+    try { $azurite.Connect('127.0.0.1', 10000) } catch { } finally { $azuriteListening = $azurite.Connected; $azurite.Dispose() }
+    if (-not $azuriteListening) {
+        foreach ($id in 'Sync-RequiemCas #1', 'Sync-RequiemCas #2', 'Test-RequiemCas #4') { $CannotRunHere[$id] = 'needs the Azurite emulator on 127.0.0.1:10000 (.ci/run starts it)' }
+    }
     if (-not (Test-RequiemHealth -Quiet -WarningAction SilentlyContinue)) {
         $CannotRunHere['Test-RequiemHealth #2'] = 'a health check fails on this machine, so the gate throws, as it should'
     }
@@ -55,7 +60,7 @@ foreach ($example in (Get-Content -LiteralPath $ExamplesFile -Raw | ConvertFrom-
     $n++
     $scratch = New-Item -ItemType Directory (Join-Path $Root "scratch/$n")
     $env:XDG_DATA_HOME = (New-Item -ItemType Directory (Join-Path $Root "data/$n")).FullName
-    Remove-Item Env:REQUIEM_CAS, Env:REQUIEM_CONFIG, Env:REQUIEM_METRICS_DIR -ErrorAction Ignore
+    Remove-Item Env:REQUIEM_CAS, Env:REQUIEM_CONFIG, Env:REQUIEM_METRICS_DIR, Env:REQUIEM_REMOTE_CONNECTION_STRING, Env:REQUIEM_REMOTE_CONTAINER -ErrorAction Ignore
     Push-Location -LiteralPath $scratch.FullName
     $watch = [Diagnostics.Stopwatch]::StartNew()
     try {

@@ -1,3 +1,4 @@
+using Requiem.Engine.Cas;
 using Requiem.Engine.Hashing;
 using Requiem.Engine.IO;
 
@@ -7,19 +8,22 @@ namespace Requiem.Engine.ActionCache;
 /// The one place where action-cache entries are read and written: <c>&lt;store root&gt;/ac/&lt;first two hex&gt;/&lt;key&gt;.json</c>.
 /// A write is atomic (temp file in the same folder, flushed, renamed over the name), so a reader sees a whole entry or
 /// none; two writers of the same key both succeed and the last rename wins (both wrote an entry for the same key).
-/// Only bytes pass through here: a remote store plugs in by falling through in <see cref="TryRead"/> and uploading in
-/// <see cref="Write"/>.
+/// With a remote store, <see cref="TryRead"/> falls through to it on a local miss (the entry comes down into the local
+/// layout and is checked like any other) and <see cref="Write"/> queues the entry for upload, under the same name.
 /// </summary>
 public sealed class ActionCacheEntries
 {
-    public const string DirectoryName = "ac";
+    public const string DirectoryName = CasLayout.ActionCacheFolder;
     public const string EntrySuffix = ".json";
     /// <summary>An entry larger than this is not an entry (entries are a few KiB; the bytes they name live in the CAS).</summary>
     public const int MaxEntryBytes = 16 << 20;
 
-    public ActionCacheEntries(string storeRoot)
+    private readonly CasStore _store;
+
+    public ActionCacheEntries(CasStore store)
     {
-        Root = Path.Combine(storeRoot, DirectoryName);
+        _store = store;
+        Root = Path.Combine(store.Root, DirectoryName);
     }
 
     /// <summary>The folder that holds every entry (<c>&lt;store root&gt;/ac</c>).</summary>
@@ -28,12 +32,14 @@ public sealed class ActionCacheEntries
     /// <summary>The file of the entry for <paramref name="key"/> (which may not exist); the key must be a lowercase digest.</summary>
     public string PathOf(string key)
     {
-        key = Hex.NormalizeDigest(key, "action-cache key");
-        return Path.Combine(Root, key[..2], key + EntrySuffix);
+        return _store.Layout.PathOf(CasLayout.ActionCacheName(key));
     }
 
     /// <summary>The entry's bytes, or null when there is no entry for the key.</summary>
-    public byte[]? TryRead(string key)
+    public byte[]? TryRead(string key) =>
+        TryReadLocal(key) ?? (_store.TryFetchDocument(CasLayout.ActionCacheName(key)) ? TryReadLocal(key) : null);
+
+    private byte[]? TryReadLocal(string key)
     {
         var path = PathOf(key);
         try
@@ -68,6 +74,7 @@ public sealed class ActionCacheEntries
         {
             // Another writer's rename won (on Windows a rename over a file being replaced can fail): its entry stands.
         }
+        _store.NotifyDocumentWritten(CasLayout.ActionCacheName(key));
     }
 
     /// <summary>Removes the entry; false when there was none.</summary>

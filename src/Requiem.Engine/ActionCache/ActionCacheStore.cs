@@ -25,7 +25,7 @@ public sealed class ActionCacheStore
     public ActionCacheStore(CasStore store, TimeSpan? maxAge = null)
     {
         Store = store;
-        Entries = new ActionCacheEntries(store.Root);
+        Entries = new ActionCacheEntries(store);
         MaxAge = maxAge ?? TimeSpan.FromDays(DefaultMaxAgeDays);
     }
 
@@ -77,18 +77,17 @@ public sealed class ActionCacheStore
 /// Garbage-collection roots of the action cache: every entry that has not expired keeps its stdout, stderr, output
 /// files, request and result manifest. An entry that does not parse keeps nothing (it is never used either).
 /// </summary>
-public sealed class ActionCacheGcRoots : ICasGcRootSource
+public sealed class ActionCacheGcRoots : ICasGcRootProvider
 {
     public ActionCacheGcRoots(TimeSpan? maxAge = null) => MaxAge = maxAge ?? TimeSpan.FromDays(ActionCacheStore.DefaultMaxAgeDays);
 
     public TimeSpan MaxAge { get; }
 
-    public IEnumerable<CasGcRoot> EnumerateRoots(CasStore store, CancellationToken cancel)
+    public IEnumerable<CasGcRoot> EnumerateRoots(CasStore store)
     {
         var cache = new ActionCacheStore(store, MaxAge);
         foreach (var entry in cache.EnumerateEntries())
         {
-            cancel.ThrowIfCancellationRequested();
             if (entry.Expired) continue;
             foreach (var (hash, isManifest) in entry.ReferencedObjects()) yield return new CasGcRoot(hash, "ac:" + entry.Key, isManifest);
         }

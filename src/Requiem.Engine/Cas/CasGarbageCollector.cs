@@ -15,10 +15,10 @@ public sealed class CasGcOptions
     public Func<CasGcItem, bool>? ShouldRemove { get; init; }
     /// <summary>Report what would be removed without removing anything (ShouldRemove is still called, its answer ignored).</summary>
     public bool DryRun { get; init; }
+    /// <summary>Where marking starts; by default <see cref="CasGarbageCollector.DefaultRootProviders"/> (the refs and the action cache's unexpired entries).</summary>
+    public IReadOnlyList<ICasGcRootProvider>? RootProviders { get; init; }
     public IEngineOutput? Output { get; init; }
     public CancellationToken Cancel { get; init; }
-    /// <summary>Roots besides the refs; by default the action cache's unexpired entries (default age).</summary>
-    public IReadOnlyList<ICasGcRootSource> RootSources { get; init; } = new ICasGcRootSource[] { new ActionCache.ActionCacheGcRoots() };
 }
 
 /// <summary>One object or temp file that GC removed, or would remove.</summary>
@@ -60,20 +60,98 @@ public sealed class CasGcReport
     public required TimeSpan Duration { get; init; }
 }
 
+/// <summary>One place marking starts from: an object kept alive, and whether to read it as a manifest (following what it lists).</summary>
+public readonly record struct CasGcRoot(string Hash, string From, bool AsManifest);
+
+/// <summary>
+/// A source of GC roots. The refs are one; action-cache entries are another (entries are roots until they expire).
+/// A provider throws <c>CasGcAborted</c> when it cannot say what it keeps alive: nothing is then removed.
+/// </summary>
+public interface ICasGcRootProvider
+{
+    IEnumerable<CasGcRoot> EnumerateRoots(CasStore store);
+}
+
+/// <summary>Every ref names a root, read as a manifest (a ref may name any object; plain data is simply kept).</summary>
+public sealed class CasRefRootProvider : ICasGcRootProvider
+{
+    public static readonly CasRefRootProvider Instance = new();
+
+    public IEnumerable<CasGcRoot> EnumerateRoots(CasStore store)
+    {
+        foreach (var (name, hash) in store.EnumerateRefFiles())
+        {
+            if (hash is null)
+                throw new RequiemException("CasGcAborted", ErrorKind.InvalidData,
+                    $"The ref '{name}' does not hold a digest; garbage collection stopped without removing anything (fix or remove the ref).", name);
+            yield return new CasGcRoot(hash, "ref:" + name, AsManifest: true);
+        }
+    }
+}
+
+/// <summary>What a collection would remove, computed without removing anything: <see cref="CasGarbageCollector.Execute"/> carries it out.</summary>
+public sealed class CasGcPlan
+{
+    public required DateTime Now { get; init; }
+    public required DateTime Cutoff { get; init; }
+    /// <summary>Roots marked from, of every provider (refs, action-cache entries, …).</summary>
+    public required int RootCount { get; init; }
+    /// <summary>Of those, the refs.</summary>
+    public required int RefCount { get; init; }
+    public required int Reachable { get; init; }
+    public required int KeptYoung { get; init; }
+    public required int Scanned { get; init; }
+    public required IReadOnlyList<CasGcItem> Candidates { get; init; }
+    public required IReadOnlyList<CasMissingObject> Missing { get; init; }
+}
+
 public sealed partial class CasStore
 {
-    /// <summary>
-    /// Mark and sweep. Roots are the refs; a ref's target and the references a manifest lists under <c>manifests</c> are
-    /// read as manifests (streamed, whatever their size) and everything they reference is kept. No other object is ever
-    /// parsed. A corrupt or malformed manifest stops GC with <c>CasGcAborted</c> before anything is removed, because
-    /// what it keeps alive would be unknown.
-    /// Sweep removes unmarked object files whose mtime is older than the grace period (re-checked just before each
-    /// delete: puts freshen the mtime of objects they deduplicate, so a concurrent put keeps its object) and temp
-    /// files older than the grace period.
-    /// </summary>
-    public CasGcReport CollectGarbage(CasGcOptions options)
+    /// <summary>Plans and carries out a collection (<see cref="CasGarbageCollector"/>); with DryRun only plans.</summary>
+    public CasGcReport CollectGarbage(CasGcOptions options) => new CasGarbageCollector(this).Collect(options);
+}
+
+/// <summary>
+/// Mark and sweep over one store, in two steps: <see cref="Plan"/> marks from the roots (by default the refs) through
+/// the manifests they reach and lists what is unreachable and older than the grace period; <see cref="Execute"/> removes
+/// the planned files. A ref's target, and the references a manifest lists under <c>manifests</c>, are read as manifests
+/// (streamed, whatever their size); no other object is ever parsed. A corrupt or malformed manifest stops planning with
+/// <c>CasGcAborted</c> before anything is removed, because what it keeps alive would be unknown. Execution re-checks
+/// each file's age just before deleting it: puts freshen the mtime of objects they deduplicate, so a concurrent put
+/// keeps its object; temp files older than the grace period are removed too.
+/// </summary>
+public sealed class CasGarbageCollector
+{
+    /// <summary>The roots every collection marks from unless the options name others. Additions must be thread-safe at start-up.</summary>
+    public static IReadOnlyList<ICasGcRootProvider> DefaultRootProviders { get; set; } =
+        new ICasGcRootProvider[] { CasRefRootProvider.Instance, new ActionCache.ActionCacheGcRoots() };
+
+    private readonly CasStore _store;
+
+    public CasGarbageCollector(CasStore store) => _store = store;
+
+    public CasGcReport Collect(CasGcOptions options)
     {
         var watch = Stopwatch.StartNew();
+        var plan = Plan(options);
+        Execute(plan, options);
+        return new CasGcReport
+        {
+            Root = _store.Root,
+            GracePeriod = options.GracePeriod,
+            DryRun = options.DryRun,
+            RefCount = plan.RefCount,
+            Reachable = plan.Reachable,
+            KeptYoung = plan.KeptYoung,
+            Scanned = plan.Scanned,
+            Candidates = plan.Candidates,
+            Missing = plan.Missing,
+            Duration = watch.Elapsed,
+        };
+    }
+
+    public CasGcPlan Plan(CasGcOptions options)
+    {
         var cancel = options.Cancel;
         var output = options.Output ?? NullEngineOutput.Instance;
         if (options.GracePeriod < TimeSpan.Zero)
@@ -83,7 +161,7 @@ public sealed partial class CasStore
 
         // 1. Scan: every object file and its age.
         var files = new List<(string Path, string Hash, CasEncoding Encoding, DateTime Mtime, long Size)>();
-        foreach (var (path, hash, enc) in EnumerateObjectFiles())
+        foreach (var (path, hash, enc) in _store.EnumerateObjectFiles())
         {
             cancel.ThrowIfCancellationRequested();
             var info = new FileInfo(path);
@@ -92,26 +170,22 @@ public sealed partial class CasStore
         }
         output.Progress(new ProgressInfo("Optimize-RequiemCas", $"marking from refs ({files.Count} objects)", 0, -1));
 
-        // 2. Mark from the refs. A ref's target, and a reference a manifest lists under "manifests", is read as a
-        // manifest (streamed, any size); every other object is data and is never parsed, whatever its bytes. Young
-        // objects are not roots: sweep keeps them anyway, and a manifest being written now has freshened (made
-        // young) everything it names.
+        // 2. Mark from the roots. Young objects are not roots: sweep keeps them anyway, and a manifest being written
+        // now has freshened (made young) everything it names.
         var marked = new HashSet<string>(StringComparer.Ordinal);
         var scanned = new HashSet<string>(StringComparer.Ordinal);
         var work = new Stack<(string Hash, string From, bool AsManifest)>();
         var missing = new List<CasMissingObject>();
+        var rootCount = 0;
         var refCount = 0;
-        foreach (var (name, hash) in EnumerateRefFiles())
+        foreach (var provider in options.RootProviders ?? DefaultRootProviders)
         {
-            refCount++;
-            if (hash is null)
-                throw new RequiemException("CasGcAborted", ErrorKind.InvalidData,
-                    $"The ref '{name}' does not hold a digest; garbage collection stopped without removing anything (fix or remove the ref).", name);
-            work.Push((hash, "ref:" + name, true));
-        }
-        foreach (var source in options.RootSources)
-        {
-            foreach (var root in source.EnumerateRoots(this, cancel)) work.Push((root.Hash, root.From, root.IsManifest));
+            foreach (var root in provider.EnumerateRoots(_store))
+            {
+                rootCount++;
+                if (provider is CasRefRootProvider) refCount++;
+                work.Push((root.Hash, root.From, root.AsManifest));
+            }
         }
         while (work.Count > 0)
         {
@@ -120,7 +194,7 @@ public sealed partial class CasStore
             var first = marked.Add(hash);
             if (!asManifest && !first) continue;
             if (asManifest && !scanned.Add(hash)) continue;
-            var located = Locate(hash);
+            var located = _store.Locate(hash);
             if (located is null)
             {
                 if (first) missing.Add(new CasMissingObject { Hash = hash, ReferencedBy = from });
@@ -134,7 +208,7 @@ public sealed partial class CasStore
             }
         }
 
-        // 3. Sweep.
+        // 3. The plan: unmarked objects and temp files older than the grace period.
         var candidates = new List<CasGcItem>();
         var keptYoung = 0;
         foreach (var f in files)
@@ -143,12 +217,24 @@ public sealed partial class CasStore
             if (f.Mtime > cutoff) { keptYoung++; continue; }
             candidates.Add(new CasGcItem { Kind = "Object", Hash = f.Hash, Path = f.Path, StoredSize = f.Size, LastWriteTimeUtc = f.Mtime, Age = now - f.Mtime });
         }
-        foreach (var t in EnumerateTempFiles(now))
+        foreach (var t in _store.EnumerateTempFiles(now))
         {
             if (t.LastWriteTimeUtc <= cutoff)
                 candidates.Add(new CasGcItem { Kind = "TempFile", Path = t.Path, StoredSize = t.Size, LastWriteTimeUtc = t.LastWriteTimeUtc, Age = t.Age });
         }
+        return new CasGcPlan
+        {
+            Now = now, Cutoff = cutoff, RootCount = rootCount, RefCount = refCount, Reachable = marked.Count, KeptYoung = keptYoung, Scanned = files.Count,
+            Candidates = candidates, Missing = missing,
+        };
+    }
 
+    /// <summary>Removes the planned files (none with DryRun), asking <see cref="CasGcOptions.ShouldRemove"/> for each.</summary>
+    public void Execute(CasGcPlan plan, CasGcOptions options)
+    {
+        var cancel = options.Cancel;
+        var output = options.Output ?? NullEngineOutput.Instance;
+        var candidates = plan.Candidates;
         var throttle = new ProgressThrottle(TimeSpan.FromMilliseconds(250), checkEvery: 1);
         for (var i = 0; i < candidates.Count; i++)
         {
@@ -162,34 +248,20 @@ public sealed partial class CasStore
                 continue;
             }
             if (options.ShouldRemove is { } ask && !ask(c)) continue;
-            // Re-check the age right before deleting: a put or SetRef may have freshened it since the scan.
+            // Re-check the age right before deleting: a put or SetRef may have freshened it since the plan.
             var info = new FileInfo(c.Path);
-            if (!info.Exists || info.LastWriteTimeUtc > cutoff) continue;
+            if (!info.Exists || info.LastWriteTimeUtc > plan.Cutoff) continue;
             try
             {
                 File.Delete(c.Path);
                 c.Removed = true;
-                if (c.Hash is not null) ClearCorrupt(c.Hash);
+                if (c.Hash is not null) _store.ClearCorrupt(c.Hash);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
                 output.Warning($"Could not remove '{c.Path}': {ex.Message}");
             }
         }
-
-        return new CasGcReport
-        {
-            Root = Root,
-            GracePeriod = options.GracePeriod,
-            DryRun = options.DryRun,
-            RefCount = refCount,
-            Reachable = marked.Count,
-            KeptYoung = keptYoung,
-            Scanned = files.Count,
-            Candidates = candidates,
-            Missing = missing,
-            Duration = watch.Elapsed,
-        };
     }
 
     /// <summary>
@@ -204,7 +276,7 @@ public sealed partial class CasStore
         var scanner = new CasManifestScanner();
         try
         {
-            CopyFile(path, encoding, hash, scanner, cancel);
+            _store.CopyFile(path, encoding, hash, scanner, cancel);
         }
         catch (FileNotFoundException)
         {
@@ -212,7 +284,7 @@ public sealed partial class CasStore
         }
         catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
         {
-            RecordCorrupt(hash);
+            _store.RecordCorrupt(hash);
             throw new RequiemException("CasGcAborted", ErrorKind.InvalidData,
                 $"Garbage collection stopped without removing anything: the reachable object {hash} is corrupt, so what it references is unknown. " +
                 "Run Test-RequiemCas -All, restore the object (Add-RequiemCasObject with the original bytes), then retry.", hash, ex);
@@ -228,7 +300,7 @@ public sealed partial class CasStore
         };
     }
 
-    private static byte? ReadFirstByte(string path, CasEncoding encoding)
+    internal static byte? ReadFirstByte(string path, CasEncoding encoding)
     {
         try
         {

@@ -37,9 +37,9 @@ public sealed class CasPutResult
 /// </summary>
 public sealed partial class CasStore
 {
-    public const string ConfigFileName = "config";
-    public const string ZstdSuffix = ".zst";
-    public const string TempSuffix = ".tmp";
+    public const string ConfigFileName = CasLayout.ConfigFileName;
+    public const string ZstdSuffix = CasLayout.ZstdSuffix;
+    public const string TempSuffix = CasLayout.TempSuffix;
     /// <summary>Shortest hash prefix accepted by <see cref="ResolveHash"/> (like git's abbreviations).</summary>
     public const int MinimumPrefixLength = 4;
     /// <summary>Files up to this size are read whole into a pooled buffer (hash first, write only if new).</summary>
@@ -47,7 +47,6 @@ public sealed partial class CasStore
     private const int CopyBuffer = 1 << 20;
 
     private readonly HashPrimitive _hash;
-    private readonly HashSet<string> _knownShards = new(StringComparer.Ordinal);
     private long _written;
     private long _deduplicated;
     private long _bytesWritten;
@@ -72,22 +71,23 @@ public sealed partial class CasStore
         BytesVerified = Interlocked.Read(ref _bytesVerified),
     };
 
-    [ThreadStatic] private static ZstdSharp.Compressor? t_compressor;
-    [ThreadStatic] private static int t_compressorLevel;
-
     private CasStore(string root, HashPrimitive hash)
     {
         Root = root;
         _hash = hash;
-        ObjectsDirectory = Path.Combine(root, "objects");
-        TempDirectory = Path.Combine(root, "tmp");
-        RefsDirectory = Path.Combine(root, "refs");
+        Layout = new CasLayout(root);
+        Refs = new CasRefStore(this);
+        Writer = new CasWriter(this);
     }
 
     public string Root { get; }
-    public string ObjectsDirectory { get; }
-    public string TempDirectory { get; }
-    public string RefsDirectory { get; }
+    /// <summary>Where everything of this store lives (the same names a remote backend uses).</summary>
+    public CasLayout Layout { get; }
+    /// <summary>The store's refs (named GC roots).</summary>
+    public CasRefStore Refs { get; }
+    public string ObjectsDirectory => Layout.ObjectsDirectory;
+    public string TempDirectory => Layout.TempDirectory;
+    public string RefsDirectory => Layout.RefsDirectory;
     public HashPrimitive HashPrimitive => _hash;
 
     /// <summary>
@@ -197,18 +197,11 @@ public sealed partial class CasStore
     }
 
     /// <summary>Final path of an object in the given encoding (the file may not exist). The hash is validated.</summary>
-    public string ObjectPath(string hash, CasEncoding encoding)
-    {
-        if (!Hex.IsDigest(hash) || !IsLower(hash)) hash = Hex.NormalizeDigest(hash, "CAS object hash");
-        var name = encoding == CasEncoding.Zstd ? hash + ZstdSuffix : hash;
-        return Path.Combine(ObjectsDirectory, hash[..2], name);
-    }
+    public string ObjectPath(string hash, CasEncoding encoding) => Layout.ObjectPath(hash, encoding);
 
-    private static bool IsLower(string hex)
-    {
-        foreach (var c in hex) if (c is >= 'A' and <= 'F') return false;
-        return true;
-    }
+    private static bool IsLower(string hex) => CasLayout.IsLower(hex);
+
+    private static byte? ReadFirstByte(string path, CasEncoding encoding) => CasGarbageCollector.ReadFirstByte(path, encoding);
 
     /// <summary>The file that holds an object, whichever its encoding, or null when absent.</summary>
     public (string Path, CasEncoding Encoding)? Locate(string hash)
@@ -223,140 +216,74 @@ public sealed partial class CasStore
 
     public bool Contains(string hash) => Locate(hash) is not null;
 
+    // ---------------------------------------------------------------- remote store (CasRemote)
+
+    /// <summary>The remote store behind this local one, or null when none is configured.</summary>
+    public CasRemote? Remote { get; private set; }
+
+    /// <summary>Puts a remote backend behind this store: reads that miss fall through to it, writes are journalled for upload.</summary>
+    public CasRemote AttachRemote(ICasBackend backend) => Remote = new CasRemote(this, backend);
+
+    /// <summary>
+    /// Tells the remote tier that a small document under the store root (e.g. <c>ac/ab/&lt;key&gt;.json</c>) was written
+    /// and must be uploaded. No-op without a remote.
+    /// </summary>
+    public void NotifyDocumentWritten(string relativeName) => Remote?.DocumentWritten(relativeName);
+
+    /// <summary>Brings a document missing locally down from the remote store (false without a remote, or when it is absent there).</summary>
+    public bool TryFetchDocument(string relativeName, CancellationToken cancel = default) => Remote?.FetchDocument(relativeName, cancel) ?? false;
+
+    /// <summary>Locates an object, bringing it down from the remote store (verified) when it is missing locally.</summary>
+    private (string Path, CasEncoding Encoding)? LocateOrFetch(string hash, CancellationToken cancel)
+    {
+        var local = Locate(hash);
+        if (local is not null || Remote is not { } remote) return local;
+        switch (remote.FetchObject(hash, cancel))
+        {
+            case CasFetchOutcome.Fetched:
+                return Locate(hash);
+            case CasFetchOutcome.Corrupt:
+                throw new RequiemException("CasRemoteObjectCorrupt", ErrorKind.InvalidData,
+                    $"CAS object {hash} is not in the local store, and its copy in the remote store ({remote.Backend.Description}) is corrupt: it was not used. " +
+                    "Store the original bytes again (they are then uploaded), or remove the blob.", hash);
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>Publishes a downloaded, verified object (not journalled: the remote has it).</summary>
+    internal void PublishFetched(string tmp, string hash, long size, CasEncoding encoding, long stored)
+    {
+        var remote = Remote;
+        Publish(tmp, hash, size, encoding, durable: true, stored);
+        remote?.ClearPending(CasLayout.ObjectName(hash, CasEncoding.Identity));
+    }
+
     // ---------------------------------------------------------------- put
 
+    /// <summary>The write path: staging in tmp/, hashing and compressing on the way, atomic publish.</summary>
+    internal CasWriter Writer { get; }
+
     public CasPutResult PutBytes(ReadOnlySpan<byte> data, CasEncoding encoding = CasEncoding.Identity, int level = 3) =>
-        PutSmall(data, encoding, level, stage: false, out _);
+        Writer.PutSmall(data, encoding, level, stage: false, out _);
 
     /// <summary>Streams a file into the store (hashing and, for zstd, compressing on the way), never holding a large file in memory.</summary>
     public CasPutResult PutFile(string path, CasEncoding encoding = CasEncoding.Identity, int level = 3, CancellationToken cancel = default) =>
-        PutFileCore(path, encoding, level, stage: false, cancel, out _);
+        Writer.PutFileCore(path, encoding, level, stage: false, cancel, out _);
 
-    public CasPutResult PutStream(Stream input, CasEncoding encoding = CasEncoding.Identity, int level = 3, CancellationToken cancel = default)
-    {
-        var tmp = NewTempPath();
-        var buffer = ArrayPool<byte>.Shared.Rent(CopyBuffer);
-        try
-        {
-            string hash;
-            long size = 0;
-            var incompressible = false;
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            using (var hasher = _hash.CreateHasher(HashDomain.Cas))
-            {
-                Stream sink = fs;
-                if (encoding == CasEncoding.Zstd)
-                {
-                    // Record the content size in the frame header when it is known (statistics read it without decoding).
-                    var known = input.CanSeek ? input.Length - input.Position : -1;
-                    if (NativeZstdCompressStream.Enabled && NativeZstdCompressStream.Available)
-                    {
-                        // The system's libzstd (what the zstd CLI uses) is ~1.5x faster than the managed port; same format.
-                        sink = new NativeZstdCompressStream(fs, level, known);
-                    }
-                    else
-                    {
-                        var cs = new CompressionStream(fs, level, leaveOpen: true);
-                        if (known >= 0) cs.SetPledgedSrcSize((ulong)known);
-                        sink = cs;
-                    }
-                }
-                try
-                {
-                    if (encoding == CasEncoding.Zstd)
-                    {
-                        // Compression (the slow part) runs on its own thread while this one reads and hashes the next chunk.
-                        using var pipe = new BackgroundWriter(sink, CopyBuffer);
-                        while (true)
-                        {
-                            cancel.ThrowIfCancellationRequested();
-                            var chunk = ArrayPool<byte>.Shared.Rent(CopyBuffer);
-                            var n = input.Read(chunk, 0, CopyBuffer);
-                            if (n <= 0) { ArrayPool<byte>.Shared.Return(chunk); break; }
-                            if (n >= HashPrimitive.ParallelThreshold) hasher.UpdateParallel(chunk.AsSpan(0, n)); else hasher.Update(chunk.AsSpan(0, n));
-                            pipe.Post(chunk, n);
-                            size += n;
-                        }
-                        pipe.Complete();
-                        if (sink is NativeZstdCompressStream native) native.Finish();
-                    }
-                    else
-                    {
-                        int n;
-                        while ((n = input.Read(buffer, 0, CopyBuffer)) > 0)
-                        {
-                            cancel.ThrowIfCancellationRequested();
-                            if (n >= HashPrimitive.ParallelThreshold) hasher.UpdateParallel(buffer.AsSpan(0, n)); else hasher.Update(buffer.AsSpan(0, n));
-                            sink.Write(buffer, 0, n);
-                            size += n;
-                        }
-                    }
-                }
-                finally
-                {
-                    if (!ReferenceEquals(sink, fs)) sink.Dispose();
-                }
-                // A frame no smaller than its content is replaced by the raw bytes below: never pay a flush for it.
-                incompressible = encoding == CasEncoding.Zstd && fs.Length >= size;
-                if (!incompressible) fs.Flush(flushToDisk: true);
-                hash = hasher.FinalizeHex();
-            }
-            if (TryExisting(hash, size) is { } existing)
-            {
-                TryDelete(tmp);
-                return existing;
-            }
-            if (incompressible)
-            {
-                // Zstd did not help: store the bytes raw (decoded from the frame; the input may not be readable twice).
-                tmp = DecodeToRawTemp(tmp);
-                encoding = CasEncoding.Identity;
-            }
-            return Publish(tmp, hash, size, encoding, durable: true);
-        }
-        catch (ZstdException ex)
-        {
-            TryDelete(tmp);
-            throw new RequiemException("CasWriteError", ErrorKind.WriteError, $"zstd compression failed: {ex.Message}", Root, ex);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            TryDelete(tmp);
-            throw WriteError(ex);
-        }
-        catch
-        {
-            TryDelete(tmp);
-            throw;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
+    public CasPutResult PutStream(Stream input, CasEncoding encoding = CasEncoding.Identity, int level = 3, CancellationToken cancel = default) =>
+        Writer.PutStream(input, encoding, level, cancel);
 
-    /// <summary>Decodes a zstd temp file into a new, flushed raw temp file and deletes the first; returns the new path.</summary>
-    private string DecodeToRawTemp(string zstdTemp)
-    {
-        var raw = NewTempPath();
-        try
-        {
-            using (var source = new FileStream(zstdTemp, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan))
-            using (var decoder = new DecompressionStream(source))
-            using (var sink = new FileStream(raw, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                decoder.CopyTo(sink, CopyBuffer);
-                sink.Flush(flushToDisk: true);
-            }
-        }
-        catch
-        {
-            TryDelete(raw);
-            throw;
-        }
-        TryDelete(zstdTemp);
-        return raw;
-    }
+    internal CasPutResult PutFileCore(string path, CasEncoding encoding, int level, bool stage, CancellationToken cancel, out CasWriter.StagedTemp? staged,
+        bool mayHoldHandle = true) => Writer.PutFileCore(path, encoding, level, stage, cancel, out staged, mayHoldHandle);
+
+    internal CasPutResult PutSmall(ReadOnlySpan<byte> data, CasEncoding encoding, int level, bool stage, out CasWriter.StagedTemp? staged, bool mayHoldHandle = true) =>
+        Writer.PutSmall(data, encoding, level, stage, out staged, mayHoldHandle);
+
+    internal CasPutResult Publish(string tmp, string hash, long size, CasEncoding encoding, bool durable, long stored = -1) =>
+        Writer.Publish(tmp, hash, size, encoding, durable, stored);
+
+    internal static bool Freshen(string path) => CasWriter.Freshen(path);
 
     /// <summary>
     /// Stores a manifest. Every object it references is freshened first (and must exist): a garbage collection running
@@ -381,55 +308,6 @@ public sealed partial class CasStore
     /// <summary>A batch whose puts run on <paramref name="parallelism"/> worker threads (1: on the caller's thread).</summary>
     public CasWriteBatch BeginBatch(int parallelism) => new(this, parallelism);
 
-    /// <summary>
-    /// Puts a file. With <paramref name="stage"/>, a small new object is written to tmp/ without a flush and its temp
-    /// path returned in <paramref name="staged"/> (the caller flushes and publishes it); large files are always
-    /// streamed, flushed and published.
-    /// </summary>
-    internal CasPutResult PutFileCore(string path, CasEncoding encoding, int level, bool stage, CancellationToken cancel, out StagedTemp? staged,
-        bool mayHoldHandle = true)
-    {
-        staged = null;
-        using var source = OpenSource(path);
-        long length;
-        try { length = RandomAccess.GetLength(source); }
-        catch (IOException ex) { throw ReadError(ex, path); }
-        if (length <= SmallObjectLimit)
-        {
-            var buffer = ArrayPool<byte>.Shared.Rent((int)length + 1);
-            try
-            {
-                var total = 0;
-                try
-                {
-                    while (total < buffer.Length)
-                    {
-                        var n = RandomAccess.Read(source, buffer.AsSpan(total), total);
-                        if (n == 0) break;
-                        total += n;
-                    }
-                }
-                catch (IOException ex) { throw ReadError(ex, path); }
-                catch (UnauthorizedAccessException ex) { throw ReadError(ex, path); }
-                if (total < buffer.Length) return PutSmall(buffer.AsSpan(0, total), encoding, level, stage, out staged, mayHoldHandle);
-                // The file grew while we read it: fall through to streaming.
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-        }
-        using var input = new FileStream(source, FileAccess.Read, 1);
-        try
-        {
-            return PutStream(input, encoding, level, cancel);
-        }
-        catch (RequiemException ex) when (ex.ErrorId == "CasWriteError" && ex.InnerException is IOException io && !File.Exists(path))
-        {
-            throw ReadError(io, path);
-        }
-    }
-
     internal void CountDeduplicated(long size)
     {
         Interlocked.Increment(ref _deduplicated);
@@ -437,6 +315,13 @@ public sealed partial class CasStore
         Interlocked.Add(ref _bytesDeduplicated, size);
         Metrics.MetricsRegistry.Add(Metrics.Counter.CasPutTotal);
         Metrics.MetricsRegistry.Add(Metrics.Counter.CasPutDeduplicated);
+    }
+
+    /// <summary>A new object was published here: counted, and journalled for upload when a remote store is attached.</summary>
+    internal void Written(string hash, long size, long stored)
+    {
+        CountWritten(size, stored);
+        Remote?.ObjectWritten(hash);
     }
 
     private void CountWritten(long size, long stored)
@@ -450,338 +335,6 @@ public sealed partial class CasStore
         Metrics.MetricsRegistry.Add(Metrics.Counter.CasBytesWritten, stored);
     }
 
-    /// <summary>Writes pooled chunks to a stream on a background thread (bounded: at most four chunks in flight).</summary>
-    private sealed class BackgroundWriter : IDisposable
-    {
-        private readonly System.Collections.Concurrent.BlockingCollection<(byte[] Buffer, int Count)> _queue = new(4);
-        private readonly Task _worker;
-        private volatile Exception? _error;
-
-        public BackgroundWriter(Stream sink, int _)
-        {
-            _worker = Task.Factory.StartNew(() =>
-            {
-                foreach (var (buffer, count) in _queue.GetConsumingEnumerable())
-                {
-                    try
-                    {
-                        if (_error is null) sink.Write(buffer, 0, count);
-                    }
-                    catch (Exception ex)
-                    {
-                        _error = ex;
-                    }
-                    finally
-                    {
-                        ArrayPool<byte>.Shared.Return(buffer);
-                    }
-                }
-            }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        }
-
-        public void Post(byte[] buffer, int count)
-        {
-            if (_error is { } e) { ArrayPool<byte>.Shared.Return(buffer); Rethrow(e); }
-            _queue.Add((buffer, count));
-        }
-
-        /// <summary>Waits until everything is written; rethrows the writer's failure.</summary>
-        public void Complete()
-        {
-            _queue.CompleteAdding();
-            _worker.Wait();
-            if (_error is { } e) Rethrow(e);
-        }
-
-        private static void Rethrow(Exception e) => System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
-
-        public void Dispose()
-        {
-            if (!_queue.IsAddingCompleted) _queue.CompleteAdding();
-            try { _worker.Wait(); } catch (AggregateException) { }
-            _queue.Dispose();
-        }
-    }
-
-    /// <summary>A complete, not yet flushed object waiting in tmp/: a named file, or an unnamed (O_TMPFILE) one.</summary>
-    internal sealed class StagedTemp : IDisposable
-    {
-        public StagedTemp(string path) => Path = path;
-        public StagedTemp(Microsoft.Win32.SafeHandles.SafeFileHandle handle) => Handle = handle;
-        public string? Path { get; private set; }
-        public Microsoft.Win32.SafeHandles.SafeFileHandle? Handle { get; private set; }
-
-        public void Flush()
-        {
-            if (Handle is not null) { RandomAccess.FlushToDisk(Handle); return; }
-            using var fs = new FileStream(Path!, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
-            fs.Flush(flushToDisk: true);
-        }
-
-        /// <summary>Publishes (flush first!) and gives up ownership.</summary>
-        public CasPutResult Publish(CasStore store, CasPutResult r)
-        {
-            if (Handle is { } h) { Handle = null; return store.PublishAnonymous(h, r.Hash, r.Size, r.Encoding, durable: false, stored: r.StoredSize); }
-            var p = Path!;
-            var result = store.Publish(p, r.Hash, r.Size, r.Encoding, durable: false, stored: r.StoredSize);
-            Path = null;
-            return result;
-        }
-
-        /// <summary>Discards an unpublished object: an unnamed file just vanishes; a named one is deleted.</summary>
-        public void Dispose()
-        {
-            Handle?.Dispose();
-            Handle = null;
-            if (Path is not null) TryDelete(Path);
-            Path = null;
-        }
-    }
-
-    private static Microsoft.Win32.SafeHandles.SafeFileHandle OpenSource(string path)
-    {
-        try
-        {
-            return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
-        }
-        catch (UnauthorizedAccessException) when (Directory.Exists(path))
-        {
-            throw new RequiemException("PathIsDirectory", ErrorKind.InvalidArgument, $"'{path}' is a directory, not a file.", path);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return HashPrimitive.OpenForRead(path); // the usual error ids (FileNotFound, FileReadError, PathIsDirectory)
-        }
-    }
-
-    /// <summary>The result for an object that is already stored (freshened so that a concurrent GC keeps it), or null.</summary>
-    private CasPutResult? TryExisting(string hash, long size)
-    {
-        if (IsKnownCorrupt(hash)) return null; // write the good bytes over the damaged object (see Publish)
-        for (var attempt = 0; attempt < 2; attempt++)
-        {
-            var identity = ObjectPath(hash, CasEncoding.Identity);
-            var zstd = identity + ZstdSuffix;
-            foreach (var (path, enc) in new[] { (identity, CasEncoding.Identity), (zstd, CasEncoding.Zstd) })
-            {
-                try
-                {
-                    var info = new FileInfo(path);
-                    if (!info.Exists) continue;
-                    // A truncated identity object is not a copy of these bytes: let the new write replace it.
-                    if (enc == CasEncoding.Identity && info.Length != size) return null;
-                    if (Freshen(path))
-                    {
-                        CountDeduplicated(size);
-                        return new CasPutResult { Hash = hash, Size = size, StoredSize = info.Length, Encoding = enc, Existed = true };
-                    }
-                }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
-            }
-        }
-        return null;
-    }
-
-    /// <summary>Sets an object's mtime to now (like git's freshen): GC keeps anything younger than its grace period.</summary>
-    private static bool Freshen(string path)
-    {
-        try
-        {
-            File.SetLastWriteTimeUtc(path, DateTime.UtcNow);
-            return true;
-        }
-        catch (FileNotFoundException) { return false; }
-        catch (DirectoryNotFoundException) { return false; }
-        catch (UnauthorizedAccessException) { return File.Exists(path); } // read-only store: still present
-        catch (IOException) { return File.Exists(path); }
-    }
-
-    /// <summary>
-    /// Puts bytes. With <paramref name="stage"/>, a new object is left complete and unflushed in tmp/ (returned in
-    /// <paramref name="staged"/>): as an open unnamed (O_TMPFILE) file when <paramref name="mayHoldHandle"/>, else as a
-    /// closed named temp file, so that a batch of any size holds a bounded number of descriptors.
-    /// </summary>
-    internal CasPutResult PutSmall(ReadOnlySpan<byte> data, CasEncoding encoding, int level, bool stage, out StagedTemp? staged, bool mayHoldHandle = true)
-    {
-        staged = null;
-        var hash = _hash.HashBytes(data, HashDomain.Cas);
-        if (TryExisting(hash, data.Length) is { } existing) return existing;
-
-        string? tmp = null;
-        Microsoft.Win32.SafeHandles.SafeFileHandle? anonymous = null;
-        byte[]? compressed = null;
-        try
-        {
-            ReadOnlySpan<byte> payload = data;
-            if (encoding == CasEncoding.Zstd)
-            {
-                compressed = ArrayPool<byte>.Shared.Rent(Compressor.GetCompressBound(data.Length));
-                var c = GetCompressor(level);
-                var n = c.Wrap(data, compressed);
-                // Zstd only when it helps: an object that does not shrink is stored raw (and the result says so).
-                if (n < data.Length) payload = compressed.AsSpan(0, n);
-                else encoding = CasEncoding.Identity;
-            }
-            var result = new CasPutResult { Hash = hash, Size = data.Length, StoredSize = payload.Length, Encoding = encoding, Existed = false };
-            // Linux: an unnamed temp file in tmp/ (O_TMPFILE) that gets its final name in one linkat; it cannot be left
-            // behind by a crash. Elsewhere (or where the file system lacks O_TMPFILE): a named temp file and a rename.
-            anonymous = !stage || mayHoldHandle ? CasNative.OpenAnonymous(TempDirectory) : null;
-            if (anonymous is not null)
-            {
-                RandomAccess.Write(anonymous, payload, 0);
-                if (stage)
-                {
-                    staged = new StagedTemp(anonymous);
-                    anonymous = null;
-                    return result;
-                }
-                RandomAccess.FlushToDisk(anonymous);
-                return PublishAnonymous(anonymous, hash, data.Length, encoding, durable: true, stored: payload.Length);
-            }
-            tmp = NewTempPath();
-            using (var handle = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                RandomAccess.Write(handle, payload, 0);
-                if (!stage) RandomAccess.FlushToDisk(handle);
-            }
-            if (stage)
-            {
-                staged = new StagedTemp(tmp);
-                tmp = null;
-                return result;
-            }
-            var published = Publish(tmp, hash, data.Length, encoding, durable: true, stored: payload.Length);
-            tmp = null;
-            return published;
-        }
-        catch (ZstdException ex)
-        {
-            throw new RequiemException("CasWriteError", ErrorKind.WriteError, $"zstd compression failed: {ex.Message}", Root, ex);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw WriteError(ex);
-        }
-        finally
-        {
-            anonymous?.Dispose();
-            if (tmp is not null) TryDelete(tmp);
-            if (compressed is not null) ArrayPool<byte>.Shared.Return(compressed);
-        }
-    }
-
-    /// <summary>Like <see cref="Publish"/> for an unnamed (O_TMPFILE) temp file: linkat never replaces an existing object.</summary>
-    internal CasPutResult PublishAnonymous(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string hash, long size, CasEncoding encoding, bool durable, long stored)
-    {
-        try
-        {
-            var final = ObjectPath(hash, encoding);
-            var shard = Path.GetDirectoryName(final)!;
-            for (var attempt = 0; ; attempt++)
-            {
-                EnsureShard(shard, force: attempt > 0);
-                var linked = CasNative.LinkAnonymous(handle, final);
-                if (linked == CasNative.RenameResult.DirectoryMissing && attempt < 3) continue;
-                if (linked == CasNative.RenameResult.Renamed)
-                {
-                    if (durable) CasNative.FsyncDirectory(shard);
-                    Healed(hash, encoding);
-                    CountWritten(size, stored);
-                    return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
-                }
-                if (linked != CasNative.RenameResult.Exists) throw new DirectoryNotFoundException($"The shard directory '{shard}' cannot be created.");
-                var existing = new FileInfo(final);
-                if (existing.Exists && (IsKnownCorrupt(hash) || (encoding == CasEncoding.Identity && existing.Length != size)))
-                {
-                    // A damaged object (recorded as corrupt, or of the wrong length): give ours a temp name, then replace it atomically.
-                    var tmp = NewTempPath();
-                    CasNative.LinkAnonymous(handle, tmp);
-                    File.Move(tmp, final, overwrite: true);
-                    if (durable) CasNative.FsyncDirectory(shard);
-                    Healed(hash, encoding);
-                    CountWritten(size, stored);
-                    return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
-                }
-                if (!Freshen(final) && attempt < 3) continue; // removed by GC this instant: link ours
-                CountDeduplicated(size);
-                return new CasPutResult { Hash = hash, Size = size, StoredSize = existing.Exists ? existing.Length : stored, Encoding = encoding, Existed = true };
-            }
-        }
-        finally
-        {
-            handle.Dispose();
-        }
-    }
-
-    private static Compressor GetCompressor(int level)
-    {
-        if (t_compressor is null || t_compressorLevel != level)
-        {
-            t_compressor?.Dispose();
-            t_compressor = new Compressor(level);
-            t_compressorLevel = level;
-        }
-        return t_compressor;
-    }
-
-    /// <summary>
-    /// Renames a complete, flushed temp file to its final name without ever replacing an existing object
-    /// (link-then-unlink on Unix). If the name already exists, another writer stored the same bytes: both succeed.
-    /// </summary>
-    internal CasPutResult Publish(string tmp, string hash, long size, CasEncoding encoding, bool durable, long stored = -1)
-    {
-        var final = ObjectPath(hash, encoding);
-        var shard = Path.GetDirectoryName(final)!;
-        if (stored < 0) stored = new FileInfo(tmp).Length;
-        for (var attempt = 0; ; attempt++)
-        {
-            EnsureShard(shard, force: attempt > 0);
-            try
-            {
-                var renamed = CasNative.RenameNoReplace(tmp, final);
-                if (renamed == CasNative.RenameResult.DirectoryMissing && attempt < 3) continue;
-                if (renamed == CasNative.RenameResult.Exists) throw new IOException("exists", 17);
-                if (renamed != CasNative.RenameResult.Renamed) File.Move(tmp, final, overwrite: false);
-                if (durable) CasNative.FsyncDirectory(shard);
-                Healed(hash, encoding);
-                CountWritten(size, stored);
-                return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
-            }
-            catch (DirectoryNotFoundException) when (attempt < 3 && File.Exists(tmp))
-            {
-                // The shard directory vanished (removed by hand): recreate it and retry.
-            }
-            catch (IOException) when (File.Exists(final))
-            {
-                var existing = new FileInfo(final);
-                if (existing.Exists && (IsKnownCorrupt(hash) || (encoding == CasEncoding.Identity && existing.Length != size)))
-                {
-                    // A damaged object (recorded as corrupt, or of the wrong length): replace it atomically with the good bytes.
-                    File.Move(tmp, final, overwrite: true);
-                    if (durable) CasNative.FsyncDirectory(shard);
-                    Healed(hash, encoding);
-                    CountWritten(size, stored);
-                    return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
-                }
-                // Another writer published the same object first: same name, same bytes. Both succeed.
-                if (!Freshen(final) && attempt < 3) continue; // ... unless GC removed it this instant: publish ours.
-                TryDelete(tmp);
-                CountDeduplicated(size);
-                return new CasPutResult { Hash = hash, Size = size, StoredSize = existing.Exists ? existing.Length : stored, Encoding = encoding, Existed = true };
-            }
-        }
-    }
-
-    private void EnsureShard(string shard, bool force)
-    {
-        lock (_knownShards)
-        {
-            if (!force && _knownShards.Contains(shard)) return;
-        }
-        Directory.CreateDirectory(shard);
-        lock (_knownShards) _knownShards.Add(shard);
-    }
-
     // ---------------------------------------------------------------- read
 
     /// <summary>
@@ -792,7 +345,7 @@ public sealed partial class CasStore
     public long CopyTo(string hash, Stream destination, CancellationToken cancel = default)
     {
         hash = Hex.NormalizeDigest(hash, "CAS object hash");
-        var located = Locate(hash) ?? throw NotFound(hash);
+        var located = LocateOrFetch(hash, cancel) ?? throw NotFound(hash);
         try
         {
             var n = CopyFile(located.Path, located.Encoding, hash, destination, cancel);
@@ -830,44 +383,54 @@ public sealed partial class CasStore
             {
                 throw new RequiemException("CasReadError", ErrorKind.PermissionDenied, $"CAS object {hash} cannot be read: {ex.Message}", hash, ex);
             }
-            using (file)
-            {
-                using Stream source = encoding == CasEncoding.Zstd ? new DecompressionStream(file, leaveOpen: true) : file;
-                using var hasher = _hash.CreateHasher(HashDomain.Cas);
-                long total = 0;
-                while (true)
-                {
-                    cancel.ThrowIfCancellationRequested();
-                    int n;
-                    try
-                    {
-                        n = source.Read(buffer, 0, CopyBuffer);
-                    }
-                    catch (Exception ex) when (ex is ZstdException or InvalidDataException or EndOfStreamException or InvalidOperationException)
-                    {
-                        throw Corrupt(hash, "zstd frame does not decode: " + ex.Message, ex);
-                    }
-                    catch (IOException ex)
-                    {
-                        throw Corrupt(hash, "read failed: " + ex.Message, ex);
-                    }
-                    if (n <= 0) break;
-                    if (n >= HashPrimitive.ParallelThreshold) hasher.UpdateParallel(buffer.AsSpan(0, n)); else hasher.Update(buffer.AsSpan(0, n));
-                    destination.Write(buffer, 0, n); // a destination failure (disk full) propagates as itself, not as corruption
-                    total += n;
-                    progress?.Invoke(n);
-                }
-                var actual = hasher.FinalizeHex();
-                if (actual != hash) throw Corrupt(hash, $"content hashes to {actual}");
-                Interlocked.Increment(ref _verified);
-                Interlocked.Add(ref _bytesVerified, total);
-                return total;
-            }
+            using (file) return CopyDecoded(file, encoding, hash, destination, buffer, cancel, progress);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>Verifies an object's stored bytes from a stream (e.g. a blob being checked); throws CasObjectCorrupt on mismatch.</summary>
+    internal long VerifyStream(Stream stored, CasEncoding encoding, string hash, CancellationToken cancel)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(CopyBuffer);
+        try { return CopyDecoded(stored, encoding, hash, Stream.Null, buffer, cancel, null); }
+        finally { ArrayPool<byte>.Shared.Return(buffer); }
+    }
+
+    private long CopyDecoded(Stream file, CasEncoding encoding, string hash, Stream destination, byte[] buffer, CancellationToken cancel, Action<long>? progress)
+    {
+        using Stream source = CasCodec.OpenDecoding(file, encoding);
+        using var hasher = _hash.CreateHasher(HashDomain.Cas);
+        long total = 0;
+        while (true)
+        {
+            cancel.ThrowIfCancellationRequested();
+            int n;
+            try
+            {
+                n = source.Read(buffer, 0, CopyBuffer);
+            }
+            catch (Exception ex) when (ex is ZstdException or InvalidDataException or EndOfStreamException or InvalidOperationException)
+            {
+                throw Corrupt(hash, "zstd frame does not decode: " + ex.Message, ex);
+            }
+            catch (IOException ex)
+            {
+                throw Corrupt(hash, "read failed: " + ex.Message, ex);
+            }
+            if (n <= 0) break;
+            if (n >= HashPrimitive.ParallelThreshold) hasher.UpdateParallel(buffer.AsSpan(0, n)); else hasher.Update(buffer.AsSpan(0, n));
+            destination.Write(buffer, 0, n); // a destination failure (disk full) propagates as itself, not as corruption
+            total += n;
+            progress?.Invoke(n);
+        }
+        var actual = hasher.FinalizeHex();
+        if (actual != hash) throw Corrupt(hash, $"content hashes to {actual}");
+        Interlocked.Increment(ref _verified);
+        Interlocked.Add(ref _bytesVerified, total);
+        return total;
     }
 
     /// <summary>An object's verified bytes (for small objects: manifests, results, text outputs).</summary>
@@ -934,17 +497,7 @@ public sealed partial class CasStore
         }
     }
 
-    private static (string Hash, CasEncoding Encoding)? ParseObjectName(string name)
-    {
-        var encoding = CasEncoding.Identity;
-        if (name.EndsWith(ZstdSuffix, StringComparison.Ordinal))
-        {
-            name = name[..^ZstdSuffix.Length];
-            encoding = CasEncoding.Zstd;
-        }
-        if (!Hex.IsDigest(name) || !IsLower(name)) return null;
-        return (name, encoding);
-    }
+    private static (string Hash, CasEncoding Encoding)? ParseObjectName(string name) => CasLayout.ParseObjectFileName(name);
 
     /// <summary>
     /// Turns a full hash or a unique prefix (at least <see cref="MinimumPrefixLength"/> hex characters) into the
@@ -1017,7 +570,7 @@ public sealed partial class CasStore
     public CasObjectInfo GetInfo(string hash, bool verify = true, CancellationToken cancel = default)
     {
         hash = Hex.NormalizeDigest(hash, "CAS object hash");
-        var located = Locate(hash) ?? throw NotFound(hash);
+        var located = LocateOrFetch(hash, cancel) ?? throw NotFound(hash);
         try
         {
             var info = new FileInfo(located.Path);
@@ -1042,144 +595,27 @@ public sealed partial class CasStore
     }
 
     /// <summary>The uncompressed size recorded in a zstd frame header, or -1 when the frame does not record it.</summary>
-    public static long ReadZstdContentSize(string path)
-    {
-        Span<byte> header = stackalloc byte[18];
-        try
-        {
-            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
-            var n = RandomAccess.Read(handle, header, 0);
-            return ParseZstdContentSize(header[..n]);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return -1;
-        }
-    }
+    public static long ReadZstdContentSize(string path) => CasCodec.ReadZstdContentSize(path);
 
-    /// <summary>Frame_Content_Size from a zstd frame header (RFC 8878 section 3.1.1.1), or -1 when absent or not a zstd frame.</summary>
-    internal static long ParseZstdContentSize(ReadOnlySpan<byte> h)
-    {
-        if (h.Length < 5 || h[0] != 0x28 || h[1] != 0xB5 || h[2] != 0x2F || h[3] != 0xFD) return -1;
-        var descriptor = h[4];
-        var fcsFlag = descriptor >> 6;
-        var singleSegment = (descriptor & 0x20) != 0;
-        var dictIdSize = (descriptor & 0x03) switch { 0 => 0, 1 => 1, 2 => 2, _ => 4 };
-        var fcsSize = fcsFlag switch { 0 => singleSegment ? 1 : 0, 1 => 2, 2 => 4, _ => 8 };
-        if (fcsSize == 0) return -1;
-        var offset = 5 + (singleSegment ? 0 : 1) + dictIdSize;
-        if (h.Length < offset + fcsSize) return -1;
-        ulong value = 0;
-        for (var i = fcsSize - 1; i >= 0; i--) value = (value << 8) | h[offset + i];
-        if (fcsSize == 2) value += 256;
-        return value > long.MaxValue ? -1 : (long)value;
-    }
+    internal static long ParseZstdContentSize(ReadOnlySpan<byte> h) => CasCodec.ParseZstdContentSize(h);
 
-    // ---------------------------------------------------------------- refs: named roots for garbage collection
+    // ---------------------------------------------------------------- refs: named roots for garbage collection (CasRefStore)
 
     /// <summary>Points the ref <paramref name="name"/> (e.g. <c>results/abc</c>) at an object, atomically and durably.</summary>
-    public void SetRef(string name, string hash)
-    {
-        hash = Hex.NormalizeDigest(hash, "CAS object hash");
-        var path = RefPath(name);
-        var located = Locate(hash) ?? throw NotFound(hash);
-        Freshen(located.Path); // a GC running now must not remove what a new ref is about to name
-        var tmp = NewTempPath();
-        try
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                fs.Write(Encoding.ASCII.GetBytes(hash + "\n"));
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, path, overwrite: true);
-            CasNative.FsyncDirectory(Path.GetDirectoryName(path)!);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            TryDelete(tmp);
-            if (Directory.Exists(path))
-                throw new RequiemException("InvalidRefName", ErrorKind.InvalidArgument, $"The ref '{name}' is a folder of other refs.", name, ex);
-            throw WriteError(ex);
-        }
-    }
+    public void SetRef(string name, string hash) => Refs.Set(name, hash);
 
-    public string? GetRef(string name)
-    {
-        var path = RefPath(name);
-        if (!File.Exists(path)) return null;
-        string text;
-        try { text = File.ReadAllText(path).Trim(); }
-        catch (FileNotFoundException) { return null; }
-        return Hex.IsDigest(text) ? text.ToLowerInvariant() : null;
-    }
+    public string? GetRef(string name) => Refs.Get(name);
 
-    public bool RemoveRef(string name)
-    {
-        var path = RefPath(name);
-        if (!File.Exists(path)) return false;
-        try
-        {
-            File.Delete(path);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw WriteError(ex);
-        }
-        // Remove emptied ref folders (but never refs/ itself).
-        var dir = Path.GetDirectoryName(path);
-        while (dir is not null && dir.Length > RefsDirectory.Length && dir.StartsWith(RefsDirectory, StringComparison.Ordinal))
-        {
-            try { Directory.Delete(dir); } catch (IOException) { break; } catch (UnauthorizedAccessException) { break; }
-            dir = Path.GetDirectoryName(dir);
-        }
-        return true;
-    }
+    public bool RemoveRef(string name) => Refs.Remove(name);
 
     /// <summary>Every ref as (name, hash); names use '/' separators. Unreadable or malformed ref files are skipped.</summary>
-    public IEnumerable<(string Name, string Hash)> EnumerateRefs()
-    {
-        foreach (var (name, hash) in EnumerateRefFiles())
-        {
-            if (hash is not null) yield return (name, hash);
-        }
-    }
+    public IEnumerable<(string Name, string Hash)> EnumerateRefs() => Refs.Enumerate();
 
     /// <summary>Every ref file as (name, hash-or-null): null when the file does not hold a digest.</summary>
-    public IEnumerable<(string Name, string? Hash)> EnumerateRefFiles()
-    {
-        if (!Directory.Exists(RefsDirectory)) yield break;
-        foreach (var file in Directory.EnumerateFiles(RefsDirectory, "*", SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal))
-        {
-            var name = Path.GetRelativePath(RefsDirectory, file).Replace('\\', '/');
-            string? text;
-            try { text = File.ReadAllText(file).Trim(); }
-            catch (FileNotFoundException) { continue; } // removed meanwhile
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { text = null; }
-            yield return (name, text is not null && Hex.IsDigest(text) ? text.ToLowerInvariant() : null);
-        }
-    }
+    public IEnumerable<(string Name, string? Hash)> EnumerateRefFiles() => Refs.EnumerateFiles();
 
     /// <summary>Validates a ref name: segments of [A-Za-z0-9._-], separated by '/', no '..', no leading dot.</summary>
-    public string RefPath(string name)
-    {
-        if (string.IsNullOrWhiteSpace(name) || name.Length > 200)
-            throw InvalidRef(name);
-        foreach (var segment in name.Split('/'))
-        {
-            if (segment.Length == 0 || segment[0] == '.') throw InvalidRef(name);
-            foreach (var c in segment)
-            {
-                if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')) throw InvalidRef(name);
-            }
-        }
-        return Path.Combine(RefsDirectory, name.Replace('/', Path.DirectorySeparatorChar));
-    }
-
-    private static RequiemException InvalidRef(string name) =>
-        new("InvalidRefName", ErrorKind.InvalidArgument,
-            $"'{name}' is not a valid ref name: use segments of letters, digits, '.', '_' or '-', separated by '/' (no '..').", name);
+    public string RefPath(string name) => Layout.RefPath(name);
 
     // ---------------------------------------------------------------- objects known to be corrupt
 
@@ -1213,7 +649,7 @@ public sealed partial class CasStore
     /// After good bytes were published for an object recorded as corrupt: removes the damaged file of the other encoding
     /// (readers prefer identity, so it could keep shadowing the good one) and forgets the record.
     /// </summary>
-    private void Healed(string hash, CasEncoding published)
+    internal void Healed(string hash, CasEncoding published)
     {
         if (!IsKnownCorrupt(hash)) return;
         var other = ObjectPath(hash, published == CasEncoding.Identity ? CasEncoding.Zstd : CasEncoding.Identity);
@@ -1223,7 +659,7 @@ public sealed partial class CasStore
 
     // ---------------------------------------------------------------- temp files, counters, errors
 
-    public string NewTempPath() => Path.Combine(TempDirectory, Guid.NewGuid().ToString("n") + TempSuffix);
+    public string NewTempPath() => Layout.NewTempPath();
 
     /// <summary>Files under <c>tmp/</c>: interrupted writes (or writes in progress right now).</summary>
     public IReadOnlyList<CasTempFile> EnumerateTempFiles(DateTime? now = null)
@@ -1256,7 +692,7 @@ public sealed partial class CasStore
             Root, ex);
     }
 
-    private static RequiemException ReadError(Exception ex, string? path) =>
+    internal static RequiemException ReadError(Exception ex, string? path) =>
         new("FileReadError", ex is UnauthorizedAccessException ? ErrorKind.PermissionDenied : ErrorKind.ReadError,
             $"Cannot read '{path}': {ex.Message}", path, ex);
 

@@ -66,7 +66,7 @@ public sealed class CasWriteBatch : IDisposable
         public CasEncoding Encoding;
         public int Level;
         public required CasBatchItem Item;
-        public CasStore.StagedTemp? Tmp;
+        public CasWriter.StagedTemp? Tmp;
         public readonly ManualResetEventSlim Done = new(false);
     }
 
@@ -150,7 +150,7 @@ public sealed class CasWriteBatch : IDisposable
         try
         {
             if (_cancel.IsCancellationRequested) throw new OperationCanceledException(_cancel.Token);
-            CasStore.StagedTemp? tmp = null;
+            CasWriter.StagedTemp? tmp = null;
             // Reserve a descriptor slot; give it back unless the put really left an open handle staged.
             var held = Interlocked.Increment(ref _openStaged);
             // Counting open descriptors costs a directory listing: only a batch that grows past a few objects pays it.

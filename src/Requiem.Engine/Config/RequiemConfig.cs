@@ -16,6 +16,8 @@ public sealed class RequiemConfig
     public SandboxSection Sandbox { get; init; } = new();
     public EngineSection Engine { get; init; } = new();
     public CacheSection Cache { get; init; } = new();
+    /// <summary>The remote store (absent: none); the environment variables of <see cref="Cas.CasRemoteSettings"/> win over it.</summary>
+    public RemoteSection? Remote { get; init; }
 
     /// <summary>The file this config came from, or null for built-in defaults.</summary>
     public string? SourcePath { get; init; }
@@ -60,6 +62,14 @@ public sealed class RequiemConfig
         public ActionCache.ActionCacheMode Mode { get; init; } = ActionCache.ActionCacheMode.Off;
         /// <summary>Days after which an entry is no longer used nor kept by garbage collection.</summary>
         public int MaxAgeDays { get; init; } = ActionCache.ActionCacheStore.DefaultMaxAgeDays;
+    }
+
+    public sealed class RemoteSection
+    {
+        public string Kind { get; init; } = "azure_blob";
+        public string? Container { get; init; }
+        /// <summary>The name of the environment variable holding the connection string or SAS (never the secret itself).</summary>
+        public string? ConnectionStringEnv { get; init; }
     }
 
     private static readonly object s_cacheLock = new();
@@ -168,7 +178,7 @@ public static class ConfigValidator
                 return new ConfigValidation { Path = path, Errors = errors, Warnings = warnings };
             }
             CheckDuplicateKeys(root, "$", errors);
-            CheckKeys(root, "$", errors, "config_version", "hash", "cas", "sandbox", "engine", "cache");
+            CheckKeys(root, "$", errors, "config_version", "hash", "cas", "sandbox", "engine", "cache", "remote");
             var version = String(root, "config_version", "$", errors, required: true);
             if (version is not null && version != RequiemConfig.CurrentVersion)
                 errors.Add(new ConfigIssue("$.config_version", $"unsupported version '{version}' (this engine reads '{RequiemConfig.CurrentVersion}')"));
@@ -238,8 +248,26 @@ public static class ConfigValidator
                 if (days is < 1 or > 3650) errors.Add(new ConfigIssue("$.cache.max_age_days", $"{days} is out of range 1..3650"));
                 cache = new RequiemConfig.CacheSection { Mode = mode ?? ActionCache.ActionCacheMode.Off, MaxAgeDays = (int)Math.Clamp(days, 1, 3650) };
             }
+
+            RequiemConfig.RemoteSection? remote = null;
+            if (Section(root, "remote", errors) is { } r)
+            {
+                CheckKeys(r, "$.remote", errors, "kind", "container", "connection_string_env");
+                var kind = String(r, "kind", "$.remote", errors, required: true);
+                if (kind is not null and not "azure_blob") errors.Add(new ConfigIssue("$.remote.kind", $"'{kind}' is not a remote kind: use 'azure_blob'"));
+                var container = String(r, "container", "$.remote", errors, required: true);
+                if (container is not null)
+                {
+                    try { Cas.AzureBlobCasBackend.ValidateContainerName(container); }
+                    catch (RequiemException ex) { errors.Add(new ConfigIssue("$.remote.container", ex.Message)); }
+                }
+                var variable = String(r, "connection_string_env", "$.remote", errors, required: true);
+                if (variable is not null && (variable.Length == 0 || variable.Any(ch => !(char.IsAsciiLetterOrDigit(ch) || ch == '_'))))
+                    errors.Add(new ConfigIssue("$.remote.connection_string_env", $"'{variable}' is not an environment variable name (letters, digits, '_'); put the secret in that variable, not in the config"));
+                remote = new RequiemConfig.RemoteSection { Kind = kind ?? "azure_blob", Container = container, ConnectionStringEnv = variable };
+            }
             var config = errors.Count == 0
-                ? new RequiemConfig { ConfigVersion = version ?? RequiemConfig.CurrentVersion, Hash = hash, Cas = cas, Sandbox = sandbox, Engine = engine, Cache = cache, SourcePath = path }
+                ? new RequiemConfig { ConfigVersion = version ?? RequiemConfig.CurrentVersion, Hash = hash, Cas = cas, Sandbox = sandbox, Engine = engine, Cache = cache, Remote = remote, SourcePath = path }
                 : null;
             return new ConfigValidation { Path = path, Errors = errors, Warnings = warnings, ConfigVersion = version, Config = config };
         }

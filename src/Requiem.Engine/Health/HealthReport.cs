@@ -36,13 +36,15 @@ public sealed class HealthReport
     public required IReadOnlyDictionary<string, string?> Tools { get; init; }
     public required IReadOnlyList<string> ProbeNotes { get; init; }
     public required double ProbeMilliseconds { get; init; }
+    /// <summary>The remote store: configured, reachable (null when not checked).</summary>
+    public RemoteHealth? Remote { get; init; }
 
     /// <summary><c>hash_backend</c> in the Requiem CLI's words: the BLAKE3 implementation ships with the engine.</summary>
     public const string CliHashBackend = "vendored";
     /// <summary>The finer name of that implementation (<c>hash_implementation</c>).</summary>
     public const string HashImplementationName = "managed-simd";
 
-    public static HealthReport Create(SandboxProbe? probe = null)
+    public static HealthReport Create(SandboxProbe? probe = null, RequiemConfig? config = null)
     {
         probe ??= SandboxProbe.Current;
         var test = HashSelfTest.Result;
@@ -71,6 +73,7 @@ public sealed class HealthReport
             Tools = new Dictionary<string, string?> { ["requiem_launch"] = probe.Launcher, ["bwrap"] = probe.Bwrap, ["unshare"] = probe.Unshare, ["prlimit"] = probe.Prlimit, ["sh"] = probe.Sh, ["setpriv"] = probe.Setpriv, ["pids_cgroup"] = probe.PidsCgroupBase },
             ProbeNotes = probe.Notes,
             ProbeMilliseconds = Math.Round(probe.ProbeDuration.TotalMilliseconds, 1),
+            Remote = config is null ? null : RemoteHealth.Check(config),
         };
     }
 
@@ -106,6 +109,14 @@ public sealed class HealthReport
             ["probe_notes"] = Arr(ProbeNotes),
             ["probe_ms"] = ProbeMilliseconds,
         };
+        if (Remote is { } r)
+        {
+            o["remote"] = new JsonObject
+            {
+                ["configured"] = r.Configured, ["reachable"] = r.Reachable, ["kind"] = r.Kind, ["container"] = r.Container,
+                ["remote"] = r.Remote, ["detail"] = r.Detail,
+            };
+        }
         return o.ToJsonString(JsonContract.Indented);
     }
 }
@@ -149,6 +160,9 @@ public static class Doctor
                 Add("cas", "Fail", $"store '{casRoot}': {ex.Message}");
             }
         }
+
+        if (RemoteHealth.Check(config ?? new RequiemConfig()) is { Configured: true } remote)
+            Add("remote", remote.Reachable == true ? "Pass" : "Warn", remote.Remote is { } where ? $"{where}: {remote.Detail}" : remote.Detail);
 
         Add("sandbox_isolator", probe.Isolator is not null ? "Pass" : "Warn",
             probe.Isolator is not null ? $"runs are isolated with {probe.Isolator} (PID namespace)" :

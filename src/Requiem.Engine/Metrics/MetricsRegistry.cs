@@ -28,6 +28,12 @@ public enum Counter
     ActionCacheHits,
     ActionCacheMisses,
     ActionCacheWrites,
+    RemoteUploads,
+    RemoteDownloads,
+    RemoteBytesUploaded,
+    RemoteBytesDownloaded,
+    RemoteErrors,
+    RemoteCorruptDetected,
 }
 
 /// <summary>
@@ -383,6 +389,12 @@ public sealed class MetricsSnapshot
     public long ActionCacheHits => Totals[Counter.ActionCacheHits];
     public long ActionCacheMisses => Totals[Counter.ActionCacheMisses];
     public long ActionCacheWrites => Totals[Counter.ActionCacheWrites];
+    public long RemoteUploads => Totals[Counter.RemoteUploads];
+    public long RemoteDownloads => Totals[Counter.RemoteDownloads];
+    public long RemoteBytesUploaded => Totals[Counter.RemoteBytesUploaded];
+    public long RemoteBytesDownloaded => Totals[Counter.RemoteBytesDownloaded];
+    public long RemoteErrors => Totals[Counter.RemoteErrors];
+    public long RemoteCorruptDetected => Totals[Counter.RemoteCorruptDetected];
     /// <summary>How many per-process files were summed.</summary>
     public int Sources { get; }
     public string Directory { get; }
@@ -408,6 +420,12 @@ public sealed class MetricsSnapshot
         Counter.ActionCacheHits => "action_cache_hits_total",
         Counter.ActionCacheMisses => "action_cache_misses_total",
         Counter.ActionCacheWrites => "action_cache_writes_total",
+        Counter.RemoteUploads => "remote_uploads_total",
+        Counter.RemoteDownloads => "remote_downloads_total",
+        Counter.RemoteBytesUploaded => "remote_bytes_uploaded_total",
+        Counter.RemoteBytesDownloaded => "remote_bytes_downloaded_total",
+        Counter.RemoteErrors => "remote_errors_total",
+        Counter.RemoteCorruptDetected => "remote_corrupt_detected_total",
         _ => c.ToString(),
     };
 
@@ -431,6 +449,12 @@ public sealed class MetricsSnapshot
         (Counter.ActionCacheHits, "Invoke-RequiemExec -Cache lookups answered from the action cache (nothing ran)"),
         (Counter.ActionCacheMisses, "Invoke-RequiemExec -Cache lookups that found no usable entry (the command ran)"),
         (Counter.ActionCacheWrites, "Results written to the action cache"),
+        (Counter.RemoteUploads, "Objects and documents uploaded to the remote store"),
+        (Counter.RemoteDownloads, "Objects and documents downloaded from the remote store (verified)"),
+        (Counter.RemoteBytesUploaded, "Bytes uploaded to the remote store"),
+        (Counter.RemoteBytesDownloaded, "Bytes downloaded from the remote store"),
+        (Counter.RemoteErrors, "Remote store operations that failed (unreachable or refused)"),
+        (Counter.RemoteCorruptDetected, "Remote blobs that failed verification after download and were not used"),
     };
 
     public string ToJson()

@@ -16,7 +16,10 @@ public sealed class GetRequiemHealthCommand : RequiemCmdlet
     protected override void EndProcessingCore()
     {
         WarnIfLauncherUnusable();
-        var report = HealthReport.Create();
+        Requiem.Engine.Config.RequiemConfig config;
+        try { config = Requiem.Engine.Config.RequiemConfig.LoadDefault(); }
+        catch (Requiem.Engine.RequiemException) { config = new Requiem.Engine.Config.RequiemConfig(); } // Test-RequiemConfig reports a broken config
+        var report = HealthReport.Create(config: config);
         WriteObject(AsJson ? report.ToJson() : report);
     }
 }

@@ -41,7 +41,7 @@ public sealed class OptimizeRequiemCasCommand : RequiemCmdlet
             DryRun = whatIf,
             Output = output,
             Cancel = CancellationToken,
-            RootSources = new ICasGcRootSource[] { new Requiem.Engine.ActionCache.ActionCacheGcRoots(TimeSpan.FromDays(Config.Cache.MaxAgeDays)) },
+            RootProviders = new ICasGcRootProvider[] { CasRefRootProvider.Instance, new Requiem.Engine.ActionCache.ActionCacheGcRoots(TimeSpan.FromDays(Config.Cache.MaxAgeDays)) },
             ShouldRemove = item =>
             {
                 var target = item.Hash is null

@@ -34,19 +34,26 @@ public sealed class TestRequiemCasCommand : RequiemCmdlet
     [Parameter]
     public SwitchParameter FailOnInvalid { get; set; }
 
+    /// <summary>Verifies the remote store instead of the local one: every blob (or -Sample N) is downloaded and re-hashed.</summary>
+    [Parameter]
+    public SwitchParameter Remote { get; set; }
+
     protected override void EndProcessingCore()
     {
-        var store = OpenStore(Cas, create: false);
+        var store = OpenStore(Cas, create: Remote.IsPresent);
         var output = CreateEngineOutput(ProgressId);
-        var report = Run(() => store.Verify(new CasVerifyOptions
-        {
-            All = ParameterSetName == AllSet,
-            Sample = ParameterSetName == SampleSet ? Sample : 0,
-            Output = output,
-            Cancel = CancellationToken,
-        }));
+        var report = Remote
+            ? Run(() => RequireRemote(store).Verify(ParameterSetName == SampleSet ? Sample : 0, CancellationToken))
+            : Run(() => store.Verify(new CasVerifyOptions
+            {
+                All = ParameterSetName == AllSet,
+                Sample = ParameterSetName == SampleSet ? Sample : 0,
+                Output = output,
+                Cancel = CancellationToken,
+            }));
         CompleteProgress(ProgressId, "Test-RequiemCas");
         foreach (var c in report.Corrupt) WriteVerbose($"corrupt: {c.Hash} ({c.Reason})");
+        foreach (var f in Remote ? report.ForeignFiles : Array.Empty<string>()) WriteVerbose($"not an object name in the remote store: {f}");
         foreach (var m in report.Missing) WriteVerbose($"missing: {m.Hash} (referenced by {m.ReferencedBy})");
         foreach (var m in report.InvalidManifests) WriteVerbose($"invalid manifest: {m.Hash} (referenced by {m.ReferencedBy}): {m.Reason}");
         if (report.TempFiles.Count > 0)

@@ -49,11 +49,49 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     /// </summary>
     protected CasStore OpenStoreOrThrow(string? explicitRoot, HashPrimitive hash, bool create)
     {
+        // With a remote store the local one is a cache: a fresh agent creates it on first use.
+        create |= CasRemoteSettings.Resolve(Config) is { HasCredential: true };
         var store = CasStore.Open(RequiemPaths.ResolveCasRoot(explicitRoot, Config), hash, create);
         if (!_stores.Any(s => s.Root == store.Root))
             WriteVerbose($"Store: {store.Root} ({DescribeStoreSource(explicitRoot)}); config: {DescribeConfig()}.");
+        AttachRemote(store);
         _stores.Add(store);
         return store;
+    }
+
+    /// <summary>
+    /// Puts the configured remote store (if any) behind a local store. A remote configured without its credential is a
+    /// warning, not a failure: everything works locally and is journalled for a later Sync-RequiemCas.
+    /// </summary>
+    private void AttachRemote(CasStore store)
+    {
+        if (CasRemoteSettings.Resolve(Config) is not { } settings) return;
+        if (!settings.HasCredential)
+        {
+            WriteWarning($"A remote store is configured ({settings}) but ${settings.MissingVariable} is empty; working with the local store only.");
+            return;
+        }
+        var backend = settings.CreateBackend();
+        store.AttachRemote(backend);
+        WriteVerbose($"Remote store: {backend.Description} ({settings.Source}).");
+    }
+
+    /// <summary>The remote store behind <paramref name="store"/>; a terminating RemoteNotConfigured error when there is none.</summary>
+    protected CasRemote RequireRemote(CasStore store) =>
+        Run(() => store.Remote ?? throw (CasRemoteSettings.Resolve(Config) is { } settings
+            ? new RequiemException("RemoteNotConfigured", ErrorKind.InvalidOperation,
+                $"The remote store is configured ({settings}) but ${settings.MissingVariable} is empty: set it to the storage connection string or SAS.", settings.MissingVariable)
+            : new RequiemException("RemoteNotConfigured", ErrorKind.InvalidOperation,
+                $"No remote store is configured: set ${CasRemoteSettings.ConnectionStringVariable} (and ${CasRemoteSettings.ContainerVariable}), or the config's 'remote' section.", null)));
+
+    /// <summary>Shows what the remote tiers of this command's stores had to say (raised on any thread, shown on the pipeline thread).</summary>
+    protected void WriteRemoteWarnings()
+    {
+        foreach (var store in _stores)
+        {
+            if (store.Remote is not { } remote) continue;
+            foreach (var warning in remote.DrainWarnings()) WriteWarning(warning);
+        }
     }
 
     private readonly List<CasStore> _stores = new();
@@ -76,6 +114,7 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     protected sealed override void EndProcessing()
     {
         EndProcessingCore();
+        UploadPending();
         foreach (var byRoot in _stores.GroupBy(s => s.Root, StringComparer.Ordinal))
         {
             var all = byRoot.Select(s => s.Activity).ToList();
@@ -88,6 +127,37 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
             }));
         }
     }
+
+    /// <summary>
+    /// Uploads what this command wrote to stores that have a remote (once per store folder). Nothing here stops the
+    /// command: an unreachable remote is a warning and the journal keeps every name for the next run or Sync-RequiemCas.
+    /// </summary>
+    private void UploadPending()
+    {
+        foreach (var store in _stores.Where(s => s.Remote is not null).GroupBy(s => s.Root, StringComparer.Ordinal).Select(g => g.First()))
+        {
+            var remote = store.Remote!;
+            if (SkipPendingUpload) break;
+            try
+            {
+                var r = remote.UploadPending(cancel: CancellationToken);
+                if (r.Uploaded > 0 || r.Pending > 0)
+                    WriteVerbose($"Remote store {r.Remote}: {r.Uploaded} uploaded ({r.BytesUploaded} bytes), {r.AlreadyPresent} already there, {r.Pending} waiting for Sync-RequiemCas.");
+            }
+            catch (RequiemException ex)
+            {
+                WriteWarning(ex.Message);
+            }
+            catch (OperationCanceledException) when (CancellationToken.IsCancellationRequested)
+            {
+                break; // the journal keeps the rest
+            }
+        }
+        WriteRemoteWarnings();
+    }
+
+    /// <summary>True for cmdlets that upload themselves (Sync-RequiemCas), so the end of the command does not do it again.</summary>
+    protected virtual bool SkipPendingUpload => false;
 
     /// <summary>What a cmdlet does at the end of the pipeline (PowerShell's EndProcessing).</summary>
     protected virtual void EndProcessingCore() { }

@@ -185,7 +185,7 @@ public sealed class ActionCacheTests : IDisposable
     [Fact]
     public void ConcurrentWritersOfOneKeyAllSucceedAndLeaveOneWholeEntry()
     {
-        var entries = new ActionCacheEntries(_store.Root);
+        var entries = new ActionCacheEntries(_store);
         var key = D('4');
         var payloads = Enumerable.Range(0, 16).Select(i => Encoding.UTF8.GetBytes($"{{\"writer\":{i},\"pad\":\"{new string('x', 4096)}\"}}")).ToArray();
         Parallel.For(0, payloads.Length, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i => entries.Write(key, payloads[i]));
@@ -197,7 +197,7 @@ public sealed class ActionCacheTests : IDisposable
     [Fact]
     public void EnumerationSkipsFilesThatAreNotEntries()
     {
-        var entries = new ActionCacheEntries(_store.Root);
+        var entries = new ActionCacheEntries(_store);
         entries.Write(D('5'), "{}"u8);
         Directory.CreateDirectory(Path.Combine(entries.Root, "55"));
         File.WriteAllText(Path.Combine(entries.Root, "55", "notes.json"), "{}");

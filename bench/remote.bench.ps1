@@ -1,0 +1,133 @@
+#requires -Version 7.4
+<#
+.SYNOPSIS
+    Remote store (Azure Blob Storage, against a local Azurite) throughput vs the SDK's plain upload and download of the
+    same bytes (the floor), in one run:
+      1. 1,000 x 64 KiB objects: Sync-RequiemCas (upload what the container lacks) vs BlobClient.UploadAsync of each
+         file, 8 in flight; reading all of them on an empty agent (Get-RequiemCasObject: download, re-hash, publish,
+         verify) vs BlobClient.DownloadToAsync of each, 8 in flight.
+      2. one 256 MiB object: the same, one blob.
+    Azurite: $env:REQUIEM_AZURITE_BLOB, azurite-blob on PATH, or out/azurite (npm install azurite --prefix out/azurite).
+    Writes remote.json to -OutDirectory. Figures are one run each (Azurite on the same cores: compare ratios, not MB/s).
+#>
+param(
+    [string] $ModulePath = (Join-Path $PSScriptRoot '../out/Requiem/Requiem.psd1'),
+    [string] $OutDirectory = (Join-Path $PSScriptRoot '../out/bench'),
+    [int] $SmallCount = 1000,
+    [int] $SmallSize = 64KB,
+    [int] $LargeMiB = 256,
+    [int] $Parallel = 8
+)
+
+$ErrorActionPreference = 'Stop'
+Import-Module $ModulePath
+New-Item -ItemType Directory -Force -Path $OutDirectory | Out-Null
+$work = Join-Path ([IO.Path]::GetTempPath()) "requiem-remote-bench-$PID"
+New-Item -ItemType Directory -Force -Path $work | Out-Null
+
+$azurite = if ($env:REQUIEM_AZURITE_BLOB) { $env:REQUIEM_AZURITE_BLOB }
+           elseif (Get-Command azurite-blob -CommandType Application -ErrorAction Ignore) { (Get-Command azurite-blob -CommandType Application)[0].Source }
+           else { Join-Path $PSScriptRoot '../out/azurite/node_modules/.bin/azurite-blob' }
+if (-not (Test-Path $azurite)) { Write-Warning "Azurite not found ($azurite): install it with 'npm install azurite --prefix out/azurite'"; exit 0 }
+
+$l = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0); $l.Start(); $port = $l.LocalEndpoint.Port; $l.Stop()
+$proc = Start-Process -FilePath $azurite -PassThru -RedirectStandardOutput (Join-Path $work 'azurite.log') -RedirectStandardError (Join-Path $work 'azurite.err') -ArgumentList @(
+    '--blobHost', '127.0.0.1', '--blobPort', $port, '--location', (Join-Path $work 'azurite'), '--skipApiVersionCheck', '--loose', '--silent', '--disableTelemetry')
+for ($i = 0; $i -lt 300; $i++) {
+    $c = [Net.Sockets.TcpClient]::new(); try { $c.Connect('127.0.0.1', $port); break } catch { Start-Sleep -Milliseconds 100 } finally { $c.Dispose() }
+}
+$cs = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:$port/devstoreaccount1;"
+
+# The SDK as the module ships it (its own load context): the floor uses exactly the same client library.
+$blobs = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'Azure.Storage.Blobs' } | Select-Object -First 1
+if (-not $blobs) {
+    # Loaded on first use: one remote-less call makes the engine load it.
+    $null = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'Requiem.Engine' } |
+        ForEach-Object { $_.GetType('Requiem.Engine.Cas.AzureBlobCasBackend')::new($cs, 'warmup').Description }
+    $blobs = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'Azure.Storage.Blobs' } | Select-Object -First 1
+}
+$containerType = $blobs.GetType('Azure.Storage.Blobs.BlobContainerClient')
+
+function New-SdkContainer([string] $Name) {
+    $c = $containerType::new($cs, $Name)
+    $null = $c.CreateIfNotExists()
+    $c
+}
+
+function Measure-Seconds([scriptblock] $Body) {
+    [GC]::Collect()
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    & $Body | Out-Null
+    $sw.Elapsed.TotalSeconds
+}
+
+function Invoke-Scenario {
+    param([string] $Name, [string[]] $Files)
+    $bytes = ($Files | ForEach-Object { (Get-Item $_).Length } | Measure-Object -Sum).Sum
+    Write-Host "== $Name ($($Files.Count) file(s), $([Math]::Round($bytes / 1MB, 1)) MiB) ==" -ForegroundColor Cyan
+
+    # Requiem: the objects are stored while no remote is configured, then Sync-RequiemCas uploads them.
+    Remove-Item Env:REQUIEM_REMOTE_CONNECTION_STRING, Env:REQUIEM_REMOTE_CONTAINER -ErrorAction Ignore
+    $agentA = Join-Path $work "$Name-a"; $agentB = Join-Path $work "$Name-b"
+    $hashes = @(Add-RequiemCasObject -LiteralPath $Files -Cas $agentA | ForEach-Object Hash)
+    $env:REQUIEM_REMOTE_CONNECTION_STRING = $cs
+    $env:REQUIEM_REMOTE_CONTAINER = "bench-$($Name.ToLowerInvariant())-requiem"
+    $up = Measure-Seconds { $script:sync = Sync-RequiemCas -Cas $agentA -ThrottleLimit $Parallel }
+    Write-Host "sync: $($script:sync.Uploaded) uploaded, $($script:sync.BytesUploaded) bytes, $($script:sync.Duration)"
+    if ($script:sync.Uploaded -ne $Files.Count -or $script:sync.BytesUploaded -lt $bytes) { throw "${Name}: Sync-RequiemCas uploaded $($script:sync.Uploaded) of $($Files.Count)" }
+    $down = Measure-Seconds { $hashes | Get-RequiemCasObject -Cas $agentB }
+    if ((Get-ChildItem -Recurse -File (Join-Path $agentB 'objects') | Measure-Object Length -Sum).Sum -ne $bytes) { throw "${Name}: agent B did not receive every object" }
+    Remove-Item Env:REQUIEM_REMOTE_CONNECTION_STRING, Env:REQUIEM_REMOTE_CONTAINER
+
+    # The floor: the SDK's plain upload and download of the same files, $Parallel at once.
+    $container = New-SdkContainer "bench-$($Name.ToLowerInvariant())-sdk"
+    # $Parallel transfers in flight (the async API, in waves of $Parallel), each with the SDK's default transfer options.
+    $sdkUp = Measure-Seconds {
+        for ($i = 0; $i -lt $Files.Count; $i += $Parallel) {
+            $tasks = foreach ($f in $Files[$i..([Math]::Min($i + $Parallel, $Files.Count) - 1)]) { $container.GetBlobClient([IO.Path]::GetFileName($f)).UploadAsync($f, $true) }
+            [Threading.Tasks.Task]::WaitAll([Threading.Tasks.Task[]]$tasks)
+        }
+    }
+    $target = Join-Path $work "$Name-sdk-down"; New-Item -ItemType Directory $target | Out-Null
+    $sdkDown = Measure-Seconds {
+        for ($i = 0; $i -lt $Files.Count; $i += $Parallel) {
+            $tasks = foreach ($f in $Files[$i..([Math]::Min($i + $Parallel, $Files.Count) - 1)]) { $n = [IO.Path]::GetFileName($f); $container.GetBlobClient($n).DownloadToAsync((Join-Path $target $n)) }
+            [Threading.Tasks.Task]::WaitAll([Threading.Tasks.Task[]]$tasks)
+        }
+    }
+    if ((Get-ChildItem $target -File | Measure-Object Length -Sum).Sum -ne $bytes) { throw "${Name}: the SDK download is incomplete" }
+
+    $row = [ordered]@{
+        files = $Files.Count; bytes = $bytes
+        requiem_upload_s = [Math]::Round($up, 3); sdk_upload_s = [Math]::Round($sdkUp, 3)
+        requiem_download_s = [Math]::Round($down, 3); sdk_download_s = [Math]::Round($sdkDown, 3)
+        requiem_upload_mib_s = [Math]::Round($bytes / 1MB / $up, 1); sdk_upload_mib_s = [Math]::Round($bytes / 1MB / $sdkUp, 1)
+        requiem_download_mib_s = [Math]::Round($bytes / 1MB / $down, 1); sdk_download_mib_s = [Math]::Round($bytes / 1MB / $sdkDown, 1)
+        upload_vs_sdk = [Math]::Round($up / $sdkUp, 2); download_vs_sdk = [Math]::Round($down / $sdkDown, 2)
+    }
+    $row.GetEnumerator() | ForEach-Object { '{0,-24} {1}' -f $_.Key, $_.Value } | Write-Host
+    $row
+}
+
+$results = [ordered]@{
+    machine = [ordered]@{ os = [Runtime.InteropServices.RuntimeInformation]::OSDescription; cores = [Environment]::ProcessorCount; load = (Get-Content /proc/loadavg -ErrorAction Ignore) }
+    parallel = $Parallel
+}
+try {
+    $small = Join-Path $work 'small'; New-Item -ItemType Directory $small | Out-Null
+    $rng = [Random]::new(1); $buffer = [byte[]]::new($SmallSize)
+    $smallFiles = foreach ($i in 1..$SmallCount) { $rng.NextBytes($buffer); $f = Join-Path $small "o$i.bin"; [IO.File]::WriteAllBytes($f, $buffer); $f }
+    $results.small = Invoke-Scenario -Name 'Small' -Files $smallFiles
+
+    $large = Join-Path $work 'large.bin'
+    $fs = [IO.File]::Create($large); $chunk = [byte[]]::new(1MB)
+    for ($i = 0; $i -lt $LargeMiB; $i++) { $rng.NextBytes($chunk); $fs.Write($chunk, 0, $chunk.Length) }
+    $fs.Dispose()
+    $results.large = Invoke-Scenario -Name 'Large' -Files @($large)
+}
+finally {
+    if (-not $proc.HasExited) { Stop-Process -Id $proc.Id -Force; $proc.WaitForExit() }
+    Remove-Item -Recurse -Force $work -ErrorAction Ignore
+}
+$results | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath (Join-Path $OutDirectory 'remote.json')
+Write-Host "Wrote $(Join-Path $OutDirectory 'remote.json')"

@@ -1,0 +1,466 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Requiem.Engine.Metrics;
+
+namespace Requiem.Engine.Cas;
+
+/// <summary>What Sync-RequiemCas (or the upload at the end of a command) did.</summary>
+public sealed class CasSyncResult
+{
+    /// <summary>The remote store (endpoint and container; never a credential).</summary>
+    public required string Remote { get; init; }
+    /// <summary>Objects and documents uploaded now.</summary>
+    public int Uploaded { get; init; }
+    public long BytesUploaded { get; init; }
+    /// <summary>Names that were already in the remote store (nothing sent).</summary>
+    public int AlreadyPresent { get; init; }
+    /// <summary>Uploads that failed; they stay in the pending journal for the next run.</summary>
+    public int Failed { get; init; }
+    /// <summary>Names still waiting in the pending journal afterwards (0 when everything is up).</summary>
+    public int Pending { get; init; }
+    /// <summary>False when the remote could not be reached (nothing was lost: the journal keeps the names).</summary>
+    public bool Reachable { get; init; } = true;
+    public TimeSpan Duration { get; init; }
+}
+
+/// <summary>The outcome of looking for an object in the remote store.</summary>
+public enum CasFetchOutcome
+{
+    Fetched,
+    Absent,
+    Corrupt,
+    Unreachable,
+}
+
+/// <summary>
+/// The local store as a verified cache in front of a remote backend. Reads that miss locally fall through to the
+/// remote; what comes down is decoded and re-hashed before it is published into the local store, and a blob whose
+/// bytes do not match its name is never used. Writes stay local and are recorded in a pending journal
+/// (<c>remote/pending/</c> in the store: one empty file per name), uploaded at the end of a command or by
+/// Sync-RequiemCas, concurrently, with If-None-Match so an object is created once however many agents upload it.
+/// A journal entry is removed only after its upload succeeded, so a crash or an offline run loses nothing.
+/// When the remote cannot be reached the tier goes offline for the rest of this handle's life: one warning, and
+/// everything carries on locally.
+/// </summary>
+public sealed class CasRemote
+{
+    public const string PendingFolder = "remote/pending";
+    public const int DefaultParallelism = 8;
+
+    private readonly CasStore _store;
+    private readonly ConcurrentQueue<string> _warnings = new();
+    private volatile string? _offline;
+
+    public CasRemote(CasStore store, ICasBackend backend)
+    {
+        _store = store;
+        Backend = backend;
+        PendingDirectory = Path.Combine(store.Root, PendingFolder.Replace('/', Path.DirectorySeparatorChar));
+    }
+
+    public ICasBackend Backend { get; }
+    public string PendingDirectory { get; }
+    /// <summary>Why the remote is treated as unreachable, or null while it answers.</summary>
+    public string? OfflineReason => _offline;
+
+    /// <summary>Warnings raised on any thread, for the host to show on its own thread (remote unreachable, corrupt blob).</summary>
+    public IEnumerable<string> DrainWarnings()
+    {
+        while (_warnings.TryDequeue(out var w)) yield return w;
+    }
+
+    private void Warn(string message) => _warnings.Enqueue(message);
+
+    private void GoOffline(CasBackendUnavailableException ex)
+    {
+        MetricsRegistry.Add(Counter.RemoteErrors);
+        if (_offline is not null) return;
+        _offline = ex.Message;
+        Warn($"The remote store is unreachable; going on with the local store only, and what is written now is kept for Sync-RequiemCas. {ex.Message}");
+    }
+
+    // ---------------------------------------------------------------- pending journal
+
+    private static string JournalName(string name) => name.Replace('/', '+');
+
+    private static string NameOfJournal(string file) => Path.GetFileName(file).Replace('+', '/');
+
+    /// <summary>Records that an object was written locally and must reach the remote (objects/ab/&lt;hash&gt;, whatever its encoding).</summary>
+    public void ObjectWritten(string hash) => MarkPending(CasLayout.ObjectName(hash, CasEncoding.Identity));
+
+    /// <summary>Records that a document (a ref, an action-cache entry) was written locally and must be uploaded.</summary>
+    public void DocumentWritten(string relativeName) => MarkPending(relativeName);
+
+    private void MarkPending(string name)
+    {
+        try
+        {
+            Directory.CreateDirectory(PendingDirectory);
+            using var _ = new FileStream(Path.Combine(PendingDirectory, JournalName(name)), FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Warn($"Could not record '{name}' for upload ({ex.Message}); Sync-RequiemCas uploads it later.");
+        }
+    }
+
+    /// <summary>Names waiting for upload.</summary>
+    public IReadOnlyList<string> PendingNames()
+    {
+        if (!Directory.Exists(PendingDirectory)) return Array.Empty<string>();
+        return Directory.EnumerateFiles(PendingDirectory).Select(NameOfJournal).OrderBy(n => n, StringComparer.Ordinal).ToList();
+    }
+
+    internal void ClearPending(string name) => CasStore.TryDelete(Path.Combine(PendingDirectory, JournalName(name)));
+
+    // ---------------------------------------------------------------- reads
+
+    /// <summary>
+    /// Brings an object missing locally down from the remote: downloaded into the store's tmp/, decoded and re-hashed,
+    /// then published like a put. A blob whose bytes do not hash to its name is discarded (Corrupt, a warning and a metric).
+    /// </summary>
+    public CasFetchOutcome FetchObject(string hash, CancellationToken cancel = default)
+    {
+        if (_offline is not null) return CasFetchOutcome.Unreachable;
+        var sawCorrupt = false;
+        foreach (var encoding in new[] { CasEncoding.Identity, CasEncoding.Zstd })
+        {
+            var name = CasLayout.ObjectName(hash, encoding);
+            var tmp = _store.NewTempPath();
+            try
+            {
+                bool found;
+                using (var file = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+                {
+                    found = Backend.Download(name, file, cancel);
+                    if (found) file.Flush(flushToDisk: true);
+                }
+                if (!found) continue;
+                var stored = new FileInfo(tmp).Length;
+                MetricsRegistry.Add(Counter.RemoteDownloads);
+                MetricsRegistry.Add(Counter.RemoteBytesDownloaded, stored);
+                long size;
+                try
+                {
+                    size = _store.CopyFile(tmp, encoding, hash, Stream.Null, cancel);
+                }
+                catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
+                {
+                    MetricsRegistry.Add(Counter.RemoteCorruptDetected);
+                    Warn($"The remote copy of object {hash} ({name}) is corrupt and was not used: {ex.Message.Split(": ", 2).Last()}");
+                    sawCorrupt = true;
+                    continue;
+                }
+                _store.PublishFetched(tmp, hash, size, encoding, stored);
+                tmp = null;
+                return CasFetchOutcome.Fetched;
+            }
+            catch (CasBackendUnavailableException ex)
+            {
+                GoOffline(ex);
+                return CasFetchOutcome.Unreachable;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw _store.WriteError(ex); // the local store could not take the download (full disk, permissions)
+            }
+            catch (RequiemException ex) when (ex.ErrorId == "CasRemoteError")
+            {
+                MetricsRegistry.Add(Counter.RemoteErrors);
+                Warn(ex.Message);
+                return CasFetchOutcome.Unreachable;
+            }
+            finally
+            {
+                if (tmp is not null) CasStore.TryDelete(tmp);
+            }
+        }
+        return sawCorrupt ? CasFetchOutcome.Corrupt : CasFetchOutcome.Absent;
+    }
+
+    /// <summary>
+    /// Brings a small document (e.g. <c>ac/ab/&lt;key&gt;.json</c>) down into the local store when it is missing there,
+    /// written atomically. The caller validates its content (a document is not named by its digest).
+    /// </summary>
+    public bool FetchDocument(string relativeName, CancellationToken cancel = default)
+    {
+        if (_offline is not null) return false;
+        var final = _store.Layout.PathOf(relativeName);
+        var tmp = _store.NewTempPath();
+        try
+        {
+            bool found;
+            using (var file = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            {
+                found = Backend.Download(relativeName, file, cancel);
+                if (found) file.Flush(flushToDisk: true);
+            }
+            if (!found) return false;
+            MetricsRegistry.Add(Counter.RemoteDownloads);
+            MetricsRegistry.Add(Counter.RemoteBytesDownloaded, new FileInfo(tmp).Length);
+            Directory.CreateDirectory(Path.GetDirectoryName(final)!);
+            try { File.Move(tmp, final, overwrite: false); }
+            catch (IOException) when (File.Exists(final)) { } // another process brought it first
+            return true;
+        }
+        catch (CasBackendUnavailableException ex)
+        {
+            GoOffline(ex);
+            return false;
+        }
+        catch (RequiemException ex) when (ex.ErrorId == "CasRemoteError")
+        {
+            MetricsRegistry.Add(Counter.RemoteErrors);
+            Warn(ex.Message);
+            return false;
+        }
+        finally
+        {
+            CasStore.TryDelete(tmp);
+        }
+    }
+
+    // ---------------------------------------------------------------- uploads
+
+    /// <summary>Uploads what the pending journal lists (the end of every command that wrote to a store with a remote).</summary>
+    public CasSyncResult UploadPending(int parallelism = DefaultParallelism, CancellationToken cancel = default)
+    {
+        var watch = Stopwatch.StartNew();
+        var names = PendingNames();
+        if (names.Count == 0) return new CasSyncResult { Remote = Backend.Description, Duration = watch.Elapsed };
+        if (_offline is not null)
+            return new CasSyncResult { Remote = Backend.Description, Pending = names.Count, Reachable = false, Duration = watch.Elapsed };
+        var result = Upload(names, parallelism, cancel);
+        return Finish(result, watch);
+    }
+
+    /// <summary>
+    /// Sync-RequiemCas: lists the remote, uploads every local object, ref and action-cache entry it lacks and every
+    /// name in the pending journal. Throws RemoteUnavailable when the remote cannot be reached at all.
+    /// </summary>
+    public CasSyncResult Sync(int parallelism = DefaultParallelism, CancellationToken cancel = default)
+    {
+        var watch = Stopwatch.StartNew();
+        HashSet<string> remote;
+        try
+        {
+            Backend.Probe(cancel);
+            remote = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var prefix in new[] { CasLayout.ObjectsFolder + "/", CasLayout.RefsFolder + "/", CasLayout.ActionCacheFolder + "/" })
+                foreach (var item in Backend.List(prefix, cancel)) remote.Add(item.Name);
+        }
+        catch (CasBackendUnavailableException ex)
+        {
+            MetricsRegistry.Add(Counter.RemoteErrors);
+            throw new RequiemException("RemoteUnavailable", ErrorKind.ResourceUnavailable,
+                $"Nothing was uploaded: {ex.Message}. What is waiting stays in the journal; run Sync-RequiemCas again when the remote answers.",
+                Backend.Description, ex);
+        }
+        var todo = new SortedSet<string>(PendingNames(), StringComparer.Ordinal);
+        var present = 0;
+        foreach (var (_, hash, encoding) in _store.EnumerateObjectFiles())
+        {
+            cancel.ThrowIfCancellationRequested();
+            if (remote.Contains(CasLayout.ObjectName(hash, CasEncoding.Identity)) || remote.Contains(CasLayout.ObjectName(hash, CasEncoding.Zstd)))
+            {
+                present++;
+                continue;
+            }
+            todo.Add(CasLayout.ObjectName(hash, CasEncoding.Identity));
+        }
+        foreach (var name in EnumerateLocalDocuments())
+        {
+            if (remote.Contains(name)) present++;
+            else todo.Add(name);
+        }
+        // Journal entries the remote already holds (uploaded by another agent, or before a crash) only need clearing.
+        foreach (var name in todo.ToList())
+        {
+            if (!name.StartsWith(CasLayout.ObjectsFolder + "/", StringComparison.Ordinal) || CasLayout.ParseObjectName(name) is not { } o) continue;
+            if (remote.Contains(CasLayout.ObjectName(o.Hash, CasEncoding.Identity)) || remote.Contains(CasLayout.ObjectName(o.Hash, CasEncoding.Zstd)))
+            {
+                ClearPending(name);
+                todo.Remove(name);
+            }
+        }
+        var result = Upload(todo.ToList(), parallelism, cancel);
+        if (result.Reachable is false)
+            throw new RequiemException("RemoteUnavailable", ErrorKind.ResourceUnavailable,
+                $"The remote store stopped answering during the sync ({_offline}); {result.Uploaded} name(s) were uploaded, the rest stay in the journal.",
+                Backend.Description);
+        return Finish(new CasSyncResult
+        {
+            Remote = result.Remote, Uploaded = result.Uploaded, BytesUploaded = result.BytesUploaded,
+            AlreadyPresent = result.AlreadyPresent + present, Failed = result.Failed,
+        }, watch);
+    }
+
+    private CasSyncResult Finish(CasSyncResult r, Stopwatch watch) => new()
+    {
+        Remote = r.Remote, Uploaded = r.Uploaded, BytesUploaded = r.BytesUploaded, AlreadyPresent = r.AlreadyPresent, Failed = r.Failed,
+        Reachable = _offline is null, Pending = PendingNames().Count, Duration = watch.Elapsed,
+    };
+
+    /// <summary>Refs and action-cache entries in the local store, as relative names.</summary>
+    private IEnumerable<string> EnumerateLocalDocuments()
+    {
+        foreach (var (name, _) in _store.EnumerateRefs()) yield return CasLayout.RefsFolder + "/" + name;
+        var ac = Path.Combine(_store.Root, CasLayout.ActionCacheFolder);
+        if (!Directory.Exists(ac)) yield break;
+        foreach (var file in Directory.EnumerateFiles(ac, "*.json", SearchOption.AllDirectories))
+            yield return Path.GetRelativePath(_store.Root, file).Replace('\\', '/');
+    }
+
+    private CasSyncResult Upload(IReadOnlyList<string> names, int parallelism, CancellationToken cancel)
+    {
+        int uploaded = 0, present = 0, failed = 0;
+        long bytes = 0;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, parallelism), CancellationToken = cancel };
+        Parallel.ForEach(names, options, (name, loop) =>
+        {
+            if (_offline is not null) { loop.Stop(); return; }
+            try
+            {
+                var (sent, size) = UploadOne(name, cancel);
+                if (sent)
+                {
+                    Interlocked.Increment(ref uploaded);
+                    Interlocked.Add(ref bytes, size);
+                    MetricsRegistry.Add(Counter.RemoteUploads);
+                    MetricsRegistry.Add(Counter.RemoteBytesUploaded, size);
+                }
+                else
+                {
+                    Interlocked.Increment(ref present);
+                }
+                ClearPending(name);
+            }
+            catch (CasBackendUnavailableException ex)
+            {
+                GoOffline(ex);
+                loop.Stop();
+            }
+            catch (RequiemException ex) when (ex.ErrorId == "CasRemoteError")
+            {
+                Interlocked.Increment(ref failed);
+                MetricsRegistry.Add(Counter.RemoteErrors);
+                Warn(ex.Message);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // The local file could not be read (removed by a GC this instant, permissions): kept in the journal.
+                Interlocked.Increment(ref failed);
+                Warn($"'{name}' was not uploaded: {ex.Message}");
+            }
+        });
+        return new CasSyncResult { Remote = Backend.Description, Uploaded = uploaded, BytesUploaded = bytes, AlreadyPresent = present, Failed = failed, Reachable = _offline is null };
+    }
+
+    /// <summary>Uploads one name; (false, 0) when the remote already had it, or the local copy is gone (nothing to send).</summary>
+    private (bool Sent, long Size) UploadOne(string name, CancellationToken cancel)
+    {
+        if (CasLayout.ParseObjectName(name) is { } o)
+        {
+            var located = _store.Locate(o.Hash);
+            if (located is null) return (false, 0); // collected locally since: nothing to send
+            var (path, encoding) = located.Value;
+            var size = new FileInfo(path).Length;
+            return (Backend.CreateFromFile(CasLayout.ObjectName(o.Hash, encoding), path, cancel), size);
+        }
+        var local = _store.Layout.PathOf(name);
+        byte[] content;
+        try { content = File.ReadAllBytes(local); }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException) { return (false, 0); }
+        // Refs move (last writer wins, as locally); an action-cache entry for a key is written once.
+        var overwrite = name.StartsWith(CasLayout.RefsFolder + "/", StringComparison.Ordinal);
+        return (Backend.PutDocument(name, content, overwrite, cancel), content.Length);
+    }
+
+    // ---------------------------------------------------------------- verification
+
+    /// <summary>
+    /// Test-RequiemCas -Remote: downloads every object blob (or a random sample) into a scratch file, decodes and
+    /// re-hashes it; a blob whose bytes do not match its name is listed as corrupt. Nothing is written to the local store.
+    /// </summary>
+    public CasVerifyReport Verify(int sample, CancellationToken cancel = default)
+    {
+        var watch = Stopwatch.StartNew();
+        List<CasBackendItem> items;
+        var foreign = new List<string>();
+        try
+        {
+            items = Backend.List(CasLayout.ObjectsFolder + "/", cancel).ToList();
+        }
+        catch (CasBackendUnavailableException ex)
+        {
+            MetricsRegistry.Add(Counter.RemoteErrors);
+            throw new RequiemException("RemoteUnavailable", ErrorKind.ResourceUnavailable, $"The remote store cannot be verified: {ex.Message}", Backend.Description, ex);
+        }
+        var objects = new List<(CasBackendItem Item, string Hash, CasEncoding Encoding)>();
+        foreach (var item in items)
+        {
+            if (CasLayout.ParseObjectName(item.Name) is { } p) objects.Add((item, p.Hash, p.Encoding));
+            else foreign.Add(item.Name);
+        }
+        var total = objects.Count;
+        if (sample > 0 && sample < objects.Count)
+            objects = objects.OrderBy(_ => Random.Shared.Next()).Take(sample).ToList();
+        var corrupt = new ConcurrentBag<CasCorruptObject>();
+        long bytes = 0;
+        var checkedCount = 0;
+        try
+        {
+            Parallel.ForEach(objects, new ParallelOptions { MaxDegreeOfParallelism = DefaultParallelism, CancellationToken = cancel }, o =>
+            {
+                var tmp = _store.NewTempPath();
+                try
+                {
+                    using (var file = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose))
+                    {
+                        if (!Backend.Download(o.Item.Name, file, cancel)) return; // removed meanwhile
+                        Interlocked.Add(ref bytes, file.Length);
+                        MetricsRegistry.Add(Counter.RemoteDownloads);
+                        MetricsRegistry.Add(Counter.RemoteBytesDownloaded, file.Length);
+                        file.Position = 0;
+                        try
+                        {
+                            _store.VerifyStream(file, o.Encoding, o.Hash, cancel);
+                        }
+                        catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
+                        {
+                            MetricsRegistry.Add(Counter.RemoteCorruptDetected);
+                            corrupt.Add(new CasCorruptObject { Hash = o.Hash, Path = o.Item.Name, Encoding = o.Encoding, Reason = ex.Message });
+                        }
+                    }
+                    Interlocked.Increment(ref checkedCount);
+                }
+                catch (CasBackendUnavailableException ex)
+                {
+                    MetricsRegistry.Add(Counter.RemoteErrors);
+                    throw new RequiemException("RemoteUnavailable", ErrorKind.ResourceUnavailable, $"The remote store stopped answering during verification: {ex.Message}", Backend.Description, ex);
+                }
+            });
+        }
+        catch (AggregateException ex) when (ex.InnerExceptions.OfType<RequiemException>().FirstOrDefault() is { } first)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
+        }
+        return new CasVerifyReport
+        {
+            Root = Backend.Description,
+            Mode = sample > 0 ? $"remote-sample:{sample}" : "remote-all",
+            Checked = checkedCount,
+            Total = total,
+            BytesChecked = bytes,
+            Corrupt = corrupt.OrderBy(c => c.Path, StringComparer.Ordinal).ToList(),
+            Missing = Array.Empty<CasMissingObject>(),
+            InvalidManifests = Array.Empty<CasInvalidManifest>(),
+            Reread = 0,
+            Vanished = 0,
+            TempFiles = Array.Empty<CasTempFile>(),
+            ForeignFiles = foreign,
+            SampledHashes = sample > 0 ? objects.Select(o => o.Hash).ToList() : Array.Empty<string>(),
+            Duration = watch.Elapsed,
+        };
+    }
+}
