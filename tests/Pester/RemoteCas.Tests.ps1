@@ -297,3 +297,70 @@ Describe 'Remote store: an outage loses nothing' {
         }
     }
 }
+
+Describe 'Remote store: the action cache shared by agents' {
+    BeforeAll {
+        $health = Get-RequiemHealth -WarningAction SilentlyContinue
+        $script:NoHermetic = -not $IsLinux -or $health.SandboxCapabilities.Enforced -notcontains 'filesystem_isolation' -or
+            $health.SandboxCapabilities.Enforced -notcontains 'network_isolation'
+        # Both agents check out to the same path (workspace_root is part of the request, so of the key).
+        $script:Ws = Join-Path $script:Dir 'shared-ws'
+        New-Item -ItemType Directory -Force $Ws | Out-Null
+        Set-Content -LiteralPath (Join-Path $Ws 'in.txt') -Value 'agents share results' -NoNewline
+        # Takes about 2 s when it runs; logs each run in runs.log (not declared, so not part of the key).
+        $script:SlowRequest = @{
+            command = '/bin/sh'; argv = @('-c', 'echo ran >> runs.log; sleep 2; tr a-z A-Z < in.txt > out.txt; echo done')
+            workspace_root = $Ws; inputs = @('in.txt'); outputs = @('out.txt'); timeout_ms = 30000
+            policy = @{ filesystem = 'hermetic'; deny_network = $true }
+        }
+        function script:Get-RunCount { @(Get-Content -LiteralPath (Join-Path $Ws 'runs.log') -ErrorAction Ignore).Count }
+    }
+    BeforeEach {
+        if (-not $script:Azurite) { Set-ItResult -Skipped -Because 'neither azurite-blob nor npm is available' }
+        elseif ($script:NoHermetic) { Set-ItResult -Skipped -Because 'hermetic file-system isolation with the network denied is not enforced here' }
+    }
+
+    It 'agent A records a 2 s hermetic run; agent B, with an empty local store, gets a hit without running anything, the output restored byte-identical' {
+        Use-Remote $script:Port (New-Container)
+        $a = New-Store; $b = New-Store
+        $first = Invoke-RequiemExec -Request $SlowRequest -Cas $a -Cache ReadWrite -WarningAction SilentlyContinue
+        $first.ExitCode | Should -Be 0
+        $first.CacheHit | Should -BeFalse
+        $expected = [IO.File]::ReadAllBytes((Join-Path $Ws 'out.txt'))
+        Remove-Item -LiteralPath (Join-Path $Ws 'out.txt')
+        $runs = Get-RunCount
+
+        $watch = [Diagnostics.Stopwatch]::StartNew()
+        $hit = Invoke-RequiemExec -Request $SlowRequest -Cas $b -Cache Read -IncludeOutput -WarningAction SilentlyContinue
+        $watch.Stop()
+        $hit.CacheHit | Should -BeTrue
+        $hit.CacheKey | Should -Be $first.CacheKey
+        $hit.ResultDigest | Should -Be $first.ResultDigest
+        $hit.StdoutText | Should -Be "done`n"
+        Get-RunCount | Should -Be $runs -Because 'a hit runs nothing'
+        [IO.File]::ReadAllBytes((Join-Path $Ws 'out.txt')) | Should -Be $expected
+        $watch.Elapsed.TotalSeconds | Should -BeLessThan 1.5 -Because 'a hit does not run the 2 s command'
+        Test-Path (Join-Path $b "ac/$($first.CacheKey.Substring(0, 2))/$($first.CacheKey).json") | Should -BeTrue -Because 'the entry came down into agent B''s store'
+        (Test-RequiemCas -All -Cas $b).Valid | Should -BeTrue
+    }
+
+    It 'a tampered output blob in the container: agent B detects it, does not use it, runs the command instead and says so' {
+        $container = New-Container
+        Use-Remote $script:Port $container
+        $a = New-Store; $b = New-Store
+        $first = Invoke-RequiemExec -Request $SlowRequest -Cas $a -Cache ReadWrite -WarningAction SilentlyContinue
+        $outDigest = ($first.OutputFiles | Where-Object Path -eq 'out.txt').Digest
+        $backend = Get-Backend $script:Port $container
+        $name = "objects/$($outDigest.Substring(0, 2))/$outDigest"
+        $backend.PutDocument($name, [ReadOnlyMemory[byte]]::new([Text.Encoding]::UTF8.GetBytes('forged output')), $true, [Threading.CancellationToken]::None) | Out-Null
+        Remove-Item -LiteralPath (Join-Path $Ws 'out.txt')
+        $runs = Get-RunCount
+
+        $r = Invoke-RequiemExec -Request $SlowRequest -Cas $b -Cache Read -WarningVariable warn -WarningAction SilentlyContinue -ErrorAction Stop
+        $r.CacheHit | Should -BeFalse
+        Get-RunCount | Should -Be ($runs + 1) -Because 'the command ran instead'
+        ($warn -join "`n") | Should -Match 'not used'
+        Get-Content -LiteralPath (Join-Path $Ws 'out.txt') -Raw | Should -Be "AGENTS SHARE RESULTS"
+        (Test-RequiemCas -All -Cas $b).Valid | Should -BeTrue
+    }
+}
