@@ -55,6 +55,10 @@
         'Test-RequiemProof'
         'Export-RequiemProof'
         'Import-RequiemProof'
+
+        # audit
+        'Get-RequiemAuditLog'
+        'Test-RequiemAuditLog'
     )
     PrivateData          = @{
         PSData = @{

@@ -90,6 +90,9 @@ public sealed partial class CasStore
     public string RefsDirectory { get; }
     public HashPrimitive HashPrimitive => _hash;
 
+    // [tenants] A tenant's byte quota, checked before a new object becomes visible (Tenants/TenantQuota.cs); null: none.
+    public Tenants.TenantQuota? Quota { get; set; }
+
     /// <summary>
     /// Opens the store at <paramref name="root"/>, creating it when the directory is missing or empty (and
     /// <paramref name="create"/> is set). A non-empty directory without a store config is refused (NotACasStore).
@@ -675,6 +678,7 @@ public sealed partial class CasStore
     {
         try
         {
+            Quota?.Reserve(stored); // [tenants] over the quota: throws, and the unnamed file vanishes with its handle
             var final = ObjectPath(hash, encoding);
             var shard = Path.GetDirectoryName(final)!;
             for (var attempt = 0; ; attempt++)
@@ -733,6 +737,7 @@ public sealed partial class CasStore
         var final = ObjectPath(hash, encoding);
         var shard = Path.GetDirectoryName(final)!;
         if (stored < 0) stored = new FileInfo(tmp).Length;
+        Quota?.Reserve(stored); // [tenants] over the quota: throws before the rename; callers delete the temp file
         for (var attempt = 0; ; attempt++)
         {
             EnsureShard(shard, force: attempt > 0);

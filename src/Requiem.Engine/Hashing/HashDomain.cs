@@ -11,6 +11,8 @@ public enum HashDomain
     Request,
     /// <summary><c>res:</c> ‖ canonical JSON of a result.</summary>
     Result,
+    /// <summary><c>audit:</c> ‖ canonical JSON of an audit log entry without its own hash (docs/CONTRACT.md).</summary>
+    Audit,
 }
 
 public static class HashDomains
@@ -20,6 +22,7 @@ public static class HashDomains
         HashDomain.Cas => "cas:"u8,
         HashDomain.Request => "req:"u8,
         HashDomain.Result => "res:"u8,
+        HashDomain.Audit => "audit:"u8,
         _ => ReadOnlySpan<byte>.Empty,
     };
 
@@ -28,6 +31,7 @@ public static class HashDomains
         HashDomain.Cas => "cas:",
         HashDomain.Request => "req:",
         HashDomain.Result => "res:",
+        HashDomain.Audit => "audit:",
         _ => "",
     };
 }

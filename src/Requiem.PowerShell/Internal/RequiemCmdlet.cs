@@ -4,6 +4,7 @@ using Requiem.Engine.Cas;
 using Requiem.Engine.Config;
 using Requiem.Engine.Diagnostics;
 using Requiem.Engine.Hashing;
+using Requiem.Engine.Tenants;
 
 namespace Requiem.PowerShell.Internal;
 
@@ -49,14 +50,26 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     /// </summary>
     protected CasStore OpenStoreOrThrow(string? explicitRoot, HashPrimitive hash, bool create)
     {
-        var store = CasStore.Open(RequiemPaths.ResolveCasRoot(explicitRoot, Config), hash, create);
+        var tenant = ResolveTenantOrThrow();
+        var store = TenantStores.Open(RequiemPaths.ResolveCasRoot(explicitRoot, Config), tenant, hash, create, Config);
         if (!_stores.Any(s => s.Root == store.Root))
-            WriteVerbose($"Store: {store.Root} ({DescribeStoreSource(explicitRoot)}); config: {DescribeConfig()}.");
+            WriteVerbose($"Store: {store.Root} ({DescribeStoreSource(explicitRoot)}{(tenant is null ? "" : $", tenant '{tenant}'")}); config: {DescribeConfig()}.");
         _stores.Add(store);
         return store;
     }
 
     private readonly List<CasStore> _stores = new();
+
+    /// <summary>
+    /// The tenant in effect (-Tenant, $env:REQUIEM_TENANT, the config), validated (<c>InvalidTenantName</c>); it also
+    /// labels the metrics this cmdlet counts from here on.
+    /// </summary>
+    protected string? ResolveTenantOrThrow()
+    {
+        var tenant = TenantStores.Resolve((this as RequiemStoreCmdlet)?.Tenant, Config);
+        Requiem.Engine.Metrics.MetricsRegistry.CurrentTenant = tenant;
+        return tenant;
+    }
 
     private string DescribeStoreSource(string? explicitRoot)
     {
@@ -116,7 +129,13 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
         try { config = RequiemConfig.LoadDefault(); }
         catch (RequiemException ex) { configError = ex; }
         string? root = null;
-        try { root = RequiemPaths.ResolveCasRoot(string.IsNullOrEmpty(cas) ? null : ResolveNewPath(cas), config ?? new RequiemConfig()); }
+        // A bad -Tenant is the caller's mistake (terminating); a bad $env:REQUIEM_TENANT or config tenant is a finding.
+        if ((this as RequiemStoreCmdlet)?.Tenant is { Length: > 0 } given) Run(() => TenantName.Validate(given, "-Tenant"));
+        try
+        {
+            root = RequiemPaths.ResolveCasRoot(string.IsNullOrEmpty(cas) ? null : ResolveNewPath(cas), config ?? new RequiemConfig());
+            root = TenantStores.RootFor(root, TenantStores.Resolve((this as RequiemStoreCmdlet)?.Tenant, config ?? new RequiemConfig()));
+        }
         catch (RequiemException ex) { configError ??= ex; }
         return (config, configError, root);
     }
@@ -280,6 +299,7 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     {
         OnDispose();
         Requiem.Engine.Metrics.MetricsRegistry.FlushThrottled();
+        Requiem.Engine.Metrics.MetricsRegistry.CurrentTenant = null;
         _cancel.Dispose();
         GC.SuppressFinalize(this);
     }
