@@ -30,8 +30,13 @@ public sealed class AuditActor
     private static string HostName()
     {
         if (!string.IsNullOrEmpty(Environment.MachineName)) return Environment.MachineName;
-        try { return System.Net.Dns.GetHostName(); }
-        catch (System.Net.Sockets.SocketException) { return ""; }
+        try
+        {
+            var dns = System.Net.Dns.GetHostName();
+            if (!string.IsNullOrEmpty(dns)) return dns;
+            return OperatingSystem.IsLinux() && File.Exists("/etc/hostname") ? File.ReadAllText("/etc/hostname").Trim() : "";
+        }
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException or UnauthorizedAccessException) { return ""; }
     }
 
     private static string CurrentProcessName()
