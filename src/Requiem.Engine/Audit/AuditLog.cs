@@ -17,9 +17,9 @@ namespace Requiem.Engine.Audit;
 /// <remarks>
 /// Appends from any number of threads and processes hold an exclusive lock on <c>audit/lock</c> while they read the head
 /// and append, so every entry chains onto the one before it and none is lost. Order of writes per entry: the new head
-/// (temp file, fsync, rename, directory fsync), then the log line (append, fsync). A crash between the two leaves a head
-/// one entry ahead of the log; the next append writes the missing line from the head before its own (nothing is lost),
-/// and until then verification reports the gap.
+/// (temp file, fsync, rename, directory fsync), then the log lines (append, fsync). A crash between the two leaves a head
+/// ahead of the log; the next append writes the missing lines from the head before its own (nothing is lost), and until
+/// then verification reports the gap. Threads of one process that append at the same moment are written as one batch.
 /// </remarks>
 public sealed partial class AuditLog
 {
@@ -78,6 +78,62 @@ public sealed partial class AuditLog
         }
         var detailMap = new SortedDictionary<string, object?>(StringComparer.Ordinal);
         if (details is not null) foreach (var (k, v) in details) detailMap[k] = v;
+        var request = new PendingAppend(action, digestList, detailMap);
+
+        // Group commit: appends that arrive while another thread of this process is writing are written together by it,
+        // under one lock, one head and one flush of the log (so parallel runs do not queue one flush each).
+        var queue = s_queues.GetOrAdd(LogPath, _ => new AppendQueue());
+        bool lead;
+        lock (queue)
+        {
+            queue.Waiting.Add(request);
+            lead = !queue.Writing;
+            if (lead) queue.Writing = true;
+        }
+        if (lead)
+        {
+            while (true)
+            {
+                List<PendingAppend> batch;
+                lock (queue)
+                {
+                    if (queue.Waiting.Count == 0) { queue.Writing = false; break; }
+                    batch = queue.Waiting;
+                    queue.Waiting = new List<PendingAppend>();
+                }
+                try { WriteBatch(batch); }
+                catch (Exception ex) { foreach (var b in batch) b.Error = ex; }
+                finally { foreach (var b in batch) b.Done.Set(); }
+            }
+        }
+        request.Done.Wait();
+        request.Done.Dispose();
+        if (request.Error is RequiemException rex) throw rex;
+        if (request.Error is not null) throw new RequiemException("AuditWriteError", ErrorKind.WriteError, $"Cannot append to the audit log '{LogPath}': {request.Error.Message}", LogPath, request.Error);
+        return request.Result!;
+    }
+
+    private sealed class PendingAppend(string action, IReadOnlyList<string> digests, IReadOnlyDictionary<string, object?> details)
+    {
+        public string Action { get; } = action;
+        public IReadOnlyList<string> Digests { get; } = digests;
+        public IReadOnlyDictionary<string, object?> Details { get; } = details;
+        public AuditEntry? Result { get; set; }
+        public Exception? Error { get; set; }
+        public ManualResetEventSlim Done { get; } = new(false);
+    }
+
+    private sealed class AppendQueue
+    {
+        public List<PendingAppend> Waiting { get; set; } = new();
+        public bool Writing { get; set; }
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, AppendQueue> s_queues = new(StringComparer.Ordinal);
+
+    /// <summary>Appends the entries of <paramref name="batch"/> in order, holding the lock across processes.</summary>
+    private void WriteBatch(List<PendingAppend> batch)
+    {
         try
         {
             System.IO.Directory.CreateDirectory(Directory);
@@ -86,6 +142,7 @@ public sealed partial class AuditLog
             var length = LogLength();
             long seq;
             string? prev;
+            var entries = new List<AuditEntry>();
             if (head is not null)
             {
                 length = CompleteInterruptedAppend(head, length);
@@ -98,16 +155,21 @@ public sealed partial class AuditLog
                 (seq, prev) = ReadLastEntry(length);
                 var reset = Build(seq + 1, prev, AuditActions.AnchorReset, Array.Empty<string>(),
                     new Dictionary<string, object?> { ["reason"] = headProblem ?? "the head anchor was missing" });
-                length = WriteEntry(reset, length);
+                entries.Add(reset);
                 (seq, prev) = (reset.Seq, reset.Hash);
             }
             else
             {
                 (seq, prev) = (0, null);
             }
-            var entry = Build(seq + 1, prev, action, digestList, detailMap);
-            WriteEntry(entry, length);
-            return entry;
+            foreach (var request in batch)
+            {
+                var entry = Build(seq + 1, prev, request.Action, request.Digests, request.Details);
+                request.Result = entry;
+                entries.Add(entry);
+                (seq, prev) = (entry.Seq, entry.Hash);
+            }
+            WriteEntries(entries, length);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -126,31 +188,29 @@ public sealed partial class AuditLog
         };
     }
 
-    /// <summary>Writes the head naming <paramref name="entry"/>, then appends its line; returns the log's new length.</summary>
-    private long WriteEntry(AuditEntry entry, long length)
+    /// <summary>Writes the head naming <paramref name="entries"/> (the last one anchored), then appends their lines.</summary>
+    private void WriteEntries(List<AuditEntry> entries, long length)
     {
-        var line = Encoding.UTF8.GetBytes(entry.ToJsonLine() + "\n");
+        var text = string.Concat(entries.Select(e => e.ToJsonLine() + "\n"));
+        var bytes = Encoding.UTF8.GetBytes(text);
         var separator = length > 0 && !EndsWithNewline(length) ? 1 : 0; // never glue an entry onto a torn line
-        var newLength = length + separator + line.Length;
-        WriteHead(entry, newLength);
-        using (var log = new FileStream(LogPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 1))
-        {
-            if (separator == 1) log.WriteByte((byte)'\n');
-            log.Write(line);
-            log.Flush(flushToDisk: true);
-        }
-        return newLength;
+        WriteHead(entries, length + separator + bytes.Length);
+        using var log = new FileStream(LogPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 1);
+        if (separator == 1) log.WriteByte((byte)'\n');
+        log.Write(bytes);
+        log.Flush(flushToDisk: true);
     }
 
-    private void WriteHead(AuditEntry entry, long logSize)
+    private void WriteHead(List<AuditEntry> entries, long logSize)
     {
+        var last = entries[^1];
         var head = new JsonObject
         {
             ["v"] = AuditEntry.CurrentFormat,
-            ["seq"] = entry.Seq,
-            ["hash"] = entry.Hash,
+            ["seq"] = last.Seq,
+            ["hash"] = last.Hash,
             ["log_size"] = logSize,
-            ["entry"] = JsonNode.Parse(entry.ToJsonLine()),
+            ["entries"] = new JsonArray(entries.Select(e => JsonNode.Parse(e.ToJsonLine())).ToArray()),
         };
         var bytes = CanonicalJson.Canonicalize(head.ToJsonString());
         var tmp = Path.Combine(Directory, HeadFileName + "." + Guid.NewGuid().ToString("n") + ".tmp");
@@ -173,14 +233,14 @@ public sealed partial class AuditLog
     }
 
     /// <summary>
-    /// When the head names an entry the log does not hold in full (the writer stopped between the head and the line), writes
-    /// the missing bytes of that line. Only when the log's last bytes are exactly a prefix of that line: any other
+    /// When the head names entries the log does not hold in full (the writer stopped between the head and the lines),
+    /// writes the missing bytes of those lines. Only when the log's last bytes are exactly a prefix of them: any other
     /// difference is left for verification to report.
     /// </summary>
     private long CompleteInterruptedAppend(AuditHead head, long length)
     {
         if (length == head.LogSize) return length;
-        var line = Encoding.UTF8.GetBytes(head.EntryLine + "\n");
+        var line = Encoding.UTF8.GetBytes(string.Concat(head.EntryLines.Select(l => l + "\n")));
         var start = head.LogSize - line.Length;
         if (start < 0 || length < start || length >= head.LogSize) return length;
         var present = new byte[length - start];
@@ -265,10 +325,10 @@ public sealed partial class AuditLog
         {
             using var doc = JsonDocument.Parse(text);
             var r = doc.RootElement;
-            var entry = r.GetProperty("entry");
+            var lines = r.GetProperty("entries").EnumerateArray().Select(e => Encoding.UTF8.GetString(CanonicalJson.Canonicalize(e))).ToArray();
             var head = new AuditHead(r.GetProperty("seq").GetInt64(), r.GetProperty("hash").GetString() ?? "",
-                r.GetProperty("log_size").GetInt64(), Encoding.UTF8.GetString(CanonicalJson.Canonicalize(entry)));
-            if (!Hex.IsDigest(head.Hash) || head.Seq < 1 || head.LogSize < 1)
+                r.GetProperty("log_size").GetInt64(), lines);
+            if (!Hex.IsDigest(head.Hash) || head.Seq < 1 || head.LogSize < 1 || lines.Length == 0)
             {
                 problem = "the head anchor has an invalid seq, hash or log_size";
                 return null;
@@ -335,4 +395,8 @@ public sealed partial class AuditLog
 }
 
 /// <summary>The head anchor: the last entry's sequence number and hash, the log's length after it, and the entry itself.</summary>
-internal sealed record AuditHead(long Seq, string Hash, long LogSize, string EntryLine);
+/// <summary>
+/// The head anchor: the last entry's sequence number and hash, the log's length after it, and the entries the last
+/// append wrote (the anchored entry last), so that an append interrupted before its lines reached the log can be finished.
+/// </summary>
+internal sealed record AuditHead(long Seq, string Hash, long LogSize, IReadOnlyList<string> EntryLines);

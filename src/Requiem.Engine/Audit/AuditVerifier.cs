@@ -154,14 +154,27 @@ internal static class AuditVerifier
         }
     }
 
+    /// <summary>The head's entries chain one to the next, each matches its own hash, and the last is the one the head names.</summary>
     private static bool HeadEntryMatches(AuditHead head, HashPrimitive hash)
     {
         try
         {
-            if (JsonNode.Parse(head.EntryLine) is not JsonObject node) return false;
-            if (node["seq"]?.GetValue<long>() != head.Seq || node["hash"]?.GetValue<string>() != head.Hash) return false;
-            node.Remove("hash");
-            return AuditEntry.ComputeHash(hash, node) == head.Hash;
+            string? previous = null;
+            long previousSeq = 0;
+            JsonObject? last = null;
+            string? lastHash = null;
+            foreach (var line in head.EntryLines)
+            {
+                if (JsonNode.Parse(line) is not JsonObject node) return false;
+                var seq = node["seq"]?.GetValue<long>() ?? 0;
+                var own = node["hash"]?.GetValue<string>();
+                var prev = node["prev"]?.GetValue<string>();
+                if (previous is not null && (prev != previous || seq != previousSeq + 1)) return false;
+                node.Remove("hash");
+                if (own is null || AuditEntry.ComputeHash(hash, node) != own) return false;
+                (previous, previousSeq, last, lastHash) = (own, seq, node, own);
+            }
+            return last is not null && previousSeq == head.Seq && lastHash == head.Hash;
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException or RequiemException)
         {

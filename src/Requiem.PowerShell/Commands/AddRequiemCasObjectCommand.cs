@@ -143,10 +143,6 @@ public sealed class AddRequiemCasObjectCommand : RequiemStoreCmdlet
         if (batch.Count == 0) return;
         var items = batch.CommitItems();
         var now = DateTime.UtcNow;
-        var stored = items.Where(i => i.Error is null && !i.Result!.Existed).Select(i => i.Result!).ToList();
-        if (stored.Count > 0)
-            Audit(_store!, Requiem.Engine.Audit.AuditActions.CasPut, stored.Select(r => r.Hash).Distinct(StringComparer.Ordinal),
-                new Dictionary<string, object?> { ["objects"] = stored.Count, ["bytes"] = stored.Sum(r => r.Size), ["stored_bytes"] = stored.Sum(r => r.StoredSize) });
         foreach (var item in items)
         {
             if (item.Error is { } error)
@@ -169,6 +165,11 @@ public sealed class AddRequiemCasObjectCommand : RequiemStoreCmdlet
                 LastWriteTimeUtc = now,
             });
         }
+        // After the items (and their errors): one audit entry for the objects this batch added.
+        var stored = items.Where(i => i.Error is null && !i.Result!.Existed).Select(i => i.Result!).ToList();
+        if (stored.Count > 0)
+            Audit(_store!, Requiem.Engine.Audit.AuditActions.CasPut, stored.Select(r => r.Hash).Distinct(StringComparer.Ordinal),
+                new Dictionary<string, object?> { ["objects"] = stored.Count, ["bytes"] = stored.Sum(r => r.Size), ["stored_bytes"] = stored.Sum(r => r.StoredSize) });
     }
 
     protected override void EndProcessingCore()

@@ -198,6 +198,24 @@ public sealed class AuditLogTests : IDisposable
         Assert.Equal(200, v.Entries);
     }
 
+    [Fact]
+    public void EntriesOfAnInterruptedBatchAreRestoredFromTheHead()
+    {
+        var log = NewLog(2);
+        Parallel.For(0, 8, _ => new AuditLog(log.StoreRoot, Blake3, null).Append(AuditActions.CasPut, new[] { D2 }));
+        using var head = System.Text.Json.JsonDocument.Parse(File.ReadAllText(log.HeadPath));
+        var inHead = head.RootElement.GetProperty("entries").GetArrayLength();
+        Assert.InRange(inHead, 1, 8);
+        // The writer stopped after the head: none of the head's lines reached the log.
+        var lines = Lines(log);
+        Rewrite(log, lines.Take(lines.Count - inHead));
+        Assert.Equal(new[] { "TruncatedTail" }, Codes(log.Verify()));
+        log.Append(AuditActions.RefSet, new[] { D1 });
+        var v = log.Verify();
+        Assert.True(v.Valid, string.Join("; ", v.Problems));
+        Assert.Equal(11, v.Entries);
+    }
+
     [Theory]
     [InlineData("Ref.Set")]
     [InlineData("ref..set")]
