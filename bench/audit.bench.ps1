@@ -31,6 +31,7 @@ try {
     $details['ref'] = 'bench/ref'
 
     $audit = [Collections.Generic.List[double]]::new()
+    $threaded = [Collections.Generic.List[double]]::new()
     $plain = [Collections.Generic.List[double]]::new()
     $plainFlushed = [Collections.Generic.List[double]]::new()
     $refSet = [Collections.Generic.List[double]]::new()
@@ -40,6 +41,15 @@ try {
         $sw = [Diagnostics.Stopwatch]::StartNew()
         for ($i = 0; $i -lt $Entries; $i++) { $null = $log.Append('ref.set', $digests, $details) }
         $audit.Add($sw.Elapsed.TotalSeconds / $Entries)
+        # 1b. The same number of entries from 4 threads of this process at once (group commit: one flush per batch).
+        $shared = Join-Path $work "threads-$round"
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        1..4 | ForEach-Object -ThrottleLimit 4 -Parallel {
+            $mine = ($using:auditLogType)::new($using:shared, $using:hash, $null)
+            for ($i = 0; $i -lt ($using:Entries / 4); $i++) { $null = $mine.Append('ref.set', $using:digests, $using:details) }
+        }
+        $threaded.Add($sw.Elapsed.TotalSeconds / $Entries)
+        if (-not ($auditLogType::new($shared, $hash, $null)).Verify().Valid) { throw 'the threaded audit log does not verify' }
         $line = [IO.File]::ReadLines($log.LogPath) | Select-Object -First 1
         $bytes = [Text.Encoding]::UTF8.GetBytes($line + "`n")
 
@@ -78,10 +88,12 @@ try {
         rounds = $Rounds
         line_bytes = $bytes.Length
         audit_append_us_median = & $us (Get-Median $audit)
+        audit_append_4_threads_us_median = & $us (Get-Median $threaded)
         plain_append_us_median = & $us (Get-Median $plain)
         plain_append_flushed_us_median = & $us (Get-Median $plainFlushed)
         set_ref_cmdlet_us_median = & $us (Get-Median $refSet)
         audit_append_us_rounds = @($audit | ForEach-Object { & $us $_ })
+        audit_append_4_threads_us_rounds = @($threaded | ForEach-Object { & $us $_ })
         plain_append_us_rounds = @($plain | ForEach-Object { & $us $_ })
         plain_append_flushed_us_rounds = @($plainFlushed | ForEach-Object { & $us $_ })
         set_ref_cmdlet_us_rounds = @($refSet | ForEach-Object { & $us $_ })
