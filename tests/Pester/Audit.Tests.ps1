@@ -46,6 +46,28 @@ Describe 'Audit log entries' {
         ($jq[3] | ConvertFrom-Json)[2] | Should -Be $entries[3].Hash
     }
 
+    It 'writes entries valid against the shipped JSON Schema (python jsonschema)' -Skip:(-not (Get-Command python3 -ErrorAction Ignore)) {
+        & python3 -c 'import jsonschema' 2>$null
+        if ($LASTEXITCODE -ne 0) { Set-ItResult -Skipped -Because 'python3 jsonschema is not installed'; return }
+        $cas = New-AuditedStore -Name 'schema' -Refs 2
+        'tenant entry' | Add-RequiemCasObject -Cas $cas -Tenant team-s | Out-Null
+        $schema = Join-Path (Split-Path $ModulePath) 'schemas/audit-entry.schema.json'
+        $script = @"
+import json, jsonschema
+schema = json.load(open('$schema'))
+v = jsonschema.Draft202012Validator(schema)
+n = 0
+for path in ['$(Get-LogPath $cas)', '$(Join-Path $cas 'tenants/team-s/audit/log.jsonl')']:
+    for line in open(path):
+        v.validate(json.loads(line)); n += 1
+bad = json.loads(open('$(Get-LogPath $cas)').readline()); bad['seq'] = 0
+print(n, 'bad-accepted' if v.is_valid(bad) else 'ok')
+"@
+        $out = $script | python3 - 2>&1
+        $LASTEXITCODE | Should -Be 0 -Because ($out -join "`n")
+        $out | Should -Be '4 ok'
+    }
+
     It 'hashes each entry as BLAKE3 over audit: and its canonical JSON without the hash member' {
         $cas = New-AuditedStore -Name 'hash' -Refs 1
         $line = (Get-Content (Get-LogPath $cas))[1]
