@@ -58,6 +58,10 @@
         'Test-RequiemProof'
         'Export-RequiemProof'
         'Import-RequiemProof'
+
+        # audit
+        'Get-RequiemAuditLog'
+        'Test-RequiemAuditLog'
     )
     PrivateData          = @{
         PSData = @{

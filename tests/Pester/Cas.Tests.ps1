@@ -678,7 +678,9 @@ Describe 'Disk full' {
         $errs.Count | Should -BeGreaterThan 0
         $errs[0].FullyQualifiedErrorId | Should -Be 'CasDiskFull,Requiem.PowerShell.AddRequiemCasObjectCommand'
         $ok.Count | Should -BeGreaterThan 0
-        ($ok.Count + $errs.Count) | Should -Be 200
+        # The audit entry of a batch may not fit either: that is its own error, after the batch's items.
+        $itemErrors = @($errs | Where-Object FullyQualifiedErrorId -ne 'AuditWriteError,Requiem.PowerShell.AddRequiemCasObjectCommand')
+        ($ok.Count + $itemErrors.Count) | Should -Be 200
         foreach ($o in $ok) { (Get-RequiemCasObject -Cas $store -Hash $o.Hash).Verified | Should -BeTrue }
         $report = Test-RequiemCas -All -Cas $store
         $report.Valid | Should -BeTrue

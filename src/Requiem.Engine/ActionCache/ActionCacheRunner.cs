@@ -76,6 +76,7 @@ public static class ActionCacheRunner
                 ResultDocument = result.ToJsonNode(),
             });
             MetricsRegistry.Add(Counter.ActionCacheWrites);
+            Audit.AuditLog.Append(options.Store, Audit.AuditActions.CacheWritten, new[] { writeKey, result.ResultDigest });
             result.CacheKey = writeKey;
             output.Verbose($"action cache: the result was written under {writeKey}.");
         }

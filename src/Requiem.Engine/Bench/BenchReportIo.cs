@@ -122,6 +122,8 @@ public static class BenchReportIo
         using var body = JsonDocument.Parse(report.ToJson(indented: false));
         var put = cas.PutManifest(new CasManifest { Kind = ManifestKind, References = refs, Body = body.RootElement.Clone() });
         cas.SetRef(RefName(cas, name), put.Hash);
+        Audit.AuditLog.Append(cas, Audit.AuditActions.RefSet, new[] { put.Hash }, // [audit]
+            new Dictionary<string, object?> { ["ref"] = RefName(cas, name), ["kind"] = ManifestKind });
         return put.Hash;
     }
 

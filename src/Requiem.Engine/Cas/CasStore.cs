@@ -90,6 +90,9 @@ public sealed partial class CasStore
     public string RefsDirectory => Layout.RefsDirectory;
     public HashPrimitive HashPrimitive => _hash;
 
+    // [tenants] A tenant's byte quota, checked before a new object becomes visible (Tenants/TenantQuota.cs); null: none.
+    public Tenants.TenantQuota? Quota { get; set; }
+
     /// <summary>
     /// Opens the store at <paramref name="root"/>, creating it when the directory is missing or empty (and
     /// <paramref name="create"/> is set). A non-empty directory without a store config is refused (NotACasStore).

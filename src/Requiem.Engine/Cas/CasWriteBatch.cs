@@ -230,6 +230,11 @@ public sealed class CasWriteBatch : IDisposable
                         w.Item.Result = null;
                         w.Item.Error = _store.WriteError(ex);
                     }
+                    catch (RequiemException ex) // [tenants] e.g. TenantQuotaExceeded from Publish: this item's error, not the batch's
+                    {
+                        w.Item.Result = null;
+                        w.Item.Error = ex;
+                    }
                 });
                 if (!CasNative.SyncFileSystem(_store.ObjectsDirectory))
                 {

@@ -423,6 +423,7 @@ public sealed class CasWriter
     {
         try
         {
+            _store.Quota?.Reserve(stored); // [tenants] over the quota: throws, and the unnamed file vanishes with its handle
             var final = _store.ObjectPath(hash, encoding);
             var shard = Path.GetDirectoryName(final)!;
             for (var attempt = 0; ; attempt++)
@@ -470,6 +471,7 @@ public sealed class CasWriter
         var final = _store.ObjectPath(hash, encoding);
         var shard = Path.GetDirectoryName(final)!;
         if (stored < 0) stored = new FileInfo(tmp).Length;
+        _store.Quota?.Reserve(stored); // [tenants] over the quota: throws before the rename; callers delete the temp file
         for (var attempt = 0; ; attempt++)
         {
             EnsureShard(shard, force: attempt > 0);

@@ -19,6 +19,19 @@ public sealed class RequiemConfig
     /// <summary>The remote store (absent: none); the environment variables of <see cref="Cas.CasRemoteSettings"/> win over it.</summary>
     public RemoteSection? Remote { get; init; }
 
+    /// <summary>The tenant used when neither -Tenant nor $REQUIEM_TENANT names one (null: none).</summary>
+    public string? Tenant { get; init; }
+    /// <summary>Per-tenant settings (tenants.&lt;name&gt;), e.g. the byte quota.</summary>
+    public IReadOnlyDictionary<string, TenantSection> Tenants { get; init; } = new Dictionary<string, TenantSection>(StringComparer.Ordinal);
+
+    /// <summary>The byte quota of a tenant (tenants.&lt;name&gt;.quota_bytes), or null when it has none.</summary>
+    public long? QuotaFor(string tenant) => Tenants.TryGetValue(tenant, out var t) ? t.QuotaBytes : null;
+
+    public sealed class TenantSection
+    {
+        public long? QuotaBytes { get; init; }
+    }
+
     /// <summary>The file this config came from, or null for built-in defaults.</summary>
     public string? SourcePath { get; init; }
 
@@ -178,7 +191,7 @@ public static class ConfigValidator
                 return new ConfigValidation { Path = path, Errors = errors, Warnings = warnings };
             }
             CheckDuplicateKeys(root, "$", errors);
-            CheckKeys(root, "$", errors, "config_version", "hash", "cas", "sandbox", "engine", "cache", "remote");
+            CheckKeys(root, "$", errors, "config_version", "hash", "cas", "sandbox", "engine", "cache", "remote", "tenant", "tenants");
             var version = String(root, "config_version", "$", errors, required: true);
             if (version is not null && version != RequiemConfig.CurrentVersion)
                 errors.Add(new ConfigIssue("$.config_version", $"unsupported version '{version}' (this engine reads '{RequiemConfig.CurrentVersion}')"));
@@ -266,8 +279,11 @@ public static class ConfigValidator
                     errors.Add(new ConfigIssue("$.remote.connection_string_env", $"'{variable}' is not an environment variable name (letters, digits, '_'); put the secret in that variable, not in the config"));
                 remote = new RequiemConfig.RemoteSection { Kind = kind ?? "azure_blob", Container = container, ConnectionStringEnv = variable };
             }
+            var (tenant, tenants) = ReadTenants(root, errors);
+
             var config = errors.Count == 0
-                ? new RequiemConfig { ConfigVersion = version ?? RequiemConfig.CurrentVersion, Hash = hash, Cas = cas, Sandbox = sandbox, Engine = engine, Cache = cache, Remote = remote, SourcePath = path }
+                ? new RequiemConfig { ConfigVersion = version ?? RequiemConfig.CurrentVersion, Hash = hash, Cas = cas, Sandbox = sandbox, Engine = engine, Cache = cache, Remote = remote, SourcePath = path,
+                    Tenant = tenant, Tenants = tenants }
                 : null;
             return new ConfigValidation { Path = path, Errors = errors, Warnings = warnings, ConfigVersion = version, Config = config };
         }
@@ -291,6 +307,35 @@ public static class ConfigValidator
             else errors.Add(new ConfigIssue("$.engine.dual_sample_rate", $"must be a number from 0 to 1, not {r.GetRawText()}"));
         }
         return new RequiemConfig.EngineSection { ExternalPath = external, DualSampleRate = rate };
+    }
+
+    /// <summary>tenant (a valid tenant name) and tenants.&lt;name&gt;.quota_bytes (a positive byte count).</summary>
+    private static (string? Tenant, Dictionary<string, RequiemConfig.TenantSection> Tenants) ReadTenants(JsonElement root, List<ConfigIssue> errors)
+    {
+        var tenant = String(root, "tenant", "$", errors);
+        if (tenant is not null && !Tenants.TenantName.IsValid(tenant))
+            errors.Add(new ConfigIssue("$.tenant", $"'{tenant}' is not a valid tenant name: use 1 to 63 lowercase letters, digits, '_' or '-', starting with a letter or digit"));
+        var tenants = new Dictionary<string, RequiemConfig.TenantSection>(StringComparer.Ordinal);
+        if (Section(root, "tenants", errors) is not { } section) return (tenant, tenants);
+        foreach (var entry in section.EnumerateObject())
+        {
+            var where = $"$.tenants.{entry.Name}";
+            if (!Tenants.TenantName.IsValid(entry.Name))
+            {
+                errors.Add(new ConfigIssue(where, $"'{entry.Name}' is not a valid tenant name"));
+                continue;
+            }
+            if (entry.Value.ValueKind != JsonValueKind.Object)
+            {
+                errors.Add(new ConfigIssue(where, $"must be an object, not {entry.Value.ValueKind}"));
+                continue;
+            }
+            CheckKeys(entry.Value, where, errors, "quota_bytes");
+            var quota = Int(entry.Value, "quota_bytes", where, errors);
+            if (quota is <= 0) errors.Add(new ConfigIssue(where + ".quota_bytes", $"{quota} must be a positive number of bytes"));
+            tenants[entry.Name] = new RequiemConfig.TenantSection { QuotaBytes = quota is > 0 ? quota : null };
+        }
+        return (tenant, tenants);
     }
 
     /// <summary>

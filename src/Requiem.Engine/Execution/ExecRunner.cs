@@ -132,6 +132,8 @@ public static class ExecRunner
                 batch.Commit();
                 store.SetRef(refName, manifest.Hash);
                 result.ManifestDigest = manifest.Hash;
+                Audit.AuditLog.Append(store, Audit.AuditActions.ExecRecorded, new[] { result.ResultDigest, result.RequestDigest, manifest.Hash }, // [audit]
+                    new Dictionary<string, object?> { ["ref"] = refName, ["exit_code"] = result.ExitCode });
             }
             if (options.IncludeOutput)
             {

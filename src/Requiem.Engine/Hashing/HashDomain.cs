@@ -13,6 +13,8 @@ public enum HashDomain
     Result,
     /// <summary><c>ac:</c> ‖ canonical JSON of an action-cache key's components (docs/CONTRACT.md "Action cache").</summary>
     ActionCache,
+    /// <summary><c>audit:</c> ‖ canonical JSON of an audit log entry without its own hash (docs/CONTRACT.md).</summary>
+    Audit,
 }
 
 public static class HashDomains
@@ -23,6 +25,7 @@ public static class HashDomains
         HashDomain.Request => "req:"u8,
         HashDomain.Result => "res:"u8,
         HashDomain.ActionCache => "ac:"u8,
+        HashDomain.Audit => "audit:"u8,
         _ => ReadOnlySpan<byte>.Empty,
     };
 
@@ -32,6 +35,7 @@ public static class HashDomains
         HashDomain.Request => "req:",
         HashDomain.Result => "res:",
         HashDomain.ActionCache => "ac:",
+        HashDomain.Audit => "audit:",
         _ => "",
     };
 }

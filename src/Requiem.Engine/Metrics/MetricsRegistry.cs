@@ -81,7 +81,36 @@ public static class MetricsRegistry
     public static void Add(Counter counter, long amount = 1)
     {
         Interlocked.Add(ref s_values[(int)counter], amount);
+        if (s_tenant.Value is { } tenant) Interlocked.Add(ref TenantValues(tenant)[(int)counter], amount); // [tenants]
         Interlocked.Increment(ref s_version);
+    }
+
+    // [tenants] Counters are also kept per tenant: the tenant label of the work this execution context does (set by
+    // the cmdlet that resolved the tenant; flows into the tasks it starts). Totals above still count everything.
+    private static readonly AsyncLocal<string?> s_tenant = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, long[]> s_tenantValues = new(StringComparer.Ordinal);
+    private const string TenantsProperty = "tenants";
+
+    /// <summary>The tenant whose label the counters bumped from here on carry (null: no tenant).</summary>
+    public static string? CurrentTenant
+    {
+        get => s_tenant.Value;
+        set => s_tenant.Value = value;
+    }
+
+    private static long[] TenantValues(string tenant) => s_tenantValues.GetOrAdd(tenant, _ => new long[s_values.Length]);
+
+    private static Dictionary<string, Dictionary<Counter, long>> TenantSnapshot() =>
+        s_tenantValues.ToDictionary(kv => kv.Key, kv => Enum.GetValues<Counter>().ToDictionary(c => c, c => Interlocked.Read(ref kv.Value[(int)c])), StringComparer.Ordinal);
+
+    private static void AddTenants(Dictionary<string, Dictionary<Counter, long>> into, Dictionary<string, Dictionary<Counter, long>>? from)
+    {
+        if (from is null) return;
+        foreach (var (tenant, values) in from)
+        {
+            if (!into.TryGetValue(tenant, out var sum)) into[tenant] = sum = new Dictionary<Counter, long>();
+            foreach (var (k, v) in values) sum[k] = sum.GetValueOrDefault(k) + v;
+        }
     }
 
     public static long Get(Counter counter) => Interlocked.Read(ref s_values[(int)counter]);
@@ -117,7 +146,7 @@ public static class MetricsRegistry
                 var dir = Directory;
                 System.IO.Directory.CreateDirectory(dir);
                 var tmp = Path.Combine(dir, s_processFile + "." + Guid.NewGuid().ToString("n") + ".tmp");
-                File.WriteAllText(tmp, Serialize(Snapshot(), folded: null));
+                File.WriteAllText(tmp, Serialize(Snapshot(), folded: null, TenantSnapshot()));
                 File.Move(tmp, Path.Combine(dir, s_processFile), overwrite: true);
                 Interlocked.Exchange(ref s_flushedVersion, version);
                 if (Interlocked.Exchange(ref s_compactedOnFirstFlush, 1) == 0 && System.IO.Directory.GetFiles(dir, "*.json").Length > CompactAbove)
@@ -145,25 +174,28 @@ public static class MetricsRegistry
         Flush();
         var dir = Directory;
         var totals = Enum.GetValues<Counter>().ToDictionary(c => c, _ => 0L);
+        var tenants = new Dictionary<string, Dictionary<Counter, long>>(StringComparer.Ordinal);
         var files = 0;
         if (System.IO.Directory.Exists(dir))
         {
             Compact(dir);
             using var shared = AcquireLock(dir, exclusive: false, TimeSpan.FromSeconds(30));
-            var (baseValues, folded) = ReadTotalsFile(Path.Combine(dir, TotalsFileName));
+            var (baseValues, folded, baseTenants) = ReadTotalsFile(Path.Combine(dir, TotalsFileName));
             if (baseValues is not null)
             {
                 files++;
                 foreach (var (k, v) in baseValues) totals[k] += v;
+                AddTenants(tenants, baseTenants);
             }
             foreach (var file in System.IO.Directory.GetFiles(dir, "p-*.json"))
             {
-                if (folded.Contains(Path.GetFileName(file)) || TryRead(file) is not { } values) continue;
+                if (folded.Contains(Path.GetFileName(file)) || TryRead(file, null, out var fileTenants) is not { } values) continue;
                 files++;
                 foreach (var (k, v) in values) totals[k] += v;
+                AddTenants(tenants, fileTenants);
             }
         }
-        return new MetricsSnapshot(totals, files, dir);
+        return new MetricsSnapshot(totals, files, dir, tenants);
     }
 
     /// <summary>
@@ -177,7 +209,8 @@ public static class MetricsRegistry
             using var exclusive = AcquireLock(dir, exclusive: true, TimeSpan.Zero);
             if (exclusive is null) return -1;
             var basePath = Path.Combine(dir, TotalsFileName);
-            var (baseValues, lastFolded) = ReadTotalsFile(basePath);
+            var (baseValues, lastFolded, mergedTenants) = ReadTotalsFile(basePath);
+            mergedTenants ??= new Dictionary<string, Dictionary<Counter, long>>(StringComparer.Ordinal);
             // Already counted in base.json by a compactor that stopped before deleting them.
             foreach (var name in lastFolded) File.Delete(Path.Combine(dir, name));
 
@@ -186,8 +219,9 @@ public static class MetricsRegistry
             foreach (var file in System.IO.Directory.GetFiles(dir, "p-*.json"))
             {
                 var name = Path.GetFileName(file);
-                if (name == s_processFile || IsAlive(name) || TryRead(file) is not { } values) continue;
+                if (name == s_processFile || IsAlive(name) || TryRead(file, null, out var fileTenants) is not { } values) continue;
                 foreach (var (k, v) in values) merged[k] = merged.GetValueOrDefault(k) + v;
+                AddTenants(mergedTenants, fileTenants);
                 folded.Add(name);
             }
             DeleteStaleTemps(dir);
@@ -195,7 +229,7 @@ public static class MetricsRegistry
             var tmp = basePath + "." + Guid.NewGuid().ToString("n") + ".tmp";
             using (var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
             {
-                stream.Write(Encoding.UTF8.GetBytes(Serialize(merged, folded)));
+                stream.Write(Encoding.UTF8.GetBytes(Serialize(merged, folded, mergedTenants)));
                 stream.Flush(flushToDisk: true);
             }
             File.Move(tmp, basePath, overwrite: true);
@@ -302,15 +336,16 @@ public static class MetricsRegistry
     /// <summary>DateTime ticks of any date after 1900 exceed this; clock ticks after boot (/proc/pid/stat) never do.</summary>
     private const long OldStyleStampFloor = 599_266_080_000_000_000;
 
-    private static (Dictionary<Counter, long>? Values, HashSet<string> Folded) ReadTotalsFile(string path)
+    private static (Dictionary<Counter, long>? Values, HashSet<string> Folded, Dictionary<string, Dictionary<Counter, long>>? Tenants) ReadTotalsFile(string path)
     {
         var folded = new HashSet<string>(StringComparer.Ordinal);
-        var values = TryRead(path, folded);
-        return (values, folded);
+        var values = TryRead(path, folded, out var tenants);
+        return (values, folded, tenants);
     }
 
-    private static Dictionary<Counter, long>? TryRead(string path, HashSet<string>? folded = null)
+    private static Dictionary<Counter, long>? TryRead(string path, HashSet<string>? folded, out Dictionary<string, Dictionary<Counter, long>>? tenants)
     {
+        tenants = null;
         try
         {
             if (!File.Exists(path)) return null;
@@ -319,6 +354,19 @@ public static class MetricsRegistry
             foreach (var c in Enum.GetValues<Counter>())
             {
                 if (doc.RootElement.TryGetProperty(MetricsSnapshot.Name(c), out var v) && v.TryGetInt64(out var n)) d[c] = n;
+            }
+            if (doc.RootElement.TryGetProperty(TenantsProperty, out var byTenant) && byTenant.ValueKind == JsonValueKind.Object)
+            {
+                tenants = new Dictionary<string, Dictionary<Counter, long>>(StringComparer.Ordinal);
+                foreach (var t in byTenant.EnumerateObject())
+                {
+                    if (!Tenants.TenantName.IsValid(t.Name) || t.Value.ValueKind != JsonValueKind.Object) continue;
+                    var tv = tenants[t.Name] = new Dictionary<Counter, long>();
+                    foreach (var c in Enum.GetValues<Counter>())
+                    {
+                        if (t.Value.TryGetProperty(MetricsSnapshot.Name(c), out var v) && v.TryGetInt64(out var n)) tv[c] = n;
+                    }
+                }
             }
             if (folded is not null && doc.RootElement.TryGetProperty(FoldedProperty, out var list) && list.ValueKind == JsonValueKind.Array)
             {
@@ -336,7 +384,7 @@ public static class MetricsRegistry
         }
     }
 
-    private static string Serialize(Dictionary<Counter, long> values, List<string>? folded)
+    private static string Serialize(Dictionary<Counter, long> values, List<string>? folded, Dictionary<string, Dictionary<Counter, long>>? tenants)
     {
         var sb = new StringBuilder("{");
         var first = true;
@@ -345,6 +393,13 @@ public static class MetricsRegistry
             if (!first) sb.Append(',');
             first = false;
             sb.Append('"').Append(MetricsSnapshot.Name(k)).Append("\":").Append(v.ToString(CultureInfo.InvariantCulture));
+        }
+        if (tenants is { Count: > 0 })
+        {
+            // Tenant names are validated ([a-z0-9_-]), so they need no escaping.
+            sb.Append(first ? "" : ",").Append('"').Append(TenantsProperty).Append("\":");
+            sb.Append(JsonSerializer.Serialize(tenants.ToDictionary(t => t.Key, t => t.Value.ToDictionary(kv => MetricsSnapshot.Name(kv.Key), kv => kv.Value))));
+            first = false;
         }
         if (folded is not null)
         {
@@ -359,12 +414,24 @@ public static class MetricsRegistry
 /// <summary>Summed counters with derived gauges; renders as JSON (snake_case) or Prometheus text exposition.</summary>
 public sealed class MetricsSnapshot
 {
-    internal MetricsSnapshot(Dictionary<Counter, long> totals, int sources, string directory)
+    internal MetricsSnapshot(Dictionary<Counter, long> totals, int sources, string directory,
+        Dictionary<string, Dictionary<Counter, long>>? tenants = null)
     {
         Totals = totals;
         Sources = sources;
         Directory = directory;
+        var byTenant = new SortedDictionary<string, MetricsSnapshot>(StringComparer.Ordinal);
+        foreach (var (name, values) in tenants ?? new())
+            byTenant[name] = new MetricsSnapshot(Enum.GetValues<Counter>().ToDictionary(c => c, c => values.GetValueOrDefault(c)), sources, directory);
+        Tenants = byTenant;
     }
+
+    /// <summary>
+    /// [tenants] The counters of each tenant's work (by tenant name); the properties above total everything, tenants
+    /// included. Prometheus output labels each tenant's series <c>tenant="&lt;name&gt;"</c>; the unlabelled series is the
+    /// work of no tenant.
+    /// </summary>
+    public IReadOnlyDictionary<string, MetricsSnapshot> Tenants { get; }
 
     private Dictionary<Counter, long> Totals { get; }
 
@@ -464,25 +531,38 @@ public sealed class MetricsSnapshot
         o["cas_hit_rate"] = CasHitRate;
         o["exec_duration_seconds_total"] = ExecDurationSecondsTotal;
         o.Remove("exec_duration_ms_total");
+        if (Tenants.Count > 0) o["tenants"] = Tenants.ToDictionary(t => t.Key, t => JsonSerializer.Deserialize<JsonElement>(t.Value.ToJson()));
         return JsonSerializer.Serialize(o, Json.JsonContract.Indented);
     }
 
     public string ToPrometheus()
     {
+        // [tenants] The unlabelled series is the work of no tenant (totals minus every tenant's), so sum() over a metric is the total.
+        var untenanted = Tenants.Count == 0 ? this : new MetricsSnapshot(
+            Enum.GetValues<Counter>().ToDictionary(c => c, c => Totals[c] - Tenants.Values.Sum(t => t.Totals[c])), Sources, Directory);
         var sb = new StringBuilder();
         foreach (var (counter, help) in s_help)
         {
             var name = "requiem_" + Name(counter);
             sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
             sb.Append("# TYPE ").Append(name).Append(" counter\n");
-            sb.Append(name).Append(' ').Append(Totals[counter].ToString(CultureInfo.InvariantCulture)).Append('\n');
+            sb.Append(name).Append(' ').Append(untenanted.Totals[counter].ToString(CultureInfo.InvariantCulture)).Append('\n');
+            foreach (var (tenant, t) in Tenants)
+                sb.Append(name).Append(Label(tenant)).Append(t.Totals[counter].ToString(CultureInfo.InvariantCulture)).Append('\n');
         }
         sb.Append("# HELP requiem_exec_duration_seconds_total Wall-clock seconds spent in executions\n");
         sb.Append("# TYPE requiem_exec_duration_seconds_total counter\n");
-        sb.Append("requiem_exec_duration_seconds_total ").Append(ExecDurationSecondsTotal.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+        sb.Append("requiem_exec_duration_seconds_total ").Append(untenanted.ExecDurationSecondsTotal.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+        foreach (var (tenant, t) in Tenants)
+            sb.Append("requiem_exec_duration_seconds_total").Append(Label(tenant)).Append(t.ExecDurationSecondsTotal.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
         sb.Append("# HELP requiem_cas_hit_rate CAS cache hit rate\n");
         sb.Append("# TYPE requiem_cas_hit_rate gauge\n");
-        sb.Append("requiem_cas_hit_rate ").Append(CasHitRate.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+        sb.Append("requiem_cas_hit_rate ").Append(untenanted.CasHitRate.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+        foreach (var (tenant, t) in Tenants)
+            sb.Append("requiem_cas_hit_rate").Append(Label(tenant)).Append(t.CasHitRate.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
         return sb.ToString();
     }
+
+    // Tenant names are [a-z0-9_-] (validated when read), so the label value needs no escaping.
+    private static string Label(string tenant) => "{tenant=\"" + tenant + "\"} ";
 }

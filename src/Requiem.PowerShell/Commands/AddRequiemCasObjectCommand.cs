@@ -13,7 +13,7 @@ namespace Requiem.PowerShell;
 /// </summary>
 [Cmdlet(VerbsCommon.Add, "RequiemCasObject", DefaultParameterSetName = PathSet)]
 [OutputType(typeof(CasObjectInfo))]
-public sealed class AddRequiemCasObjectCommand : RequiemCmdlet
+public sealed class AddRequiemCasObjectCommand : RequiemStoreCmdlet
 {
     private const string PathSet = "Path";
     private const string LiteralPathSet = "LiteralPath";
@@ -165,6 +165,11 @@ public sealed class AddRequiemCasObjectCommand : RequiemCmdlet
                 LastWriteTimeUtc = now,
             });
         }
+        // After the items (and their errors): one audit entry for the objects this batch added.
+        var stored = items.Where(i => i.Error is null && !i.Result!.Existed).Select(i => i.Result!).ToList();
+        if (stored.Count > 0)
+            Audit(_store!, Requiem.Engine.Audit.AuditActions.CasPut, stored.Select(r => r.Hash).Distinct(StringComparer.Ordinal),
+                new Dictionary<string, object?> { ["objects"] = stored.Count, ["bytes"] = stored.Sum(r => r.Size), ["stored_bytes"] = stored.Sum(r => r.StoredSize) });
     }
 
     protected override void EndProcessingCore()

@@ -11,7 +11,7 @@ namespace Requiem.PowerShell;
 /// </summary>
 [Cmdlet(VerbsData.Compare, "RequiemBench", DefaultParameterSetName = BaselineSet, SupportsShouldProcess = true)]
 [OutputType(typeof(BenchComparison))]
-public sealed class CompareRequiemBenchCommand : RequiemCmdlet
+public sealed class CompareRequiemBenchCommand : RequiemStoreCmdlet
 {
     private const string BaselineSet = "Baseline";
     private const string BaselineRefSet = "BaselineRef";

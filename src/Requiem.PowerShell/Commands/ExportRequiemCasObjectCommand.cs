@@ -14,7 +14,7 @@ namespace Requiem.PowerShell;
 [OutputType(typeof(FileInfo), ParameterSetName = new[] { DestinationSet })]
 [OutputType(typeof(byte[]), ParameterSetName = new[] { ByteStreamSet })]
 [OutputType(typeof(string), ParameterSetName = new[] { RawSet })]
-public sealed class ExportRequiemCasObjectCommand : RequiemCmdlet
+public sealed class ExportRequiemCasObjectCommand : RequiemStoreCmdlet
 {
     private const string DestinationSet = "Destination";
     private const string ByteStreamSet = "AsByteStream";

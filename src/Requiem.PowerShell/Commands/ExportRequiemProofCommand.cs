@@ -10,7 +10,7 @@ namespace Requiem.PowerShell;
 /// <summary>Export-RequiemProof: writes a proof and every CAS object it references into one portable tar archive.</summary>
 [Cmdlet(VerbsData.Export, "RequiemProof", DefaultParameterSetName = PathSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ProofArchiveInfo))]
-public sealed class ExportRequiemProofCommand : RequiemCmdlet
+public sealed class ExportRequiemProofCommand : RequiemStoreCmdlet
 {
     private const string PathSet = "Path";
     private const string LiteralPathSet = "LiteralPath";

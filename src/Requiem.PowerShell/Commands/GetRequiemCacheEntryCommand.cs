@@ -16,7 +16,7 @@ namespace Requiem.PowerShell;
 [Cmdlet(VerbsCommon.Get, "RequiemCacheEntry", DefaultParameterSetName = ListSet)]
 [OutputType(typeof(ActionCacheEntry), ParameterSetName = new[] { ListSet, KeySet })]
 [OutputType(typeof(ActionCacheExplanation), ParameterSetName = new[] { RequestSet, PathSet, LiteralPathSet })]
-public sealed class GetRequiemCacheEntryCommand : RequiemCmdlet
+public sealed class GetRequiemCacheEntryCommand : RequiemStoreCmdlet
 {
     private const string ListSet = "List";
     private const string KeySet = "Key";

@@ -7,7 +7,7 @@ namespace Requiem.PowerShell;
 /// <summary>Get-RequiemCasObject: verified information about objects (the Requiem CLI's <c>cas info</c>), or a listing of all objects.</summary>
 [Cmdlet(VerbsCommon.Get, "RequiemCasObject", DefaultParameterSetName = ListSet)]
 [OutputType(typeof(CasObjectInfo))]
-public sealed class GetRequiemCasObjectCommand : RequiemCmdlet
+public sealed class GetRequiemCasObjectCommand : RequiemStoreCmdlet
 {
     private const string ListSet = "List";
     private const string HashSet = "Hash";

@@ -8,7 +8,7 @@ namespace Requiem.PowerShell;
 /// <summary>Get-RequiemCasRef: lists refs (named GC roots), optionally filtered by name with wildcards.</summary>
 [Cmdlet(VerbsCommon.Get, "RequiemCasRef")]
 [OutputType(typeof(CasRefInfo))]
-public sealed class GetRequiemCasRefCommand : RequiemCmdlet
+public sealed class GetRequiemCasRefCommand : RequiemStoreCmdlet
 {
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]

@@ -7,7 +7,7 @@ namespace Requiem.PowerShell;
 /// <summary>Get-RequiemCasStatistic: object count, logical and stored bytes, by encoding, largest objects, dedup hits (the Requiem CLI's <c>cas stats</c>).</summary>
 [Cmdlet(VerbsCommon.Get, "RequiemCasStatistic")]
 [OutputType(typeof(CasStatistics))]
-public sealed class GetRequiemCasStatisticCommand : RequiemCmdlet
+public sealed class GetRequiemCasStatisticCommand : RequiemStoreCmdlet
 {
     private const int ProgressId = 1;
 

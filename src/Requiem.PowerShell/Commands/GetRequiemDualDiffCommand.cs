@@ -10,7 +10,7 @@ namespace Requiem.PowerShell;
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "RequiemDualDiff")]
 [OutputType(typeof(DualDiffEntry))]
-public sealed class GetRequiemDualDiffCommand : RequiemCmdlet
+public sealed class GetRequiemDualDiffCommand : RequiemStoreCmdlet
 {
     /// <summary>Only entries for these request digests (full digests or leading characters).</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]

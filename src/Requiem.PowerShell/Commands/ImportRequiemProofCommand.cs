@@ -8,7 +8,7 @@ namespace Requiem.PowerShell;
 /// <summary>Import-RequiemProof: verifies every object of a proof archive and stores the proof and its objects in a CAS.</summary>
 [Cmdlet(VerbsData.Import, "RequiemProof", DefaultParameterSetName = PathSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ProofInfo))]
-public sealed class ImportRequiemProofCommand : RequiemCmdlet
+public sealed class ImportRequiemProofCommand : RequiemStoreCmdlet
 {
     private const string PathSet = "Path";
     private const string LiteralPathSet = "LiteralPath";
@@ -37,6 +37,9 @@ public sealed class ImportRequiemProofCommand : RequiemCmdlet
         {
             if (!ShouldProcess(file, $"Import proof archive into CAS '{_store!.Root}'")) continue;
             var info = TryRun(() => ProofArchive.Import(_store!, file, CancellationToken));
+            if (info is not null)
+                Audit(_store!, Requiem.Engine.Audit.AuditActions.ProofImported, new[] { info.ManifestDigest, info.RequestDigest, info.ResultDigest },
+                    new Dictionary<string, object?> { ["merkle_root"] = info.MerkleRoot, ["ref"] = "proofs/" + info.MerkleRoot, ["archive"] = file });
             if (info is not null) WriteObject(info);
         }
     }

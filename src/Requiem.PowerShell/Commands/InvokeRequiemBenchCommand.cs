@@ -8,7 +8,7 @@ namespace Requiem.PowerShell;
 /// <summary>Invoke-RequiemBench: runs a bench spec (or one shell command line) and returns the bench report.</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "RequiemBench", DefaultParameterSetName = CommandSet, SupportsShouldProcess = true)]
 [OutputType(typeof(BenchReport))]
-public sealed class InvokeRequiemBenchCommand : RequiemCmdlet
+public sealed class InvokeRequiemBenchCommand : RequiemStoreCmdlet
 {
     private const string CommandSet = "Command";
     private const string SpecSet = "Spec";

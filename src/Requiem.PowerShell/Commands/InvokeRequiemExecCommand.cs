@@ -13,7 +13,7 @@ namespace Requiem.PowerShell;
 /// <summary>Invoke-RequiemExec: the Requiem CLI's <c>exec run</c> — run requests in the sandbox, record everything in the CAS.</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "RequiemExec", DefaultParameterSetName = RequestSet, SupportsShouldProcess = true)]
 [OutputType(typeof(ExecResult))]
-public sealed class InvokeRequiemExecCommand : RequiemCmdlet
+public sealed class InvokeRequiemExecCommand : RequiemStoreCmdlet
 {
     private const string RequestSet = "Request";
     private const string CommandSet = "Command";

@@ -9,7 +9,7 @@ namespace Requiem.PowerShell;
 /// <summary>Invoke-RequiemReplay: the Requiem CLI's <c>exec replay</c> — re-execute a request and compare with a recorded result.</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "RequiemReplay", SupportsShouldProcess = true)]
 [OutputType(typeof(ReplayReport))]
-public sealed class InvokeRequiemReplayCommand : RequiemCmdlet
+public sealed class InvokeRequiemReplayCommand : RequiemStoreCmdlet
 {
     /// <summary>The request to re-execute (path, JSON text, hashtable or ExecRequest). Default: the request stored in the CAS with the result.</summary>
     [Parameter(Position = 0)]

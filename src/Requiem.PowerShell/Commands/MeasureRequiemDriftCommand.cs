@@ -10,7 +10,7 @@ namespace Requiem.PowerShell;
 /// <summary>Measure-RequiemDrift: groups a bench report's runs by result digest and explains any variation.</summary>
 [Cmdlet(VerbsDiagnostic.Measure, "RequiemDrift", SupportsShouldProcess = true)]
 [OutputType(typeof(DriftReport))]
-public sealed class MeasureRequiemDriftCommand : RequiemCmdlet
+public sealed class MeasureRequiemDriftCommand : RequiemStoreCmdlet
 {
     /// <summary>A bench report (or a saved drift report, to render it), a path to one, JSON text, or the object ConvertFrom-Json made of it.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]

@@ -8,7 +8,7 @@ namespace Requiem.PowerShell;
 /// <summary>New-RequiemProof: builds a proof bundle for an execution, optionally signs it, and stores it in the CAS.</summary>
 [Cmdlet(VerbsCommon.New, "RequiemProof", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ProofInfo))]
-public sealed class NewRequiemProofCommand : RequiemCmdlet
+public sealed class NewRequiemProofCommand : RequiemStoreCmdlet
 {
     private CasStore? _store;
     private SigningKey? _key;
@@ -70,6 +70,8 @@ public sealed class NewRequiemProofCommand : RequiemCmdlet
             WriteWarning($"Several results were piped with one -OutFile: '{_outFile}' holds only the last proof (give a directory to keep each).");
         var info = TryRun(() => ProofBuilder.Create(store, request, result, _key, _outIsDirectory ? null : _outFile));
         if (info is null) return;
+        Audit(store, Requiem.Engine.Audit.AuditActions.ProofCreated, new[] { info.ManifestDigest, info.RequestDigest, info.ResultDigest },
+            new Dictionary<string, object?> { ["merkle_root"] = info.MerkleRoot, ["ref"] = "proofs/" + info.MerkleRoot, ["signed"] = info.Signed });
         if (_outIsDirectory)
         {
             var file = System.IO.Path.Combine(_outFile!, info.MerkleRoot + ".proof.json");

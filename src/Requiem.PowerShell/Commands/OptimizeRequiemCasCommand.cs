@@ -10,7 +10,7 @@ namespace Requiem.PowerShell;
 /// </summary>
 [Cmdlet(VerbsCommon.Optimize, "RequiemCas", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(CasGcReport))]
-public sealed class OptimizeRequiemCasCommand : RequiemCmdlet
+public sealed class OptimizeRequiemCasCommand : RequiemStoreCmdlet
 {
     private const int ProgressId = 1;
 
@@ -53,6 +53,16 @@ public sealed class OptimizeRequiemCasCommand : RequiemCmdlet
             },
         }));
         CompleteProgress(ProgressId, "Optimize-RequiemCas");
+        if (!report.DryRun)
+        {
+            var removed = report.Candidates.Where(c => c.Removed).ToList();
+            Audit(store, Requiem.Engine.Audit.AuditActions.GcRun, removed.Where(c => c.Hash is not null).Select(c => c.Hash!).Distinct(StringComparer.Ordinal),
+                new Dictionary<string, object?>
+                {
+                    ["removed_objects"] = removed.Count(c => c.Hash is not null), ["removed_temp_files"] = removed.Count(c => c.Hash is null),
+                    ["bytes_freed"] = report.BytesFreed, ["grace_period_seconds"] = (long)report.GracePeriod.TotalSeconds,
+                });
+        }
         foreach (var m in report.Missing) WriteWarning($"{m.Hash} is referenced by {m.ReferencedBy} but is not in the store.");
         WriteObject(report);
     }

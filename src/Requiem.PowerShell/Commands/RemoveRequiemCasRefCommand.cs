@@ -7,7 +7,7 @@ namespace Requiem.PowerShell;
 
 /// <summary>Remove-RequiemCasRef: deletes refs; the objects they named become collectable once older than the GC grace period.</summary>
 [Cmdlet(VerbsCommon.Remove, "RequiemCasRef", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
-public sealed class RemoveRequiemCasRefCommand : RequiemCmdlet
+public sealed class RemoveRequiemCasRefCommand : RequiemStoreCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
@@ -35,7 +35,8 @@ public sealed class RemoveRequiemCasRefCommand : RequiemCmdlet
                 continue;
             }
             if (!ShouldProcess($"refs/{n}" + (hash.Length > 0 ? $" -> {hash}" : ""), "Remove CAS ref")) continue;
-            TryRun(() => (object)store.RemoveRef(n));
+            if (TryRun(() => (object)store.RemoveRef(n)) is true)
+                Audit(store, Requiem.Engine.Audit.AuditActions.RefRemoved, hash.Length > 0 ? new[] { hash } : Array.Empty<string>(), new Dictionary<string, object?> { ["ref"] = n });
         }
     }
 }

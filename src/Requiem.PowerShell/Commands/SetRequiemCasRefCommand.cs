@@ -7,7 +7,7 @@ namespace Requiem.PowerShell;
 /// <summary>Set-RequiemCasRef: points a named ref (a GC root) at an object.</summary>
 [Cmdlet(VerbsCommon.Set, "RequiemCasRef", SupportsShouldProcess = true)]
 [OutputType(typeof(CasRefInfo))]
-public sealed class SetRequiemCasRefCommand : RequiemCmdlet
+public sealed class SetRequiemCasRefCommand : RequiemStoreCmdlet
 {
     private CasStore? _store;
 
@@ -37,6 +37,7 @@ public sealed class SetRequiemCasRefCommand : RequiemCmdlet
         if (hash is null) return;
         if (!ShouldProcess($"refs/{Name}", $"Point at CAS object {hash}")) return;
         var ok = TryRun(() => { store.SetRef(Name, hash); return (object)true; });
+        if (ok is not null) Audit(store, Requiem.Engine.Audit.AuditActions.RefSet, new[] { hash }, new Dictionary<string, object?> { ["ref"] = Name });
         if (ok is not null && PassThru)
             WriteObject(new CasRefInfo { Name = Name, Hash = hash, Exists = true, LastWriteTimeUtc = File.GetLastWriteTimeUtc(store.RefPath(Name)) });
     }

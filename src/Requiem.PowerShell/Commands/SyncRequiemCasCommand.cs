@@ -11,7 +11,7 @@ namespace Requiem.PowerShell;
 /// </summary>
 [Cmdlet(VerbsData.Sync, "RequiemCas", SupportsShouldProcess = true)]
 [OutputType(typeof(CasSyncResult))]
-public sealed class SyncRequiemCasCommand : RequiemCmdlet
+public sealed class SyncRequiemCasCommand : RequiemStoreCmdlet
 {
     [Parameter]
     [ValidateNotNullOrEmpty]

@@ -10,7 +10,7 @@ namespace Requiem.PowerShell;
 /// </summary>
 [Cmdlet(VerbsDiagnostic.Test, "RequiemCas", DefaultParameterSetName = AllSet)]
 [OutputType(typeof(CasVerifyReport), typeof(bool))]
-public sealed class TestRequiemCasCommand : RequiemCmdlet
+public sealed class TestRequiemCasCommand : RequiemStoreCmdlet
 {
     private const string AllSet = "All";
     private const string SampleSet = "Sample";

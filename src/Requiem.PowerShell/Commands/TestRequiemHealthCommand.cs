@@ -9,7 +9,7 @@ namespace Requiem.PowerShell;
 /// <summary>Test-RequiemHealth: the Requiem CLI's <c>doctor</c> — every check with a status; Fail is a blocker.</summary>
 [Cmdlet(VerbsDiagnostic.Test, "RequiemHealth")]
 [OutputType(typeof(HealthCheck), typeof(bool), typeof(string))]
-public sealed class TestRequiemHealthCommand : RequiemCmdlet
+public sealed class TestRequiemHealthCommand : RequiemStoreCmdlet
 {
     [Parameter]
     public string? Cas { get; set; }

@@ -16,7 +16,7 @@ namespace Requiem.PowerShell;
 /// </summary>
 [Cmdlet(VerbsDiagnostic.Test, "RequiemProof", DefaultParameterSetName = PathSet)]
 [OutputType(typeof(ProofVerification), typeof(bool))]
-public sealed class TestRequiemProofCommand : RequiemCmdlet
+public sealed class TestRequiemProofCommand : RequiemStoreCmdlet
 {
     private const string PathSet = "Path";
     private const string LiteralPathSet = "LiteralPath";

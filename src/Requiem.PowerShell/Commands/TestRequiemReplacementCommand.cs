@@ -9,7 +9,7 @@ namespace Requiem.PowerShell;
 /// <summary>Test-RequiemReplacement: the Requiem CLI's <c>validate-replacement</c> — blockers to cutting over to this engine.</summary>
 [Cmdlet(VerbsDiagnostic.Test, "RequiemReplacement")]
 [OutputType(typeof(ReplacementReport), typeof(bool), typeof(string))]
-public sealed class TestRequiemReplacementCommand : RequiemCmdlet
+public sealed class TestRequiemReplacementCommand : RequiemStoreCmdlet
 {
     /// <summary>The CAS store to check (default: $env:REQUIEM_CAS, the config, or the data directory).</summary>
     [Parameter]

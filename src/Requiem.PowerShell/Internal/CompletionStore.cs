@@ -16,6 +16,12 @@ internal static class CompletionStore
         if (explicitRoot is not null && !Path.IsPathRooted(explicitRoot))
             explicitRoot = Path.Combine(CurrentLocation(), explicitRoot);
         var root = RequiemPaths.ResolveCasRoot(explicitRoot);
+        // Completion offers only the tenant's own hashes and refs (-Tenant as typed, else $env:REQUIEM_TENANT / the config).
+        var typedTenant = fakeBoundParameters.Contains("Tenant") ? fakeBoundParameters["Tenant"]?.ToString() : null;
+        string? tenant;
+        try { tenant = Requiem.Engine.Tenants.TenantStores.Resolve(typedTenant, RequiemConfig.LoadDefault()); }
+        catch (Requiem.Engine.RequiemException) { return null; }
+        root = Requiem.Engine.Tenants.TenantStores.RootFor(root, tenant);
         if (!File.Exists(Path.Combine(root, CasStore.ConfigFileName))) return null;
         return CasStore.Open(root, HashPrimitive.Select(false), create: false);
     }

@@ -4,6 +4,7 @@ using Requiem.Engine.Cas;
 using Requiem.Engine.Config;
 using Requiem.Engine.Diagnostics;
 using Requiem.Engine.Hashing;
+using Requiem.Engine.Tenants;
 
 namespace Requiem.PowerShell.Internal;
 
@@ -51,10 +52,11 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     {
         // With a remote store the local one is a cache: a fresh agent creates it on first use.
         create |= CasRemoteSettings.Resolve(Config) is { HasCredential: true };
-        var store = CasStore.Open(RequiemPaths.ResolveCasRoot(explicitRoot, Config), hash, create);
+        var tenant = ResolveTenantOrThrow();
+        var store = TenantStores.Open(RequiemPaths.ResolveCasRoot(explicitRoot, Config), tenant, hash, create, Config);
         if (!_stores.Any(s => s.Root == store.Root))
-            WriteVerbose($"Store: {store.Root} ({DescribeStoreSource(explicitRoot)}); config: {DescribeConfig()}.");
-        AttachRemote(store);
+            WriteVerbose($"Store: {store.Root} ({DescribeStoreSource(explicitRoot)}{(tenant is null ? "" : $", tenant '{tenant}'")}); config: {DescribeConfig()}.");
+        AttachRemote(store, tenant);
         _stores.Add(store);
         return store;
     }
@@ -63,7 +65,7 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     /// Puts the configured remote store (if any) behind a local store. A remote configured without its credential is a
     /// warning, not a failure: everything works locally and is journalled for a later Sync-RequiemCas.
     /// </summary>
-    private void AttachRemote(CasStore store)
+    private void AttachRemote(CasStore store, string? tenant)
     {
         if (CasRemoteSettings.Resolve(Config) is not { } settings) return;
         if (!settings.HasCredential)
@@ -71,7 +73,8 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
             WriteWarning($"A remote store is configured ({settings}) but ${settings.MissingVariable} is empty; working with the local store only.");
             return;
         }
-        var backend = settings.CreateBackend();
+        ICasBackend backend = settings.CreateBackend();
+        if (tenant is not null) backend = new PrefixedCasBackend(backend, Requiem.Engine.Tenants.TenantStores.RemotePrefix(tenant));
         store.AttachRemote(backend);
         WriteVerbose($"Remote store: {backend.Description} ({settings.Source}).");
     }
@@ -95,6 +98,17 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     }
 
     private readonly List<CasStore> _stores = new();
+
+    /// <summary>
+    /// The tenant in effect (-Tenant, $env:REQUIEM_TENANT, the config), validated (<c>InvalidTenantName</c>); it also
+    /// labels the metrics this cmdlet counts from here on.
+    /// </summary>
+    protected string? ResolveTenantOrThrow()
+    {
+        var tenant = TenantStores.Resolve((this as RequiemStoreCmdlet)?.Tenant, Config);
+        Requiem.Engine.Metrics.MetricsRegistry.CurrentTenant = tenant;
+        return tenant;
+    }
 
     private string DescribeStoreSource(string? explicitRoot)
     {
@@ -186,7 +200,13 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
         try { config = RequiemConfig.LoadDefault(); }
         catch (RequiemException ex) { configError = ex; }
         string? root = null;
-        try { root = RequiemPaths.ResolveCasRoot(string.IsNullOrEmpty(cas) ? null : ResolveNewPath(cas), config ?? new RequiemConfig()); }
+        // A bad -Tenant is the caller's mistake (terminating); a bad $env:REQUIEM_TENANT or config tenant is a finding.
+        if ((this as RequiemStoreCmdlet)?.Tenant is { Length: > 0 } given) Run(() => TenantName.Validate(given, "-Tenant"));
+        try
+        {
+            root = RequiemPaths.ResolveCasRoot(string.IsNullOrEmpty(cas) ? null : ResolveNewPath(cas), config ?? new RequiemConfig());
+            root = TenantStores.RootFor(root, TenantStores.Resolve((this as RequiemStoreCmdlet)?.Tenant, config ?? new RequiemConfig()));
+        }
         catch (RequiemException ex) { configError ??= ex; }
         return (config, configError, root);
     }
@@ -350,6 +370,7 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
     {
         OnDispose();
         Requiem.Engine.Metrics.MetricsRegistry.FlushThrottled();
+        Requiem.Engine.Metrics.MetricsRegistry.CurrentTenant = null;
         _cancel.Dispose();
         GC.SuppressFinalize(this);
     }
