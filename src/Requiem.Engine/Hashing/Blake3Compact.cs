@@ -178,10 +178,8 @@ internal sealed class Blake3Compact
         if (wholeChunks <= 0) return;
         var run = new SubtreeRun(this, wholeChunks, pieceMax, hashPiece, cancel);
         var helpers = (int)Math.Min(maxThreads - 1, (wholeChunks - 1) / pieceMax);
-        var tasks = helpers > 0 ? new Task[helpers] : Array.Empty<Task>();
-        for (var i = 0; i < helpers; i++) tasks[i] = Task.Run(() => run.Work(null));
+        for (var i = 0; i < helpers; i++) _ = Task.Run(run.Help);
         run.Work(progress);
-        if (helpers > 0) Task.WaitAll(tasks);
         run.Complete();
     }
 
@@ -203,6 +201,8 @@ internal sealed class Blake3Compact
         private long _merged;       // pieces pushed onto the tree
         private long _mergedChunks;
         private Exception? _failure;
+        private int _helping;       // pool threads inside Work
+        private bool _closed;       // the caller is done: a helper that starts now has nothing to do
 
         public SubtreeRun(Blake3Compact state, long wholeChunks, int pieceMax, SubtreeHasher hashPiece, CancellationToken cancel)
         {
@@ -267,9 +267,36 @@ internal sealed class Blake3Compact
             }
         }
 
-        /// <summary>After every worker returned: rethrows the first failure or the cancellation.</summary>
+        /// <summary>
+        /// A pool thread's share. The caller never waits for a helper that has not started (on a busy pool it may start
+        /// only after the work is done, and then returns at once), only for those inside <see cref="Work"/>.
+        /// </summary>
+        public void Help()
+        {
+            lock (_gate)
+            {
+                if (_closed) return;
+                _helping++;
+            }
+            try { Work(null); }
+            finally
+            {
+                lock (_gate)
+                {
+                    _helping--;
+                    Monitor.PulseAll(_gate);
+                }
+            }
+        }
+
+        /// <summary>After the caller's own share: waits for the helpers still working, then rethrows the first failure or the cancellation.</summary>
         public void Complete()
         {
+            lock (_gate)
+            {
+                _closed = true;
+                while (_helping > 0) Monitor.Wait(_gate);
+            }
             if (_failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(_failure).Throw();
             _cancel.ThrowIfCancellationRequested();
             if (_mergedChunks != _wholeChunks) throw new InvalidOperationException("BLAKE3 subtree run ended early.");
