@@ -134,11 +134,19 @@ public sealed partial class CasStore
         long bytes = 0;
         var throttle = new ProgressThrottle(TimeSpan.FromMilliseconds(250), checkEvery: 16);
 
+        // Parallel verification (CasParallelVerifier, issue 15): every object's first read runs on all cores, results in order.
+        var items = selected.Select(f => new CasVerifyItem(f.Path, f.Hash, f.Encoding)).ToList();
+        using var firstReads = new CasParallelVerifier(_hash, _hash.MaxThreads).Verify(items, cancel).GetEnumerator();
         for (var i = 0; i < selected.Count; i++)
         {
             cancel.ThrowIfCancellationRequested();
             var (path, hash, encoding) = selected[i];
-            var outcome = TryVerifyFile(path, hash, encoding, Stream.Null, cancel, out var size, out var reason);
+            firstReads.MoveNext();
+            var (_, first) = firstReads.Current;
+            var outcome = first.Status switch { CasVerifyStatus.Ok => VerifyOutcome.Ok, CasVerifyStatus.Vanished => VerifyOutcome.Vanished, _ => VerifyOutcome.Corrupt };
+            var (size, reason) = (first.Size, first.Reason);
+            if (outcome == VerifyOutcome.Ok) { Interlocked.Increment(ref _verified); Interlocked.Add(ref _bytesVerified, size); }
+            // End of the parallel verification call site.
             if (outcome == VerifyOutcome.Corrupt)
             {
                 Thread.Sleep(options.RereadDelay);

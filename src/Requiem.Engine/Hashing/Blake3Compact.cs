@@ -105,7 +105,7 @@ internal sealed class Blake3Compact
     /// the counter (subtrees are aligned, as in the specification's tree) and is at most <paramref name="available"/>
     /// and <paramref name="max"/>.
     /// </summary>
-    internal static int SubtreeChunks(ulong counter, long available, int max)
+    private static int SubtreeChunks(ulong counter, long available, int max)
     {
         var limit = (int)Math.Min(available, max);
         var size = 1 << BitOperations.Log2((uint)limit);
@@ -128,7 +128,6 @@ internal sealed class Blake3Compact
     private unsafe void AbsorbWholeChunks(ReadOnlySpan<byte> data, int maxThreads)
     {
         var chunks = data.Length / ChunkLen;
-        Span<uint> cv = stackalloc uint[8];
         if (chunks < 16)
         {
             // A few chunks (small files): side by side in one pass, then merged one by one.
@@ -137,45 +136,171 @@ internal sealed class Blake3Compact
             for (var i = 0; i < chunks; i++) PushSubtree(few.Slice(i * 8, 8), 1);
             return;
         }
-        if (maxThreads <= 1 || chunks < ParallelMinChunks)
-        {
-            for (var done = 0; done < chunks;)
-            {
-                var n = SubtreeChunks(_chunkCounter, chunks - done, MaxPieceChunks);
-                Blake3Lanes.SubtreeChainingValue(data.Slice(done * ChunkLen, n * ChunkLen), _chunkCounter, cv);
-                PushSubtree(cv, n);
-                done += n;
-            }
-            return;
-        }
-
-        // Plan the aligned subtrees, hash them on up to maxThreads cores, then push their chaining values in order.
-        var pieceMax = (int)Math.Clamp(BitOperations.RoundUpToPowerOf2((uint)(chunks / (maxThreads * 4)) + 1) >> 1, 16, MaxPieceChunks);
-        var starts = new List<int>();
-        var sizes = new List<int>();
-        var counter = _chunkCounter;
-        for (var done = 0; done < chunks;)
-        {
-            var n = SubtreeChunks(counter, chunks - done, pieceMax);
-            starts.Add(done);
-            sizes.Add(n);
-            done += n;
-            counter += (ulong)n;
-        }
-        var cvs = new uint[starts.Count * 8];
-        var first = _chunkCounter;
+        var threads = chunks < ParallelMinChunks ? 1 : maxThreads;
+        // One core: the largest pieces. Several: about four pieces per core, so that an uneven split costs little.
+        var pieceMax = threads <= 1 ? MaxPieceChunks
+            : (int)Math.Clamp(BitOperations.RoundUpToPowerOf2((uint)(chunks / (threads * 4)) + 1) >> 1, 16, MaxPieceChunks);
         fixed (byte* p = data)
         {
             var basePtr = (nint)p;
-            var length = data.Length;
-            Parallel.For(0, starts.Count, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, i =>
-            {
-                var all = new ReadOnlySpan<byte>((void*)basePtr, length);
-                Blake3Lanes.SubtreeChainingValue(all.Slice(starts[i] * ChunkLen, sizes[i] * ChunkLen),
-                    first + (ulong)starts[i], cvs.AsSpan(i * 8, 8));
-            });
+            AbsorbSubtrees(chunks, pieceMax, threads, (first, count, cv) =>
+                Blake3Lanes.SubtreeChainingValue(new ReadOnlySpan<byte>((void*)(basePtr + (nint)(first * ChunkLen)), count * ChunkLen),
+                    cv.Counter, cv.Output));
         }
-        for (var i = 0; i < starts.Count; i++) PushSubtree(cvs.AsSpan(i * 8, 8), sizes[i]);
+    }
+
+    /// <summary>Where an aligned subtree's chaining value goes, with the chunk counter of its first chunk.</summary>
+    internal readonly ref struct SubtreeTarget
+    {
+        public SubtreeTarget(ulong counter, Span<uint> output) { Counter = counter; Output = output; }
+        public ulong Counter { get; }
+        public Span<uint> Output { get; }
+    }
+
+    /// <summary>Hashes the subtree of <paramref name="chunks"/> chunks that starts <paramref name="first"/> chunks into the run.</summary>
+    internal delegate void SubtreeHasher(long first, int chunks, SubtreeTarget target);
+
+    /// <summary>Pieces planned but not yet merged, at most: bounds the chaining values held (32 bytes each).</summary>
+    private const int SubtreeWindow = 64;
+
+    /// <summary>
+    /// The one planner of the parallel tree: absorbs <paramref name="wholeChunks"/> whole chunks (none of them the last
+    /// of the input) from the state's chunk boundary. They are cut into aligned power-of-two subtrees of at most
+    /// <paramref name="pieceMax"/> chunks, which the calling thread and up to <paramref name="maxThreads"/> - 1 pool
+    /// threads take one at a time (no barrier between groups of pieces: a core that finishes early takes the next piece);
+    /// chaining values are merged in input order as soon as the pieces before them are done, so the digest does not
+    /// depend on the thread count. At most <see cref="SubtreeWindow"/> pieces are in flight. <paramref name="progress"/>
+    /// runs on the calling thread with the number of chunks merged so far; cancellation is checked before every piece.
+    /// </summary>
+    internal void AbsorbSubtrees(long wholeChunks, int pieceMax, int maxThreads, SubtreeHasher hashPiece,
+        CancellationToken cancel = default, Action<long>? progress = null)
+    {
+        if (wholeChunks <= 0) return;
+        var run = new SubtreeRun(this, wholeChunks, pieceMax, hashPiece, cancel);
+        var helpers = (int)Math.Min(maxThreads - 1, (wholeChunks - 1) / pieceMax);
+        for (var i = 0; i < helpers; i++) _ = Task.Run(run.Help);
+        run.Work(progress);
+        run.Complete();
+    }
+
+    /// <summary>The shared state of one <see cref="AbsorbSubtrees"/> call; every field is guarded by the instance's lock.</summary>
+    private sealed class SubtreeRun
+    {
+        private readonly object _gate = new();
+        private readonly Blake3Compact _state;
+        private readonly long _wholeChunks;
+        private readonly int _pieceMax;
+        private readonly SubtreeHasher _hashPiece;
+        private readonly CancellationToken _cancel;
+        private readonly ulong _firstCounter;
+        private readonly uint[] _cvs = new uint[SubtreeWindow * 8];
+        private readonly int[] _sizes = new int[SubtreeWindow];
+        private readonly bool[] _done = new bool[SubtreeWindow];
+        private long _planned;      // chunks handed out
+        private long _issued;       // pieces handed out
+        private long _merged;       // pieces pushed onto the tree
+        private long _mergedChunks;
+        private Exception? _failure;
+        private int _helping;       // pool threads inside Work
+        private bool _closed;       // the caller is done: a helper that starts now has nothing to do
+
+        public SubtreeRun(Blake3Compact state, long wholeChunks, int pieceMax, SubtreeHasher hashPiece, CancellationToken cancel)
+        {
+            _state = state;
+            _wholeChunks = wholeChunks;
+            _pieceMax = pieceMax;
+            _hashPiece = hashPiece;
+            _cancel = cancel;
+            _firstCounter = state.AlignToChunk();
+        }
+
+        public void Work(Action<long>? progress)
+        {
+            while (true)
+            {
+                long piece, first;
+                int size;
+                lock (_gate)
+                {
+                    while (true)
+                    {
+                        if (_failure is not null || _cancel.IsCancellationRequested || _planned >= _wholeChunks) return;
+                        if (_issued - _merged < SubtreeWindow) break;
+                        Monitor.Wait(_gate);
+                    }
+                    piece = _issued++;
+                    first = _planned;
+                    size = SubtreeChunks(_firstCounter + (ulong)first, _wholeChunks - first, _pieceMax);
+                    _planned += size;
+                    _sizes[piece % SubtreeWindow] = size;
+                }
+                try
+                {
+                    // The slot is this thread's until it is marked done: the merge reads it only after that, under the lock.
+                    _hashPiece(first, size, new SubtreeTarget(_firstCounter + (ulong)first, _cvs.AsSpan((int)(piece % SubtreeWindow) * 8, 8)));
+                }
+                catch (Exception ex)
+                {
+                    lock (_gate)
+                    {
+                        _failure ??= ex;
+                        Monitor.PulseAll(_gate);
+                    }
+                    return;
+                }
+                long merged;
+                lock (_gate)
+                {
+                    _done[piece % SubtreeWindow] = true;
+                    while (_merged < _issued && _done[_merged % SubtreeWindow])
+                    {
+                        var slot = (int)(_merged % SubtreeWindow);
+                        _state.PushSubtree(_cvs.AsSpan(slot * 8, 8), _sizes[slot]);
+                        _mergedChunks += _sizes[slot];
+                        _done[slot] = false;
+                        _merged++;
+                    }
+                    merged = _mergedChunks;
+                    Monitor.PulseAll(_gate);
+                }
+                progress?.Invoke(merged);
+            }
+        }
+
+        /// <summary>
+        /// A pool thread's share. The caller never waits for a helper that has not started (on a busy pool it may start
+        /// only after the work is done, and then returns at once), only for those inside <see cref="Work"/>.
+        /// </summary>
+        public void Help()
+        {
+            lock (_gate)
+            {
+                if (_closed) return;
+                _helping++;
+            }
+            try { Work(null); }
+            finally
+            {
+                lock (_gate)
+                {
+                    _helping--;
+                    Monitor.PulseAll(_gate);
+                }
+            }
+        }
+
+        /// <summary>After the caller's own share: waits for the helpers still working, then rethrows the first failure or the cancellation.</summary>
+        public void Complete()
+        {
+            lock (_gate)
+            {
+                _closed = true;
+                while (_helping > 0) Monitor.Wait(_gate);
+            }
+            if (_failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(_failure).Throw();
+            _cancel.ThrowIfCancellationRequested();
+            if (_mergedChunks != _wholeChunks) throw new InvalidOperationException("BLAKE3 subtree run ended early.");
+        }
     }
 
     private void FinishChunk()

@@ -23,9 +23,6 @@ public sealed class HashPrimitive
     /// </summary>
     private const int FilePieceChunks = 256;
 
-    /// <summary>Pieces between two cancellation checks and progress reports (16 MiB); bounds the chaining values held.</summary>
-    private const int FileWindowPieces = 64;
-
     private const int ChunkLen = 1024;
 
     private static readonly HashPrimitive s_blake3 = new(false, Environment.ProcessorCount);
@@ -114,14 +111,25 @@ public sealed class HashPrimitive
         }
 
         using var handle = OpenForRead(path);
+        var (hash, length) = HashOpenFile(handle, path, domain, cancel, output);
+        Metrics.MetricsRegistry.Add(Metrics.Counter.DigestTotal);
+        Metrics.MetricsRegistry.Add(Metrics.Counter.DigestBytesTotal, length);
+        return new DigestInfo(Algorithm, hash, path, length, domain, IsFallback);
+    }
+
+    /// <summary>
+    /// Hashes an open file from its first byte to its end (large files on up to <see cref="MaxThreads"/> cores), without
+    /// counting a digest in the metrics: store verification uses it for objects it re-reads.
+    /// </summary>
+    internal (string Hash, long Length) HashOpenFile(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path, HashDomain domain,
+        CancellationToken cancel = default, IEngineOutput? output = null)
+    {
         var length = RandomAccess.GetLength(handle);
         using var hasher = CreateHasher(domain, length);
         if (length < ParallelThreshold) length = HashStreamed(handle, hasher, 0, path, cancel);
         else if (hasher is CompactBlake3Hasher blake3) length = HashLargeBlake3(handle, length, blake3, path, cancel, output);
         else HashLarge(handle, length, hasher, path, cancel, output);
-        Metrics.MetricsRegistry.Add(Metrics.Counter.DigestTotal);
-        Metrics.MetricsRegistry.Add(Metrics.Counter.DigestBytesTotal, length);
-        return new DigestInfo(Algorithm, hasher.FinalizeHex(), path, length, domain, IsFallback);
+        return (hasher.FinalizeHex(), length);
     }
 
     /// <summary>Opens a file for sequential reading with engine error ids for the usual failures.</summary>
@@ -230,57 +238,22 @@ public sealed class HashPrimitive
         var wholeChunks = (length - offset - 1) / ChunkLen;
         if (wholeChunks > 0)
         {
-            var counter = state.AlignToChunk();
-            var threads = hasher.MaxThreads;
             var throttle = new ProgressThrottle(TimeSpan.FromMilliseconds(250), checkEvery: 1);
-            var starts = new long[FileWindowPieces];
-            var sizes = new int[FileWindowPieces];
-            var cvs = new uint[FileWindowPieces * 8];
-            var options = new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = cancel };
-            long done = 0;
-            while (done < wholeChunks)
+            var fileStart = offset;
+            Action<long>? progress = output is null ? null : merged =>
             {
-                cancel.ThrowIfCancellationRequested();
-                var count = 0;
-                for (var next = done; count < FileWindowPieces && next < wholeChunks; count++)
-                {
-                    starts[count] = next;
-                    sizes[count] = Blake3Compact.SubtreeChunks(counter + (ulong)next, wholeChunks - next, FilePieceChunks);
-                    next += sizes[count];
-                }
-                var windowOffset = offset;
-                var windowCounter = counter;
-                void HashPiece(int i)
-                {
-                    var buffer = t_pieceBuffer ??= new byte[FilePieceChunks * ChunkLen];
-                    var piece = buffer.AsSpan(0, sizes[i] * ChunkLen);
-                    if (ReadFully(handle, piece, windowOffset + starts[i] * ChunkLen, path) < piece.Length)
-                        throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Reading '{path}' failed: the file became shorter while it was hashed.", path);
-                    Blake3Lanes.SubtreeChainingValue(piece, windowCounter + (ulong)starts[i], cvs.AsSpan(i * 8, 8));
-                }
-                if (threads == 1 || count == 1)
-                {
-                    for (var i = 0; i < count; i++) HashPiece(i);
-                }
-                else
-                {
-                    try { Parallel.For(0, count, options, HashPiece); }
-                    catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
-                    {
-                        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
-                    }
-                }
-                for (var i = 0; i < count; i++)
-                {
-                    state.PushSubtree(cvs.AsSpan(i * 8, 8), sizes[i]);
-                    done += sizes[i];
-                }
-                if (output is not null && throttle.ShouldReport())
-                {
-                    var at = offset + done * ChunkLen;
-                    output.Progress(new ProgressInfo("Hashing " + path, $"{at >> 20} of {length >> 20} MiB", at, length));
-                }
-            }
+                if (!throttle.ShouldReport()) return;
+                var at = fileStart + merged * ChunkLen;
+                output.Progress(new ProgressInfo("Hashing " + path, $"{at >> 20} of {length >> 20} MiB", at, length));
+            };
+            state.AbsorbSubtrees(wholeChunks, FilePieceChunks, hasher.MaxThreads, (first, chunks, target) =>
+            {
+                var buffer = t_pieceBuffer ??= new byte[FilePieceChunks * ChunkLen];
+                var piece = buffer.AsSpan(0, chunks * ChunkLen);
+                if (ReadFully(handle, piece, fileStart + first * ChunkLen, path) < piece.Length)
+                    throw new RequiemException("FileReadError", ErrorKind.ReadError, $"Reading '{path}' failed: the file became shorter while it was hashed.", path);
+                Blake3Lanes.SubtreeChainingValue(piece, target.Counter, target.Output);
+            }, cancel, progress);
             offset += wholeChunks * ChunkLen;
         }
         return HashStreamed(handle, hasher, offset, path, cancel);

@@ -1,0 +1,270 @@
+using System.Buffers;
+using Requiem.Engine.Hashing;
+using ZstdSharp;
+
+namespace Requiem.Engine.Cas;
+
+/// <summary>One object to re-hash: its file, the digest it must have, how it is stored, and its size when known.</summary>
+/// <param name="ExpectedSize">Uncompressed size in bytes, or -1 when not known (then only the digest is checked).</param>
+internal readonly record struct CasVerifyItem(string Path, string ExpectedHash, CasEncoding Encoding, long ExpectedSize = -1);
+
+internal enum CasVerifyStatus
+{
+    /// <summary>The bytes hash to the expected digest (and have the expected size).</summary>
+    Ok,
+    /// <summary>The bytes do not match, do not decode, or cannot be read; <see cref="CasVerifyItemResult.Reason"/> says which.</summary>
+    Corrupt,
+    /// <summary>The file is gone (a concurrent GC removed it): not a verdict on the store.</summary>
+    Vanished,
+}
+
+/// <summary>The verdict on one <see cref="CasVerifyItem"/>; <see cref="Size"/> is the uncompressed bytes hashed.</summary>
+internal readonly record struct CasVerifyItemResult(CasVerifyStatus Status, long Size, string? Reason);
+
+/// <summary>
+/// Re-hashes many CAS objects on every core the hash primitive may use, results in input order. Memory is bounded: at
+/// most <see cref="Window"/> objects are ahead of the consumer (results wait in a ring, never a list of all), each
+/// worker reads through one pooled buffer, and zstd objects are decoded by the worker that checks them, so several
+/// decode at once. A large identity object is hashed subtree-parallel by the primitive itself.
+/// </summary>
+internal sealed class CasParallelVerifier
+{
+    private const int SmallObjectBuffer = 64 * 1024;
+    private const int DecodeBuffer = 1 << 20;
+
+    private readonly HashPrimitive _hash;
+    private readonly int _threads;
+
+    /// <param name="hash">The store's primitive (its <see cref="HashPrimitive.MaxThreads"/> caps large objects too).</param>
+    /// <param name="maxThreads">Objects checked at once, at least 1.</param>
+    public CasParallelVerifier(HashPrimitive hash, int maxThreads)
+    {
+        if (maxThreads < 1) throw new ArgumentOutOfRangeException(nameof(maxThreads), maxThreads, "At least one thread is needed.");
+        _hash = hash;
+        _threads = maxThreads;
+    }
+
+    /// <summary>Objects verified ahead of the one the consumer waits for, at most.</summary>
+    public int Window => Math.Max(256, _threads * 64);
+
+    /// <summary>
+    /// Verifies <paramref name="items"/> and yields each result with its index, in input order, as soon as it and every
+    /// earlier one are known. Stopping the enumeration early (or cancelling) stops the workers before it returns; an
+    /// unexpected failure of a worker is rethrown here. Cancellation throws <see cref="OperationCanceledException"/>.
+    /// </summary>
+    public IEnumerable<(int Index, CasVerifyItemResult Result)> Verify(IReadOnlyList<CasVerifyItem> items, CancellationToken cancel = default)
+    {
+        var count = items.Count;
+        var threads = Math.Min(_threads, count);
+        if (threads <= 1)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                yield return (i, VerifyOne(_hash, items[i], cancel));
+            }
+            yield break;
+        }
+
+        var run = new Run(this, items, cancel);
+        var workers = new Task[threads];
+        for (var t = 0; t < threads; t++) workers[t] = Task.Factory.StartNew(run.Work, CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Default);
+        try
+        {
+            for (var i = 0; i < count; i++) yield return (i, run.Take(i));
+        }
+        finally
+        {
+            run.Stop();
+            try { Task.WaitAll(workers); }
+            catch (AggregateException) { } // a worker's failure was handed to Take already
+        }
+    }
+
+    /// <summary>The queue of one <see cref="Verify"/> call; every field is guarded by the lock.</summary>
+    private sealed class Run
+    {
+        private readonly object _gate = new();
+        private readonly CasParallelVerifier _owner;
+        private readonly IReadOnlyList<CasVerifyItem> _items;
+        private readonly CancellationToken _cancel;
+        private readonly CasVerifyItemResult[] _results;
+        private readonly bool[] _ready;
+        private int _next;      // the next item a worker takes
+        private int _consumed;  // items handed to the consumer
+        private bool _stopped;
+        private Exception? _failure;
+
+        public Run(CasParallelVerifier owner, IReadOnlyList<CasVerifyItem> items, CancellationToken cancel)
+        {
+            _owner = owner;
+            _items = items;
+            _cancel = cancel;
+            _results = new CasVerifyItemResult[owner.Window];
+            _ready = new bool[owner.Window];
+        }
+
+        public void Work()
+        {
+            using var wake = _cancel.Register(Stop);
+            while (true)
+            {
+                int i;
+                lock (_gate)
+                {
+                    while (!_stopped && _next < _items.Count && _next - _consumed >= _results.Length) Monitor.Wait(_gate);
+                    if (_stopped || _next >= _items.Count) return;
+                    i = _next++;
+                }
+                CasVerifyItemResult result;
+                try
+                {
+                    result = VerifyOne(_owner._hash, _items[i], _cancel);
+                }
+                catch (OperationCanceledException) when (_cancel.IsCancellationRequested)
+                {
+                    Stop();
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    lock (_gate)
+                    {
+                        _failure ??= ex;
+                        _stopped = true;
+                        Monitor.PulseAll(_gate);
+                    }
+                    return;
+                }
+                lock (_gate)
+                {
+                    _results[i % _results.Length] = result;
+                    _ready[i % _results.Length] = true;
+                    Monitor.PulseAll(_gate);
+                }
+            }
+        }
+
+        /// <summary>Waits for item <paramref name="i"/> (the consumer takes them in order).</summary>
+        public CasVerifyItemResult Take(int i)
+        {
+            lock (_gate)
+            {
+                var slot = i % _results.Length;
+                while (!_ready[slot])
+                {
+                    if (_failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(_failure).Throw();
+                    _cancel.ThrowIfCancellationRequested();
+                    Monitor.Wait(_gate, TimeSpan.FromMilliseconds(200));
+                }
+                _ready[slot] = false;
+                _consumed = i + 1;
+                Monitor.PulseAll(_gate);
+                return _results[slot];
+            }
+        }
+
+        public void Stop()
+        {
+            lock (_gate)
+            {
+                _stopped = true;
+                Monitor.PulseAll(_gate);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Verifies one object on the calling thread: identity objects are hashed from the file (small ones with one read,
+    /// large ones subtree-parallel), zstd objects are decoded and hashed as they stream. Read and decode failures are
+    /// a <see cref="CasVerifyStatus.Corrupt"/> verdict when the file still exists and <see cref="CasVerifyStatus.Vanished"/>
+    /// when it does not; only cancellation and unexpected faults throw.
+    /// </summary>
+    public static CasVerifyItemResult VerifyOne(HashPrimitive hash, CasVerifyItem item, CancellationToken cancel = default)
+    {
+        string actual;
+        long size;
+        try
+        {
+            (actual, size) = item.Encoding == CasEncoding.Zstd ? HashZstd(hash, item, cancel) : HashIdentity(hash, item, cancel);
+        }
+        catch (FileNotFoundException)
+        {
+            return new(CasVerifyStatus.Vanished, 0, null);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return new(CasVerifyStatus.Vanished, 0, null);
+        }
+        catch (RequiemException ex) when (ex.ErrorId == "FileNotFound")
+        {
+            return new(CasVerifyStatus.Vanished, 0, null);
+        }
+        catch (RequiemException ex) when (ex.ErrorId is "FileReadError" or "PathIsDirectory" or "CasObjectCorrupt")
+        {
+            return Unreadable(item, ex.ErrorId == "CasObjectCorrupt" ? ex.Message : CasStore.Corrupt(item.ExpectedHash, "read failed: " + ex.Message).Message);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return Unreadable(item, CasStore.Corrupt(item.ExpectedHash, "read failed: " + ex.Message).Message);
+        }
+        if (!string.Equals(actual, item.ExpectedHash, StringComparison.Ordinal))
+            return new(CasVerifyStatus.Corrupt, size, CasStore.Corrupt(item.ExpectedHash, $"content hashes to {actual}").Message);
+        if (item.ExpectedSize >= 0 && size != item.ExpectedSize)
+            return new(CasVerifyStatus.Corrupt, size, CasStore.Corrupt(item.ExpectedHash, $"{size} bytes where {item.ExpectedSize} were expected").Message);
+        return new(CasVerifyStatus.Ok, size, null);
+    }
+
+    private static CasVerifyItemResult Unreadable(CasVerifyItem item, string reason) =>
+        File.Exists(item.Path) ? new(CasVerifyStatus.Corrupt, 0, reason) : new(CasVerifyStatus.Vanished, 0, null);
+
+    private static (string Hash, long Size) HashIdentity(HashPrimitive hash, CasVerifyItem item, CancellationToken cancel)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(SmallObjectBuffer);
+        try
+        {
+            if (SmallFileReader.TryRead(item.Path, buffer.AsSpan(0, SmallObjectBuffer), out var n))
+                return (hash.HashBytes(buffer.AsSpan(0, n), HashDomain.Cas), n);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        using var handle = HashPrimitive.OpenForRead(item.Path);
+        return hash.HashOpenFile(handle, item.Path, HashDomain.Cas, cancel);
+    }
+
+    private static (string Hash, long Size) HashZstd(HashPrimitive hash, CasVerifyItem item, CancellationToken cancel)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(DecodeBuffer);
+        try
+        {
+            using var file = new FileStream(item.Path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
+            using var decoder = new DecompressionStream(file, leaveOpen: true);
+            using var hasher = hash.CreateHasher(HashDomain.Cas);
+            long total = 0;
+            while (true)
+            {
+                cancel.ThrowIfCancellationRequested();
+                int n;
+                try
+                {
+                    n = decoder.ReadAtLeast(buffer.AsSpan(0, DecodeBuffer), DecodeBuffer, throwOnEndOfStream: false);
+                }
+                catch (Exception ex) when (ex is ZstdException or InvalidDataException or EndOfStreamException or InvalidOperationException)
+                {
+                    throw CasStore.Corrupt(item.ExpectedHash, "zstd frame does not decode: " + ex.Message, ex);
+                }
+                if (n <= 0) break;
+                if (n >= HashPrimitive.ParallelThreshold) hasher.UpdateParallel(buffer.AsSpan(0, n)); else hasher.Update(buffer.AsSpan(0, n));
+                total += n;
+                if (n < DecodeBuffer) break;
+            }
+            return (hasher.FinalizeHex(), total);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+}
