@@ -449,7 +449,15 @@ Describe 'Gates run as a CI step (pwsh -File gate.ps1 with $ErrorActionPreferenc
         $t = Get-Content -LiteralPath $GoodProof -Raw
         $root = ($t | ConvertFrom-Json).merkle_root
         [IO.File]::WriteAllText($TamperedProof, $t.Replace($root, ($root[0] -eq 'a' ? 'b' : 'a') + $root.Substring(1)))
+        $script:AuditCas = Join-Path $Dir 'gate-audit'
+        'audited once' | Add-RequiemCasObject -Cas $AuditCas | Out-Null
+        'audited twice' | Add-RequiemCasObject -Cas $AuditCas | Out-Null
+        $script:TamperedAuditCas = Join-Path $Dir 'gate-audit-tampered'
+        Copy-Item -Recurse -LiteralPath $AuditCas -Destination $TamperedAuditCas
+        $auditLog = Join-Path $TamperedAuditCas 'audit/log.jsonl'
+        [IO.File]::WriteAllText($auditLog, ([regex]'"pid":\d+').Replace([IO.File]::ReadAllText($auditLog), '"pid":1', 1))
         $script:Gates = @{
+            'Test-RequiemAuditLog:FailOnInvalid'        = @{ Finding = "Test-RequiemAuditLog -Cas '$TamperedAuditCas' -FailOnInvalid | Out-Null"; Pass = "Test-RequiemAuditLog -Cas '$AuditCas' -FailOnInvalid | Out-Null"; Message = 'EntryModified' }
             'Compare-RequiemBench:FailOnRegression'     = @{ Finding = "Compare-RequiemBench -Baseline '$Baseline' -Current '$Slower' -FailOnRegression | Out-Null"; Pass = "Compare-RequiemBench -Baseline '$Baseline' -Current '$Baseline' -FailOnRegression | Out-Null"; Message = 'Performance regression' }
             'Test-RequiemCas:FailOnInvalid'             = @{ Finding = "Test-RequiemCas -Cas '$($Corrupt.Root)' -All -FailOnInvalid | Out-Null"; Pass = "Test-RequiemCas -Cas '$Cas' -All -FailOnInvalid | Out-Null"; Message = 'is invalid: 1 corrupt' }
             'Test-RequiemProof:FailOnInvalid'           = @{ Finding = "Test-RequiemProof -LiteralPath '$TamperedProof' -Cas '$Cas' -FailOnInvalid | Out-Null"; Pass = "Test-RequiemProof -LiteralPath '$GoodProof' -Cas '$Cas' -FailOnInvalid | Out-Null"; Message = 'is invalid: merkle_root' }
@@ -465,7 +473,7 @@ Describe 'Gates run as a CI step (pwsh -File gate.ps1 with $ErrorActionPreferenc
 
     It '<_>: exits non-zero on a finding (with its message), 0 without one' -ForEach @(
         'Compare-RequiemBench:FailOnRegression', 'Test-RequiemCas:FailOnInvalid', 'Test-RequiemProof:FailOnInvalid',
-        'Test-RequiemHealth:FailOnBlocker', 'Test-RequiemReplacement:FailOnBlocker'
+        'Test-RequiemHealth:FailOnBlocker', 'Test-RequiemReplacement:FailOnBlocker', 'Test-RequiemAuditLog:FailOnInvalid'
     ) {
         $gate = $Gates[$_]
         $findingEnvironment = if ($gate.Env) { $gate.Env } else { @{} }
