@@ -102,8 +102,9 @@ Import-Module '$ModulePath'
         $cpu1 = $one.Cases[0].Statistics.UserMs.Median + $one.Cases[0].Statistics.SystemMs.Median
         $cpu2 = $two.Cases[0].Statistics.UserMs.Median + $two.Cases[0].Statistics.SystemMs.Median
         $cpu1 | Should -BeGreaterThan 30
-        # Both background subshells are grandchildren: their CPU time counts because the tree is measured.
-        ($cpu2 / $cpu1) | Should -BeGreaterThan 1.5
+        # Both background subshells are grandchildren: their CPU time counts because the tree is measured (without
+        # them the sh that waits would use almost none; two loops measure ~2x one, less when the cores are shared).
+        ($cpu2 / $cpu1) | Should -BeGreaterThan 1.25
     }
 
     It 'reports peak RSS of the tree in agreement with GNU time, and no figure where the kernel cannot tell' -Skip:(-not ($IsLinux -and (Test-Path /usr/bin/time) -and (Get-Command python3 -ErrorAction Ignore))) {
