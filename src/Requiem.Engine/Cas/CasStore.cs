@@ -431,9 +431,15 @@ public sealed partial class CasStore
         }
         var actual = hasher.FinalizeHex();
         if (actual != hash) throw Corrupt(hash, $"content hashes to {actual}");
-        Interlocked.Increment(ref _verified);
-        Interlocked.Add(ref _bytesVerified, total);
+        CountVerified(total);
         return total;
+    }
+
+    /// <summary>Counts an object whose bytes were re-hashed and matched (the store's verify counters).</summary>
+    internal void CountVerified(long bytes)
+    {
+        Interlocked.Increment(ref _verified);
+        Interlocked.Add(ref _bytesVerified, bytes);
     }
 
     /// <summary>An object's verified bytes (for small objects: manifests, results, text outputs).</summary>

@@ -80,6 +80,21 @@ public sealed partial class CasStore
 {
     public const string VerifyCursorFileName = "verify-cursor.json";
 
+    /// <summary>Re-hashes objects and checks what refs and manifests name (<see cref="CasVerifier"/>).</summary>
+    public CasVerifyReport Verify(CasVerifyOptions options) => new CasVerifier(this).Verify(options);
+}
+
+/// <summary>
+/// Verification of one store: objects re-hashed on every core (<see cref="CasParallelVerifier"/>, verdicts in order), a
+/// failed object re-read once before it is called corrupt, then the references refs and manifests make.
+/// </summary>
+public sealed class CasVerifier
+{
+
+    private readonly CasStore _store;
+
+    public CasVerifier(CasStore store) => _store = store;
+
     /// <summary>
     /// Re-hashes objects. -All checks every object file; -Sample N checks the N objects that follow the cursor
     /// persisted in <c>verify-cursor.json</c> (hash order, wrapping; the first sample starts at a random point),
@@ -94,7 +109,7 @@ public sealed partial class CasStore
         var cancel = options.Cancel;
         var output = options.Output ?? NullEngineOutput.Instance;
         var all = options.All || options.Sample <= 0;
-        var files = EnumerateObjectFiles(sorted: true).ToList();
+        var files = _store.EnumerateObjectFiles(sorted: true).ToList();
         var total = files.Count;
 
         List<(string Path, string Hash, CasEncoding Encoding)> selected;
@@ -136,7 +151,7 @@ public sealed partial class CasStore
 
         // Parallel verification (CasParallelVerifier, issue 15): every object's first read runs on all cores, results in order.
         var items = selected.Select(f => new CasVerifyItem(f.Path, f.Hash, f.Encoding)).ToList();
-        using var firstReads = new CasParallelVerifier(_hash, _hash.MaxThreads).Verify(items, cancel).GetEnumerator();
+        using var firstReads = new CasParallelVerifier(_store.HashPrimitive, _store.HashPrimitive.MaxThreads).Verify(items, cancel).GetEnumerator();
         for (var i = 0; i < selected.Count; i++)
         {
             cancel.ThrowIfCancellationRequested();
@@ -145,7 +160,7 @@ public sealed partial class CasStore
             var (_, first) = firstReads.Current;
             var outcome = first.Status switch { CasVerifyStatus.Ok => VerifyOutcome.Ok, CasVerifyStatus.Vanished => VerifyOutcome.Vanished, _ => VerifyOutcome.Corrupt };
             var (size, reason) = (first.Size, first.Reason);
-            if (outcome == VerifyOutcome.Ok) { Interlocked.Increment(ref _verified); Interlocked.Add(ref _bytesVerified, size); }
+            if (outcome == VerifyOutcome.Ok) _store.CountVerified(size);
             // End of the parallel verification call site.
             if (outcome == VerifyOutcome.Corrupt)
             {
@@ -158,7 +173,7 @@ public sealed partial class CasStore
                 case VerifyOutcome.Ok:
                     checkedCount++;
                     bytes += size;
-                    ClearCorrupt(hash);
+                    _store.ClearCorrupt(hash);
                     break;
                 case VerifyOutcome.Vanished:
                     vanished++;
@@ -166,7 +181,7 @@ public sealed partial class CasStore
                 default:
                     checkedCount++;
                     corrupt.Add(new CasCorruptObject { Hash = hash, Path = path, Encoding = encoding, Reason = reason ?? "digest mismatch" });
-                    RecordCorrupt(hash);
+                    _store.RecordCorrupt(hash);
                     Metrics.MetricsRegistry.Add(Metrics.Counter.CasCorruptDetected);
                     break;
             }
@@ -179,9 +194,9 @@ public sealed partial class CasStore
         var sampled = all ? null : new HashSet<string>(selected.Select(f => f.Hash), StringComparer.Ordinal);
         var invalid = new List<CasInvalidManifest>();
         var work = new Stack<(string Hash, string From)>();
-        foreach (var (name, hash) in EnumerateRefs())
+        foreach (var (name, hash) in _store.EnumerateRefs())
         {
-            if (!present.Contains(hash) && !Contains(hash)) missing.Add(new CasMissingObject { Hash = hash, ReferencedBy = "ref:" + name });
+            if (!present.Contains(hash) && !_store.Contains(hash)) missing.Add(new CasMissingObject { Hash = hash, ReferencedBy = "ref:" + name });
             else if (sampled is null || sampled.Contains(hash)) work.Push((hash, "ref:" + name));
         }
         var scanned = new HashSet<string>(StringComparer.Ordinal);
@@ -191,8 +206,8 @@ public sealed partial class CasStore
             cancel.ThrowIfCancellationRequested();
             var (hash, from) = work.Pop();
             if (!scanned.Add(hash) || corruptHashes.Contains(hash)) continue;
-            if (Locate(hash) is not { } located) continue;
-            if (ReadFirstByte(located.Path, located.Encoding) != (byte)'{') continue; // data: a ref may name any object
+            if (_store.Locate(hash) is not { } located) continue;
+            if (CasGarbageCollector.ReadFirstByte(located.Path, located.Encoding) != (byte)'{') continue; // data: a ref may name any object
             var scanner = new CasManifestScanner();
             var outcome = TryVerifyFile(located.Path, hash, located.Encoding, scanner, cancel, out _, out var reason);
             if (outcome == VerifyOutcome.Vanished) continue;
@@ -200,7 +215,7 @@ public sealed partial class CasStore
             {
                 corrupt.Add(new CasCorruptObject { Hash = hash, Path = located.Path, Encoding = located.Encoding, Reason = reason ?? "digest mismatch" });
                 corruptHashes.Add(hash);
-                RecordCorrupt(hash);
+                _store.RecordCorrupt(hash);
                 continue;
             }
             scanner.Complete();
@@ -213,7 +228,7 @@ public sealed partial class CasStore
             var nested = new HashSet<string>(scanner.Manifests, StringComparer.Ordinal);
             foreach (var r in scanner.References.Distinct(StringComparer.Ordinal))
             {
-                if (!present.Contains(r) && !Contains(r)) missing.Add(new CasMissingObject { Hash = r, ReferencedBy = "manifest:" + hash });
+                if (!present.Contains(r) && !_store.Contains(r)) missing.Add(new CasMissingObject { Hash = r, ReferencedBy = "manifest:" + hash });
                 else if (nested.Contains(r)) work.Push((r, "manifest:" + hash));
             }
         }
@@ -222,7 +237,7 @@ public sealed partial class CasStore
 
         return new CasVerifyReport
         {
-            Root = Root,
+            Root = _store.Root,
             Mode = all ? "All" : "Sample",
             Checked = checkedCount,
             Total = total,
@@ -232,8 +247,8 @@ public sealed partial class CasStore
             InvalidManifests = invalid,
             Reread = reread,
             Vanished = vanished,
-            TempFiles = EnumerateTempFiles(),
-            ForeignFiles = EnumerateForeignFiles().ToList(),
+            TempFiles = _store.EnumerateTempFiles(),
+            ForeignFiles = _store.EnumerateForeignFiles().ToList(),
             SampledHashes = all ? Array.Empty<string>() : selected.Select(f => f.Hash).ToList(),
             Cursor = cursor,
             Duration = watch.Elapsed,
@@ -248,7 +263,7 @@ public sealed partial class CasStore
         reason = null;
         try
         {
-            size = CopyFile(path, encoding, hash, sink, cancel);
+            size = _store.CopyFile(path, encoding, hash, sink, cancel);
             return VerifyOutcome.Ok;
         }
         catch (FileNotFoundException)
@@ -273,9 +288,9 @@ public sealed partial class CasStore
     {
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(Root, VerifyCursorFileName)));
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(_store.Root, CasStore.VerifyCursorFileName)));
             var c = doc.RootElement.GetProperty("cursor").GetString();
-            return c is not null && ParseObjectName(c) is not null ? c : null;
+            return c is not null && CasLayout.ParseObjectFileName(c) is not null ? c : null;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException or KeyNotFoundException or InvalidOperationException)
         {
@@ -285,7 +300,7 @@ public sealed partial class CasStore
 
     private void WriteVerifyCursor(string cursor)
     {
-        var tmp = NewTempPath();
+        var tmp = _store.NewTempPath();
         try
         {
             File.WriteAllText(tmp, JsonSerializer.Serialize(new Dictionary<string, string>
@@ -293,11 +308,11 @@ public sealed partial class CasStore
                 ["cursor"] = cursor,
                 ["updated_utc"] = DateTime.UtcNow.ToString("O"),
             }) + "\n");
-            File.Move(tmp, Path.Combine(Root, VerifyCursorFileName), overwrite: true);
+            File.Move(tmp, Path.Combine(_store.Root, CasStore.VerifyCursorFileName), overwrite: true);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            TryDelete(tmp); // a read-only store still verifies; the next sample just starts at random
+            CasStore.TryDelete(tmp); // a read-only store still verifies; the next sample just starts at random
         }
     }
 }
