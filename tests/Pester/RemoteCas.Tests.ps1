@@ -194,6 +194,19 @@ Describe 'Remote store: agents sharing one container' {
         $health.remote.reachable | Should -BeTrue
     }
 
+    It 'keeps a tenant''s blobs under tenants/<name>/ in the container: another tenant''s agent cannot read them' {
+        $container = New-Container
+        Use-Remote $script:Port $container
+        $a = New-Store; $b = New-Store
+        $put = Add-RequiemCasObject -LiteralPath (New-File "tenant secret $(New-Guid)") -Cas $a -Tenant 'team-a'
+        $names = (Get-Backend $script:Port $container).List('', [Threading.CancellationToken]::None).Name
+        $names | Should -Contain "tenants/team-a/objects/$($put.Hash.Substring(0, 2))/$($put.Hash)"
+        $names | Should -Not -Contain "objects/$($put.Hash.Substring(0, 2))/$($put.Hash)"
+        Get-RequiemCasObject -Hash $put.Hash -Cas $b -Tenant 'team-b' -ErrorAction SilentlyContinue -ErrorVariable err | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'CasObjectNotFound,*'
+        (Export-RequiemCasObject -Hash $put.Hash -Cas $b -Tenant 'team-a' -Raw) | Should -BeLike 'tenant secret *'
+    }
+
     It 'refuses plain http to a host that is not loopback (RemoteInsecure), without printing the key' {
         $env:REQUIEM_REMOTE_CONNECTION_STRING = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$script:DevKey;BlobEndpoint=http://storage.example.com/devstoreaccount1;"
         $env:REQUIEM_REMOTE_CONTAINER = 'anything'
