@@ -357,6 +357,64 @@ Describe 'Remote store: the action cache shared by agents' {
         (Test-RequiemCas -All -Cas $b).Valid | Should -BeTrue
     }
 
+    It 'Azurite stopped mid-work: a run goes on locally with a warning; restarted, Sync-RequiemCas uploads its cache entry and a third agent gets hits' {
+        # A private Azurite, so stopping it does not disturb the other tests.
+        $port = Get-FreePort
+        $location = Join-Path $script:Dir "azurite-ac-outage-$port"
+        $private = Start-Azurite -Port $port -Location $location
+        try {
+            Use-Remote $port (New-Container)
+            $ws = Join-Path $script:Dir "outage-ws-$port"
+            New-Item -ItemType Directory $ws | Out-Null
+            function Get-Request([string] $Text) {
+                Set-Content -LiteralPath (Join-Path $ws 'in.txt') -Value $Text -NoNewline
+                @{
+                    command = '/bin/sh'; argv = @('-c', 'echo ran >> runs.log; tr a-z A-Z < in.txt > out.txt; seq 1 20000 > big.bin; echo done')
+                    workspace_root = $ws; inputs = @('in.txt'); outputs = @('out.txt', 'big.bin'); timeout_ms = 30000
+                    policy = @{ filesystem = 'hermetic'; deny_network = $true }
+                }
+            }
+            $a = New-Store
+            $before = Invoke-RequiemExec -Request (Get-Request 'before the outage') -Cas $a -Cache ReadWrite -WarningAction SilentlyContinue
+            $before.CacheHit | Should -BeFalse
+
+            Stop-Azurite $private
+            $during = Invoke-RequiemExec -Request (Get-Request 'during the outage') -Cas $a -Cache ReadWrite -WarningVariable warn -WarningAction SilentlyContinue
+            $during.ExitCode | Should -Be 0
+            $during.CacheHit | Should -BeFalse
+            $during.CacheKey | Should -Not -Be $before.CacheKey
+            ($warn -join "`n") | Should -Match 'unreachable'
+            $pending = (Get-ChildItem (Join-Path $a 'remote/pending')).Name
+            $pending | Should -Contain "ac+$($during.CacheKey.Substring(0, 2))+$($during.CacheKey).json" -Because 'the entry written offline waits for the sync'
+            $out = ($during.OutputFiles | Where-Object Path -eq 'out.txt').Digest   # big.bin is the same as before the outage: already uploaded
+            $pending | Should -Contain "objects+$($out.Substring(0, 2))+$out"
+            $expected = [IO.File]::ReadAllBytes((Join-Path $ws 'out.txt'))
+            $expectedBig = (Get-FileHash -LiteralPath (Join-Path $ws 'big.bin')).Hash
+
+            $private = Start-Azurite -Port $port -Location $location
+            $sync = Sync-RequiemCas -Cas $a
+            $sync.Uploaded | Should -BeGreaterOrEqual 3
+            $sync.Pending | Should -Be 0
+
+            # A third agent, with an empty local store, gets both results without running anything.
+            $c = New-Store
+            $runs = @(Get-Content -LiteralPath (Join-Path $ws 'runs.log')).Count
+            Remove-Item -LiteralPath (Join-Path $ws 'out.txt'), (Join-Path $ws 'big.bin')
+            $hit = Invoke-RequiemExec -Request (Get-Request 'during the outage') -Cas $c -Cache Read -IncludeOutput -WarningAction SilentlyContinue
+            $hit.CacheHit | Should -BeTrue
+            $hit.CacheKey | Should -Be $during.CacheKey
+            $hit.StdoutText | Should -Be "done`n"
+            [IO.File]::ReadAllBytes((Join-Path $ws 'out.txt')) | Should -Be $expected
+            (Get-FileHash -LiteralPath (Join-Path $ws 'big.bin')).Hash | Should -Be $expectedBig
+            (Invoke-RequiemExec -Request (Get-Request 'before the outage') -Cas $c -Cache Read -WarningAction SilentlyContinue).CacheHit | Should -BeTrue
+            @(Get-Content -LiteralPath (Join-Path $ws 'runs.log')).Count | Should -Be $runs -Because 'hits run nothing'
+            (Test-RequiemCas -All -Cas $c).Valid | Should -BeTrue
+        }
+        finally {
+            Stop-Azurite $private
+        }
+    }
+
     It 'a tampered output blob in the container: agent B detects it, does not use it, runs the command instead and says so' {
         $container = New-Container
         Use-Remote $script:Port $container
