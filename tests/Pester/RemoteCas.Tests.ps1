@@ -435,3 +435,94 @@ Describe 'Remote store: the action cache shared by agents' {
         (Test-RequiemCas -All -Cas $b).Valid | Should -BeTrue
     }
 }
+
+Describe 'Remote store: refs shared by agents' {
+    BeforeEach {
+        if (-not $script:Azurite) { Set-ItResult -Skipped -Because 'neither azurite-blob nor npm is available' }
+    }
+
+    It 'a ref set on agent A is read through on agent B; removed on A, it is a tombstone no agent reads back, and B''s stale copy is not uploaded again' {
+        $container = New-Container
+        Use-Remote $script:Port $container
+        $a = New-Store; $b = New-Store
+        $put = Add-RequiemCasObject -LiteralPath (New-File "ref target $(New-Guid)") -Cas $a
+        Set-RequiemCasRef -Name 'builds/main' -Hash $put.Hash -Cas $a | Out-Null
+
+        (Get-RequiemCasRef -Name 'builds/main' -Cas $b).Hash | Should -Be $put.Hash
+        (Get-Content -Raw -LiteralPath (Join-Path $b 'refs/builds/main')).Trim() | Should -Be $put.Hash -Because 'the ref read through fills the local store'
+
+        Remove-RequiemCasRef -Name 'builds/main' -Cas $a -Confirm:$false
+        $backend = Get-Backend $script:Port $container
+        $blob = [IO.MemoryStream]::new()
+        $backend.Download('refs/builds/main', $blob, [Threading.CancellationToken]::None) | Should -BeTrue
+        $blob.Length | Should -Be 0 -Because 'a removed ref is an empty blob (a tombstone)'
+
+        $c = New-Store
+        Get-RequiemCasRef -Name 'builds/main' -Cas $c -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -Be 'RefNotFound,Requiem.PowerShell.GetRequiemCasRefCommand'
+        Test-Path (Join-Path $c 'refs/builds/main') | Should -BeFalse
+
+        # Agent B still holds the value it read before the removal: a sync does not put it back over the tombstone.
+        $null = Sync-RequiemCas -Cas $b
+        $blob = [IO.MemoryStream]::new()
+        $backend.Download('refs/builds/main', $blob, [Threading.CancellationToken]::None) | Should -BeTrue
+        $blob.Length | Should -Be 0
+        # Set again on any agent: the ref is back for everyone (last writer wins).
+        Set-RequiemCasRef -Name 'builds/main' -Hash $put.Hash -Cas $b | Out-Null
+        (Get-RequiemCasRef -Name 'builds/main' -Cas (New-Store)).Hash | Should -Be $put.Hash
+    }
+
+    It 'a remote ref that is not a hash, or names an object no store holds, is not used (a warning), and nothing is written locally' {
+        $container = New-Container
+        Use-Remote $script:Port $container
+        $backend = Get-Backend $script:Port $container
+        $none = [Threading.CancellationToken]::None
+        $backend.PutDocument('refs/forged/text', [ReadOnlyMemory[byte]]::new([Text.Encoding]::ASCII.GetBytes("not a hash`n")), $true, $none) | Out-Null
+        $backend.PutDocument('refs/forged/dangling', [ReadOnlyMemory[byte]]::new([Text.Encoding]::ASCII.GetBytes(('ab' * 32) + "`n")), $true, $none) | Out-Null
+        $b = New-Store
+        foreach ($name in 'forged/text', 'forged/dangling') {
+            Get-RequiemCasRef -Name $name -Cas $b -ErrorVariable err -ErrorAction SilentlyContinue -WarningVariable warn -WarningAction SilentlyContinue | Should -BeNullOrEmpty
+            $err[0].FullyQualifiedErrorId | Should -Be 'RefNotFound,Requiem.PowerShell.GetRequiemCasRefCommand'
+            ($warn -join "`n") | Should -Match 'not used'
+            Test-Path (Join-Path $b "refs/$name") | Should -BeFalse
+        }
+    }
+
+    It 'a ref removed while Azurite is down: the removal waits in the journal, a read-through does not bring the old value back, and the sync writes the tombstone' {
+        $port = Get-FreePort
+        $location = Join-Path $script:Dir "azurite-refs-$port"
+        $private = Start-Azurite -Port $port -Location $location
+        try {
+            $container = New-Container
+            Use-Remote $port $container
+            $a = New-Store
+            $put = Add-RequiemCasObject -LiteralPath (New-File "ref target $(New-Guid)") -Cas $a
+            Set-RequiemCasRef -Name 'releases/v1' -Hash $put.Hash -Cas $a | Out-Null
+
+            Stop-Azurite $private
+            Remove-RequiemCasRef -Name 'releases/v1' -Cas $a -Confirm:$false -WarningVariable warn -WarningAction SilentlyContinue
+            ($warn -join "`n") | Should -Match 'unreachable'
+            (Get-ChildItem (Join-Path $a 'remote/pending')).Name | Should -Contain 'refs+releases+v1'
+
+            $private = Start-Azurite -Port $port -Location $location
+            # The remote still holds the old value (written again here: a killed Azurite may lose its last writes), and
+            # agent A's read must not bring it back, since its removal is pending.
+            $none = [Threading.CancellationToken]::None
+            (Get-Backend $port $container).PutDocument('refs/releases/v1', [ReadOnlyMemory[byte]]::new([Text.Encoding]::ASCII.GetBytes($put.Hash + "`n")), $true, $none) | Out-Null
+            (Get-Backend $port $container).PutDocument("objects/$($put.Hash.Substring(0, 2))/$($put.Hash)", [ReadOnlyMemory[byte]]::new([IO.File]::ReadAllBytes((Join-Path $a "objects/$($put.Hash.Substring(0, 2))/$($put.Hash)"))), $true, $none) | Out-Null
+            (Get-RequiemCasRef -Name 'releases/v1' -Cas (New-Store)).Hash | Should -Be $put.Hash -Because 'another agent still reads the old value until the sync'
+            Get-RequiemCasRef -Name 'releases/v1' -Cas $a -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $err[0].FullyQualifiedErrorId | Should -Be 'RefNotFound,Requiem.PowerShell.GetRequiemCasRefCommand'
+            Test-Path (Join-Path $a 'refs/releases/v1') | Should -BeFalse
+
+            (Sync-RequiemCas -Cas $a).Pending | Should -Be 0
+            $blob = [IO.MemoryStream]::new()
+            (Get-Backend $port $container).Download('refs/releases/v1', $blob, $none) | Should -BeTrue
+            $blob.Length | Should -Be 0 -Because 'the removal reached the remote as a tombstone'
+            Get-RequiemCasRef -Name 'releases/v1' -Cas (New-Store) -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        }
+        finally {
+            Stop-Azurite $private
+        }
+    }
+}

@@ -1,5 +1,6 @@
 using System.Text;
 using Requiem.Engine.Hashing;
+using Requiem.Engine.IO;
 
 namespace Requiem.Engine.Cas;
 
@@ -20,8 +21,16 @@ public sealed class CasRefStore
     {
         hash = Hex.NormalizeDigest(hash, "CAS object hash");
         var path = Layout.RefPath(name);
-        var located = _store.Locate(hash) ?? throw _store.NotFound(hash);
+        // With a remote store, an object only the remote holds is brought down (verified) first.
+        var located = _store.LocateOrFetch(hash, CancellationToken.None) ?? throw _store.NotFound(hash);
         CasStore.Freshen(located.Path); // a GC running now must not remove what a new ref is about to name
+        using var _ = _store.Remote?.LockRefs();
+        Write(name, path, hash);
+        _store.NotifyDocumentWritten(CasLayout.RefName(name));
+    }
+
+    private void Write(string name, string path, string hash)
+    {
         var tmp = Layout.NewTempPath();
         try
         {
@@ -41,23 +50,64 @@ public sealed class CasRefStore
                 throw new RequiemException("InvalidRefName", ErrorKind.InvalidArgument, $"The ref '{name}' is a folder of other refs.", name, ex);
             throw _store.WriteError(ex);
         }
-        _store.NotifyDocumentWritten(CasLayout.RefName(name));
     }
 
+    /// <summary>
+    /// The hash a ref names, or null when there is no such ref. A ref missing locally is looked up in the remote store
+    /// (when one is attached): a valid remote ref is written into the local store and returned; a removed one (tombstone),
+    /// or one whose removal here is still waiting for upload, is not. Throws <c>InvalidRefFile</c> when something other
+    /// than a regular file (a FIFO, a symbolic link, a device) sits at the ref's path.
+    /// </summary>
     public string? Get(string name)
     {
         var path = Layout.RefPath(name);
-        if (!File.Exists(path)) return null;
-        string text;
-        try { text = File.ReadAllText(path).Trim(); }
-        catch (FileNotFoundException) { return null; }
-        return Hex.IsDigest(text) ? text.ToLowerInvariant() : null;
+        var text = ReadLocal(name, path, out var present);
+        if (present) return text is not null && Hex.IsDigest(text) ? text.ToLowerInvariant() : null;
+        return _store.Remote?.FetchRef(name);
     }
 
+    /// <summary>The trimmed text of a local ref file; <paramref name="present"/> false when there is none.</summary>
+    private static string? ReadLocal(string name, string path, out bool present)
+    {
+        byte[]? bytes;
+        try
+        {
+            bytes = StoreFile.ReadSmall(path, MaxRefFileBytes);
+        }
+        catch (SpecialFileException ex)
+        {
+            throw new RequiemException("InvalidRefFile", ErrorKind.InvalidData, $"The ref '{name}' cannot be read: {ex.Message}.", name, ex);
+        }
+        present = bytes is not null;
+        return bytes is null ? null : Encoding.ASCII.GetString(bytes).Trim();
+    }
+
+    /// <summary>A ref file is a digest and a newline; anything much larger is not a ref.</summary>
+    internal const int MaxRefFileBytes = 4096;
+
+    /// <summary>
+    /// Writes a ref that came from the remote store into the local one (not journalled: the remote has it), unless a
+    /// local ref appeared, or was removed, meanwhile. The caller holds the ref lock. Returns the hash the local ref now names.
+    /// </summary>
+    internal string? FillFromRemote(string name, string hash, bool removalPending)
+    {
+        var path = Layout.RefPath(name);
+        var local = ReadLocal(name, path, out var present);
+        if (present) return local is not null && Hex.IsDigest(local) ? local.ToLowerInvariant() : null;
+        if (removalPending) return null; // removed here meanwhile: the removal wins over the copy just read
+        Write(name, path, hash);
+        return hash;
+    }
+
+    /// <summary>
+    /// Removes a ref; false when there was none. With a remote store the removal is journalled and reaches the remote
+    /// as a tombstone (an empty blob at the ref's name), so no agent reads the old value through again.
+    /// </summary>
     public bool Remove(string name)
     {
         var path = Layout.RefPath(name);
-        if (!File.Exists(path)) return false;
+        using var _ = _store.Remote?.LockRefs();
+        if (!File.Exists(path) && new FileInfo(path).LinkTarget is null) return false;
         try
         {
             File.Delete(path);
@@ -66,6 +116,7 @@ public sealed class CasRefStore
         {
             throw _store.WriteError(ex);
         }
+        _store.NotifyDocumentWritten(CasLayout.RefName(name));
         // Remove emptied ref folders (but never refs/ itself).
         var refs = Layout.RefsDirectory;
         var dir = Path.GetDirectoryName(path);
@@ -95,8 +146,12 @@ public sealed class CasRefStore
         {
             var name = Path.GetRelativePath(refs, file).Replace('\\', '/');
             string? text;
-            try { text = File.ReadAllText(file).Trim(); }
-            catch (FileNotFoundException) { continue; } // removed meanwhile
+            try
+            {
+                var bytes = StoreFile.ReadSmall(file, MaxRefFileBytes); // a FIFO or link planted here is a damaged ref, not a hang
+                if (bytes is null) continue; // removed meanwhile
+                text = Encoding.ASCII.GetString(bytes).Trim();
+            }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { text = null; }
             yield return (name, text is not null && Hex.IsDigest(text) ? text.ToLowerInvariant() : null);
         }

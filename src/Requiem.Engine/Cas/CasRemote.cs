@@ -113,6 +113,41 @@ public sealed class CasRemote
 
     internal void ClearPending(string name) => CasStore.TryDelete(Path.Combine(PendingDirectory, JournalName(name)));
 
+    /// <summary>Whether a name waits in the pending journal (for a ref: a local change or removal the remote has not seen yet).</summary>
+    internal bool IsPending(string name) => File.Exists(Path.Combine(PendingDirectory, JournalName(name)));
+
+    /// <summary>How long a ref change waits for another process's ref change or ref upload on this store.</summary>
+    private static readonly TimeSpan RefLockWait = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Serializes, across processes, what touches a ref of this store together with its journal entry: a set, a
+    /// removal, the fill of a ref read through from the remote, and the upload of a journalled ref. Without it a
+    /// read-through racing a removal could put the old value back locally, and the upload would then send it.
+    /// </summary>
+    internal IDisposable LockRefs()
+    {
+        var path = Path.Combine(_store.Root, "remote", "refs.lock");
+        var deadline = Stopwatch.GetTimestamp() + (long)(RefLockWait.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            try
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                // FileShare.None is an exclusive advisory lock (flock) on Unix and a share-mode lock on Windows.
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1);
+            }
+            catch (IOException) when (Stopwatch.GetTimestamp() < deadline)
+            {
+                Thread.Sleep(Random.Shared.Next(2, 12));
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new RequiemException("CasWriteError", ErrorKind.WriteError,
+                    $"The ref lock of the CAS at '{_store.Root}' could not be taken: {ex.Message}", _store.Root, ex);
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- reads
 
     /// <summary>
@@ -217,6 +252,100 @@ public sealed class CasRemote
         finally
         {
             CasStore.TryDelete(tmp);
+        }
+    }
+
+    /// <summary>
+    /// A ref missing locally, read through from the remote store: the blob must hold a digest naming an object the local
+    /// or the remote store holds; it is then written into the local store (not journalled) and its hash returned. A
+    /// tombstone (an empty blob: the ref was removed), a malformed blob (a warning), a ref whose removal here is still
+    /// waiting in the journal, or an unreachable remote give null: a removed ref is never brought back.
+    /// </summary>
+    public string? FetchRef(string refName, CancellationToken cancel = default)
+    {
+        var name = CasLayout.RefName(refName);
+        if (_offline is not null || IsPending(name)) return null;
+        byte[] content;
+        try
+        {
+            using var buffer = new BoundedBuffer(CasRefStore.MaxRefFileBytes);
+            if (!Backend.Download(name, buffer, cancel)) return null;
+            content = buffer.ToArray();
+        }
+        catch (InvalidDataException)
+        {
+            Warn($"The remote ref '{refName}' ({name}) is larger than a ref can be; it was not used.");
+            MetricsRegistry.Add(Counter.RemoteCorruptDetected);
+            return null;
+        }
+        catch (CasBackendUnavailableException ex)
+        {
+            GoOffline(ex);
+            return null;
+        }
+        catch (RequiemException ex) when (ex.ErrorId == "CasRemoteError")
+        {
+            MetricsRegistry.Add(Counter.RemoteErrors);
+            Warn(ex.Message);
+            return null;
+        }
+        MetricsRegistry.Add(Counter.RemoteDownloads);
+        MetricsRegistry.Add(Counter.RemoteBytesDownloaded, content.Length);
+        if (content.Length == 0) return null; // a tombstone: removed on some agent
+        var text = System.Text.Encoding.ASCII.GetString(content).Trim();
+        if (!Hashing.Hex.IsDigest(text))
+        {
+            MetricsRegistry.Add(Counter.RemoteCorruptDetected);
+            Warn($"The remote ref '{refName}' ({name}) does not hold an object hash; it was not used.");
+            return null;
+        }
+        var hash = text.ToLowerInvariant();
+        try
+        {
+            if (_store.Locate(hash) is null && !Backend.Exists(CasLayout.ObjectName(hash, CasEncoding.Identity), cancel)
+                && !Backend.Exists(CasLayout.ObjectName(hash, CasEncoding.Zstd), cancel))
+            {
+                Warn($"The remote ref '{refName}' names object {hash}, which neither store holds; it was not used.");
+                return null;
+            }
+        }
+        catch (CasBackendUnavailableException ex)
+        {
+            GoOffline(ex);
+            return null;
+        }
+        catch (RequiemException ex) when (ex.ErrorId == "CasRemoteError")
+        {
+            MetricsRegistry.Add(Counter.RemoteErrors);
+            Warn(ex.Message);
+            return null;
+        }
+        using var _ = LockRefs();
+        // Checked again under the lock: a removal made here meanwhile wins over the copy just read.
+        return _store.Refs.FillFromRemote(refName, hash, removalPending: IsPending(name));
+    }
+
+    /// <summary>A memory sink that refuses more than a small document's bytes (a ref blob is tiny; a huge one is not a ref).</summary>
+    private sealed class BoundedBuffer(int max) : MemoryStream
+    {
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            if (Length + count > max) throw new InvalidDataException("larger than " + max + " bytes");
+            base.Write(buffer, offset, count);
+        }
+
+        public override void Write(ReadOnlySpan<byte> buffer) => Write(buffer.ToArray(), 0, buffer.Length);
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        {
+            Write(buffer.AsSpan(offset, count));
+            return Task.CompletedTask;
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            Write(buffer.Span);
+            return ValueTask.CompletedTask;
         }
     }
 
@@ -333,7 +462,7 @@ public sealed class CasRemote
                 {
                     Interlocked.Increment(ref present);
                 }
-                ClearPending(name);
+                if (!IsRefName(name)) ClearPending(name); // a ref's entry is cleared under the ref lock (UploadRef)
             }
             catch (CasBackendUnavailableException ex)
             {
@@ -368,12 +497,31 @@ public sealed class CasRemote
             return (Backend.CreateFromFile(CasLayout.ObjectName(o.Hash, encoding), path, cancel), size);
         }
         var local = _store.Layout.PathOf(name);
+        if (IsRefName(name)) return UploadRef(name, local, cancel);
         byte[] content;
         try { content = File.ReadAllBytes(local); }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException) { return (false, 0); }
-        // Refs move (last writer wins, as locally); an action-cache entry for a key is written once.
-        var overwrite = name.StartsWith(CasLayout.RefsFolder + "/", StringComparison.Ordinal);
-        return (Backend.PutDocument(name, content, overwrite, cancel), content.Length);
+        // An action-cache entry for a key is written once.
+        return (Backend.PutDocument(name, content, overwrite: false, cancel), content.Length);
+    }
+
+    private static bool IsRefName(string name) => name.StartsWith(CasLayout.RefsFolder + "/", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Makes the remote ref what the local one is now, under the ref lock (so a set or removal made meanwhile keeps its
+    /// journal entry): the local value (last writer wins, as locally), or a tombstone when the ref was removed here.
+    /// The journal entry is cleared here, inside the lock.
+    /// </summary>
+    private (bool Sent, long Size) UploadRef(string name, string local, CancellationToken cancel)
+    {
+        using var _ = LockRefs();
+        if (!IsPending(name) && !File.Exists(local)) return (false, 0);
+        byte[] content;
+        try { content = IO.StoreFile.ReadSmall(local, CasRefStore.MaxRefFileBytes) ?? Array.Empty<byte>(); }
+        catch (IO.SpecialFileException ex) { throw new IOException(ex.Message, ex); }
+        var sent = Backend.PutDocument(name, content, overwrite: true, cancel);
+        ClearPending(name);
+        return (sent, content.Length);
     }
 
     // ---------------------------------------------------------------- verification

@@ -237,7 +237,7 @@ public sealed partial class CasStore
     public bool TryFetchDocument(string relativeName, CancellationToken cancel = default) => Remote?.FetchDocument(relativeName, cancel) ?? false;
 
     /// <summary>Locates an object, bringing it down from the remote store (verified) when it is missing locally.</summary>
-    private (string Path, CasEncoding Encoding)? LocateOrFetch(string hash, CancellationToken cancel)
+    internal (string Path, CasEncoding Encoding)? LocateOrFetch(string hash, CancellationToken cancel)
     {
         var local = Locate(hash);
         if (local is not null || Remote is not { } remote) return local;

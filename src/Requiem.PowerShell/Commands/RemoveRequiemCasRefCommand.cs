@@ -27,7 +27,12 @@ public sealed class RemoveRequiemCasRefCommand : RequiemStoreCmdlet
         var store = _store!;
         foreach (var n in Name)
         {
-            var hash = TryRun(() => { store.RefPath(n); return store.GetRef(n) ?? ""; });
+            var hash = TryRun(() =>
+            {
+                store.RefPath(n);
+                try { return store.GetRef(n) ?? ""; }
+                catch (RequiemException ex) when (ex.ErrorId == "InvalidRefFile") { return ""; } // a damaged ref (e.g. a FIFO) can still be removed
+            });
             if (hash is null) continue;
             if (!File.Exists(store.RefPath(n)))
             {
