@@ -342,3 +342,46 @@ Describe 'Zstd only when it helps (issue 10)' {
         $z.StoredSize | Should -Be (Get-Item -LiteralPath $z.ObjectPath).Length
     }
 }
+
+Describe 'Special files planted in the store are reported, never waited on (issue 13)' -Skip:(-not $IsLinux) {
+    It 'a FIFO or a symbolic link at a ref or an action-cache entry is a typed error or a damaged entry, and can be removed' {
+        $store = New-Store
+        $put = Add-RequiemCasObject -LiteralPath (New-TemporaryFile) -Cas $store
+        Set-RequiemCasRef -Name 'good' -Hash $put.Hash -Cas $store | Out-Null
+        & mkfifo (Join-Path $store 'refs/planted')
+        New-Item -ItemType SymbolicLink -Path (Join-Path $store 'refs/link') -Target (Join-Path $store 'refs/good') | Out-Null
+        $key = 'ab' * 32
+        New-Item -ItemType Directory (Join-Path $store 'ac/ab') -Force | Out-Null
+        & mkfifo (Join-Path $store "ac/ab/$key.json")
+
+        # In a child process with a deadline: a reader that opened the FIFO for a blocking read would never return.
+        $script = @"
+Import-Module '$ModulePath'
+`$r = [ordered]@{}
+try { Get-RequiemCasRef -Name planted -Cas '$store' -ErrorAction Stop | Out-Null; `$r.fifo = 'none' } catch { `$r.fifo = `$_.FullyQualifiedErrorId; `$r.fifoMessage = `$_.Exception.Message }
+try { Get-RequiemCasRef -Name link -Cas '$store' -ErrorAction Stop | Out-Null; `$r.link = 'none' } catch { `$r.link = `$_.FullyQualifiedErrorId }
+`$r.list = (@(Get-RequiemCasRef -Cas '$store').Name) -join ','
+try { Get-RequiemCacheEntry -Key '$key' -Cas '$store' -ErrorAction Stop | Out-Null; `$r.entry = 'none' } catch { `$r.entry = `$_.FullyQualifiedErrorId }
+`$e = `$null; `$null = Get-RequiemCacheEntry -Cas '$store' -ErrorVariable e -ErrorAction SilentlyContinue; `$r.entries = "`$(`$e[0].FullyQualifiedErrorId)"
+try { Optimize-RequiemCas -Cas '$store' -Confirm:`$false -ErrorAction Stop | Out-Null; `$r.gc = 'none' } catch { `$r.gc = `$_.FullyQualifiedErrorId }
+Remove-RequiemCasRef -Name planted, link -Cas '$store' -Confirm:`$false
+`$r.removed = -not (Test-Path -LiteralPath '$store/refs/planted') -and -not (Test-Path -LiteralPath '$store/refs/link')
+`$r | ConvertTo-Json -Compress
+"@
+        $out = Join-Path $script:Dir "special-$([guid]::NewGuid().ToString('n')).json"
+        $p = Start-Process -FilePath $Pwsh -ArgumentList '-NoProfile', '-NonInteractive', '-Command', $script -PassThru -RedirectStandardOutput $out -RedirectStandardError "$out.err"
+        $finished = $p.WaitForExit(120000)
+        if (-not $finished) { Stop-Process -Id $p.Id -Force; $p.WaitForExit() }
+        $finished | Should -BeTrue -Because 'no reader may wait on a planted FIFO'
+        $r = Get-Content -Raw -LiteralPath $out | ConvertFrom-Json
+        $r.fifo | Should -Be 'InvalidRefFile,Requiem.PowerShell.GetRequiemCasRefCommand'
+        $r.fifoMessage | Should -Match 'FIFO'
+        $r.link | Should -Be 'InvalidRefFile,Requiem.PowerShell.GetRequiemCasRefCommand'
+        $r.list | Should -Be 'good' -Because 'a listing skips what is not a ref file'
+        $r.entry | Should -Be 'InvalidCacheEntry,Requiem.PowerShell.GetRequiemCacheEntryCommand'
+        $r.entries | Should -Be 'InvalidCacheEntry,Requiem.PowerShell.GetRequiemCacheEntryCommand'
+        $r.gc | Should -BeLike 'CasGcAborted,*'
+        $r.removed | Should -BeTrue
+        Test-Path -LiteralPath (Join-Path $store 'refs/good') | Should -BeTrue
+    }
+}

@@ -44,17 +44,12 @@ public sealed class ActionCacheEntries
         var path = PathOf(key);
         try
         {
-            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            if (file.Length > MaxEntryBytes)
-                throw new RequiemException("InvalidCacheEntry", ErrorKind.InvalidData,
-                    $"The action-cache entry '{path}' is {file.Length} bytes, more than an entry can be ({MaxEntryBytes}).", key);
-            var bytes = new byte[file.Length];
-            file.ReadExactly(bytes);
-            return bytes;
+            // Opened without following a link and without blocking: a FIFO planted at an entry is a damaged entry, not a hang.
+            return StoreFile.ReadSmall(path, MaxEntryBytes);
         }
-        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        catch (SpecialFileException ex)
         {
-            return null;
+            throw new RequiemException("InvalidCacheEntry", ErrorKind.InvalidData, $"The action-cache entry {ex.Message}.", key, ex);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
