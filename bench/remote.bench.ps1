@@ -5,7 +5,8 @@
     same bytes (the floor), in one run:
       1. 1,000 x 64 KiB objects: Sync-RequiemCas (upload what the container lacks) vs BlobClient.UploadAsync of each
          file, 8 in flight; reading all of them on an empty agent (Get-RequiemCasObject: download, re-hash, publish,
-         verify) vs BlobClient.DownloadToAsync of each, 8 in flight.
+         verify), once piped one hash at a time and once as one -Hash array (prefetched concurrently), vs
+         BlobClient.DownloadToAsync of each, 8 in flight.
       2. one 256 MiB object: the same, one blob.
     Azurite: $env:REQUIEM_AZURITE_BLOB, azurite-blob on PATH, or out/azurite (npm install azurite --prefix out/azurite).
     Writes remote.json to -OutDirectory. Figures are one run each (Azurite on the same cores: compare ratios, not MB/s).
@@ -77,6 +78,10 @@ function Invoke-Scenario {
     if ($script:sync.Uploaded -ne $Files.Count -or $script:sync.BytesUploaded -lt $bytes) { throw "${Name}: Sync-RequiemCas uploaded $($script:sync.Uploaded) of $($Files.Count)" }
     $down = Measure-Seconds { $hashes | Get-RequiemCasObject -Cas $agentB }
     if ((Get-ChildItem -Recurse -File (Join-Path $agentB 'objects') | Measure-Object Length -Sum).Sum -ne $bytes) { throw "${Name}: agent B did not receive every object" }
+    # The same hashes given at once (-Hash array) on another empty agent: the missing objects are prefetched concurrently.
+    $agentC = Join-Path $work "$Name-c"
+    $downBatch = Measure-Seconds { Get-RequiemCasObject -Hash $hashes -Cas $agentC }
+    if ((Get-ChildItem -Recurse -File (Join-Path $agentC 'objects') | Measure-Object Length -Sum).Sum -ne $bytes) { throw "${Name}: agent C did not receive every object" }
     Remove-Item Env:REQUIEM_REMOTE_CONNECTION_STRING, Env:REQUIEM_REMOTE_CONTAINER
 
     # The floor: the SDK's plain upload and download of the same files, $Parallel at once.
@@ -100,10 +105,11 @@ function Invoke-Scenario {
     $row = [ordered]@{
         files = $Files.Count; bytes = $bytes
         requiem_upload_s = [Math]::Round($up, 3); sdk_upload_s = [Math]::Round($sdkUp, 3)
-        requiem_download_s = [Math]::Round($down, 3); sdk_download_s = [Math]::Round($sdkDown, 3)
+        requiem_download_s = [Math]::Round($down, 3); requiem_download_batch_s = [Math]::Round($downBatch, 3); sdk_download_s = [Math]::Round($sdkDown, 3)
         requiem_upload_mib_s = [Math]::Round($bytes / 1MB / $up, 1); sdk_upload_mib_s = [Math]::Round($bytes / 1MB / $sdkUp, 1)
         requiem_download_mib_s = [Math]::Round($bytes / 1MB / $down, 1); sdk_download_mib_s = [Math]::Round($bytes / 1MB / $sdkDown, 1)
         upload_vs_sdk = [Math]::Round($up / $sdkUp, 2); download_vs_sdk = [Math]::Round($down / $sdkDown, 2)
+        download_batch_vs_sdk = [Math]::Round($downBatch / $sdkDown, 2)
     }
     $row.GetEnumerator() | ForEach-Object { '{0,-24} {1}' -f $_.Key, $_.Value } | Write-Host
     $row

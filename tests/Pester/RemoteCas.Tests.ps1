@@ -113,6 +113,19 @@ Describe 'Remote store: agents sharing one container' {
         (Test-RequiemCas -All -Cas $b).Valid | Should -BeTrue
     }
 
+    It 'Get-RequiemCasObject -Hash with many hashes brings the missing objects down at once, each verified' {
+        $container = New-Container
+        Use-Remote $script:Port $container
+        $a = New-Store
+        $hashes = @(1..30 | ForEach-Object { (Add-RequiemCasObject -LiteralPath (New-File "batch $_ $(New-Guid)") -Cas $a -Compress $(if ($_ % 2) { 'Zstd' } else { 'None' })).Hash })
+        $b = New-Store
+        $infos = @(Get-RequiemCasObject -Hash $hashes -Cas $b)
+        $infos.Count | Should -Be 30
+        ($infos | Where-Object Verified).Count | Should -Be 30
+        foreach ($h in $hashes) { Test-Path (Join-Path $b "objects/$($h.Substring(0, 2))/$h*") | Should -BeTrue }
+        (Test-RequiemCas -All -Cas $b).Valid | Should -BeTrue
+    }
+
     It 'refs travel with the objects (same names as the local layout)' {
         $container = New-Container
         Use-Remote $script:Port $container
@@ -413,6 +426,32 @@ Describe 'Remote store: the action cache shared by agents' {
         finally {
             Stop-Azurite $private
         }
+    }
+
+    It 'a hit with many outputs brings them down from the container at once, each verified, all restored byte-identical' {
+        Use-Remote $script:Port (New-Container)
+        $ws = Join-Path $script:Dir "many-ws-$(New-Guid)"
+        New-Item -ItemType Directory $ws | Out-Null
+        Set-Content -LiteralPath (Join-Path $ws 'in.txt') -Value 'many outputs' -NoNewline
+        $outputs = 1..40 | ForEach-Object { "o$_.txt" }
+        $request = @{
+            command = '/bin/sh'; argv = @('-c', 'echo ran >> runs.log; for i in $(seq 1 40); do seq $i 5000 > o$i.txt; done')
+            workspace_root = $ws; inputs = @('in.txt'); outputs = $outputs; timeout_ms = 60000
+            policy = @{ filesystem = 'hermetic'; deny_network = $true }
+        }
+        $first = Invoke-RequiemExec -Request $request -Cas (New-Store) -Cache ReadWrite -WarningAction SilentlyContinue
+        $first.OutputFiles.Count | Should -Be 40
+        $expected = @{}
+        foreach ($o in $outputs) { $expected[$o] = (Get-FileHash -LiteralPath (Join-Path $ws $o)).Hash; Remove-Item -LiteralPath (Join-Path $ws $o) }
+        $downloads = Get-RemoteCounter RemoteDownloads
+
+        $b = New-Store
+        $hit = Invoke-RequiemExec -Request $request -Cas $b -Cache Read -WarningAction SilentlyContinue
+        $hit.CacheHit | Should -BeTrue
+        foreach ($o in $outputs) { (Get-FileHash -LiteralPath (Join-Path $ws $o)).Hash | Should -Be $expected[$o] }
+        (Get-RemoteCounter RemoteDownloads) - $downloads | Should -BeGreaterOrEqual 41 -Because 'the entry and every output came down'
+        @(Get-Content -LiteralPath (Join-Path $ws 'runs.log')).Count | Should -Be 1
+        (Test-RequiemCas -All -Cas $b).Valid | Should -BeTrue
     }
 
     It 'a tampered output blob in the container: agent B detects it, does not use it, runs the command instead and says so' {

@@ -150,6 +150,8 @@ public static class ActionCacheRunner
         try
         {
             result = entry.ToResult();
+            // With a remote store, everything the hit needs comes down at once rather than one object per read.
+            store.Prefetch(entry.OutputFiles.Select(f => f.Digest).Append(entry.StdoutDigest).Append(entry.StderrDigest), cancel);
             // Every object the hit hands out is re-hashed first: stdout and stderr here, output files while restoring.
             var stdout = ReadVerified(store, entry.StdoutDigest, options.IncludeOutput, cancel);
             var stderr = ReadVerified(store, entry.StderrDigest, options.IncludeOutput, cancel);

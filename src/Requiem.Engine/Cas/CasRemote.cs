@@ -46,6 +46,9 @@ public sealed class CasRemote
 {
     public const string PendingFolder = "remote/pending";
     public const int DefaultParallelism = 8;
+    /// <summary>Downloads in flight when many objects are needed at once (config <c>remote.download_parallelism</c>).</summary>
+    public const int DefaultDownloadParallelism = 8;
+    public const int MaxDownloadParallelism = 64;
 
     private readonly CasStore _store;
     private readonly ConcurrentQueue<string> _warnings = new();
@@ -60,6 +63,17 @@ public sealed class CasRemote
 
     public ICasBackend Backend { get; }
     public string PendingDirectory { get; }
+
+    /// <summary>How many objects <see cref="Prefetch"/> downloads at once (1..<see cref="MaxDownloadParallelism"/>).</summary>
+    public int DownloadParallelism
+    {
+        get => _downloadParallelism;
+        set => _downloadParallelism = Math.Clamp(value, 1, MaxDownloadParallelism);
+    }
+
+    private int _downloadParallelism = DefaultDownloadParallelism;
+    // Objects whose remote copy was found corrupt by this handle: not downloaded (nor warned about) a second time.
+    private readonly ConcurrentDictionary<string, bool> _corrupt = new(StringComparer.Ordinal);
     /// <summary>Why the remote is treated as unreachable, or null while it answers.</summary>
     public string? OfflineReason => _offline;
 
@@ -151,12 +165,49 @@ public sealed class CasRemote
     // ---------------------------------------------------------------- reads
 
     /// <summary>
-    /// Brings an object missing locally down from the remote: downloaded into the store's tmp/, decoded and re-hashed,
-    /// then published like a put. A blob whose bytes do not hash to its name is discarded (Corrupt, a warning and a metric).
+    /// Brings an object missing locally down from the remote: streamed into the store's tmp/ while it is decoded and
+    /// re-hashed (one pass), then published like a put. A blob whose bytes do not hash to its name is discarded (Corrupt, a warning and a metric).
     /// </summary>
     public CasFetchOutcome FetchObject(string hash, CancellationToken cancel = default)
     {
         if (_offline is not null) return CasFetchOutcome.Unreachable;
+        if (_corrupt.ContainsKey(hash)) return CasFetchOutcome.Corrupt;
+        var outcome = FetchObjectCore(hash, cancel);
+        if (outcome == CasFetchOutcome.Corrupt) _corrupt.TryAdd(hash, true);
+        return outcome;
+    }
+
+    /// <summary>
+    /// Brings down every object of <paramref name="hashes"/> that the local store lacks, <see cref="DownloadParallelism"/>
+    /// at a time, each through <see cref="FetchObject"/> (decoded and re-hashed before it is published). Nothing fails
+    /// here: an object that could not be brought down is still missing, and the read that needs it reports why, as a
+    /// read without prefetch would. Returns how many objects came down.
+    /// </summary>
+    public int Prefetch(IEnumerable<string> hashes, CancellationToken cancel = default)
+    {
+        if (_offline is not null) return 0;
+        var missing = hashes.Where(h => h is not null && Hashing.Hex.IsDigest(h)).Select(h => h.ToLowerInvariant())
+            .Distinct(StringComparer.Ordinal).Where(h => _store.Locate(h) is null).ToList();
+        if (missing.Count < 2) return 0; // one object is fetched by the read that needs it
+        var fetched = 0;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = DownloadParallelism, CancellationToken = cancel };
+        Parallel.ForEach(missing, options, (hash, loop) =>
+        {
+            if (_offline is not null) { loop.Stop(); return; }
+            try
+            {
+                if (FetchObject(hash, cancel) == CasFetchOutcome.Fetched) Interlocked.Increment(ref fetched);
+            }
+            catch (RequiemException)
+            {
+                // The local store could not take it (full disk, quota): the read of that object reports it.
+            }
+        });
+        return fetched;
+    }
+
+    private CasFetchOutcome FetchObjectCore(string hash, CancellationToken cancel)
+    {
         var sawCorrupt = false;
         foreach (var encoding in new[] { CasEncoding.Identity, CasEncoding.Zstd })
         {
@@ -164,28 +215,31 @@ public sealed class CasRemote
             var tmp = _store.NewTempPath();
             try
             {
+                // One pass: the blob streams into the staging file while it is hashed (and decoded, for zstd); the
+                // staged file is published by rename only when its content hashed to the name.
                 bool found;
-                using (var file = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+                string? problem;
+                long size, stored;
+                using (var file = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1))
+                using (var sink = new CasDownloadSink(file, encoding, _store.HashPrimitive, cancel))
                 {
-                    found = Backend.Download(name, file, cancel);
-                    if (found) file.Flush(flushToDisk: true);
+                    found = Backend.Download(name, sink, cancel);
+                    problem = found ? sink.Complete(hash) : null;
+                    if (found && problem is null) file.Flush(flushToDisk: true);
+                    size = sink.ContentBytes;
+                    stored = sink.StoredBytes;
                 }
                 if (!found) continue;
-                var stored = new FileInfo(tmp).Length;
                 MetricsRegistry.Add(Counter.RemoteDownloads);
                 MetricsRegistry.Add(Counter.RemoteBytesDownloaded, stored);
-                long size;
-                try
-                {
-                    size = _store.CopyFile(tmp, encoding, hash, Stream.Null, cancel);
-                }
-                catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
+                if (problem is not null)
                 {
                     MetricsRegistry.Add(Counter.RemoteCorruptDetected);
-                    Warn($"The remote copy of object {hash} ({name}) is corrupt and was not used: {ex.Message.Split(": ", 2).Last()}");
+                    Warn($"The remote copy of object {hash} ({name}) is corrupt and was not used: {problem}.");
                     sawCorrupt = true;
                     continue;
                 }
+                _store.CountVerified(size);
                 _store.PublishFetched(tmp, hash, size, encoding, stored);
                 tmp = null;
                 return CasFetchOutcome.Fetched;

@@ -233,17 +233,28 @@ public sealed partial class CasStore
     /// </summary>
     public void NotifyDocumentWritten(string relativeName) => Remote?.DocumentWritten(relativeName);
 
+    /// <summary>
+    /// Brings down, concurrently, the objects of <paramref name="hashes"/> missing locally (each re-hashed before use),
+    /// so that the reads that follow find them here. No-op without a remote store; never fails (the reads report).
+    /// </summary>
+    public void Prefetch(IEnumerable<string> hashes, CancellationToken cancel = default) => Remote?.Prefetch(hashes, cancel);
+
     /// <summary>Brings a document missing locally down from the remote store (false without a remote, or when it is absent there).</summary>
     public bool TryFetchDocument(string relativeName, CancellationToken cancel = default) => Remote?.FetchDocument(relativeName, cancel) ?? false;
 
     /// <summary>Locates an object, bringing it down from the remote store (verified) when it is missing locally.</summary>
-    internal (string Path, CasEncoding Encoding)? LocateOrFetch(string hash, CancellationToken cancel)
+    internal (string Path, CasEncoding Encoding)? LocateOrFetch(string hash, CancellationToken cancel) => LocateOrFetch(hash, cancel, out _);
+
+    /// <param name="fetchedNow">True when the object just came down from the remote (and was re-hashed on the way).</param>
+    internal (string Path, CasEncoding Encoding)? LocateOrFetch(string hash, CancellationToken cancel, out bool fetchedNow)
     {
+        fetchedNow = false;
         var local = Locate(hash);
         if (local is not null || Remote is not { } remote) return local;
         switch (remote.FetchObject(hash, cancel))
         {
             case CasFetchOutcome.Fetched:
+                fetchedNow = true;
                 return Locate(hash);
             case CasFetchOutcome.Corrupt:
                 throw new RequiemException("CasRemoteObjectCorrupt", ErrorKind.InvalidData,
@@ -579,13 +590,13 @@ public sealed partial class CasStore
     public CasObjectInfo GetInfo(string hash, bool verify = true, CancellationToken cancel = default)
     {
         hash = Hex.NormalizeDigest(hash, "CAS object hash");
-        var located = LocateOrFetch(hash, cancel) ?? throw NotFound(hash);
+        var located = LocateOrFetch(hash, cancel, out var fetchedNow) ?? throw NotFound(hash);
         try
         {
             var info = new FileInfo(located.Path);
-            long size;
-            if (verify) size = CopyFile(located.Path, located.Encoding, hash, Stream.Null, cancel);
-            else size = located.Encoding == CasEncoding.Identity ? info.Length : ReadZstdContentSize(located.Path);
+            long size = located.Encoding == CasEncoding.Identity ? info.Length : ReadZstdContentSize(located.Path);
+            // An object that just came down was re-hashed while it was written: it is not read a second time.
+            if (verify && (!fetchedNow || size < 0)) size = CopyFile(located.Path, located.Encoding, hash, Stream.Null, cancel);
             return new CasObjectInfo
             {
                 Hash = hash, Algorithm = _hash.Algorithm, Size = size, StoredSize = info.Length, Encoding = located.Encoding, ObjectPath = located.Path,

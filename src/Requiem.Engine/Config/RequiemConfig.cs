@@ -83,6 +83,8 @@ public sealed class RequiemConfig
         public string? Container { get; init; }
         /// <summary>The name of the environment variable holding the connection string or SAS (never the secret itself).</summary>
         public string? ConnectionStringEnv { get; init; }
+        /// <summary>Objects downloaded at once when many are needed together (a cache hit's outputs, a -Hash array).</summary>
+        public int DownloadParallelism { get; init; } = Requiem.Engine.Cas.CasRemote.DefaultDownloadParallelism;
     }
 
     private static readonly object s_cacheLock = new();
@@ -265,7 +267,7 @@ public static class ConfigValidator
             RequiemConfig.RemoteSection? remote = null;
             if (Section(root, "remote", errors) is { } r)
             {
-                CheckKeys(r, "$.remote", errors, "kind", "container", "connection_string_env");
+                CheckKeys(r, "$.remote", errors, "kind", "container", "connection_string_env", "download_parallelism");
                 var kind = String(r, "kind", "$.remote", errors, required: true);
                 if (kind is not null and not "azure_blob") errors.Add(new ConfigIssue("$.remote.kind", $"'{kind}' is not a remote kind: use 'azure_blob'"));
                 var container = String(r, "container", "$.remote", errors, required: true);
@@ -277,7 +279,14 @@ public static class ConfigValidator
                 var variable = String(r, "connection_string_env", "$.remote", errors, required: true);
                 if (variable is not null && (variable.Length == 0 || variable.Any(ch => !(char.IsAsciiLetterOrDigit(ch) || ch == '_'))))
                     errors.Add(new ConfigIssue("$.remote.connection_string_env", $"'{variable}' is not an environment variable name (letters, digits, '_'); put the secret in that variable, not in the config"));
-                remote = new RequiemConfig.RemoteSection { Kind = kind ?? "azure_blob", Container = container, ConnectionStringEnv = variable };
+                var downloads = Int(r, "download_parallelism", "$.remote", errors) ?? Cas.CasRemote.DefaultDownloadParallelism;
+                if (downloads is < 1 or > Cas.CasRemote.MaxDownloadParallelism)
+                    errors.Add(new ConfigIssue("$.remote.download_parallelism", $"{downloads} is out of range 1..{Cas.CasRemote.MaxDownloadParallelism}"));
+                remote = new RequiemConfig.RemoteSection
+                {
+                    Kind = kind ?? "azure_blob", Container = container, ConnectionStringEnv = variable,
+                    DownloadParallelism = (int)Math.Clamp(downloads, 1, Cas.CasRemote.MaxDownloadParallelism),
+                };
             }
             var (tenant, tenants) = ReadTenants(root, errors);
 

@@ -40,6 +40,8 @@ public sealed class GetRequiemCasObjectCommand : RequiemStoreCmdlet
             }
             return;
         }
+        // Several full hashes at once (-Hash array): objects only the remote store holds come down concurrently first.
+        if (Hash.Length > 1) store.Prefetch(Hash, CancellationToken);
         foreach (var h in Hash)
         {
             var info = TryRun(() => store.GetInfo(store.ResolveHash(h), verify: true, CancellationToken));

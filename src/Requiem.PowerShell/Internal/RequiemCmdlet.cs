@@ -75,7 +75,8 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
         }
         ICasBackend backend = settings.CreateBackend();
         if (tenant is not null) backend = new PrefixedCasBackend(backend, Requiem.Engine.Tenants.TenantStores.RemotePrefix(tenant));
-        store.AttachRemote(backend);
+        var remote = store.AttachRemote(backend);
+        if (Config.Remote is { } section) remote.DownloadParallelism = section.DownloadParallelism;
         WriteVerbose($"Remote store: {backend.Description} ({settings.Source}).");
     }
 

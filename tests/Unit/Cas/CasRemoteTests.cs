@@ -147,6 +147,146 @@ public sealed class CasRemoteTests : IDisposable
         Assert.DoesNotContain("AccountKey", backend.Description, StringComparison.Ordinal);
     }
 
+    private static byte[] Random(int length, int seed)
+    {
+        var bytes = new byte[length];
+        new Random(seed).NextBytes(bytes);
+        return bytes;
+    }
+
+    [Theory]
+    [InlineData(CasEncoding.Identity, 1)]
+    [InlineData(CasEncoding.Zstd, 1)]
+    [InlineData(CasEncoding.Identity, 4093)]
+    [InlineData(CasEncoding.Zstd, 4093)]
+    public void ADownloadIsVerifiedWhileItIsWrittenWhateverTheChunkSizes(CasEncoding encoding, int chunk)
+    {
+        var a = NewAgent();
+        // Several MiB, half random and half repetitive: many decoder rounds and more than one staging chunk.
+        var data = Random(3 << 20, 7).Concat(Encoding.UTF8.GetBytes(string.Concat(Enumerable.Repeat("0123456789", 200_000)))).ToArray();
+        var put = a.PutBytes(data, encoding);
+        a.Remote!.UploadPending();
+        var b = NewAgent(new ChunkedBackend(new FileSystemCasBackend(RemoteRoot), chunk == 1 ? 1 << 16 : chunk));
+        Assert.Equal(CasFetchOutcome.Fetched, b.Remote!.FetchObject(put.Hash));
+        var info = b.GetInfo(put.Hash, verify: true);
+        Assert.Equal(data.Length, info.Size);
+        Assert.Equal(encoding, info.Encoding);
+        Assert.Equal(data, b.ReadAllBytes(put.Hash));
+        Assert.Empty(Directory.EnumerateFiles(b.TempDirectory));
+    }
+
+    [Theory]
+    [InlineData("truncated")]
+    [InlineData("trailing")]
+    [InlineData("other")]
+    public void ADamagedZstdBlobIsNotPublished(string damage)
+    {
+        var a = NewAgent();
+        var data = Encoding.UTF8.GetBytes(string.Concat(Enumerable.Range(0, 40_000).Select(i => $"line {i}\n")));
+        var put = a.PutBytes(data, CasEncoding.Zstd);
+        var other = a.PutBytes(Encoding.UTF8.GetBytes(string.Concat(Enumerable.Repeat("other ", 1000))), CasEncoding.Zstd);
+        a.Remote!.UploadPending();
+        var blob = Path.Combine(RemoteRoot, CasLayout.ObjectName(put.Hash, CasEncoding.Zstd));
+        var bytes = File.ReadAllBytes(blob);
+        File.WriteAllBytes(blob, damage switch
+        {
+            "truncated" => bytes[..(bytes.Length / 2)],
+            "trailing" => bytes.Concat(Encoding.ASCII.GetBytes("garbage after the frame")).ToArray(),
+            _ => File.ReadAllBytes(Path.Combine(RemoteRoot, CasLayout.ObjectName(other.Hash, CasEncoding.Zstd))),
+        });
+
+        var b = NewAgent();
+        var ex = Assert.Throws<RequiemException>(() => b.ReadAllBytes(put.Hash));
+        Assert.Equal("CasRemoteObjectCorrupt", ex.ErrorId);
+        Assert.Null(b.Locate(put.Hash));
+        Assert.Empty(Directory.EnumerateFiles(b.TempDirectory));
+        Assert.Single(b.Remote!.DrainWarnings(), w => w.Contains("corrupt and was not used", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void PrefetchDownloadsMissingObjectsConcurrentlyAndEachIsVerified()
+    {
+        var a = NewAgent();
+        var hashes = Enumerable.Range(0, 24).Select(i => a.PutBytes(Random(5000, 100 + i)).Hash).ToList();
+        a.Remote!.UploadPending();
+        // One of them is forged in the container: the prefetch skips it, and the read of it says so (once).
+        File.WriteAllText(Path.Combine(RemoteRoot, CasLayout.ObjectName(hashes[5], CasEncoding.Identity)), "forged");
+
+        var tracking = new OverlapBackend(new FileSystemCasBackend(RemoteRoot));
+        var b = NewAgent(tracking);
+        b.Remote!.DownloadParallelism = 8;
+        var local = b.PutBytes(Encoding.UTF8.GetBytes("already here")).Hash;
+        b.Prefetch(hashes.Append(local).Append(hashes[0]));
+        Assert.True(tracking.MaxInFlight > 1, "the downloads overlapped");
+        Assert.Equal(23, hashes.Count(h => b.Locate(h) is not null));
+        Assert.Null(b.Locate(hashes[5]));
+        Assert.Equal(25, tracking.Downloads); // each missing object once (the forged one also as .zst), the local one not at all
+        var ex = Assert.Throws<RequiemException>(() => b.ReadAllBytes(hashes[5]));
+        Assert.Equal("CasRemoteObjectCorrupt", ex.ErrorId);
+        Assert.Equal(25, tracking.Downloads); // not downloaded again by this handle
+        Assert.Single(b.Remote.DrainWarnings(), w => w.Contains("corrupt and was not used", StringComparison.Ordinal));
+    }
+
+    /// <summary>Hands the bytes over in chunks of a given size (as a network stream would).</summary>
+    private sealed class ChunkedBackend(ICasBackend inner, int chunk) : ICasBackend
+    {
+        public string Description => inner.Description;
+        public void Probe(CancellationToken cancel) => inner.Probe(cancel);
+        public bool Exists(string name, CancellationToken cancel) => inner.Exists(name, cancel);
+        public bool CreateFromFile(string name, string path, CancellationToken cancel) => inner.CreateFromFile(name, path, cancel);
+        public bool PutDocument(string name, ReadOnlyMemory<byte> content, bool overwrite, CancellationToken cancel) => inner.PutDocument(name, content, overwrite, cancel);
+        public IEnumerable<CasBackendItem> List(string prefix, CancellationToken cancel) => inner.List(prefix, cancel);
+        public bool Delete(string name, CancellationToken cancel) => inner.Delete(name, cancel);
+
+        public bool Download(string name, Stream destination, CancellationToken cancel)
+        {
+            using var ms = new MemoryStream();
+            if (!inner.Download(name, ms, cancel)) return false;
+            var bytes = ms.ToArray();
+            for (var i = 0; i < bytes.Length; i += chunk) destination.Write(bytes, i, Math.Min(chunk, bytes.Length - i));
+            return true;
+        }
+    }
+
+    /// <summary>Counts downloads and how many ran at once: the first waits (up to 10 s) for a second to start.</summary>
+    private sealed class OverlapBackend(ICasBackend inner) : ICasBackend
+    {
+        private int _inFlight;
+        private int _maxInFlight;
+        private int _downloads;
+        private readonly ManualResetEventSlim _second = new();
+
+        public int MaxInFlight => Volatile.Read(ref _maxInFlight);
+        public int Downloads => Volatile.Read(ref _downloads);
+        public string Description => inner.Description;
+        public void Probe(CancellationToken cancel) => inner.Probe(cancel);
+        public bool Exists(string name, CancellationToken cancel) => inner.Exists(name, cancel);
+        public bool CreateFromFile(string name, string path, CancellationToken cancel) => inner.CreateFromFile(name, path, cancel);
+        public bool PutDocument(string name, ReadOnlyMemory<byte> content, bool overwrite, CancellationToken cancel) => inner.PutDocument(name, content, overwrite, cancel);
+        public IEnumerable<CasBackendItem> List(string prefix, CancellationToken cancel) => inner.List(prefix, cancel);
+        public bool Delete(string name, CancellationToken cancel) => inner.Delete(name, cancel);
+
+        public bool Download(string name, Stream destination, CancellationToken cancel)
+        {
+            var now = Interlocked.Increment(ref _inFlight);
+            Interlocked.Increment(ref _downloads);
+            int seen;
+            while (now > (seen = Volatile.Read(ref _maxInFlight)) && Interlocked.CompareExchange(ref _maxInFlight, now, seen) != seen) { }
+            try
+            {
+                if (now >= 2) _second.Set();
+                else if (Interlocked.CompareExchange(ref _firstDone, 1, 0) == 0) _second.Wait(TimeSpan.FromSeconds(10), cancel);
+                return inner.Download(name, destination, cancel);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _inFlight);
+            }
+        }
+
+        private int _firstDone;
+    }
+
     private sealed class FixedRoots : ICasGcRootProvider
     {
         private readonly string _hash;
