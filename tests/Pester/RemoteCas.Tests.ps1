@@ -242,7 +242,7 @@ Describe 'Remote store: settings' {
         Remove-Item Env:REQUIEM_REMOTE_CONNECTION_STRING, Env:REQUIEM_REMOTE_CONTAINER -ErrorAction Ignore
         $fromConfig = New-Container
         $config = Join-Path $script:Dir "config-$fromConfig.json"
-        Set-Content -LiteralPath $config -Value ('{"config_version":"1.1","remote":{"kind":"azure_blob","container":"' + $fromConfig + '","connection_string_env":"REQUIEM_TEST_STORE_SECRET"}}')
+        Set-Content -LiteralPath $config -Value ('{"config_version":"1.1","remote":{"kind":"azure_blob","container":"' + $fromConfig + '","connection_string_env":"REQUIEM_TEST_STORE_SECRET","download_parallelism":16}}')
         $env:REQUIEM_CONFIG = $config
         $env:REQUIEM_TEST_STORE_SECRET = Get-ConnectionString $script:Port
         (Test-RequiemConfig).Valid | Should -BeTrue
@@ -273,12 +273,13 @@ Describe 'Remote store: settings' {
 
     It 'rejects a config whose remote section is malformed, naming the field' {
         $config = Join-Path $script:Dir "config-bad.json"
-        Set-Content -LiteralPath $config -Value '{"config_version":"1.1","remote":{"kind":"s3","container":"Bad_Name","connection_string_env":"DefaultEndpointsProtocol=https;AccountKey=x"}}'
+        Set-Content -LiteralPath $config -Value '{"config_version":"1.1","remote":{"kind":"s3","container":"Bad_Name","connection_string_env":"DefaultEndpointsProtocol=https;AccountKey=x","download_parallelism":0}}'
         $r = Test-RequiemConfig -Path $config
         $r.Valid | Should -BeFalse
         $r.Errors.Field | Should -Contain '$.remote.kind'
         $r.Errors.Field | Should -Contain '$.remote.container'
         $r.Errors.Field | Should -Contain '$.remote.connection_string_env'
+        $r.Errors.Field | Should -Contain '$.remote.download_parallelism'
     }
 }
 
