@@ -17,7 +17,9 @@ param(
     [int] $SmallCount = 1000,
     [int] $SmallSize = 64KB,
     [int] $LargeMiB = 256,
-    [int] $Parallel = 8
+    [int] $Parallel = 8,
+    # Download rounds (Requiem piped, Requiem -Hash array, SDK, interleaved); medians are reported.
+    [int] $Rounds = 3
 )
 
 $ErrorActionPreference = 'Stop'
@@ -62,6 +64,24 @@ function Measure-Seconds([scriptblock] $Body) {
     $sw.Elapsed.TotalSeconds
 }
 
+# Wall time and this process's CPU time (the client's own work: Azurite runs in another process).
+function Measure-WallAndCpu([scriptblock] $Body) {
+    [GC]::Collect()
+    $self = [Diagnostics.Process]::GetCurrentProcess()
+    $cpu = $self.TotalProcessorTime
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    & $Body | Out-Null
+    $wall = $sw.Elapsed.TotalSeconds
+    $self.Refresh()
+    [pscustomobject]@{ Wall = $wall; Cpu = ($self.TotalProcessorTime - $cpu).TotalSeconds }
+}
+
+function Get-Median([double[]] $Values) {
+    $sorted = @($Values | Sort-Object)
+    if ($sorted.Count % 2) { return $sorted[[int][Math]::Floor($sorted.Count / 2)] }
+    ($sorted[$sorted.Count / 2 - 1] + $sorted[$sorted.Count / 2]) / 2
+}
+
 function Invoke-Scenario {
     param([string] $Name, [string[]] $Files)
     $bytes = ($Files | ForEach-Object { (Get-Item $_).Length } | Measure-Object -Sum).Sum
@@ -76,12 +96,6 @@ function Invoke-Scenario {
     $up = Measure-Seconds { $script:sync = Sync-RequiemCas -Cas $agentA -ThrottleLimit $Parallel }
     Write-Host "sync: $($script:sync.Uploaded) uploaded, $($script:sync.BytesUploaded) bytes, $($script:sync.Duration)"
     if ($script:sync.Uploaded -ne $Files.Count -or $script:sync.BytesUploaded -lt $bytes) { throw "${Name}: Sync-RequiemCas uploaded $($script:sync.Uploaded) of $($Files.Count)" }
-    $down = Measure-Seconds { $hashes | Get-RequiemCasObject -Cas $agentB }
-    if ((Get-ChildItem -Recurse -File (Join-Path $agentB 'objects') | Measure-Object Length -Sum).Sum -ne $bytes) { throw "${Name}: agent B did not receive every object" }
-    # The same hashes given at once (-Hash array) on another empty agent: the missing objects are prefetched concurrently.
-    $agentC = Join-Path $work "$Name-c"
-    $downBatch = Measure-Seconds { Get-RequiemCasObject -Hash $hashes -Cas $agentC }
-    if ((Get-ChildItem -Recurse -File (Join-Path $agentC 'objects') | Measure-Object Length -Sum).Sum -ne $bytes) { throw "${Name}: agent C did not receive every object" }
     Remove-Item Env:REQUIEM_REMOTE_CONNECTION_STRING, Env:REQUIEM_REMOTE_CONTAINER
 
     # The floor: the SDK's plain upload and download of the same files, $Parallel at once.
@@ -93,14 +107,32 @@ function Invoke-Scenario {
             [Threading.Tasks.Task]::WaitAll([Threading.Tasks.Task[]]$tasks)
         }
     }
-    $target = Join-Path $work "$Name-sdk-down"; New-Item -ItemType Directory $target | Out-Null
-    $sdkDown = Measure-Seconds {
-        for ($i = 0; $i -lt $Files.Count; $i += $Parallel) {
-            $tasks = foreach ($f in $Files[$i..([Math]::Min($i + $Parallel, $Files.Count) - 1)]) { $n = [IO.Path]::GetFileName($f); $container.GetBlobClient($n).DownloadToAsync((Join-Path $target $n)) }
-            [Threading.Tasks.Task]::WaitAll([Threading.Tasks.Task[]]$tasks)
+    # Downloads, interleaved per round: Requiem piped one hash at a time on an empty agent, Requiem with all hashes as
+    # one -Hash array on another (missing objects prefetched concurrently), and the SDK's plain download.
+    $down = @(); $downBatch = @(); $sdkDown = @()
+    foreach ($round in 1..$Rounds) {
+        $env:REQUIEM_REMOTE_CONNECTION_STRING = $cs
+        $env:REQUIEM_REMOTE_CONTAINER = "bench-$($Name.ToLowerInvariant())-requiem"
+        $agentB = Join-Path $work "$Name-b$round"; $agentC = Join-Path $work "$Name-c$round"
+        $down += Measure-WallAndCpu { $hashes | Get-RequiemCasObject -Cas $agentB }
+        if ((Get-ChildItem -Recurse -File (Join-Path $agentB 'objects') | Measure-Object Length -Sum).Sum -ne $bytes) { throw "${Name}: agent B did not receive every object" }
+        $downBatch += Measure-WallAndCpu { Get-RequiemCasObject -Hash $hashes -Cas $agentC }
+        if ((Get-ChildItem -Recurse -File (Join-Path $agentC 'objects') | Measure-Object Length -Sum).Sum -ne $bytes) { throw "${Name}: agent C did not receive every object" }
+        Remove-Item Env:REQUIEM_REMOTE_CONNECTION_STRING, Env:REQUIEM_REMOTE_CONTAINER
+        $target = Join-Path $work "$Name-sdk-down$round"; New-Item -ItemType Directory $target | Out-Null
+        $sdkDown += Measure-WallAndCpu {
+            for ($i = 0; $i -lt $Files.Count; $i += $Parallel) {
+                $tasks = foreach ($f in $Files[$i..([Math]::Min($i + $Parallel, $Files.Count) - 1)]) { $n = [IO.Path]::GetFileName($f); $container.GetBlobClient($n).DownloadToAsync((Join-Path $target $n)) }
+                [Threading.Tasks.Task]::WaitAll([Threading.Tasks.Task[]]$tasks)
+            }
         }
+        if ((Get-ChildItem $target -File | Measure-Object Length -Sum).Sum -ne $bytes) { throw "${Name}: the SDK download is incomplete" }
+        Remove-Item -Recurse -Force $agentB, $agentC, $target
+        Write-Host ("round {0}: piped {1:n2} s, -Hash array {2:n2} s, SDK {3:n2} s (CPU {4:n2} / {5:n2} / {6:n2} s)" -f $round,
+            $down[-1].Wall, $downBatch[-1].Wall, $sdkDown[-1].Wall, $down[-1].Cpu, $downBatch[-1].Cpu, $sdkDown[-1].Cpu)
     }
-    if ((Get-ChildItem $target -File | Measure-Object Length -Sum).Sum -ne $bytes) { throw "${Name}: the SDK download is incomplete" }
+    $downCpu = Get-Median $down.Cpu; $downBatchCpu = Get-Median $downBatch.Cpu; $sdkDownCpu = Get-Median $sdkDown.Cpu
+    $down = Get-Median $down.Wall; $downBatch = Get-Median $downBatch.Wall; $sdkDown = Get-Median $sdkDown.Wall
 
     $row = [ordered]@{
         files = $Files.Count; bytes = $bytes
@@ -110,6 +142,8 @@ function Invoke-Scenario {
         requiem_download_mib_s = [Math]::Round($bytes / 1MB / $down, 1); sdk_download_mib_s = [Math]::Round($bytes / 1MB / $sdkDown, 1)
         upload_vs_sdk = [Math]::Round($up / $sdkUp, 2); download_vs_sdk = [Math]::Round($down / $sdkDown, 2)
         download_batch_vs_sdk = [Math]::Round($downBatch / $sdkDown, 2)
+        rounds = $Rounds
+        requiem_download_cpu_s = [Math]::Round($downCpu, 3); requiem_download_batch_cpu_s = [Math]::Round($downBatchCpu, 3); sdk_download_cpu_s = [Math]::Round($sdkDownCpu, 3)
     }
     $row.GetEnumerator() | ForEach-Object { '{0,-24} {1}' -f $_.Key, $_.Value } | Write-Host
     $row
