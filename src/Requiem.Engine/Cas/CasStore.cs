@@ -594,9 +594,14 @@ public sealed partial class CasStore
         try
         {
             var info = new FileInfo(located.Path);
-            long size = located.Encoding == CasEncoding.Identity ? info.Length : ReadZstdContentSize(located.Path);
-            // An object that just came down was re-hashed while it was written: it is not read a second time.
-            if (verify && (!fetchedNow || size < 0)) size = CopyFile(located.Path, located.Encoding, hash, Stream.Null, cancel);
+            long size;
+            if (verify && !fetchedNow) size = CopyFile(located.Path, located.Encoding, hash, Stream.Null, cancel);
+            else
+            {
+                // An object that just came down was re-hashed while it was written: it is not read a second time.
+                size = located.Encoding == CasEncoding.Identity ? info.Length : ReadZstdContentSize(located.Path);
+                if (verify && size < 0) size = CopyFile(located.Path, located.Encoding, hash, Stream.Null, cancel);
+            }
             return new CasObjectInfo
             {
                 Hash = hash, Algorithm = _hash.Algorithm, Size = size, StoredSize = info.Length, Encoding = located.Encoding, ObjectPath = located.Path,
