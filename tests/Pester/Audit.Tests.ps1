@@ -108,6 +108,98 @@ print(n, 'bad-accepted' if v.is_valid(bad) else 'ok')
     }
 }
 
+Describe 'Audit files planted by someone who can write the store' -Skip:(-not $IsLinux) {
+    BeforeAll {
+        # Everything runs in a child pwsh under timeout(1): before the fix, a FIFO at a log name blocked for ever.
+        function script:Invoke-PlantedCase([string] $Cas, [string] $Outside) {
+            $script = @"
+`$ErrorActionPreference = 'Continue'
+Import-Module '$ModulePath'
+`$o = [ordered]@{}
+`$t = Test-RequiemAuditLog -Cas '$Cas'
+`$o.valid = `$t.Valid
+`$o.codes = @(`$t.Problems.Code)
+`$e = `$null; try { `$null = Get-RequiemAuditLog -Cas '$Cas' -ErrorAction Stop } catch { `$e = `$_ }
+`$o.get_error = if (`$e) { `$e.FullyQualifiedErrorId } else { '' }
+`$o.get_target = if (`$e) { [string]`$e.TargetObject } else { '' }
+`$h = (Get-RequiemCasRef -Cas '$Cas' -Name r/1).Hash
+Set-RequiemCasRef -Cas '$Cas' -Name planted -Hash `$h -ErrorVariable w -ErrorAction SilentlyContinue
+`$o.append_error = if (`$w) { `$w[0].FullyQualifiedErrorId } else { '' }
+`$o.ref_set = (Get-RequiemCasRef -Cas '$Cas' -Name planted).Hash -eq `$h
+`$o | ConvertTo-Json -Compress
+"@
+            $out = & timeout 120 $Pwsh -NoProfile -NonInteractive -Command $script 2>&1
+            $LASTEXITCODE | Should -Not -Be 124 -Because 'a planted file must not make a reader or writer wait'
+            ($out | Select-Object -Last 1) | ConvertFrom-Json
+        }
+    }
+
+    It 'a FIFO at log.jsonl: reported, refused with AuditFileNotRegular, nothing waits on it' {
+        $cas = New-AuditedStore -Name 'fifo-log' -Refs 2
+        Remove-Item (Get-LogPath $cas)
+        & mkfifo (Get-LogPath $cas)
+        $r = Invoke-PlantedCase $cas
+        $r.valid | Should -BeFalse
+        $r.codes | Should -Contain 'NotRegularFile'
+        $r.get_error | Should -Be 'AuditFileNotRegular,Requiem.PowerShell.GetRequiemAuditLogCommand'
+        $r.get_target | Should -Be (Get-LogPath $cas)
+        $r.append_error | Should -Be 'AuditFileNotRegular,Requiem.PowerShell.SetRequiemCasRefCommand'
+        $r.ref_set | Should -BeTrue -Because 'the change happens; only its audit entry cannot be written'
+    }
+
+    It 'a symbolic link at log.jsonl is neither read nor appended through' {
+        $cas = New-AuditedStore -Name 'link-log' -Refs 2
+        $outside = Join-Path $Dir 'outside-log.jsonl'
+        Move-Item (Get-LogPath $cas) $outside
+        $before = [IO.File]::ReadAllText($outside)
+        New-Item -ItemType SymbolicLink -Path (Get-LogPath $cas) -Target $outside | Out-Null
+        $r = Invoke-PlantedCase $cas
+        $r.codes | Should -Contain 'NotRegularFile'
+        $r.append_error | Should -Be 'AuditFileNotRegular,Requiem.PowerShell.SetRequiemCasRefCommand'
+        [IO.File]::ReadAllText($outside) | Should -Be $before -Because 'nothing is appended to the link target'
+    }
+
+    It 'a FIFO or a link at head is an invalid head; the next append replaces it, never writing through it' {
+        $cas = New-AuditedStore -Name 'link-head' -Refs 2
+        $head = Join-Path $cas 'audit/head'
+        $outside = Join-Path $Dir 'outside-head'
+        Set-Content -LiteralPath $outside -Value 'not yours'
+        Remove-Item $head
+        New-Item -ItemType SymbolicLink -Path $head -Target $outside | Out-Null
+        $r = Invoke-PlantedCase $cas
+        $r.codes | Should -Contain 'HeadInvalid'
+        $r.append_error | Should -BeNullOrEmpty
+        (Get-Content -LiteralPath $outside) | Should -Be 'not yours'
+        (Get-Item -LiteralPath $head).LinkType | Should -BeNullOrEmpty -Because 'the append wrote a new head file in its place'
+        (Test-RequiemAuditLog -Cas $cas).Problems.Code | Should -Contain 'AnchorReset' -Because 'the lost anchor is recorded in the log'
+
+        $cas2 = New-AuditedStore -Name 'fifo-head' -Refs 2
+        Remove-Item (Join-Path $cas2 'audit/head')
+        & mkfifo (Join-Path $cas2 'audit/head')
+        $r2 = Invoke-PlantedCase $cas2
+        $r2.codes | Should -Contain 'HeadInvalid'
+        $r2.append_error | Should -BeNullOrEmpty
+    }
+
+    It 'a symbolic link as the audit folder, or a FIFO at its lock, is refused' {
+        $cas = New-AuditedStore -Name 'link-dir' -Refs 2
+        $outside = Join-Path $Dir 'outside-audit'
+        Move-Item (Join-Path $cas 'audit') $outside
+        New-Item -ItemType SymbolicLink -Path (Join-Path $cas 'audit') -Target $outside | Out-Null
+        $lines = @(Get-Content (Join-Path $outside 'log.jsonl')).Count
+        $r = Invoke-PlantedCase $cas
+        $r.codes | Should -Contain 'NotRegularFile'
+        $r.append_error | Should -Be 'AuditFileNotRegular,Requiem.PowerShell.SetRequiemCasRefCommand'
+        @(Get-Content (Join-Path $outside 'log.jsonl')).Count | Should -Be $lines
+
+        $cas2 = New-AuditedStore -Name 'fifo-lock' -Refs 2
+        Remove-Item (Join-Path $cas2 'audit/lock')
+        & mkfifo (Join-Path $cas2 'audit/lock')
+        $r2 = Invoke-PlantedCase $cas2
+        $r2.append_error | Should -Be 'AuditFileNotRegular,Requiem.PowerShell.SetRequiemCasRefCommand'
+    }
+}
+
 Describe 'Concurrent appends' {
     It '4 processes x 200 appends at once give 800 entries in one valid chain' {
         $cas = Join-Path $Dir 'concurrent'

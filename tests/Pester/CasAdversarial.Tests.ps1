@@ -208,6 +208,40 @@ Describe 'The repair the error messages advise works (issue 11.6)' {
     }
 }
 
+Describe 'Damaged objects are moved to quarantine/, not left under objects/' {
+    It 'a read moves the damaged file out, names it in the error, -All keeps reporting it until the bytes are added again' {
+        $store = New-Store
+        $o = Add-RequiemCasObject -Cas $store -InputObject 'quarantine me'
+        Set-RequiemCasRef -Cas $store -Name 'results/q' -Hash $o.Hash
+        [IO.File]::WriteAllText($o.ObjectPath, 'QUARANTINE ME')
+
+        $err = $null
+        try { Export-RequiemCasObject -Cas $store -Hash $o.Hash -Raw -ErrorAction Stop } catch { $err = $_ }
+        $err.FullyQualifiedErrorId | Should -Be 'CasObjectCorrupt,Requiem.PowerShell.ExportRequiemCasObjectCommand'
+        Test-Path -LiteralPath $o.ObjectPath | Should -BeFalse -Because 'no later read or put may meet the damaged file'
+        $moved = @(Get-ChildItem -LiteralPath (Join-Path $store 'quarantine') -File)
+        $moved.Count | Should -Be 1
+        $moved[0].Name | Should -BeLike "$($o.Hash).*"
+        [IO.File]::ReadAllText($moved[0].FullName) | Should -Be 'QUARANTINE ME' -Because 'the evidence is kept'
+        $err.Exception.Message | Should -BeLike "*moved to '$($moved[0].FullName)'*"
+        Test-Path -LiteralPath (Join-Path $store 'corrupt') | Should -BeFalse
+
+        # Still corrupt for a read and for every -All check (not also "missing" for its ref) until repaired.
+        $again = $null
+        try { Get-RequiemCasObject -Cas $store -Hash $o.Hash -ErrorAction Stop } catch { $again = $_ }
+        $again.FullyQualifiedErrorId | Should -Be 'CasObjectCorrupt,Requiem.PowerShell.GetRequiemCasObjectCommand'
+        $v = Test-RequiemCas -All -Cas $store
+        $v.Valid | Should -BeFalse
+        $v.Corrupt.Hash | Should -Be $o.Hash
+        $v.Corrupt[0].QuarantinePath | Should -Be $moved[0].FullName
+        $v.Missing | Should -BeNullOrEmpty
+
+        (Add-RequiemCasObject -Cas $store -InputObject 'quarantine me').Existed | Should -BeFalse
+        (Test-RequiemCas -All -Cas $store).Valid | Should -BeTrue
+        Export-RequiemCasObject -Cas $store -Hash $o.Hash -Raw | Should -Be 'quarantine me'
+    }
+}
+
 Describe 'Large output trees stay within the descriptor limit (issue 11.7)' {
     It 'stores 25,000 outputs of one run, and Add-RequiemCasObject stores the same files' {
         $store = New-Store

@@ -24,7 +24,8 @@ Describe 'Ref name completion' {
     ) {
         $found = Complete "$Command -Cas '$Store' -Name rel"
         ($found.CompletionText | Sort-Object) | Should -Be @('release/1.0', 'release/1.1')
-        $found[0].ToolTip | Should -BeLike "release/1.0 -> $Hash"
+        $found[0].ToolTip | Should -Be 'ref release/1.0' -Because 'completion lists names; it never opens the ref files'
+        $null = $Hash
     }
 
     It 'lists every ref when nothing was typed, bench baselines included' {
@@ -63,6 +64,23 @@ Describe 'Ref name completion' {
     ) {
         ((Complete "$Command -Cas '$Store' -$Parameter ").CompletionText | Sort-Object) | Should -Be @('feature-x', 'main')
         (Complete "$Command -Cas '$Store' -$Parameter ma").CompletionText | Should -Be @('main')
+    }
+
+    It 'lists names without opening ref files, starts in the folder typed, and stops at 200' -Skip:(-not $IsLinux) {
+        $store = Join-Path $Work 'many-refs'
+        $h = (Add-RequiemCasObject -Cas $store -InputObject 'many').Hash
+        New-Item -ItemType Directory -Path (Join-Path $store 'refs/many') -Force | Out-Null
+        foreach ($i in 1..300) { [IO.File]::WriteAllText((Join-Path $store ('refs/many/r{0:d3}' -f $i)), "$h`n") }
+        Set-RequiemCasRef -Cas $store -Name 'other/x' -Hash $h
+        # A FIFO where a ref would be: opening it to read the hash would block the Tab press for ever.
+        & mkfifo (Join-Path $store 'refs/many/a-fifo')
+        $script = "Import-Module '$ModulePath'; `$l = `"Get-RequiemCasRef -Cas '$store' -Name `"; " +
+            "@((TabExpansion2 -inputScript `$l -cursorColumn `$l.Length).CompletionMatches).Count; " +
+            "`$l = `"Get-RequiemCasRef -Cas '$store' -Name other/`"; (TabExpansion2 -inputScript `$l -cursorColumn `$l.Length).CompletionMatches.CompletionText"
+        $out = & timeout 60 $Pwsh -NoProfile -NonInteractive -Command $script 2>&1
+        $LASTEXITCODE | Should -Be 0 -Because 'completion must not open (and block on) a ref file'
+        $out[0] | Should -Be 200
+        $out[1] | Should -Be 'other/x'
     }
 
     It 'offers nothing (and no error) when the store does not exist' {

@@ -151,6 +151,7 @@ public sealed class ActionCacheEntry
             if (!Hex.IsDigest(named)) throw Invalid(key, $"'{named}' is not a digest");
         }
         foreach (var f in entry.OutputFiles) CheckOutputPath(key, f.Path);
+        CheckNoOutputInsideAnother(key, entry.OutputFiles);
 
         ExecResult result;
         try
@@ -173,8 +174,30 @@ public sealed class ActionCacheEntry
     private static void CheckOutputPath(string key, string path)
     {
         if (path.Length == 0 || path.StartsWith('/') || path.StartsWith('\\') || System.IO.Path.IsPathRooted(path)
-            || path.Split('/', '\\').Any(s => s is ".." or ""))
+            || path.Contains('\0') || path.Split('/', '\\').Any(s => s is ".." or ""))
             throw Invalid(key, $"the output path '{path}' is not a relative path inside the workspace");
+    }
+
+    /// <summary>
+    /// A run records each file once, and never a file and a file below it; an entry that does could only make a restore
+    /// replace its own first file or fail half-way (a file where a folder must be created).
+    /// </summary>
+    private static void CheckNoOutputInsideAnother(string key, IReadOnlyList<ActionCacheOutputFile> files)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var segmentLists = files.Select(f => f.Path.Split('/', '\\').Where(s => s != ".").ToArray()).ToArray();
+        foreach (var segments in segmentLists)
+        {
+            if (!seen.Add(string.Join('/', segments))) throw Invalid(key, $"the output path '{string.Join('/', segments)}' is named twice");
+        }
+        foreach (var segments in segmentLists)
+        {
+            for (var n = 1; n < segments.Length; n++)
+            {
+                var parent = string.Join('/', segments[..n]);
+                if (seen.Contains(parent)) throw Invalid(key, $"the output path '{string.Join('/', segments)}' lies below the output file '{parent}'");
+            }
+        }
     }
 
     private static RequiemException Invalid(string key, string why, Exception? inner = null) =>

@@ -9,15 +9,25 @@ namespace Requiem.Engine.ActionCache;
 /// verified are they renamed into place, one atomic rename each. A failed restore leaves the workspace as it was.
 /// The files are not flushed to disk (an fsync per file made a hit 10–20 ms slower): like the files the command itself
 /// writes, they are as durable as the file system makes them; the bytes stay durable in the CAS either way.
+/// An entry is found by a key over the request, not over its outputs, so whoever can write the store (or the remote)
+/// can write an entry with any output list: only files the request itself declares as outputs (a declared file, or a
+/// file below a declared folder) are restored; anything else refuses the whole entry (<c>UndeclaredCacheOutput</c>).
 /// </summary>
 public static class ActionCacheRestore
 {
     public const string TempSuffix = ".requiem-restore.tmp";
 
     /// <summary>Restores the files; throws the typed error of the first one that cannot be restored (nothing is then changed).</summary>
-    public static void Restore(CasStore store, string workspaceRoot, IReadOnlyList<ActionCacheOutputFile> files, CancellationToken cancel)
+    public static void Restore(CasStore store, string workspaceRoot, IReadOnlyList<string> declaredOutputs, IReadOnlyList<ActionCacheOutputFile> files, CancellationToken cancel)
     {
         var root = WorkspacePaths.ResolveRoot(workspaceRoot);
+        var declared = declaredOutputs.Select(Segments).ToArray();
+        foreach (var f in files)
+        {
+            if (!declared.Any(d => IsAtOrBelow(Segments(f.Path), d)))
+                throw new RequiemException("UndeclaredCacheOutput", ErrorKind.SecurityError,
+                    $"The cached entry names the output '{f.Path}', which the request does not declare as an output; nothing was restored.", f.Path);
+        }
         var staged = new List<(string Temp, string Final)>(files.Count);
         try
         {
@@ -62,4 +72,26 @@ public static class ActionCacheRestore
             }
         }
     }
+
+    /// <summary>A workspace-relative path as its lexical segments ('.' and empty ones dropped, '..' applied).</summary>
+    private static List<string> Segments(string relative)
+    {
+        var segments = new List<string>();
+        foreach (var s in relative.Split('/', '\\'))
+        {
+            if (s is "" or ".") continue;
+            if (s == "..")
+            {
+                if (segments.Count > 0) segments.RemoveAt(segments.Count - 1);
+                continue;
+            }
+            segments.Add(s);
+        }
+        return segments;
+    }
+
+    private static readonly StringComparer s_segmentComparer = OperatingSystem.IsWindows() ? StringComparer.OrdinalIgnoreCase : StringComparer.Ordinal;
+
+    private static bool IsAtOrBelow(List<string> path, List<string> declared) =>
+        path.Count >= declared.Count && declared.Select((s, i) => s_segmentComparer.Equals(s, path[i])).All(x => x);
 }

@@ -155,7 +155,7 @@ public static class ActionCacheRunner
             // Every object the hit hands out is re-hashed first: stdout and stderr here, output files while restoring.
             var stdout = ReadVerified(store, entry.StdoutDigest, options.IncludeOutput, cancel);
             var stderr = ReadVerified(store, entry.StderrDigest, options.IncludeOutput, cancel);
-            ActionCacheRestore.Restore(store, plan.WorkspaceRoot, entry.OutputFiles, cancel);
+            ActionCacheRestore.Restore(store, plan.WorkspaceRoot, request.Outputs, entry.OutputFiles, cancel);
             if (options.IncludeOutput)
             {
                 result.StdoutText = Encoding.UTF8.GetString(stdout!);

@@ -41,8 +41,9 @@ internal sealed partial class AuditFileLock : IDisposable
         if (OperatingSystem.IsWindows()) return AcquireWindows(path, exclusive);
         // Opened with open(2), not FileStream: .NET takes its own non-blocking flock on open, which would refuse at once
         // (even between two handles of one process) instead of waiting for the holder.
+        // On Linux through AuditFiles: a symbolic link or FIFO planted at the lock's name is refused, not followed or waited on.
         var flags = O_RDWR | (OperatingSystem.IsMacOS() ? O_CREAT_MAC | O_CLOEXEC_MAC : O_CREAT_LINUX | O_CLOEXEC_LINUX);
-        var fd = Open(path, flags, 0x1B6 /* 0666, less the umask */);
+        var fd = OperatingSystem.IsLinux() ? AuditFiles.OpenDescriptor(path, write: true, create: true) : Open(path, flags, 0x1B6 /* 0666, less the umask */);
         if (fd < 0)
         {
             var errno = Marshal.GetLastPInvokeError();

@@ -27,6 +27,8 @@ public sealed partial class AuditLog
     public const string LogFileName = "log.jsonl";
     public const string HeadFileName = "head";
     public const string LockFileName = "lock";
+    /// <summary>A head holds the entries of one group commit; a file larger than this is not a head.</summary>
+    public const int MaxHeadBytes = 64 << 20;
 
     private readonly HashPrimitive _hash;
 
@@ -137,6 +139,7 @@ public sealed partial class AuditLog
         try
         {
             System.IO.Directory.CreateDirectory(Directory);
+            AuditFiles.CheckDirectory(Directory);
             using var _ = AuditFileLock.Acquire(LockPath, exclusive: true);
             var head = ReadHead(out var headProblem);
             var length = LogLength();
@@ -195,7 +198,8 @@ public sealed partial class AuditLog
         var bytes = Encoding.UTF8.GetBytes(text);
         var separator = length > 0 && !EndsWithNewline(length) ? 1 : 0; // never glue an entry onto a torn line
         WriteHead(entries, length + separator + bytes.Length);
-        using var log = new FileStream(LogPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 1);
+        using var log = AuditFiles.Open(LogPath, write: true, create: true)!;
+        log.Position = log.Length; // appends are serialized by the lock
         if (separator == 1) log.WriteByte((byte)'\n');
         log.Write(bytes);
         log.Flush(flushToDisk: true);
@@ -244,7 +248,7 @@ public sealed partial class AuditLog
         var start = head.LogSize - line.Length;
         if (start < 0 || length < start || length >= head.LogSize) return length;
         var present = new byte[length - start];
-        using var log = new FileStream(LogPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1);
+        using var log = AuditFiles.Open(LogPath, write: true, create: true)!;
         log.Position = start;
         log.ReadExactly(present);
         if (!present.AsSpan().SequenceEqual(line.AsSpan(0, present.Length))) return length;
@@ -256,13 +260,13 @@ public sealed partial class AuditLog
 
     private long LogLength()
     {
-        var info = new FileInfo(LogPath);
-        return info.Exists ? info.Length : 0;
+        using var log = AuditFiles.Open(LogPath, write: false);
+        return log?.Length ?? 0;
     }
 
     private bool EndsWithNewline(long length)
     {
-        using var log = new FileStream(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1);
+        using var log = AuditFiles.Open(LogPath, write: false) ?? throw new FileNotFoundException("The audit log vanished.", LogPath);
         log.Position = length - 1;
         return log.ReadByte() == '\n';
     }
@@ -270,7 +274,7 @@ public sealed partial class AuditLog
     /// <summary>Sequence number and hash of the last complete line; <c>AuditLogCorrupt</c> when that line is not an entry.</summary>
     private (long Seq, string Hash) ReadLastEntry(long length)
     {
-        using var log = new FileStream(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1);
+        using var log = AuditFiles.Open(LogPath, write: false) ?? throw new FileNotFoundException("The audit log vanished.", LogPath);
         var end = length;
         // Skip a torn last line (no newline): the last complete line ends at the last newline.
         var chunk = new byte[64 * 1024];
@@ -318,9 +322,25 @@ public sealed partial class AuditLog
     {
         problem = null;
         string text;
-        try { text = File.ReadAllText(HeadPath); }
-        catch (FileNotFoundException) { return null; }
+        try
+        {
+            using var file = AuditFiles.Open(HeadPath, write: false);
+            if (file is null) return null;
+            if (file.Length > MaxHeadBytes)
+            {
+                problem = $"the head anchor is {file.Length} bytes, more than a head can be ({MaxHeadBytes})";
+                return null;
+            }
+            var bytes = new byte[file.Length];
+            file.ReadExactly(bytes);
+            text = Encoding.UTF8.GetString(bytes);
+        }
         catch (DirectoryNotFoundException) { return null; }
+        catch (RequiemException ex) when (ex.ErrorId == "AuditFileNotRegular")
+        {
+            problem = ex.Message;
+            return null;
+        }
         try
         {
             using var doc = JsonDocument.Parse(text);
@@ -348,7 +368,7 @@ public sealed partial class AuditLog
     /// </summary>
     public IEnumerable<AuditEntry> ReadEntries(Action<long, string>? onMalformed = null)
     {
-        if (!File.Exists(LogPath)) yield break;
+        AuditFiles.CheckDirectory(Directory);
         long line = 0;
         foreach (var (text, complete) in ReadLines(LogPath))
         {
@@ -370,7 +390,8 @@ public sealed partial class AuditLog
     /// <summary>Lines of a file as UTF-8 text, each with whether it ended with a newline.</summary>
     internal static IEnumerable<(string Text, bool Complete)> ReadLines(string path)
     {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
+        using var fs = AuditFiles.Open(path, write: false, bufferSize: 1);
+        if (fs is null) yield break;
         var buffer = new MemoryStream();
         var chunk = new byte[1 << 16];
         int n;

@@ -51,10 +51,23 @@ internal static class AuditVerifier
         AuditHead? head = null;
         string? headProblem = null;
         var lockDir = System.IO.Directory.Exists(log.Directory);
-        using (lockDir ? TryLockShared(log.LockPath) : null)
+        try
         {
-            head = log.ReadHead(out headProblem);
-            if (File.Exists(log.LogPath))
+            // A symbolic link at audit/ would make every file below it (the lock included) live somewhere else.
+            AuditFiles.CheckDirectory(log.Directory);
+            using (lockDir ? TryLockShared(log.LockPath) : null)
+            {
+                head = log.ReadHead(out headProblem);
+                VerifyLines();
+            }
+        }
+        catch (RequiemException ex) when (ex.ErrorId == "AuditFileNotRegular")
+        {
+            problems.Add(new AuditProblem { Line = 0, Code = "NotRegularFile", Message = ex.Message });
+        }
+
+        void VerifyLines()
+        {
             {
                 long line = 0;
                 long? prevSeq = null;
@@ -187,5 +200,6 @@ internal static class AuditVerifier
     {
         try { return AuditFileLock.Acquire(path, exclusive: false); }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return null; }
+        catch (RequiemException ex) when (ex.ErrorId == "AuditFileNotRegular") { return null; } // the log and head are checked on their own
     }
 }

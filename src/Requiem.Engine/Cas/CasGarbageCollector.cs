@@ -255,7 +255,6 @@ public sealed class CasGarbageCollector
             {
                 File.Delete(c.Path);
                 c.Removed = true;
-                if (c.Hash is not null) _store.ClearCorrupt(c.Hash);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
@@ -284,7 +283,7 @@ public sealed class CasGarbageCollector
         }
         catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
         {
-            _store.RecordCorrupt(hash);
+            // Left where it is: GC changes nothing when it stops; Test-RequiemCas, which the message advises, quarantines it.
             throw new RequiemException("CasGcAborted", ErrorKind.InvalidData,
                 $"Garbage collection stopped without removing anything: the reachable object {hash} is corrupt, so what it references is unknown. " +
                 "Run Test-RequiemCas -All, restore the object (Add-RequiemCasObject with the original bytes), then retry.", hash, ex);

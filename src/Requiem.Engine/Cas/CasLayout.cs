@@ -15,6 +15,8 @@ public sealed class CasLayout
     public const string ObjectsFolder = "objects";
     public const string RefsFolder = "refs";
     public const string TempFolder = "tmp";
+    /// <summary>Damaged object files moved out of objects/ (<see cref="CasStore.Quarantine"/>).</summary>
+    public const string QuarantineFolder = "quarantine";
     /// <summary>Action-cache entries: <c>ac/&lt;xx&gt;/&lt;key&gt;.json</c>.</summary>
     public const string ActionCacheFolder = "ac";
 
@@ -23,12 +25,14 @@ public sealed class CasLayout
         Root = root;
         ObjectsDirectory = Path.Combine(root, ObjectsFolder);
         TempDirectory = Path.Combine(root, TempFolder);
+        QuarantineDirectory = Path.Combine(root, QuarantineFolder);
         RefsDirectory = Path.Combine(root, RefsFolder);
     }
 
     public string Root { get; }
     public string ObjectsDirectory { get; }
     public string TempDirectory { get; }
+    public string QuarantineDirectory { get; }
     public string RefsDirectory { get; }
 
     /// <summary>An object's name relative to the store root, with '/' separators: <c>objects/ab/&lt;hash&gt;[.zst]</c>.</summary>

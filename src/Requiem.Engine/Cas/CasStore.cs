@@ -373,8 +373,7 @@ public sealed partial class CasStore
         catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
         {
             Metrics.MetricsRegistry.Add(Metrics.Counter.CasCorruptDetected);
-            RecordCorrupt(hash);
-            throw;
+            throw QuarantineAndReport(hash, located.Path, located.Encoding, ex);
         }
     }
 
@@ -614,8 +613,7 @@ public sealed partial class CasStore
         }
         catch (RequiemException ex) when (ex.ErrorId == "CasObjectCorrupt")
         {
-            RecordCorrupt(hash);
-            throw;
+            throw QuarantineAndReport(hash, located.Path, located.Encoding, ex);
         }
     }
 
@@ -642,44 +640,92 @@ public sealed partial class CasStore
     /// <summary>Validates a ref name: segments of [A-Za-z0-9._-], separated by '/', no '..', no leading dot.</summary>
     public string RefPath(string name) => Layout.RefPath(name);
 
-    // ---------------------------------------------------------------- objects known to be corrupt
+    // ---------------------------------------------------------------- damaged objects: moved to quarantine/
+
+    /// <summary>Where damaged object files are moved (<c>quarantine/</c>, outside <c>objects/</c>): kept as evidence, never read as objects.</summary>
+    public string QuarantineDirectory => Layout.QuarantineDirectory;
 
     /// <summary>
-    /// Where a detected corruption is recorded (<c>corrupt/&lt;hash&gt;</c>): a put of the same bytes then rewrites the object
-    /// instead of deduplicating against the damaged file. Costs the dedup path one stat; no object is ever re-read there.
+    /// Moves a damaged object file out of <c>objects/</c> into <c>quarantine/&lt;file name&gt;.&lt;UTC time&gt;.&lt;random&gt;</c>
+    /// with one rename, so no read finds it and no put deduplicates against it: a put of the original bytes simply stores
+    /// them again. The moved file is checked once more; if it verifies (a writer replaced the damaged file with good
+    /// bytes between our read and the rename) it is put back. Returns the quarantine path, or null when nothing was moved
+    /// (a read-only store, or another reader moved it first).
     /// </summary>
-    public string CorruptDirectory => Path.Combine(Root, "corrupt");
+    internal string? Quarantine(string hash, string path, CasEncoding encoding)
+    {
+        var target = Path.Combine(QuarantineDirectory,
+            $"{Path.GetFileName(path)}.{DateTime.UtcNow.ToString("yyyyMMdd'T'HHmmssfff'Z'", System.Globalization.CultureInfo.InvariantCulture)}.{Guid.NewGuid().ToString("n")[..8]}");
+        try
+        {
+            Directory.CreateDirectory(QuarantineDirectory);
+            var moved = CasNative.RenameNoReplace(path, target);
+            if (moved == CasNative.RenameResult.DirectoryMissing) return null; // already moved (or removed) by someone else
+            if (moved != CasNative.RenameResult.Renamed) File.Move(path, target, overwrite: false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        try
+        {
+            CopyFile(target, encoding, hash, Stream.Null, CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is RequiemException or IOException or UnauthorizedAccessException)
+        {
+            return target; // still damaged (or unreadable): it stays in quarantine
+        }
+        // Good bytes: a concurrent repair published them under the name just before our rename. Put them back.
+        if (CasNative.RenameNoReplace(target, path) is CasNative.RenameResult.Exists) TryDelete(target);
+        else if (File.Exists(target) && !File.Exists(path))
+        {
+            try { File.Move(target, path, overwrite: false); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+        return null;
+    }
 
-    private string CorruptMarker(string hash) => Path.Combine(CorruptDirectory, hash);
+    /// <summary>The error for a damaged object found by a read: the file is quarantined and the message says where it went.</summary>
+    internal RequiemException QuarantineAndReport(string hash, string path, CasEncoding encoding, RequiemException corrupt)
+    {
+        var moved = Quarantine(hash, path, encoding);
+        if (moved is null) return corrupt;
+        return new RequiemException("CasObjectCorrupt", ErrorKind.InvalidData, corrupt.Message + $" The damaged file was moved to '{moved}'.", hash, corrupt.InnerException);
+    }
 
-    /// <summary>Records that an object failed verification (best effort: a read-only store just cannot remember it).</summary>
-    internal void RecordCorrupt(string hash)
+    /// <summary>Every file in <c>quarantine/</c> as (hash, encoding, path), newest last per hash; files not named by this store are skipped.</summary>
+    public IEnumerable<(string Hash, CasEncoding Encoding, string Path)> EnumerateQuarantined()
+    {
+        List<string> files;
+        try
+        {
+            if (!Directory.Exists(QuarantineDirectory)) yield break;
+            files = Directory.EnumerateFiles(QuarantineDirectory).Order(StringComparer.Ordinal).ToList();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            yield break;
+        }
+        foreach (var file in files)
+        {
+            var name = Path.GetFileName(file);
+            if (name.Length < 65 || name[64] != '.' || !Hex.IsDigest(name[..64]) || !IsLower(name[..64])) continue;
+            var encoding = name.AsSpan(64).StartsWith(CasLayout.ZstdSuffix + ".") ? CasEncoding.Zstd : CasEncoding.Identity;
+            yield return (name[..64], encoding, file);
+        }
+    }
+
+    /// <summary>The newest quarantined file of an object, or null (looked up only when reporting a missing or damaged object).</summary>
+    public string? FindQuarantined(string hash)
     {
         try
         {
-            Directory.CreateDirectory(CorruptDirectory);
-            using var _ = new FileStream(CorruptMarker(hash), FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+            if (!Directory.Exists(QuarantineDirectory)) return null;
+            return Directory.EnumerateFiles(QuarantineDirectory, hash + "*").Order(StringComparer.Ordinal).LastOrDefault();
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
-    }
-
-    internal bool IsKnownCorrupt(string hash) => File.Exists(CorruptMarker(hash));
-
-    internal void ClearCorrupt(string hash)
-    {
-        if (IsKnownCorrupt(hash)) TryDelete(CorruptMarker(hash));
-    }
-
-    /// <summary>
-    /// After good bytes were published for an object recorded as corrupt: removes the damaged file of the other encoding
-    /// (readers prefer identity, so it could keep shadowing the good one) and forgets the record.
-    /// </summary>
-    internal void Healed(string hash, CasEncoding published)
-    {
-        if (!IsKnownCorrupt(hash)) return;
-        var other = ObjectPath(hash, published == CasEncoding.Identity ? CasEncoding.Zstd : CasEncoding.Identity);
-        TryDelete(other);
-        ClearCorrupt(hash);
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     // ---------------------------------------------------------------- temp files, counters, errors
@@ -721,11 +767,14 @@ public sealed partial class CasStore
         new("FileReadError", ex is UnauthorizedAccessException ? ErrorKind.PermissionDenied : ErrorKind.ReadError,
             $"Cannot read '{path}': {ex.Message}", path, ex);
 
+    /// <summary>CasObjectNotFound; CasObjectCorrupt instead when the object is absent because it was found damaged (quarantine/).</summary>
     public RequiemException NotFound(string hash) =>
-        new("CasObjectNotFound", ErrorKind.ObjectNotFound, $"CAS object {hash} is not in the store at '{Root}'.", hash);
+        FindQuarantined(hash) is { } q
+            ? Corrupt(hash, $"it was found damaged earlier and moved to '{q}'")
+            : new("CasObjectNotFound", ErrorKind.ObjectNotFound, $"CAS object {hash} is not in the store at '{Root}'.", hash);
 
     public static RequiemException Corrupt(string hash, string why, Exception? inner = null) =>
         new("CasObjectCorrupt", ErrorKind.InvalidData,
-            $"CAS object {hash} is corrupt: {why}. To repair it, add the original bytes again (Add-RequiemCasObject): a put replaces an object found corrupt.",
+            $"CAS object {hash} is corrupt: {why}. To repair it, add the original bytes again (Add-RequiemCasObject): a damaged object is moved to quarantine/ when found, and a put then stores the bytes anew.",
             hash, inner);
 }

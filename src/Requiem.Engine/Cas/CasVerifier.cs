@@ -24,6 +24,8 @@ public sealed class CasCorruptObject
     public required string Path { get; init; }
     public required CasEncoding Encoding { get; init; }
     public required string Reason { get; init; }
+    /// <summary>Where the damaged file was moved (<c>quarantine/…</c>); null when it could not be moved (a read-only store).</summary>
+    public string? QuarantinePath { get; init; }
 }
 
 /// <summary>An object reached as a manifest (from a ref, or a parent's <c>manifests</c>) that carries the marker but breaks the format.</summary>
@@ -40,8 +42,7 @@ public sealed class CasMissingObject
 {
     public required string Hash { get; init; }
     /// <summary><c>ref:&lt;name&gt;</c> or <c>manifest:&lt;hash&gt;</c>.</summary>
-    public required string ReferencedBy { get; init; }
-}
+    public required string ReferencedBy { get; init; }}
 
 /// <summary>The result of <c>Test-RequiemCas</c>. A failed check is a report with <see cref="Valid"/> false, not an error.</summary>
 public sealed class CasVerifyReport
@@ -173,15 +174,16 @@ public sealed class CasVerifier
                 case VerifyOutcome.Ok:
                     checkedCount++;
                     bytes += size;
-                    _store.ClearCorrupt(hash);
                     break;
                 case VerifyOutcome.Vanished:
                     vanished++;
                     break;
                 default:
                     checkedCount++;
-                    corrupt.Add(new CasCorruptObject { Hash = hash, Path = path, Encoding = encoding, Reason = reason ?? "digest mismatch" });
-                    _store.RecordCorrupt(hash);
+                    corrupt.Add(new CasCorruptObject
+                    {
+                        Hash = hash, Path = path, Encoding = encoding, Reason = reason ?? "digest mismatch", QuarantinePath = _store.Quarantine(hash, path, encoding),
+                    });
                     Metrics.MetricsRegistry.Add(Metrics.Counter.CasCorruptDetected);
                     break;
             }
@@ -189,18 +191,32 @@ public sealed class CasVerifier
                 output.Progress(new ProgressInfo("Test-RequiemCas", $"{i + 1} of {selected.Count} objects, {bytes >> 20} MiB verified", i + 1, selected.Count));
         }
 
-        // References: every ref names a present object; manifests reached from refs name present objects.
+        // -All: objects found damaged earlier (by a read, or a previous check) and not stored again since are still corrupt.
+        // A sample reports what it checked, as before.
         var present = new HashSet<string>(files.Select(f => f.Hash), StringComparer.Ordinal);
+        var corruptHashes = new HashSet<string>(corrupt.Select(c => c.Hash), StringComparer.Ordinal);
+        foreach (var (hash, encoding, quarantined) in all ? _store.EnumerateQuarantined() : Enumerable.Empty<(string, CasEncoding, string)>())
+        {
+            if (present.Contains(hash) || corruptHashes.Contains(hash) || _store.Contains(hash)) continue;
+            corruptHashes.Add(hash);
+            corrupt.Add(new CasCorruptObject
+            {
+                Hash = hash, Path = _store.ObjectPath(hash, encoding), Encoding = encoding, QuarantinePath = quarantined,
+                Reason = "found damaged earlier and moved to quarantine; not stored again since",
+            });
+        }
+
+        // References: every ref names a present object; manifests reached from refs name present objects.
         var sampled = all ? null : new HashSet<string>(selected.Select(f => f.Hash), StringComparer.Ordinal);
         var invalid = new List<CasInvalidManifest>();
         var work = new Stack<(string Hash, string From)>();
         foreach (var (name, hash) in _store.EnumerateRefs())
         {
+            if (corruptHashes.Contains(hash)) continue;
             if (!present.Contains(hash) && !_store.Contains(hash)) missing.Add(new CasMissingObject { Hash = hash, ReferencedBy = "ref:" + name });
             else if (sampled is null || sampled.Contains(hash)) work.Push((hash, "ref:" + name));
         }
         var scanned = new HashSet<string>(StringComparer.Ordinal);
-        var corruptHashes = new HashSet<string>(corrupt.Select(c => c.Hash), StringComparer.Ordinal);
         while (work.Count > 0)
         {
             cancel.ThrowIfCancellationRequested();
@@ -213,9 +229,12 @@ public sealed class CasVerifier
             if (outcome == VerifyOutcome.Vanished) continue;
             if (outcome == VerifyOutcome.Corrupt)
             {
-                corrupt.Add(new CasCorruptObject { Hash = hash, Path = located.Path, Encoding = located.Encoding, Reason = reason ?? "digest mismatch" });
+                corrupt.Add(new CasCorruptObject
+                {
+                    Hash = hash, Path = located.Path, Encoding = located.Encoding, Reason = reason ?? "digest mismatch",
+                    QuarantinePath = _store.Quarantine(hash, located.Path, located.Encoding),
+                });
                 corruptHashes.Add(hash);
-                _store.RecordCorrupt(hash);
                 continue;
             }
             scanner.Complete();
@@ -228,6 +247,7 @@ public sealed class CasVerifier
             var nested = new HashSet<string>(scanner.Manifests, StringComparer.Ordinal);
             foreach (var r in scanner.References.Distinct(StringComparer.Ordinal))
             {
+                if (corruptHashes.Contains(r)) continue;
                 if (!present.Contains(r) && !_store.Contains(r)) missing.Add(new CasMissingObject { Hash = r, ReferencedBy = "manifest:" + hash });
                 else if (nested.Contains(r)) work.Push((r, "manifest:" + hash));
             }

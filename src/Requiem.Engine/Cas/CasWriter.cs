@@ -305,7 +305,6 @@ public sealed class CasWriter
     /// <summary>The result for an object that is already stored (freshened so that a concurrent GC keeps it), or null.</summary>
     private CasPutResult? TryExisting(string hash, long size)
     {
-        if (_store.IsKnownCorrupt(hash)) return null; // write the good bytes over the damaged object (see Publish)
         for (var attempt = 0; attempt < 2; attempt++)
         {
             var identity = _store.ObjectPath(hash, CasEncoding.Identity);
@@ -434,20 +433,18 @@ public sealed class CasWriter
                 if (linked == CasNative.RenameResult.Renamed)
                 {
                     if (durable) CasNative.FsyncDirectory(shard);
-                    _store.Healed(hash, encoding);
                     _store.Written(hash, size, stored);
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }
                 if (linked != CasNative.RenameResult.Exists) throw new DirectoryNotFoundException($"The shard directory '{shard}' cannot be created.");
                 var existing = new FileInfo(final);
-                if (existing.Exists && (_store.IsKnownCorrupt(hash) || (encoding == CasEncoding.Identity && existing.Length != size)))
+                if (existing.Exists && encoding == CasEncoding.Identity && existing.Length != size)
                 {
-                    // A damaged object (recorded as corrupt, or of the wrong length): give ours a temp name, then replace it atomically.
+                    // A damaged identity object of the wrong length: give ours a temp name, then replace it atomically.
                     var tmp = _store.NewTempPath();
                     CasNative.LinkAnonymous(handle, tmp);
                     File.Move(tmp, final, overwrite: true);
                     if (durable) CasNative.FsyncDirectory(shard);
-                    _store.Healed(hash, encoding);
                     _store.Written(hash, size, stored);
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }
@@ -482,7 +479,6 @@ public sealed class CasWriter
                 if (renamed == CasNative.RenameResult.Exists) throw new IOException("exists", 17);
                 if (renamed != CasNative.RenameResult.Renamed) File.Move(tmp, final, overwrite: false);
                 if (durable) CasNative.FsyncDirectory(shard);
-                _store.Healed(hash, encoding);
                 _store.Written(hash, size, stored);
                 return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
             }
@@ -493,12 +489,11 @@ public sealed class CasWriter
             catch (IOException) when (File.Exists(final))
             {
                 var existing = new FileInfo(final);
-                if (existing.Exists && (_store.IsKnownCorrupt(hash) || (encoding == CasEncoding.Identity && existing.Length != size)))
+                if (existing.Exists && encoding == CasEncoding.Identity && existing.Length != size)
                 {
-                    // A damaged object (recorded as corrupt, or of the wrong length): replace it atomically with the good bytes.
+                    // A damaged identity object of the wrong length: replace it atomically with the good bytes.
                     File.Move(tmp, final, overwrite: true);
                     if (durable) CasNative.FsyncDirectory(shard);
-                    _store.Healed(hash, encoding);
                     _store.Written(hash, size, stored);
                     return new CasPutResult { Hash = hash, Size = size, StoredSize = stored, Encoding = encoding, Existed = false };
                 }

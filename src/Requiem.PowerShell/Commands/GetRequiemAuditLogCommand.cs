@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using Requiem.Engine;
 using Requiem.Engine.Audit;
 using Requiem.PowerShell.Internal;
 
@@ -51,12 +52,20 @@ public sealed class GetRequiemAuditLogCommand : RequiemStoreCmdlet
         var entries = logs.SelectMany(log => log.ReadEntries((line, why) =>
             WriteWarning($"{log.LogPath} line {line} is not an audit entry ({why}); Test-RequiemAuditLog reports what is wrong.")));
         if (logs.Count > 1) entries = entries.ToList().OrderBy(e => e.Time).ThenBy(e => e.Tenant, StringComparer.Ordinal).ThenBy(e => e.Seq);
-        foreach (var e in entries)
+        try
         {
-            if (after is { } a && e.Time < a) continue;
-            if (before is { } b && e.Time >= b) continue;
-            if (patterns is not null && !patterns.Any(p => p.IsMatch(e.Action))) continue;
-            WriteObject(e);
+            foreach (var e in entries)
+            {
+                if (after is { } a && e.Time < a) continue;
+                if (before is { } b && e.Time >= b) continue;
+                if (patterns is not null && !patterns.Any(p => p.IsMatch(e.Action))) continue;
+                WriteObject(e);
+            }
+        }
+        catch (RequiemException ex)
+        {
+            // e.g. AuditFileNotRegular: something planted at the log's name is never read through.
+            ThrowTerminatingError(ToErrorRecord(ex));
         }
     }
 }

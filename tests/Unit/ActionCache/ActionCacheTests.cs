@@ -218,7 +218,7 @@ public sealed class ActionCacheTests : IDisposable
             new ActionCacheOutputFile { Path = "first.txt", Digest = good.Hash, Bytes = good.Size },
             new ActionCacheOutputFile { Path = "sub/second.txt", Digest = bad.Hash, Bytes = bad.Size },
         };
-        var ex = Assert.Throws<RequiemException>(() => ActionCacheRestore.Restore(_store, _ws, files, default));
+        var ex = Assert.Throws<RequiemException>(() => ActionCacheRestore.Restore(_store, _ws, new[] { "first.txt", "sub" }, files, default));
         Assert.Equal("CasObjectCorrupt", ex.ErrorId);
         Assert.False(File.Exists(Path.Combine(_ws, "first.txt")), "a file verified before the failure must not be renamed into place");
         Assert.False(File.Exists(Path.Combine(_ws, "sub", "second.txt")));
@@ -231,7 +231,7 @@ public sealed class ActionCacheTests : IDisposable
         var entry = NewEntry("#!/bin/sh\necho restored\n", executable: true);
         Directory.CreateDirectory(Path.Combine(_ws, "dir"));
         File.WriteAllText(Path.Combine(_ws, "dir", "out.txt"), "stale");
-        ActionCacheRestore.Restore(_store, _ws, entry.OutputFiles, default);
+        ActionCacheRestore.Restore(_store, _ws, new[] { "dir/out.txt" }, entry.OutputFiles, default);
         Assert.Equal("#!/bin/sh\necho restored\n", File.ReadAllText(Path.Combine(_ws, "dir", "out.txt")));
         if (!OperatingSystem.IsWindows())
             Assert.NotEqual(UnixFileMode.None, File.GetUnixFileMode(Path.Combine(_ws, "dir", "out.txt")) & UnixFileMode.UserExecute);
@@ -246,9 +246,53 @@ public sealed class ActionCacheTests : IDisposable
         Directory.CreateDirectory(outside);
         File.CreateSymbolicLink(Path.Combine(_ws, "dir"), outside);
         var entry = NewEntry();
-        var ex = Assert.Throws<RequiemException>(() => ActionCacheRestore.Restore(_store, _ws, entry.OutputFiles, default));
+        var ex = Assert.Throws<RequiemException>(() => ActionCacheRestore.Restore(_store, _ws, new[] { "dir" }, entry.OutputFiles, default));
         Assert.Equal("SymlinkEscapesWorkspace", ex.ErrorId);
         Assert.Empty(Directory.EnumerateFileSystemEntries(outside));
+    }
+
+    [Fact]
+    public void RestoreRefusesTheWholeEntryWhenItNamesAFileTheRequestDoesNotDeclare()
+    {
+        // An entry is found by a key over the request, not over its outputs: a forged entry in a shared store must not
+        // be able to plant a file (a git hook, a profile) the request never declared.
+        var good = _store.PutBytes("declared"u8);
+        var hook = _store.PutBytes("#!/bin/sh\necho pwned\n"u8);
+        var files = new[]
+        {
+            new ActionCacheOutputFile { Path = "out/a.txt", Digest = good.Hash, Bytes = good.Size },
+            new ActionCacheOutputFile { Path = ".git/hooks/pre-commit", Digest = hook.Hash, Bytes = hook.Size, Executable = true },
+        };
+        var ex = Assert.Throws<RequiemException>(() => ActionCacheRestore.Restore(_store, _ws, new[] { "out" }, files, default));
+        Assert.Equal("UndeclaredCacheOutput", ex.ErrorId);
+        Assert.Equal(".git/hooks/pre-commit", ex.Target);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_ws));
+
+        // A declared folder covers the files below it, by whole segments only ("out" does not cover "outside.txt").
+        files = new[] { new ActionCacheOutputFile { Path = "outside.txt", Digest = good.Hash, Bytes = good.Size } };
+        Assert.Equal("UndeclaredCacheOutput", Assert.Throws<RequiemException>(() => ActionCacheRestore.Restore(_store, _ws, new[] { "out" }, files, default)).ErrorId);
+        files = new[] { new ActionCacheOutputFile { Path = "out/deep/a.txt", Digest = good.Hash, Bytes = good.Size } };
+        ActionCacheRestore.Restore(_store, _ws, new[] { "./out/" }, files, default);
+        Assert.Equal("declared", File.ReadAllText(Path.Combine(_ws, "out", "deep", "a.txt")));
+    }
+
+    [Theory]
+    [InlineData("a\0b")]
+    [InlineData("dir/out.txt", "dir/out.txt")]
+    [InlineData("dir/out.txt", "dir/./out.txt")]
+    [InlineData("dir/out.txt", "dir/out.txt/below")]
+    public void AnEntryWithANulPathOrOverlappingOutputsIsRefused(params string[] paths)
+    {
+        var entry = NewEntry();
+        var doc = entry.ToJsonNode();
+        var file = doc["output_files"]![0]!.AsObject();
+        var list = new JsonArray(paths.Select(p => (JsonNode?)new JsonObject { ["path"] = p, ["digest"] = file["digest"]!.GetValue<string>(), ["bytes"] = file["bytes"]!.GetValue<long>() }).ToArray());
+        doc["output_files"] = list;
+        doc["result"]!["output_files"] = list.DeepClone();
+        doc["result"]!["result_digest"] = ExecResult.ComputeDigest(doc["result"]!.AsObject(), _hash);
+        var ex = Assert.Throws<RequiemException>(() => ActionCacheEntry.Parse(Encoding.UTF8.GetBytes(doc.ToJsonString()), entry.Key, _hash));
+        Assert.Equal("InvalidCacheEntry", ex.ErrorId);
+        Assert.Matches("not a relative path|named twice|lies below", ex.Message);
     }
 
     [Fact]

@@ -272,6 +272,54 @@ public sealed class CasStoreTests : IDisposable
         Assert.False(repaired.Existed);
         Assert.Equal(data, store.ReadAllBytes(put.Hash));
         Assert.True(store.PutBytes(data).Existed);
+        // The damaged bytes are kept as evidence outside objects/, and nothing else records the damage.
+        var quarantined = Assert.Single(Directory.GetFiles(store.QuarantineDirectory));
+        Assert.StartsWith(put.Hash + ".", Path.GetFileName(quarantined));
+        Assert.Equal(bytes, File.ReadAllBytes(quarantined));
+        Assert.False(Directory.Exists(Path.Combine(store.Root, "corrupt")));
+    }
+
+    [Fact]
+    public void VerificationMovesADamagedObjectToQuarantineAndReportsItUntilItIsStoredAgain()
+    {
+        var store = NewStore();
+        var put = store.PutBytes("named by a ref"u8);
+        store.SetRef("results/r", put.Hash);
+        var path = store.ObjectPath(put.Hash, CasEncoding.Identity);
+        File.WriteAllText(path, "NAMED BY A REF");
+
+        var first = store.Verify(new CasVerifyOptions { All = true, RereadDelay = TimeSpan.Zero });
+        var corrupt = Assert.Single(first.Corrupt);
+        Assert.Equal(put.Hash, corrupt.Hash);
+        Assert.NotNull(corrupt.QuarantinePath);
+        Assert.Equal("NAMED BY A REF", File.ReadAllText(corrupt.QuarantinePath!));
+        Assert.False(File.Exists(path), "a damaged object must not stay under objects/");
+        Assert.Empty(first.Missing); // reported once, as corrupt
+
+        // Still reported (once, as corrupt, not also as a missing ref target) until the bytes are stored again.
+        var second = store.Verify(new CasVerifyOptions { All = true, RereadDelay = TimeSpan.Zero });
+        Assert.False(second.Valid);
+        Assert.Equal(corrupt.QuarantinePath, Assert.Single(second.Corrupt).QuarantinePath);
+        Assert.Contains("quarantine", second.Corrupt[0].Reason);
+        Assert.Empty(second.Missing);
+        var read = Assert.Throws<RequiemException>(() => store.ReadAllBytes(put.Hash));
+        Assert.Equal("CasObjectCorrupt", read.ErrorId);
+        Assert.Contains(corrupt.QuarantinePath!, read.Message);
+
+        Assert.False(store.PutBytes("named by a ref"u8).Existed);
+        Assert.True(store.Verify(new CasVerifyOptions { All = true }).Valid);
+    }
+
+    [Fact]
+    public void QuarantinePutsBackAnObjectThatVerifiesAfterTheMove()
+    {
+        // A writer may replace a damaged object with good bytes between a reader's failed check and its rename.
+        var store = NewStore();
+        var put = store.PutBytes("good bytes"u8);
+        var path = store.ObjectPath(put.Hash, CasEncoding.Identity);
+        Assert.Null(store.Quarantine(put.Hash, path, CasEncoding.Identity));
+        Assert.Equal("good bytes", File.ReadAllText(path));
+        Assert.Empty(Directory.GetFiles(store.QuarantineDirectory));
     }
 
     [Fact]
