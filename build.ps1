@@ -90,6 +90,8 @@ function Invoke-Build {
     $publish = Join-Path $Out 'publish'
     $restoreArgs = @()
     if ($env:CI -eq 'true') { $restoreArgs = @('-p:RestoreLockedMode=true') }
+    # A fresh publish folder: a library the projects stopped using must not linger and be copied into the module.
+    if (Test-Path $publish) { Remove-Item -Recurse -Force $publish }
     Invoke-Native dotnet (@('publish', (Join-Path $Root 'src/Requiem.PowerShell/Requiem.PowerShell.csproj'),
         '-c', $Configuration, '-o', $publish, '--nologo', '-v', 'quiet', '-clp:ErrorsOnly') + $restoreArgs)
 
@@ -137,12 +139,15 @@ function Invoke-Build {
     $expected = @(
         'Requiem.psd1', 'LICENSE', 'CHANGELOG.md', 'Requiem.PowerShell.dll', 'Requiem.PowerShell.Loader.dll', 'Requiem.format.ps1xml', 'Requiem.types.ps1xml',
         'en-US/Requiem.PowerShell.dll-Help.xml',
-        'dependencies/Requiem.Engine.dll', 'dependencies/Blake3.dll', 'dependencies/ZstdSharp.dll',
+        'dependencies/Requiem.Engine.dll', 'dependencies/ZstdSharp.dll',
         'schemas/bench-spec.schema.json', 'schemas/bench-report.schema.json', 'bin/requiem', 'bin/requiem.cmd', 'bin/requiem-cli.ps1',
         '../Requiem.Pester/Requiem.Pester.psd1', '../Requiem.Pester/Requiem.Pester.psm1'
     )
     $missing = $expected | Where-Object { -not (Test-Path (Join-Path $ModuleOut $_)) }
     if ($missing) { throw "Build output is incomplete; missing: $($missing -join ', ')" }
+    if (Test-Path (Join-Path $deps 'Blake3.dll')) {
+        throw 'Blake3.dll leaked into dependencies/: the Blake3 package is the tests'' reference, the module hashes with its own BLAKE3.'
+    }
     if (Test-Path (Join-Path $deps 'System.Management.Automation.dll')) {
         throw 'System.Management.Automation.dll leaked into dependencies/: the PowerShell reference must be compile-only.'
     }

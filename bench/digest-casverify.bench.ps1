@@ -46,7 +46,11 @@ function Measure-Bash([string] $Command) {
 function Compare-Rounds([scriptblock] $Requiem, [scriptblock] $Other) {
     $null = & $Requiem; $null = & $Other   # warm-up: JIT, page cache
     $a = [Collections.Generic.List[object]]::new(); $b = [Collections.Generic.List[object]]::new()
-    for ($i = 0; $i -lt $Repeat; $i++) { $a.Add((& $Requiem)); $b.Add((& $Other)) }
+    $loads = [Collections.Generic.List[string]]::new()   # the 1-minute load average as each round starts
+    for ($i = 0; $i -lt $Repeat; $i++) {
+        $loads.Add($(if (Test-Path /proc/loadavg) { (Get-Content /proc/loadavg).Split(' ')[0] } else { '' }))
+        $a.Add((& $Requiem)); $b.Add((& $Other))
+    }
     $median = { param($v) $s = @($v | Sort-Object); $s[[int][Math]::Floor($s.Count / 2)] }
     $fig = [ordered]@{
         requiem_median_s = [math]::Round((& $median $a.Wall), 3)
@@ -57,6 +61,9 @@ function Compare-Rounds([scriptblock] $Requiem, [scriptblock] $Other) {
         b3sum_median_cpu_s = [math]::Round((& $median $b.Cpu), 3)
         requiem_rounds_s = @($a.Wall | ForEach-Object { [math]::Round($_, 3) })
         b3sum_rounds_s = @($b.Wall | ForEach-Object { [math]::Round($_, 3) })
+        requiem_rounds_cpu_s = @($a.Cpu | ForEach-Object { [math]::Round($_, 3) })
+        b3sum_rounds_cpu_s = @($b.Cpu | ForEach-Object { [math]::Round($_, 3) })
+        load_average_per_round = @($loads)
     }
     $fig.ratio_median = [math]::Round($fig.requiem_median_s / $fig.b3sum_median_s, 2)
     $fig.ratio_best = [math]::Round($fig.requiem_best_s / $fig.b3sum_best_s, 2)

@@ -101,7 +101,11 @@ try {
         $contenders.b3sum_one_thread = { Measure-External @((Get-Command b3sum).Source, '--no-names', '--num-threads', '1', $big) }
     }
     $runs = @{}; foreach ($k in $contenders.Keys) { $runs[$k] = [Collections.Generic.List[object]]::new() }
-    for ($round = 0; $round -lt $Repeat; $round++) { foreach ($k in $contenders.Keys) { $runs[$k].Add((& $contenders[$k])) } }
+    $roundLoads = [Collections.Generic.List[string]]::new()   # the 1-minute load average as each round starts
+    for ($round = 0; $round -lt $Repeat; $round++) {
+        $roundLoads.Add($(if (Test-Path /proc/loadavg) { (Get-Content /proc/loadavg).Split(' ')[0] } else { '' }))
+        foreach ($k in $contenders.Keys) { $runs[$k].Add((& $contenders[$k])) }
+    }
     $sha = Measure-InProcess { Get-FileHash -LiteralPath $big -Algorithm SHA256 }
     $median = { param($values) $v = @($values | Where-Object { $null -ne $_ } | Sort-Object); if ($v.Count) { $v[[int][Math]::Floor($v.Count / 2)] } else { $null } }
     $summary = [ordered]@{}
@@ -111,6 +115,8 @@ try {
             best_s = [math]::Round(($runs[$k].Wall | Measure-Object -Minimum).Minimum, 3)
             median_cpu_s = if ($null -ne (& $median $runs[$k].Cpu)) { [math]::Round((& $median $runs[$k].Cpu), 3) } else { $null }
             peak_rss_mib = if ($null -ne (& $median $runs[$k].RssMiB)) { & $median $runs[$k].RssMiB } else { $null }
+            rounds_s = @($runs[$k].Wall | ForEach-Object { [math]::Round($_, 3) })
+            rounds_cpu_s = @($runs[$k].Cpu | ForEach-Object { if ($null -ne $_) { [math]::Round($_, 3) } })
         }
     }
     $same = if ($hasB3sum) { (Get-RequiemDigest -LiteralPath $big).Hash -eq (b3sum --no-names $big).Trim() } else { $null }
@@ -123,6 +129,7 @@ try {
         rounds = $Repeat
         vector_width = if ([Runtime.Intrinsics.Vector512]::IsHardwareAccelerated) { '512-bit (16 lanes)' } elseif ([Runtime.Intrinsics.Vector256]::IsHardwareAccelerated) { '256-bit (8 lanes)' } else { '128-bit (4 lanes) or scalar' }   # the same runtime checks the engine makes
         load_average_at_start = if (Test-Path /proc/loadavg) { (Get-Content /proc/loadavg) } else { $null }
+        load_average_per_round = @($roundLoads)
         contenders = $summary
         requiem_mib_s = [math]::Round($mib / $req)
         get_filehash_sha256_s = [math]::Round($sha.Wall, 3)

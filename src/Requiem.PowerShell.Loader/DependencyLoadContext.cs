@@ -6,8 +6,8 @@ namespace Requiem.PowerShell.Loader;
 
 /// <summary>
 /// The documented "resolver" pattern for dependency isolation: Requiem.PowerShell.dll sits in the module root
-/// and loads into the default context; Requiem.Engine and its third-party libraries (Blake3, ZstdSharp) live in
-/// <c>dependencies/</c> and load into this private context, so another module's copy of Blake3 cannot clash with ours.
+/// and loads into the default context; Requiem.Engine and its third-party libraries (ZstdSharp, the Azure SDK) live in
+/// <c>dependencies/</c> and load into this private context, so another module's copy of one of them cannot clash with ours.
 /// </summary>
 internal sealed class DependencyLoadContext : AssemblyLoadContext
 {

@@ -61,9 +61,72 @@ Import-Module '$ModulePath'
         @($out | Where-Object { $_ -like 'corrupt=*' }) | Should -Be ([string[]]($all.Corrupt.Hash | ForEach-Object { "corrupt=$_" }))
     }
 
+    It 'gives the same report, errors in the same order, with -ThrottleLimit 1 and -ThrottleLimit <_>' -ForEach 2, 5 {
+        $one = Test-RequiemCas -All -Cas $Store -ThrottleLimit 1
+        $many = Test-RequiemCas -All -Cas $Store -ThrottleLimit $_
+        $one.Corrupt.Count | Should -Be 5
+        foreach ($p in 'Checked', 'BytesChecked', 'Vanished', 'Reread', 'Valid') { $many.$p | Should -Be $one.$p -Because $p }
+        ($many.Corrupt | ForEach-Object { "$($_.Hash) $($_.Reason)" }) | Should -Be ($one.Corrupt | ForEach-Object { "$($_.Hash) $($_.Reason)" })
+        $oneSample = Test-RequiemCas -Sample 242 -Cas $Store -ThrottleLimit 1
+        $manySample = Test-RequiemCas -Sample 242 -Cas $Store -ThrottleLimit $_
+        ($manySample.Corrupt.Hash | Sort-Object) | Should -Be ($oneSample.Corrupt.Hash | Sort-Object)
+    }
+
+    It 'refuses -ThrottleLimit 0' {
+        { Test-RequiemCas -All -Cas $Store -ThrottleLimit 0 -ErrorAction Stop } |
+            Should -Throw -ErrorId 'ParameterArgumentValidationError,Requiem.PowerShell.TestRequiemCasCommand'
+    }
+
     It 'checks a sample on every core and finds a spoiled object in it' {
         $r = Test-RequiemCas -Sample 242 -Cas $Store
         $r.Checked | Should -Be 242
         ($r.Corrupt.Hash | Sort-Object) | Should -Be ([string[]]($Spoiled | Sort-Object))
+    }
+}
+
+Describe 'A thread limit of 1 hashes on one core' {
+    BeforeAll {
+        # Two objects large enough that hashing dominates the CPU time measured (tens of milliseconds each).
+        $script:BigStore = Join-Path $Dir 'big-store'
+        $rng = [Random]::new(16)
+        $script:BigObjects = foreach ($i in 1, 2) {
+            $path = Join-Path $Dir "big$i.bin"
+            $bytes = [byte[]]::new(48MB + $i)
+            $rng.NextBytes($bytes)
+            [IO.File]::WriteAllBytes($path, $bytes)
+            Get-Item -LiteralPath $path | Add-RequiemCasObject -Cas $BigStore -Compress None
+            Remove-Item -LiteralPath $path
+        }
+        function script:Measure-Cpu([scriptblock] $Action) {
+            # CPU time of this process beside wall time: one thread working cannot use much more CPU than wall time.
+            $process = [Diagnostics.Process]::GetCurrentProcess()
+            $null = & $Action   # warm: page cache and optimised code
+            $process.Refresh()
+            $cpu0 = $process.TotalProcessorTime
+            $watch = [Diagnostics.Stopwatch]::StartNew()
+            $result = foreach ($round in 1..3) { & $Action }
+            $watch.Stop()
+            $process.Refresh()
+            [pscustomobject]@{ Cpu = ($process.TotalProcessorTime - $cpu0).TotalSeconds; Wall = $watch.Elapsed.TotalSeconds; Result = $result }
+        }
+    }
+    AfterAll { Remove-Item -Recurse -Force $BigStore -ErrorAction Ignore }
+
+    It 'Test-RequiemCas -ThrottleLimit 1 uses about one core and finds the same as every core' {
+        $m = Measure-Cpu { Test-RequiemCas -All -Cas $BigStore -ThrottleLimit 1 }
+        $m.Cpu | Should -BeLessOrEqual ($m.Wall * 1.25 + 0.1) -Because "CPU $($m.Cpu) s in $($m.Wall) s wall"
+        $all = Test-RequiemCas -All -Cas $BigStore
+        foreach ($r in $m.Result) {
+            $r.Valid | Should -BeTrue
+            $r.BytesChecked | Should -Be $all.BytesChecked
+        }
+    }
+
+    It 'Get-RequiemDigest -ThrottleLimit 1 uses about one core and gives the same digest as every core' {
+        $file = $BigObjects[0].ObjectPath
+        $m = Measure-Cpu { (Get-RequiemDigest -LiteralPath $file -ThrottleLimit 1).Hash }
+        $m.Cpu | Should -BeLessOrEqual ($m.Wall * 1.25 + 0.1) -Because "CPU $($m.Cpu) s in $($m.Wall) s wall"
+        $expected = (Get-RequiemDigest -LiteralPath $file).Hash
+        $m.Result | Should -Be @($expected, $expected, $expected)
     }
 }

@@ -31,7 +31,9 @@ Describe 'Module manifest and layout' {
     It 'keeps the engine and third-party DLLs in dependencies/' {
         $root = Split-Path $ModulePath
         Test-Path (Join-Path $root 'dependencies/Requiem.Engine.dll') | Should -BeTrue
-        Test-Path (Join-Path $root 'dependencies/Blake3.dll') | Should -BeTrue
+        Test-Path (Join-Path $root 'dependencies/ZstdSharp.dll') | Should -BeTrue
+        # The module hashes with its own BLAKE3; the Blake3 package is only the unit tests' reference.
+        Test-Path (Join-Path $root 'dependencies/Blake3.dll') | Should -BeFalse
         Test-Path (Join-Path $root 'Blake3.dll') | Should -BeFalse
     }
 }
@@ -85,11 +87,11 @@ Import-Module '$ModulePath'
             $out[0] | Should -Be 'impostor'
             $out[1] | Should -Be 'ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f'
             $out | Should -Contain 'Blake3 9.9.9.0@Default'
-            # The engine hashes with its own BLAKE3 (the Blake3 package is the reference its unit tests check against);
-            # it and its third-party dependencies live in the private context, never in Default.
+            # The engine hashes with its own BLAKE3 and loads no Blake3 assembly (the package is the reference its unit
+            # tests check against); it and its third-party dependencies live in the private context, never in Default.
             $out | Where-Object { $_ -like 'Requiem.Engine *' } | Should -Match '@Requiem\.Dependencies$'
-            $out | Where-Object { $_ -match '^(ZstdSharp|Blake3) ' -and $_ -ne 'Blake3 9.9.9.0@Default' } |
-                ForEach-Object { $_ | Should -Match '@Requiem\.Dependencies$' }
+            $out | Where-Object { $_ -match '^Blake3 ' } | Should -Be 'Blake3 9.9.9.0@Default'
+            $out | Where-Object { $_ -match '^ZstdSharp ' } | ForEach-Object { $_ | Should -Match '@Requiem\.Dependencies$' }
         }
         finally { Remove-Item -Recurse -Force $dir -ErrorAction Ignore }
     }

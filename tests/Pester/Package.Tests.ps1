@@ -89,6 +89,16 @@ Describe 'build.ps1 -Task Package' {
         Get-Content (Join-Path $Installed 'LICENSE') -Raw | Should -Match 'MIT License'
     }
 
+    It 'ships the engine and its libraries but not the Blake3 package (the tests'' reference only)' {
+        Add-Type -AssemblyName System.IO.Compression.FileSystem
+        $zip = [IO.Compression.ZipFile]::OpenRead($Nupkg)
+        try { $names = @($zip.Entries.FullName) }
+        finally { $zip.Dispose() }
+        $names | Should -Contain 'dependencies/Requiem.Engine.dll'
+        $names | Should -Contain 'dependencies/ZstdSharp.dll'
+        $names | Where-Object { $_ -match '(^|/)Blake3\.dll$' } | Should -BeNullOrEmpty
+    }
+
     It 'carries the requiem command: bin/requiem marked 0755 in the archive, and the installed copy runs' -Skip:(-not $IsLinux) {
         Add-Type -AssemblyName System.IO.Compression.FileSystem
         $zip = [IO.Compression.ZipFile]::OpenRead($Nupkg)

@@ -6,7 +6,21 @@ namespace Requiem.Engine.Cas;
 
 /// <summary>One object to re-hash: its file, the digest it must have, how it is stored, and its size when known.</summary>
 /// <param name="ExpectedSize">Uncompressed size in bytes, or -1 when not known (then only the digest is checked).</param>
-internal readonly record struct CasVerifyItem(string Path, string ExpectedHash, CasEncoding Encoding, long ExpectedSize = -1);
+/// <param name="ScanManifest">Also read the bytes as a manifest while they are hashed (objects a ref names), so the
+/// reference check does not read them again.</param>
+internal readonly record struct CasVerifyItem(string Path, string ExpectedHash, CasEncoding Encoding, long ExpectedSize = -1, bool ScanManifest = false);
+
+/// <summary>What a <see cref="CasManifestScanner"/> learned from an object, without its parse buffer.</summary>
+internal sealed record ScannedManifest(CasManifestStatus Status, string? Problem, IReadOnlyList<string> References, IReadOnlyList<string> Manifests)
+{
+    public static ScannedManifest From(CasManifestScanner scanner)
+    {
+        scanner.Complete();
+        return new(scanner.Status, scanner.Problem, scanner.References, scanner.Manifests);
+    }
+
+    public static readonly ScannedManifest Data = new(CasManifestStatus.NotManifest, null, Array.Empty<string>(), Array.Empty<string>());
+}
 
 internal enum CasVerifyStatus
 {
@@ -19,13 +33,17 @@ internal enum CasVerifyStatus
 }
 
 /// <summary>The verdict on one <see cref="CasVerifyItem"/>; <see cref="Size"/> is the uncompressed bytes hashed.</summary>
-internal readonly record struct CasVerifyItemResult(CasVerifyStatus Status, long Size, string? Reason);
+/// <param name="Manifest">For an item with <see cref="CasVerifyItem.ScanManifest"/> that is <see cref="CasVerifyStatus.Ok"/>: what its bytes are.</param>
+/// <param name="Reread">The first read failed and a second one, after the reread delay, gave this verdict.</param>
+internal readonly record struct CasVerifyItemResult(CasVerifyStatus Status, long Size, string? Reason, ScannedManifest? Manifest = null, bool Reread = false);
 
 /// <summary>
-/// Re-hashes many CAS objects on every core the hash primitive may use, results in input order. Memory is bounded: at
+/// Re-hashes many CAS objects on at most <c>maxThreads</c> threads in all, results in input order. Memory is bounded: at
 /// most <see cref="Window"/> objects are ahead of the consumer (results wait in a ring, never a list of all), each
 /// worker reads through one pooled buffer, and zstd objects are decoded by the worker that checks them, so several
-/// decode at once. A large identity object is hashed subtree-parallel by the primitive itself.
+/// decode at once. The threads are shared out: with several objects every worker hashes its object on its own thread;
+/// a single object is hashed subtree-parallel on all of them. An object that fails is re-read by its worker after the
+/// reread delay, so damaged objects do not hold up the others.
 /// </summary>
 internal sealed class CasParallelVerifier
 {
@@ -34,14 +52,17 @@ internal sealed class CasParallelVerifier
 
     private readonly HashPrimitive _hash;
     private readonly int _threads;
+    private readonly TimeSpan? _rereadDelay;
 
-    /// <param name="hash">The store's primitive (its <see cref="HashPrimitive.MaxThreads"/> caps large objects too).</param>
-    /// <param name="maxThreads">Objects checked at once, at least 1.</param>
-    public CasParallelVerifier(HashPrimitive hash, int maxThreads)
+    /// <param name="hash">The store's primitive.</param>
+    /// <param name="maxThreads">Threads hashing at once, workers and subtree helpers together; at least 1.</param>
+    /// <param name="rereadDelay">When set, an object that fails is read a second time after this pause before its verdict.</param>
+    public CasParallelVerifier(HashPrimitive hash, int maxThreads, TimeSpan? rereadDelay = null)
     {
         if (maxThreads < 1) throw new ArgumentOutOfRangeException(nameof(maxThreads), maxThreads, "At least one thread is needed.");
         _hash = hash;
         _threads = maxThreads;
+        _rereadDelay = rereadDelay;
     }
 
     /// <summary>Objects verified ahead of the one the consumer waits for, at most.</summary>
@@ -55,18 +76,24 @@ internal sealed class CasParallelVerifier
     public IEnumerable<(int Index, CasVerifyItemResult Result)> Verify(IReadOnlyList<CasVerifyItem> items, CancellationToken cancel = default)
     {
         var count = items.Count;
-        var threads = Math.Min(_threads, count);
+        var threads = Math.Max(1, Math.Min(_threads, count));
+        // Each worker's share of the cap for a large object's subtrees: the total never exceeds it.
+        var hash = _hash.WithMaxThreads(Math.Max(1, _threads / threads));
         if (threads <= 1)
         {
             for (var i = 0; i < count; i++)
             {
                 cancel.ThrowIfCancellationRequested();
-                yield return (i, VerifyOne(_hash, items[i], cancel));
+                var probe = HashConcurrencyProbe.Enter();
+                CasVerifyItemResult result;
+                try { result = VerifyWithReread(hash, items[i], cancel); }
+                finally { HashConcurrencyProbe.Exit(probe); }
+                yield return (i, result);
             }
             yield break;
         }
 
-        var run = new Run(this, items, cancel);
+        var run = new Run(this, hash, items, cancel);
         var workers = new Task[threads];
         for (var t = 0; t < threads; t++) workers[t] = Task.Factory.StartNew(run.Work, CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Default);
         try
@@ -86,6 +113,7 @@ internal sealed class CasParallelVerifier
     {
         private readonly object _gate = new();
         private readonly CasParallelVerifier _owner;
+        private readonly HashPrimitive _hash;
         private readonly IReadOnlyList<CasVerifyItem> _items;
         private readonly CancellationToken _cancel;
         private readonly CasVerifyItemResult[] _results;
@@ -95,9 +123,10 @@ internal sealed class CasParallelVerifier
         private bool _stopped;
         private Exception? _failure;
 
-        public Run(CasParallelVerifier owner, IReadOnlyList<CasVerifyItem> items, CancellationToken cancel)
+        public Run(CasParallelVerifier owner, HashPrimitive hash, IReadOnlyList<CasVerifyItem> items, CancellationToken cancel)
         {
             _owner = owner;
+            _hash = hash;
             _items = items;
             _cancel = cancel;
             _results = new CasVerifyItemResult[owner.Window];
@@ -117,9 +146,10 @@ internal sealed class CasParallelVerifier
                     i = _next++;
                 }
                 CasVerifyItemResult result;
+                var probe = HashConcurrencyProbe.Enter();
                 try
                 {
-                    result = VerifyOne(_owner._hash, _items[i], _cancel);
+                    result = _owner.VerifyWithReread(_hash, _items[i], _cancel);
                 }
                 catch (OperationCanceledException) when (_cancel.IsCancellationRequested)
                 {
@@ -135,6 +165,10 @@ internal sealed class CasParallelVerifier
                         Monitor.PulseAll(_gate);
                     }
                     return;
+                }
+                finally
+                {
+                    HashConcurrencyProbe.Exit(probe);
                 }
                 lock (_gate)
                 {
@@ -174,6 +208,15 @@ internal sealed class CasParallelVerifier
         }
     }
 
+    /// <summary>One object, read a second time after the reread delay (when there is one) if the first read fails.</summary>
+    private CasVerifyItemResult VerifyWithReread(HashPrimitive hash, CasVerifyItem item, CancellationToken cancel)
+    {
+        var first = VerifyOne(hash, item, cancel);
+        if (first.Status != CasVerifyStatus.Corrupt || _rereadDelay is not { } delay) return first;
+        if (delay > TimeSpan.Zero && cancel.WaitHandle.WaitOne(delay)) cancel.ThrowIfCancellationRequested();
+        return VerifyOne(hash, item, cancel) with { Reread = true };
+    }
+
     /// <summary>
     /// Verifies one object on the calling thread: identity objects are hashed from the file (small ones with one read,
     /// large ones subtree-parallel), zstd objects are decoded and hashed as they stream. Read and decode failures are
@@ -184,9 +227,13 @@ internal sealed class CasParallelVerifier
     {
         string actual;
         long size;
+        ScannedManifest? manifest = null;
         try
         {
-            (actual, size) = item.Encoding == CasEncoding.Zstd ? HashZstd(hash, item, cancel) : HashIdentity(hash, item, cancel);
+            var scanner = item.ScanManifest ? new CasManifestScanner() : null;
+            (actual, size) = item.Encoding == CasEncoding.Zstd ? HashZstd(hash, item, scanner, cancel) : HashIdentity(hash, item, ref scanner, cancel);
+            if (scanner is not null) manifest = ScannedManifest.From(scanner);
+            else if (item.ScanManifest) manifest = ScannedManifest.Data;
         }
         catch (FileNotFoundException)
         {
@@ -212,59 +259,85 @@ internal sealed class CasParallelVerifier
             return new(CasVerifyStatus.Corrupt, size, CasStore.Corrupt(item.ExpectedHash, $"content hashes to {actual}").Message);
         if (item.ExpectedSize >= 0 && size != item.ExpectedSize)
             return new(CasVerifyStatus.Corrupt, size, CasStore.Corrupt(item.ExpectedHash, $"{size} bytes where {item.ExpectedSize} were expected").Message);
-        return new(CasVerifyStatus.Ok, size, null);
+        return new(CasVerifyStatus.Ok, size, null, manifest);
     }
 
     private static CasVerifyItemResult Unreadable(CasVerifyItem item, string reason) =>
         File.Exists(item.Path) ? new(CasVerifyStatus.Corrupt, 0, reason) : new(CasVerifyStatus.Vanished, 0, null);
 
-    private static (string Hash, long Size) HashIdentity(HashPrimitive hash, CasVerifyItem item, CancellationToken cancel)
+    /// <summary>
+    /// An identity object: small ones with one read (scanned from the same buffer), large ones subtree-parallel — or, when
+    /// a scan is asked for and the object starts like a manifest ('{'), streamed through the scanner. A large object
+    /// that is not JSON is not scanned (<paramref name="scanner"/> becomes null: it is data).
+    /// </summary>
+    private static (string Hash, long Size) HashIdentity(HashPrimitive hash, CasVerifyItem item, ref CasManifestScanner? scanner, CancellationToken cancel)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(SmallObjectBuffer);
         try
         {
             if (SmallFileReader.TryRead(item.Path, buffer.AsSpan(0, SmallObjectBuffer), out var n))
+            {
+                scanner?.Write(buffer.AsSpan(0, n));
                 return (hash.HashBytes(buffer.AsSpan(0, n), HashDomain.Cas), n);
+            }
+            using var handle = HashPrimitive.OpenForRead(item.Path);
+            if (scanner is not null)
+            {
+                Span<byte> first = stackalloc byte[1];
+                if (RandomAccess.Read(handle, first, 0) == 1 && first[0] == (byte)'{')
+                {
+                    using var file = new FileStream(handle, FileAccess.Read, 1);
+                    return HashStream(hash, item, file, buffer.AsSpan(0, SmallObjectBuffer), scanner, cancel);
+                }
+                scanner = null;
+            }
+            return hash.HashOpenFile(handle, item.Path, HashDomain.Cas, cancel);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
-        using var handle = HashPrimitive.OpenForRead(item.Path);
-        return hash.HashOpenFile(handle, item.Path, HashDomain.Cas, cancel);
     }
 
-    private static (string Hash, long Size) HashZstd(HashPrimitive hash, CasVerifyItem item, CancellationToken cancel)
+    private static (string Hash, long Size) HashZstd(HashPrimitive hash, CasVerifyItem item, CasManifestScanner? scanner, CancellationToken cancel)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(DecodeBuffer);
         try
         {
             using var file = new FileStream(item.Path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
             using var decoder = new DecompressionStream(file, leaveOpen: true);
-            using var hasher = hash.CreateHasher(HashDomain.Cas);
-            long total = 0;
-            while (true)
-            {
-                cancel.ThrowIfCancellationRequested();
-                int n;
-                try
-                {
-                    n = decoder.ReadAtLeast(buffer.AsSpan(0, DecodeBuffer), DecodeBuffer, throwOnEndOfStream: false);
-                }
-                catch (Exception ex) when (ex is ZstdException or InvalidDataException or EndOfStreamException or InvalidOperationException)
-                {
-                    throw CasStore.Corrupt(item.ExpectedHash, "zstd frame does not decode: " + ex.Message, ex);
-                }
-                if (n <= 0) break;
-                if (n >= HashPrimitive.ParallelThreshold) hasher.UpdateParallel(buffer.AsSpan(0, n)); else hasher.Update(buffer.AsSpan(0, n));
-                total += n;
-                if (n < DecodeBuffer) break;
-            }
-            return (hasher.FinalizeHex(), total);
+            return HashStream(hash, item, decoder, buffer.AsSpan(0, DecodeBuffer), scanner, cancel);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>Hashes (and scans, when asked) a stream to its end in reads that fill <paramref name="buffer"/>.</summary>
+    private static (string Hash, long Size) HashStream(HashPrimitive hash, CasVerifyItem item, Stream source, Span<byte> buffer,
+        CasManifestScanner? scanner, CancellationToken cancel)
+    {
+        using var hasher = hash.CreateHasher(HashDomain.Cas);
+        long total = 0;
+        while (true)
+        {
+            cancel.ThrowIfCancellationRequested();
+            int n;
+            try
+            {
+                n = source.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
+            }
+            catch (Exception ex) when (ex is ZstdException or InvalidDataException or EndOfStreamException or InvalidOperationException)
+            {
+                throw CasStore.Corrupt(item.ExpectedHash, "zstd frame does not decode: " + ex.Message, ex);
+            }
+            if (n <= 0) break;
+            if (n >= HashPrimitive.ParallelThreshold) hasher.UpdateParallel(buffer[..n]); else hasher.Update(buffer[..n]);
+            scanner?.Write(buffer[..n]);
+            total += n;
+            if (n < buffer.Length) break;
+        }
+        return (hasher.FinalizeHex(), total);
     }
 }

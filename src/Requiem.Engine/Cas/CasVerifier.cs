@@ -13,6 +13,8 @@ public sealed class CasVerifyOptions
     public int Sample { get; init; }
     /// <summary>Pause before re-reading an object that failed once (default 100 ms).</summary>
     public TimeSpan RereadDelay { get; init; } = TimeSpan.FromMilliseconds(100);
+    /// <summary>Threads hashing at once (0: the store's hash primitive's, i.e. every core or hash.max_threads).</summary>
+    public int MaxThreads { get; init; }
     public IEngineOutput? Output { get; init; }
     public CancellationToken Cancel { get; init; }
 }
@@ -144,30 +146,35 @@ public sealed class CasVerifier
             if (n > 0) cursor = Path.GetFileName(selected[^1].Path);
         }
 
+        // The refs, read once: their targets are scanned as manifests while they are verified (one read each).
+        var refs = _store.EnumerateRefs().ToList();
+        var refTargets = new HashSet<string>(refs.Select(r => r.Hash), StringComparer.Ordinal);
+        var scannedManifests = new Dictionary<string, ScannedManifest>(StringComparer.Ordinal);
+
         var corrupt = new List<CasCorruptObject>();
         var missing = new List<CasMissingObject>();
         int checkedCount = 0, reread = 0, vanished = 0;
         long bytes = 0;
         var throttle = new ProgressThrottle(TimeSpan.FromMilliseconds(250), checkEvery: 16);
 
-        // Parallel verification (CasParallelVerifier, issue 15): every object's first read runs on all cores, results in order.
-        var items = selected.Select(f => new CasVerifyItem(f.Path, f.Hash, f.Encoding)).ToList();
-        using var firstReads = new CasParallelVerifier(_store.HashPrimitive, _store.HashPrimitive.MaxThreads).Verify(items, cancel).GetEnumerator();
+        // Parallel verification (CasParallelVerifier, issue 15): objects are read on at most MaxThreads threads (a failed
+        // one re-read by its worker after the delay), verdicts in hash order whatever the thread count.
+        var threads = options.MaxThreads > 0 ? options.MaxThreads : _store.HashPrimitive.MaxThreads;
+        var items = selected.Select(f => new CasVerifyItem(f.Path, f.Hash, f.Encoding, ScanManifest: refTargets.Contains(f.Hash))).ToList();
+        using var verdicts = new CasParallelVerifier(_store.HashPrimitive, threads, options.RereadDelay).Verify(items, cancel).GetEnumerator();
         for (var i = 0; i < selected.Count; i++)
         {
             cancel.ThrowIfCancellationRequested();
             var (path, hash, encoding) = selected[i];
-            firstReads.MoveNext();
-            var (_, first) = firstReads.Current;
-            var outcome = first.Status switch { CasVerifyStatus.Ok => VerifyOutcome.Ok, CasVerifyStatus.Vanished => VerifyOutcome.Vanished, _ => VerifyOutcome.Corrupt };
-            var (size, reason) = (first.Size, first.Reason);
-            if (outcome == VerifyOutcome.Ok) _store.CountVerified(size);
-            // End of the parallel verification call site.
-            if (outcome == VerifyOutcome.Corrupt)
+            verdicts.MoveNext();
+            var (_, verdict) = verdicts.Current;
+            var outcome = verdict.Status switch { CasVerifyStatus.Ok => VerifyOutcome.Ok, CasVerifyStatus.Vanished => VerifyOutcome.Vanished, _ => VerifyOutcome.Corrupt };
+            var (size, reason) = (verdict.Size, verdict.Reason);
+            if (outcome == VerifyOutcome.Ok)
             {
-                Thread.Sleep(options.RereadDelay);
-                outcome = TryVerifyFile(path, hash, encoding, Stream.Null, cancel, out size, out reason);
-                if (outcome == VerifyOutcome.Ok) reread++;
+                _store.CountVerified(size);
+                if (verdict.Reread) reread++;
+                if (verdict.Manifest is { } manifest) scannedManifests[hash] = manifest;
             }
             switch (outcome)
             {
@@ -210,7 +217,7 @@ public sealed class CasVerifier
         var sampled = all ? null : new HashSet<string>(selected.Select(f => f.Hash), StringComparer.Ordinal);
         var invalid = new List<CasInvalidManifest>();
         var work = new Stack<(string Hash, string From)>();
-        foreach (var (name, hash) in _store.EnumerateRefs())
+        foreach (var (name, hash) in refs)
         {
             if (corruptHashes.Contains(hash)) continue;
             if (!present.Contains(hash) && !_store.Contains(hash)) missing.Add(new CasMissingObject { Hash = hash, ReferencedBy = "ref:" + name });
@@ -222,30 +229,34 @@ public sealed class CasVerifier
             cancel.ThrowIfCancellationRequested();
             var (hash, from) = work.Pop();
             if (!scanned.Add(hash) || corruptHashes.Contains(hash)) continue;
-            if (_store.Locate(hash) is not { } located) continue;
-            if (CasGarbageCollector.ReadFirstByte(located.Path, located.Encoding) != (byte)'{') continue; // data: a ref may name any object
-            var scanner = new CasManifestScanner();
-            var outcome = TryVerifyFile(located.Path, hash, located.Encoding, scanner, cancel, out _, out var reason);
-            if (outcome == VerifyOutcome.Vanished) continue;
-            if (outcome == VerifyOutcome.Corrupt)
+            if (!scannedManifests.Remove(hash, out var manifest))
             {
-                corrupt.Add(new CasCorruptObject
+                // Reached only through another manifest (or not checked above): read and hashed here.
+                if (_store.Locate(hash) is not { } located) continue;
+                if (CasGarbageCollector.ReadFirstByte(located.Path, located.Encoding) != (byte)'{') continue; // data: a ref may name any object
+                var scanner = new CasManifestScanner();
+                var outcome = TryVerifyFile(located.Path, hash, located.Encoding, scanner, cancel, out _, out var reason);
+                if (outcome == VerifyOutcome.Vanished) continue;
+                if (outcome == VerifyOutcome.Corrupt)
                 {
-                    Hash = hash, Path = located.Path, Encoding = located.Encoding, Reason = reason ?? "digest mismatch",
-                    QuarantinePath = _store.Quarantine(hash, located.Path, located.Encoding),
-                });
-                corruptHashes.Add(hash);
-                continue;
+                    corrupt.Add(new CasCorruptObject
+                    {
+                        Hash = hash, Path = located.Path, Encoding = located.Encoding, Reason = reason ?? "digest mismatch",
+                        QuarantinePath = _store.Quarantine(hash, located.Path, located.Encoding),
+                    });
+                    corruptHashes.Add(hash);
+                    continue;
+                }
+                manifest = ScannedManifest.From(scanner);
             }
-            scanner.Complete();
-            if (scanner.Status == CasManifestStatus.Invalid)
+            if (manifest.Status == CasManifestStatus.Invalid)
             {
-                invalid.Add(new CasInvalidManifest { Hash = hash, ReferencedBy = from, Reason = scanner.Problem ?? "invalid" });
+                invalid.Add(new CasInvalidManifest { Hash = hash, ReferencedBy = from, Reason = manifest.Problem ?? "invalid" });
                 continue;
             }
-            if (scanner.Status != CasManifestStatus.Manifest) continue;
-            var nested = new HashSet<string>(scanner.Manifests, StringComparer.Ordinal);
-            foreach (var r in scanner.References.Distinct(StringComparer.Ordinal))
+            if (manifest.Status != CasManifestStatus.Manifest) continue;
+            var nested = new HashSet<string>(manifest.Manifests, StringComparer.Ordinal);
+            foreach (var r in manifest.References.Distinct(StringComparer.Ordinal))
             {
                 if (corruptHashes.Contains(r)) continue;
                 if (!present.Contains(r) && !_store.Contains(r)) missing.Add(new CasMissingObject { Hash = r, ReferencedBy = "manifest:" + hash });

@@ -178,8 +178,11 @@ internal sealed class Blake3Compact
         if (wholeChunks <= 0) return;
         var run = new SubtreeRun(this, wholeChunks, pieceMax, hashPiece, cancel);
         var helpers = (int)Math.Min(maxThreads - 1, (wholeChunks - 1) / pieceMax);
+        HashConcurrencyProbe.CountHelpers(helpers);
         for (var i = 0; i < helpers; i++) _ = Task.Run(run.Help);
-        run.Work(progress);
+        var probe = HashConcurrencyProbe.Enter();
+        try { run.Work(progress); }
+        finally { HashConcurrencyProbe.Exit(probe); }
         run.Complete();
     }
 
@@ -278,9 +281,11 @@ internal sealed class Blake3Compact
                 if (_closed) return;
                 _helping++;
             }
+            var probe = HashConcurrencyProbe.Enter();
             try { Work(null); }
             finally
             {
+                HashConcurrencyProbe.Exit(probe);
                 lock (_gate)
                 {
                     _helping--;

@@ -16,38 +16,6 @@ public abstract class RequiemHasher : IDisposable
     public abstract void Dispose();
 }
 
-/// <summary>BLAKE3 through the Blake3 package: the reference the module's own implementation is checked against.</summary>
-internal sealed class Blake3RequiemHasher : RequiemHasher
-{
-    private Blake3.Hasher _hasher;
-    private bool _disposed;
-
-    public Blake3RequiemHasher(HashDomain domain)
-    {
-        _hasher = Blake3.Hasher.New();
-        var prefix = HashDomains.Prefix(domain);
-        if (!prefix.IsEmpty) _hasher.Update(prefix);
-    }
-
-    public override void Update(ReadOnlySpan<byte> data) => _hasher.Update(data);
-
-    public override void UpdateParallel(ReadOnlySpan<byte> data) => _hasher.UpdateWithJoin(data);
-
-    public override string FinalizeHex()
-    {
-        Span<byte> digest = stackalloc byte[32];
-        _hasher.Finalize(digest);
-        return Hex.ToLower(digest);
-    }
-
-    public override void Dispose()
-    {
-        if (_disposed) return;
-        _disposed = true;
-        _hasher.Dispose();
-    }
-}
-
 /// <summary>
 /// BLAKE3 through the module's own <see cref="Blake3Compact"/>: the state is reused per thread, and
 /// <see cref="UpdateParallel"/> hashes whole subtrees on up to <c>maxThreads</c> cores.

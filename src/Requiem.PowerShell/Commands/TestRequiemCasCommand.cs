@@ -38,6 +38,11 @@ public sealed class TestRequiemCasCommand : RequiemStoreCmdlet
     [Parameter]
     public SwitchParameter Remote { get; set; }
 
+    /// <summary>At most this many threads re-hash objects at once (default: every core, or hash.max_threads from the config).</summary>
+    [Parameter]
+    [ValidateRange(1, 4096)]
+    public int ThrottleLimit { get; set; }
+
     protected override void EndProcessingCore()
     {
         var store = OpenStore(Cas, create: Remote.IsPresent);
@@ -50,6 +55,7 @@ public sealed class TestRequiemCasCommand : RequiemStoreCmdlet
                 Sample = ParameterSetName == SampleSet ? Sample : 0,
                 Output = output,
                 Cancel = CancellationToken,
+                MaxThreads = ThrottleLimit,
             }));
         CompleteProgress(ProgressId, "Test-RequiemCas");
         foreach (var c in report.Corrupt) WriteVerbose($"corrupt: {c.Hash} ({c.Reason})");

@@ -130,6 +130,80 @@ public sealed class CasParallelVerifierTests : IDisposable
         Assert.Equal(new[] { 0, 1, 2 }, first.Select(r => r.Index));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void NeverMoreThreadsHashAtOnceThanTheCap(int cap)
+    {
+        // Several objects past the parallel threshold among small ones: the workers and any subtree helpers together.
+        var items = MixedStore();
+        using (var probe = HashConcurrencyProbe.Install())
+        {
+            var results = new CasParallelVerifier(Blake3, cap).Verify(items).ToList();
+            Assert.Equal(items.Count, results.Count);
+            Assert.InRange(probe.Peak, 1, cap);
+            // With more objects than threads every worker hashes its object alone: no subtree helpers on top.
+            Assert.Equal(0, probe.HelpersStarted);
+        }
+    }
+
+    [Fact]
+    public void ASingleLargeObjectGetsEveryThreadOfTheCap()
+    {
+        var large = Write("large", Content((8 << 20) + 5, 9), CasEncoding.Identity);
+        foreach (var cap in new[] { 1, 3 })
+        {
+            using var probe = HashConcurrencyProbe.Install();
+            var result = Assert.Single(new CasParallelVerifier(Blake3, cap).Verify(new[] { large }).ToList()).Result;
+            Assert.Equal(CasVerifyStatus.Ok, result.Status);
+            Assert.Equal(cap - 1, probe.HelpersStarted);
+            Assert.InRange(probe.Peak, 1, cap);
+        }
+    }
+
+    [Fact]
+    public void DamagedObjectsAreRereadByTheirWorkersAndReportedInInputOrder()
+    {
+        var items = MixedStore();
+        var expected = items.Select(item => CasParallelVerifier.VerifyOne(Blake3, item)).ToList();
+        foreach (var threads in new[] { 1, 3 })
+        {
+            var results = new CasParallelVerifier(Blake3, threads, TimeSpan.FromMilliseconds(1)).Verify(items).ToList();
+            Assert.Equal(Enumerable.Range(0, items.Count), results.Select(r => r.Index));
+            for (var i = 0; i < items.Count; i++)
+            {
+                var r = results[i].Result;
+                Assert.Equal(expected[i].Status == CasVerifyStatus.Corrupt, r.Reread);
+                Assert.True(expected[i] == (r with { Reread = false }), $"{threads} threads, item {i}: {r} != {expected[i]}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(CasEncoding.Identity, 100)]
+    [InlineData(CasEncoding.Zstd, 100)]
+    [InlineData(CasEncoding.Identity, (2 << 20) + 1)]
+    public void ManifestsAreScannedFromTheBytesThatAreHashed(CasEncoding encoding, int padding)
+    {
+        var refs = Enumerable.Range(0, 3).Select(i => Blake3.HashBytes(new[] { (byte)i }, HashDomain.Cas)).ToArray();
+        var manifest = new CasManifest { Kind = new string('k', padding), References = refs, Manifests = refs[..1] }.ToJsonBytes();
+        var data = Content((2 << 20) + 7, 12);
+        var items = new[]
+        {
+            Write("m", manifest, encoding) with { ScanManifest = true },
+            Write("d", data, encoding) with { ScanManifest = true },
+            Write("n", manifest, encoding),
+        };
+        var results = new CasParallelVerifier(Blake3, 2).Verify(items).Select(r => r.Result).ToList();
+        Assert.All(results, r => Assert.Equal(CasVerifyStatus.Ok, r.Status));
+        Assert.Equal(CasManifestStatus.Manifest, results[0].Manifest!.Status);
+        Assert.Equal(refs, results[0].Manifest!.References);
+        Assert.Equal(refs[..1], results[0].Manifest!.Manifests);
+        Assert.Equal(CasManifestStatus.NotManifest, results[1].Manifest!.Status);
+        Assert.Null(results[2].Manifest);
+    }
+
     [Fact]
     public void ThreadCountBelowOneIsRefused() =>
         Assert.Throws<ArgumentOutOfRangeException>(() => new CasParallelVerifier(Blake3, 0));

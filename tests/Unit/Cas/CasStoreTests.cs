@@ -162,6 +162,35 @@ public sealed class CasStoreTests : IDisposable
         Assert.Equal(all, seen);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void VerificationReadsAManifestARefNamesOnce(bool all)
+    {
+        var store = NewStore();
+        var a = store.PutBytes("a"u8).Hash;
+        var b = store.PutBytes(Encoding.UTF8.GetBytes(new string('b', 5000)), CasEncoding.Zstd).Hash;
+        var gone = store.PutBytes("gone"u8).Hash;
+        store.SetRef("r/one", store.PutManifest(new CasManifest { Kind = "one", References = new[] { a, b } }).Hash);
+        var three = store.PutManifest(new CasManifest { Kind = "three", References = new[] { gone } }).Hash;
+        store.SetRef("r/three", three);
+        var bad = store.PutBytes("{\"requiem_manifest\":\"2\"}"u8).Hash;
+        store.SetRef("r/bad", bad);
+        store.SetRef("r/data", a);
+        File.Delete(store.Locate(gone)!.Value.Path);
+
+        var before = store.Activity.ObjectsVerified;
+        var report = store.Verify(all ? new CasVerifyOptions { All = true } : new CasVerifyOptions { Sample = 100 });
+        Assert.Equal(5, report.Checked);
+        // Every object was read (and hashed) once: the manifests the refs name were scanned from that same read.
+        Assert.Equal(report.Checked, store.Activity.ObjectsVerified - before);
+        var missing = Assert.Single(report.Missing);
+        Assert.Equal((gone, "manifest:" + three), (missing.Hash, missing.ReferencedBy));
+        var invalid = Assert.Single(report.InvalidManifests);
+        Assert.Equal((bad, "ref:r/bad"), (invalid.Hash, invalid.ReferencedBy));
+        Assert.Empty(report.Corrupt);
+    }
+
     [Fact]
     public void GcFollowsManifestsRecursivelyAndHonoursTheGracePeriod()
     {

@@ -233,4 +233,27 @@ public class SmallFileReaderTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    [Fact]
+    public void AThreadLimitCapsTheThreadsHashingALargeFile()
+    {
+        // What Get-RequiemDigest -ThrottleLimit N does: the file's subtrees are hashed by at most N threads.
+        var file = Path.GetTempFileName();
+        try
+        {
+            var data = new byte[(16 << 20) + 3];
+            new Random(15).NextBytes(data);
+            File.WriteAllBytes(file, data);
+            var hash = HashPrimitive.Select(false);
+            var expected = hash.HashBytes(data, HashDomain.Cas);
+            foreach (var cap in new[] { 1, 2, 3 })
+            {
+                using var probe = HashConcurrencyProbe.Install();
+                Assert.Equal(expected, hash.WithMaxThreads(cap).HashFile(file, HashDomain.Cas).Hash);
+                Assert.Equal(cap - 1, probe.HelpersStarted);
+                Assert.InRange(probe.Peak, 1, cap);
+            }
+        }
+        finally { File.Delete(file); }
+    }
 }
