@@ -96,7 +96,7 @@ public static class ExecRunner
                 Sandbox = new SandboxReport
                 {
                     Enforced = plan.Enforced.ToArray(), NotEnforced = plan.NotEnforced.ToArray(),
-                    Filesystem = plan.FilesystemInForce, Seccomp = plan.Enforced.Contains(Controls.SeccompBpf),
+                    Filesystem = plan.FilesystemInForce, Seccomp = plan.Enforces(Controls.SeccompBpf),
                 },
                 CommandDigest = CommandDigests.Of(plan.CommandPath, hash, cancel),
                 DeterminismConfidence = Confidence(plan, outcome.TimedOut, hash.IsFallback, outputReasons, outcome.ExtraReasons),
@@ -161,8 +161,8 @@ public static class ExecRunner
         // of the file-system controls the request asked for (their reasons stay listed).
         var hostFiles = plan.FilesystemInForce == FilesystemView.Host;
         penalties.AddRange(plan.Gaps.Select(g =>
-            hostFiles && g.Control is Controls.FilesystemIsolation or Controls.WorkspaceConfinement ? new ConfidencePenalty(g.Reason, 0)
-            : g.Requested ? ConfidencePenalty.RequestedControlMissing(g.Reason) : ConfidencePenalty.DefaultControlMissing(g.Reason)));
+            hostFiles && g.Control is Controls.FilesystemIsolation or Controls.WorkspaceConfinement ? new ConfidencePenalty(g.Reason!, 0)
+            : g.Requested ? ConfidencePenalty.RequestedControlMissing(g.Reason!) : ConfidencePenalty.DefaultControlMissing(g.Reason!)));
         penalties.AddRange(plan.Violations.Select(ConfidencePenalty.PolicyProblem));
         penalties.AddRange(outputReasons.Concat(extra).Select(ConfidencePenalty.RunProblem));
         penalties.AddRange(plan.FilesystemInForce switch
