@@ -61,6 +61,75 @@ public sealed class BubblewrapIsolator : LinuxIsolator
         return ToCommand(chain) with { Files = seccomp is null ? Array.Empty<(int, string)>() : new[] { (SeccompFd, seccomp) } };
     }
 
+    internal override (string Mechanism, string Detail) TreeKillText =>
+        ("bwrap --unshare-pid --die-with-parent (PID namespace with its own /proc)" + (Setpriv is not null ? ", setpriv" : ", --cap-drop ALL"),
+            "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included");
+
+    internal override string NetworkMechanism => "bwrap --unshare-net (network namespace)" + (Setpriv is not null ? ", setpriv" : "");
+
+    internal override string SeccompMechanism(string architecture) =>
+        $"bwrap --seccomp: requiem-launch's seccomp-bpf program ({architecture}, architecture checked in the filter), built by the engine";
+
+    internal override string SeccompMissing =>
+        "bwrap could not install the filter (an architecture other than x86_64/aarch64, or a kernel without seccomp; see ProbeNotes)";
+
+    internal override string FilesystemMechanism =>
+        "bwrap: a new root (the host's read-only, or an empty tmpfs), --ro-bind/--bind/--tmpfs/--dev/--proc in the mount namespace";
+
+    /// <summary>
+    /// Tries bubblewrap for real, through <see cref="Build"/>: a PID namespace (the command is PID 2), an empty network
+    /// namespace, setpriv inside dropping every capability, prlimit's limits read back; then the isolation, file-system
+    /// and seccomp probes. Null: bwrap cannot make a PID namespace here.
+    /// </summary>
+    internal static IsolatorObservation? Probe(string bwrap, string sh, ToolChain tools, List<string> notes)
+    {
+        var cat = ProbeCommand.Which("cat", "/bin/cat", "/usr/bin/cat") ?? "/bin/cat";
+        var bare = new BubblewrapIsolator(bwrap, sh);
+        var r = bare.Try(new LaunchSpec { Command = sh, Argv = new[] { "-c", "echo $$" }, WorkingDirectory = "/" });
+        if (!(r.Ok && r.Out.Trim() == "2"))
+        {
+            notes.Add("bwrap --unshare-pid did not work: " + r.Describe());
+            return null;
+        }
+        var n = bare.Try(new LaunchSpec { Command = cat, Argv = new[] { "/proc/self/net/dev" }, WorkingDirectory = "/", DenyNetwork = true });
+        var net = n.Ok && ProbeCommand.OnlyLoopback(n.Out);
+        if (!net) notes.Add("bwrap --unshare-net did not isolate the network: " + n.Describe());
+        var limits = false;
+        if (tools.Prlimit is not null)
+        {
+            var l = new BubblewrapIsolator(bwrap, sh) { Prlimit = tools.Prlimit }.Try(ProbeCommand.LimitsSpec(cat));
+            limits = l.Ok && ProbeCommand.LimitsReadBack(l.Out);
+            if (!limits) notes.Add("prlimit did not apply limits: " + l.Describe());
+        }
+        var setpriv = ProbeCommand.Which("setpriv", "/usr/bin/setpriv", "/bin/setpriv");
+        if (setpriv is null) notes.Add("setpriv (util-linux) not found: bwrap runs with --cap-drop ALL, which leaves a root command its bounding set");
+        else
+        {
+            var p = new BubblewrapIsolator(bwrap, sh) { Setpriv = setpriv }.Try(new LaunchSpec { Command = cat, Argv = new[] { "/proc/self/status" }, WorkingDirectory = "/" });
+            if (!(p.Ok && ProbeCommand.Unprivileged(p.Out)))
+            {
+                notes.Add("setpriv inside bwrap did not drop every capability: " + p.Describe());
+                setpriv = null;
+            }
+        }
+        // bwrap takes the program on a descriptor, which the engine's process host opens in bwrap's process.
+        var program = Processes.ProcessHost.Supported ? SeccompFilter.File : null;
+        if (program is null) notes.Add($"no seccomp program for bwrap on {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}");
+        var isolator = new BubblewrapIsolator(bwrap, sh)
+        {
+            Setpriv = setpriv, Prlimit = limits ? tools.Prlimit : null, EnvDefaultSignal = tools.EnvDefaultSignal, SeccompProgram = program,
+        };
+        return new IsolatorObservation(isolator)
+        {
+            NetworkNamespace = net,
+            Limits = limits,
+            // What a command launched exactly as runs are could do, observed (not assumed from the mechanism).
+            Isolation = isolator.ObserveIsolation(notes, "bwrap"),
+            Filesystem = isolator.ObserveFilesystem(notes),
+            Seccomp = program is not null && isolator.ObserveSeccomp(notes),
+        };
+    }
+
     public override bool IsSetupFailure(int exitCode, string stderrHead) =>
         (exitCode == BwrapFailed && stderrHead.StartsWith("bwrap: ", StringComparison.Ordinal))
         || (exitCode == PreludeFailed && stderrHead.StartsWith("requiem-prelude: ", StringComparison.Ordinal));
