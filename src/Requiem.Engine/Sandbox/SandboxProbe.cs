@@ -236,7 +236,7 @@ public sealed class SandboxProbe
                     ? "bwrap disabled (REQUIEM_BWRAP=none)"
                     : "bwrap (bubblewrap) not found: no file-system isolation or seccomp without requiem-launch");
             var tools = ToolChain.Find(notes);
-            if (bwrap is not null && sh is not null) observed = BubblewrapIsolator.Probe(bwrap, sh, tools, notes);
+            if (bwrap is not null && sh is not null) observed = BubblewrapIsolator.Probe(bwrap, sh, isRoot, tools, notes);
             observed ??= UnshareIsolator.Probe(unshare, sh, isRoot, tools, notes);
         }
         var isolatorImpl = observed.Isolator;

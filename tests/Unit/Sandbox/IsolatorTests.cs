@@ -46,6 +46,19 @@ public sealed class IsolatorTests
     }
 
     [Fact]
+    public void BubblewrapDropsCapabilitiesItselfSoTheCommandIsItsDirectExec()
+    {
+        var bwrap = new BubblewrapIsolator("/usr/bin/bwrap", "/bin/sh") { UserNamespace = true, Prlimit = "/usr/bin/prlimit", SeccompProgram = "/p/filter.bpf" };
+        var args = bwrap.Build(Spec(seccomp: true)).Args.ToList();
+        Assert.Contains("--unshare-user", args);
+        Assert.Equal("ALL", args[args.IndexOf("--cap-drop") + 1]);
+        // No limits asked: nothing runs between bwrap and the command.
+        Assert.Equal(new[] { "/bin/true", "a" }, args.Skip(args.IndexOf("--") + 1));
+        var limited = bwrap.Build(Spec(memory: 1024)).Args.ToList();
+        Assert.Equal(new[] { "/usr/bin/prlimit", "--as=1024", "--", "/bin/true", "a" }, limited.Skip(limited.IndexOf("--") + 1));
+    }
+
+    [Fact]
     public void RecognisesEachIsolatorsOwnSetupFailureOnly()
     {
         var bwrap = new BubblewrapIsolator("/usr/bin/bwrap", "/bin/sh");
@@ -85,7 +98,7 @@ public sealed class IsolatorTests
         if (!OperatingSystem.IsLinux()) return;
         var notes = new List<string>();
         // /bin/true exits 0 but prints nothing: no PID namespace was seen, so neither isolator is taken.
-        Assert.Null(BubblewrapIsolator.Probe("/bin/true", "/bin/sh", new ToolChain(null, null), notes));
+        Assert.Null(BubblewrapIsolator.Probe("/bin/true", "/bin/sh", isRoot: false, new ToolChain(null, null), notes));
         Assert.Contains(notes, n => n.StartsWith("bwrap --unshare-pid did not work", StringComparison.Ordinal));
         Assert.Null(LauncherIsolator.Probe("/bin/true", isRoot: SandboxProbe.Geteuid() == 0, notes));
         Assert.Contains(notes, n => n.Contains("--pidns did not work", StringComparison.Ordinal));
