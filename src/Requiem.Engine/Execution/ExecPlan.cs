@@ -14,20 +14,27 @@ public sealed class ExecPlan
     public required string CommandPath { get; init; }
     public required SortedDictionary<string, string> Environment { get; init; }
     public required IReadOnlyList<(string Relative, string Full)> Inputs { get; init; }
+    /// <summary>
+    /// Every control the run was planned with, in planning order: the one record of what is enforced, what is missing
+    /// (and why, and whether the request asked for it) and what the request opted out of. The views below read it.
+    /// </summary>
+    public required IReadOnlyList<PlannedControl> Planned { get; init; }
     /// <summary>Controls that will be applied to this run.</summary>
-    public required List<string> Enforced { get; init; }
-    /// <summary>Controls the request asked for (or that are always wanted) that this machine cannot apply.</summary>
-    public required List<string> NotEnforced { get; init; }
-    /// <summary>Why each not-enforced control is missing (goes into determinism_confidence.reasons).</summary>
-    public required List<string> Reasons { get; init; }
+    public IEnumerable<string> Enforced => Planned.Where(c => c.Enforced).Select(c => c.Control);
+    /// <summary>Controls the request asked for (or that are always wanted, or that it opted out of) that this run goes without.</summary>
+    public IEnumerable<string> NotEnforced => Planned.Where(c => !c.Enforced).Select(c => c.Control);
+    /// <summary>The missing controls this machine could not apply (an opt-out is not a gap); the confidence deductions are computed from these.</summary>
+    public IEnumerable<PlannedControl> Gaps => Planned.Where(c => c.Reason is not null);
+    /// <summary>Why each missing control is missing (goes into determinism_confidence.reasons).</summary>
+    public IEnumerable<string> Reasons => Gaps.Select(g => g.Reason!);
+    /// <summary>Requested controls that are missing.</summary>
+    public IEnumerable<string> RequestedButMissing => Gaps.Where(g => g.Requested).Select(g => g.Control);
     /// <summary>Problems with the request under its policy (denylisted explicit variables, strict-mode gaps).</summary>
     public required List<string> Violations { get; init; }
-    /// <summary>Each not-enforced control with whether the request asked for it (the confidence deductions are computed from these).</summary>
-    public List<(string Control, bool Requested, string Reason)> Gaps { get; init; } = new();
     /// <summary>What was in force for this run's files: <c>host</c>, <c>workspace</c> or <c>hermetic</c> (host when isolation could not be applied).</summary>
     public string FilesystemInForce => Filesystem is { IsHost: false } ? Request.Policy.Filesystem : FilesystemView.Host;
-    /// <summary>Requested controls that are missing (subset of NotEnforced that the request itself asked for).</summary>
-    public required List<string> RequestedButMissing { get; init; }
+    /// <summary>Whether the run is planned with <paramref name="control"/> in force.</summary>
+    public bool Enforces(string control) => Planned.Any(c => c.Enforced && c.Control == control);
     public required SandboxProbe Probe { get; init; }
     /// <summary>The mounts for <c>policy.filesystem</c> when they can be enforced here (null: the host's tree).</summary>
     public FilesystemLayout? Filesystem { get; init; }
@@ -66,44 +73,32 @@ public sealed class ExecPlan
         }
         foreach (var output in req.Outputs) WorkspacePaths.Confine(root, output, "output");
 
-        var enforced = new List<string> { Controls.CleanEnvironment, Controls.OutputLimit, Controls.Timeout };
-        if (req.Stdin is null) enforced.Add(Controls.StdinClosed);
-        var notEnforced = new List<string>();
-        var reasons = new List<string>();
-        var missing = new List<string>();
-        var gaps = new List<(string, bool, string)>();
+        var controls = new List<PlannedControl>
+        {
+            PlannedControl.InForce(Controls.CleanEnvironment), PlannedControl.InForce(Controls.OutputLimit), PlannedControl.InForce(Controls.Timeout),
+        };
+        if (req.Stdin is null) controls.Add(PlannedControl.InForce(Controls.StdinClosed));
 
         void Want(string control, bool requested)
         {
             var cap = probe.Capabilities.FirstOrDefault(c => c.Name == control);
             if (cap is { State: CapabilityStatus.Enforced } || (cap is { State: CapabilityStatus.Partial } && control == Controls.ProcessLimit))
             {
-                enforced.Add(control);
+                controls.Add(PlannedControl.InForce(control));
                 return;
             }
-            notEnforced.Add(control);
-            var reason = $"{control} {(requested ? "requested but " : "")}not enforced on this machine: {cap?.Detail ?? "unsupported"}";
-            gaps.Add((control, requested, reason));
-            reasons.Add(reason);
-            if (requested) missing.Add(control);
+            controls.Add(new PlannedControl(control, false, requested, $"{control} {(requested ? "requested but " : "")}not enforced on this machine: {cap?.Detail ?? "unsupported"}"));
         }
 
         Want(Controls.ProcessTreeKill, false);
         // Both come from one mount layout: it is applied only when the probe saw both hold, so neither is claimed alone.
         var isolateFiles = policy.Filesystem != FilesystemView.Host
                            && probe.StatusOf(Controls.FilesystemIsolation) == CapabilityStatus.Enforced && probe.StatusOf(Controls.WorkspaceConfinement) == CapabilityStatus.Enforced;
-        if (policy.Filesystem != FilesystemView.Host)
+        foreach (var control in new[] { Controls.FilesystemIsolation, Controls.WorkspaceConfinement })
         {
-            foreach (var control in new[] { Controls.FilesystemIsolation, Controls.WorkspaceConfinement })
-            {
-                if (isolateFiles) enforced.Add(control);
-                else Want(control, true);
-            }
-        }
-        else
-        {
-            notEnforced.Add(Controls.FilesystemIsolation);
-            notEnforced.Add(Controls.WorkspaceConfinement);
+            if (policy.Filesystem == FilesystemView.Host) controls.Add(new PlannedControl(control, false, false, null));
+            else if (isolateFiles) controls.Add(PlannedControl.InForce(control));
+            else Want(control, true);
         }
         if (policy.DenyNetwork) Want(Controls.NetworkIsolation, true);
         if (policy.Seccomp && probe.Platform == "linux") Want(Controls.SeccompBpf, true);
@@ -115,7 +110,7 @@ public sealed class ExecPlan
 
         if (policy.IsStrict)
         {
-            foreach (var m in missing) violations.Add($"strict policy: {m} is requested but cannot be enforced here");
+            foreach (var m in controls.Where(c => c.Reason is not null && c.Requested)) violations.Add($"strict policy: {m.Control} is requested but cannot be enforced here");
         }
         return new ExecPlan
         {
@@ -125,13 +120,9 @@ public sealed class ExecPlan
             CommandPath = command,
             Environment = env,
             Inputs = inputs,
-            Enforced = enforced,
-            NotEnforced = notEnforced,
-            Reasons = reasons,
+            Planned = controls,
             Violations = violations,
-            RequestedButMissing = missing,
             Probe = probe,
-            Gaps = gaps,
             Filesystem = isolateFiles
                 ? FilesystemView.Layout(policy.Filesystem, root, declaredInputs, policy.ReadonlyPaths, policy.HiddenPaths)
                 : null,
@@ -226,4 +217,13 @@ public sealed class ExecPlan
 
     private static RequiemException NotFound(string command) =>
         new("CommandNotFound", ErrorKind.ObjectNotFound, $"The command '{command}' was not found (searched the run's PATH, or the given path).", command);
+}
+
+/// <summary>
+/// One control of a planned run: in force, or not — with <see cref="Reason"/> when this machine cannot apply it
+/// (<see cref="Requested"/>: the request asked for it) and null when the request opted out (filesystem <c>host</c>).
+/// </summary>
+public sealed record PlannedControl(string Control, bool Enforced, bool Requested, string? Reason)
+{
+    public static PlannedControl InForce(string control) => new(control, true, false, null);
 }

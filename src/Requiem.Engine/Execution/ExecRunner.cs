@@ -56,9 +56,7 @@ public static class ExecRunner
         options.Output.Verbose($"exec {plan.CommandPath} ({plan.Request.Argv.Length} args) in {plan.WorkingDirectory}; enforced: {string.Join(", ", plan.Enforced)}");
         var started = DateTime.UtcNow;
         var sw = Stopwatch.StartNew();
-        var outcome = OperatingSystem.IsWindows()
-            ? await RunWindowsAsync(plan, store, cancel).ConfigureAwait(false)
-            : await RunUnixAsync(plan, store, cancel).ConfigureAwait(false);
+        var outcome = await SandboxRunner.RunAsync(plan, store, cancel).ConfigureAwait(false);
         sw.Stop();
 
         using (outcome.Stdout)
@@ -96,7 +94,7 @@ public static class ExecRunner
                 Sandbox = new SandboxReport
                 {
                     Enforced = plan.Enforced.ToArray(), NotEnforced = plan.NotEnforced.ToArray(),
-                    Filesystem = plan.FilesystemInForce, Seccomp = plan.Enforced.Contains(Controls.SeccompBpf),
+                    Filesystem = plan.FilesystemInForce, Seccomp = plan.Enforces(Controls.SeccompBpf),
                 },
                 CommandDigest = CommandDigests.Of(plan.CommandPath, hash, cancel),
                 DeterminismConfidence = Confidence(plan, outcome.TimedOut, hash.IsFallback, outputReasons, outcome.ExtraReasons),
@@ -161,8 +159,8 @@ public static class ExecRunner
         // of the file-system controls the request asked for (their reasons stay listed).
         var hostFiles = plan.FilesystemInForce == FilesystemView.Host;
         penalties.AddRange(plan.Gaps.Select(g =>
-            hostFiles && g.Control is Controls.FilesystemIsolation or Controls.WorkspaceConfinement ? new ConfidencePenalty(g.Reason, 0)
-            : g.Requested ? ConfidencePenalty.RequestedControlMissing(g.Reason) : ConfidencePenalty.DefaultControlMissing(g.Reason)));
+            hostFiles && g.Control is Controls.FilesystemIsolation or Controls.WorkspaceConfinement ? new ConfidencePenalty(g.Reason!, 0)
+            : g.Requested ? ConfidencePenalty.RequestedControlMissing(g.Reason!) : ConfidencePenalty.DefaultControlMissing(g.Reason!)));
         penalties.AddRange(plan.Violations.Select(ConfidencePenalty.PolicyProblem));
         penalties.AddRange(outputReasons.Concat(extra).Select(ConfidencePenalty.RunProblem));
         penalties.AddRange(plan.FilesystemInForce switch
@@ -235,225 +233,5 @@ public static class ExecRunner
         var sorted = files.GroupBy(f => f.Path, StringComparer.Ordinal).Select(g => g.First()).OrderBy(f => f.Path, StringComparer.Ordinal).ToArray();
         var skippedSorted = skipped.GroupBy(f => f.Path, StringComparer.Ordinal).Select(g => g.First()).OrderBy(f => f.Path, StringComparer.Ordinal).ToArray();
         return (sorted, missing.Distinct().Order(StringComparer.Ordinal).ToArray(), skippedSorted, reasons);
-    }
-
-    private sealed class RunOutcome
-    {
-        public int? ExitCode;
-        public string? Signal;
-        public bool TimedOut;
-        public required BoundedCapture Stdout;
-        public required BoundedCapture Stderr;
-        public List<string> ExtraReasons = new();
-    }
-
-    /// <summary>The argv that launches the command inside the sandbox on Linux (namespaces, cgroup, rlimits); see <see cref="SandboxLaunch"/>.</summary>
-    private static async Task<RunOutcome> RunUnixAsync(ExecPlan plan, CasStore store, CancellationToken cancel)
-    {
-        // Every way out (a start failure, a cancelled run, a sandbox setup error) removes the run's cgroup.
-        using var launch = SandboxLaunch.Prepare(plan);
-        return await RunUnixInCgroupAsync(plan, store, launch, cancel).ConfigureAwait(false);
-    }
-
-    private static async Task<RunOutcome> RunUnixInCgroupAsync(ExecPlan plan, CasStore store, SandboxLaunch launch, CancellationToken cancel)
-    {
-        var outcome = Processes.ProcessHost.Supported
-            ? await RunHostedAsync(plan, store, launch.Command, cancel).ConfigureAwait(false)
-            : await RunWithProcessAsync(plan, store, launch.Command, cancel).ConfigureAwait(false);
-        if (outcome.ExitCode is { } code && launch.Isolator.IsSetupFailure(code, outcome.Stderr.Head(512)) && outcome.Stderr.Head(512) is { } head)
-        {
-            outcome.Stdout.Dispose();
-            outcome.Stderr.Dispose();
-            throw new RequiemException("SandboxSetupFailed", ErrorKind.ResourceUnavailable,
-                $"The sandbox could not be set up, so '{plan.CommandPath}' did not run: {head.Trim()}", plan.Request.Command);
-        }
-        return outcome;
-    }
-
-    /// <summary>Linux: the engine's process host (posix_spawn, own process group, signals at default, wait4).</summary>
-    private static async Task<RunOutcome> RunHostedAsync(ExecPlan plan, CasStore store, LaunchCommand command, CancellationToken cancel)
-    {
-        var max = plan.Request.MaxOutputBytes;
-        var outcome = new RunOutcome { Stdout = new BoundedCapture(max, store), Stderr = new BoundedCapture(max, store) };
-        Processes.HostedProcess process;
-        try
-        {
-            process = Processes.ProcessHost.Start(new Processes.ProcessSpec
-            {
-                Argv = new[] { command.File }.Concat(command.Args).ToArray(),
-                Environment = plan.Environment.Select(kv => kv.Key + "=" + kv.Value).ToArray(),
-                WorkingDirectory = plan.WorkingDirectory,
-                StdinPipe = true,
-                ReadOnlyFiles = command.Files,
-            });
-        }
-        catch (Processes.ProcessStartException ex)
-        {
-            outcome.Stdout.Dispose();
-            outcome.Stderr.Dispose();
-            throw new RequiemException("CommandStartFailed", ErrorKind.InvalidOperation, $"Could not start '{plan.CommandPath}': {ex.Message}", plan.Request.Command, ex);
-        }
-        using (process)
-        {
-            try
-            {
-                await SuperviseAsync(plan, outcome, cancel, process.Stdin!, process.Stdout, process.Stderr,
-                    ct => process.WaitForExitAsync().WaitAsync(ct),
-                    () => process.KillGroup(),
-                    () => process.WaitForExitAsync().Result.ExitCode).ConfigureAwait(false);
-            }
-            catch
-            {
-                outcome.Stdout.Dispose();
-                outcome.Stderr.Dispose();
-                throw;
-            }
-        }
-        return outcome;
-    }
-
-    /// <summary>Other Unix systems: System.Diagnostics.Process.</summary>
-    private static async Task<RunOutcome> RunWithProcessAsync(ExecPlan plan, CasStore store, LaunchCommand command, CancellationToken cancel)
-    {
-        var max = plan.Request.MaxOutputBytes;
-        var outcome = new RunOutcome { Stdout = new BoundedCapture(max, store), Stderr = new BoundedCapture(max, store) };
-        Process process;
-        try
-        {
-            var psi = new ProcessStartInfo(command.File)
-            {
-                UseShellExecute = false,
-                RedirectStandardInput = true,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                WorkingDirectory = plan.WorkingDirectory,
-            };
-            foreach (var a in command.Args) psi.ArgumentList.Add(a);
-            psi.Environment.Clear();
-            foreach (var (k, v) in plan.Environment) psi.Environment[k] = v;
-            process = Process.Start(psi) ?? throw new InvalidOperationException("Process.Start returned null");
-        }
-        catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or InvalidOperationException or ArgumentException or IOException)
-        {
-            outcome.Stdout.Dispose();
-            outcome.Stderr.Dispose();
-            throw new RequiemException("CommandStartFailed", ErrorKind.InvalidOperation, $"Could not start '{plan.CommandPath}': {ex.Message}", plan.Request.Command, ex);
-        }
-        using (process)
-        {
-            try
-            {
-                await SuperviseAsync(plan, outcome, cancel,
-                    process.StandardInput.BaseStream, process.StandardOutput.BaseStream, process.StandardError.BaseStream,
-                    ct => process.WaitForExitAsync(ct),
-                    () => KillTree(process),
-                    () => process.ExitCode).ConfigureAwait(false);
-            }
-            catch
-            {
-                outcome.Stdout.Dispose();
-                outcome.Stderr.Dispose();
-                throw;
-            }
-        }
-        return outcome;
-    }
-
-    [System.Runtime.Versioning.SupportedOSPlatform("windows")]
-    private static async Task<RunOutcome> RunWindowsAsync(ExecPlan plan, CasStore store, CancellationToken cancel)
-    {
-        var max = plan.Request.MaxOutputBytes;
-        var outcome = new RunOutcome { Stdout = new BoundedCapture(max, store), Stderr = new BoundedCapture(max, store) };
-        var policy = plan.Request.Policy;
-        var useJob = plan.Probe.JobObjectsWork;
-        if (!useJob) throw new RequiemException("SandboxUnavailable", ErrorKind.ResourceUnavailable, "Job Objects are not available; refusing to run unconfined.", plan.CommandPath);
-        try
-        {
-            using var job = WindowsJob.Start(plan.CommandPath, plan.Request.Argv, plan.WorkingDirectory, plan.Environment,
-                policy.MaxMemoryBytes, policy.MaxCpuSeconds, policy.MaxProcesses);
-            await SuperviseAsync(plan, outcome, cancel, job.StandardInput, job.StandardOutput, job.StandardError,
-                ct => Task.Run(() =>
-                {
-                    while (!job.WaitForExit(50)) ct.ThrowIfCancellationRequested();
-                }, CancellationToken.None),
-                job.Kill,
-                () => job.ExitCode).ConfigureAwait(false);
-        }
-        catch
-        {
-            outcome.Stdout.Dispose();
-            outcome.Stderr.Dispose();
-            throw;
-        }
-        return outcome;
-    }
-
-    private static async Task SuperviseAsync(ExecPlan plan, RunOutcome outcome, CancellationToken cancel,
-        Stream stdin, Stream stdout, Stream stderr, Func<CancellationToken, Task> waitForExit, Action kill, Func<int> exitCode)
-    {
-        // stdin and the two pumps do blocking pipe I/O on dedicated, reused threads (ExecIoThreads): on the thread pool
-        // they would starve it (2 blocked reads per run on a 2-core machine) and delay every continuation.
-        var stdinTask = plan.Request.Stdin is { } text
-            ? ExecIoThreads.Run(() =>
-            {
-                try { stdin.Write(Encoding.UTF8.GetBytes(text)); }
-                catch (IOException) { /* the command closed its stdin early */ }
-                finally { try { stdin.Dispose(); } catch (IOException) { } }
-            })
-            : CloseNow(stdin);
-        var outTask = ExecIoThreads.Run(() => outcome.Stdout.Pump(stdout));
-        var errTask = ExecIoThreads.Run(() => outcome.Stderr.Pump(stderr));
-
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(plan.Request.TimeoutMs));
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancel);
-        var killed = false;
-        try
-        {
-            await waitForExit(linked.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            kill();
-            killed = true;
-        }
-        // After the command exits its namespace is gone, so the pipes close; give stragglers a bounded grace period.
-        var pumps = Task.WhenAll(outTask, errTask);
-        using var grace = new CancellationTokenSource();
-        var graceDelay = Task.Delay(killed ? 5000 : 2000, grace.Token);
-        var first = await Task.WhenAny(pumps, graceDelay).ConfigureAwait(false);
-        grace.Cancel();
-        if (first != pumps)
-        {
-            kill();
-            outcome.ExtraReasons.Add("a descendant kept stdout/stderr open after the command exited; it was killed");
-            try { stdout.Dispose(); stderr.Dispose(); } catch (IOException) { }
-            await Task.WhenAny(pumps, Task.Delay(2000, CancellationToken.None)).ConfigureAwait(false);
-        }
-        try { await stdinTask.ConfigureAwait(false); } catch (IOException) { }
-        if (killed)
-        {
-            try { await waitForExit(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); } catch (TimeoutException) { }
-            if (cancel.IsCancellationRequested && !timeout.IsCancellationRequested) cancel.ThrowIfCancellationRequested();
-            outcome.TimedOut = true;
-            outcome.ExitCode = null;
-            outcome.Signal = "SIGKILL";
-        }
-        else
-        {
-            outcome.ExitCode = exitCode();
-        }
-    }
-
-    private static Task CloseNow(Stream stdin)
-    {
-        try { stdin.Dispose(); } catch (IOException) { }
-        return Task.CompletedTask;
-    }
-
-    private static void KillTree(Process process)
-    {
-        try { process.Kill(entireProcessTree: true); }
-        catch (InvalidOperationException) { }
-        catch (System.ComponentModel.Win32Exception) { }
     }
 }

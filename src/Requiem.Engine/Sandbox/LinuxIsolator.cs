@@ -30,7 +30,9 @@ public sealed record LaunchCommand(string File, IReadOnlyList<string> Args)
 /// <summary>
 /// One Linux isolation mechanism (requiem-launch, bubblewrap, the unshare/prlimit/setpriv chain). Each builds the
 /// launch of a run and of every probe command with the same <see cref="Build"/>, so the health probe tests exactly
-/// what runs.
+/// what runs: each type's static <c>Probe</c> tries candidate configurations through <see cref="Build"/> and returns the
+/// configured isolator with what it observed (<see cref="IsolatorObservation"/>); the checks every isolator shares
+/// (isolation, file-system view, seccomp) are the methods below. Each type also names its own mechanisms for health.
 /// </summary>
 public abstract class LinuxIsolator
 {
@@ -84,4 +86,157 @@ public abstract class LinuxIsolator
     }
 
     protected static LaunchCommand ToCommand(List<string> chain) => new(chain[0], chain.Skip(1).ToList());
+
+    // ---- What health says about the mechanism (the capabilities are built from these by SandboxProbe) ----
+
+    /// <summary>process_tree_kill's mechanism and what it does (before the probed part of the detail).</summary>
+    internal abstract (string Mechanism, string Detail) TreeKillText { get; }
+
+    internal abstract string NetworkMechanism { get; }
+
+    /// <summary>How the rlimits are applied (the RLIMIT name follows in parentheses).</summary>
+    internal virtual string LimitsMechanism => "prlimit";
+
+    internal virtual string LimitsMissing => "prlimit unavailable";
+
+    internal virtual string NprocMechanism => "prlimit --nproc (RLIMIT_NPROC)";
+
+    internal abstract string SeccompMechanism(string architecture);
+
+    internal abstract string SeccompMissing { get; }
+
+    /// <summary>The mounts of the file-system view; null: this isolator has none.</summary>
+    internal virtual string? FilesystemMechanism => null;
+
+    /// <summary>Why there is no file-system view (null when the isolator has one and only the probe failed).</summary>
+    internal virtual string? NoFilesystemView => null;
+
+    // ---- Probing: every probe command is built by Build, exactly as runs are ----
+
+    /// <summary>Runs a probe command built from <paramref name="spec"/>.</summary>
+    internal ProbeRun Try(LaunchSpec spec) => ProbeCommand.Run(Build(spec), spec.WorkingDirectory);
+
+    /// <summary>
+    /// The fork probe of a per-run pids cgroup: a command that joins <c>cgroup.procs</c> and forks once, and the
+    /// pids.max values that must refuse and allow that fork (the processes counted before it differ per isolator).
+    /// </summary>
+    internal virtual (LaunchCommand Command, int Refuse, int Allow) PidsCgroupProbe(string sh, string procs) =>
+        (new LaunchCommand(sh, new[] { "-c", "echo 0 > \"$0\" && (exit 0) && echo forked", procs }), 1, 8);
+
+    /// <summary>
+    /// What a root command could do to get out, tried for real: the probe shell reports its capability sets and
+    /// no_new_privs, how many processes its /proc shows, whether the caller's pid is visible and its environment
+    /// readable, and whether any cgroup file under /sys/fs/cgroup opens for writing.
+    /// </summary>
+    internal const string IsolationScript =
+        "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status; "
+        + "echo \"pids=$(ls /proc | grep -c '^[0-9]')\"; "
+        + "if [ -e /proc/$0 ]; then echo host_pid=visible; fi; "
+        + "if cat /proc/$0/environ >/dev/null 2>&1; then echo host_environ=readable; fi; "
+        + "if (: >> /proc/sys/kernel/hostname) 2>/dev/null; then echo proc_sys=writable; fi; "
+        + "for f in /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/*/cgroup.procs /sys/fs/cgroup/*/*/cgroup.procs; do "
+        + "if [ -f \"$f\" ] && (: >> \"$f\") 2>/dev/null; then echo cgroup=writable; break; fi; done; echo probe=done";
+
+    internal IsolationObservation? ObserveIsolation(List<string> notes, string what)
+    {
+        var r = Try(new LaunchSpec
+        {
+            Command = ProbeCommand.Sh,
+            Argv = new[] { "-c", IsolationScript, Environment.ProcessId.ToString(CultureInfo.InvariantCulture) },
+            WorkingDirectory = "/",
+        });
+        if (!r.Out.Contains("probe=done", StringComparison.Ordinal))
+        {
+            notes.Add($"{what}: the isolation probe command did not run: " + r.Describe());
+            return null;
+        }
+        var o = new IsolationObservation(
+            CapabilitiesDropped: new[] { "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb" }.All(f => ProbeCommand.NoCapabilities(r.Out, f)),
+            NoNewPrivs: ProbeCommand.StatusField(r.Out, "NoNewPrivs") == "1",
+            VisibleProcesses: int.TryParse(ProbeCommand.StatusField(r.Out, "pids"), out var n) ? n : -1,
+            HostPidVisible: r.Out.Contains("host_pid=visible", StringComparison.Ordinal),
+            HostEnvironReadable: r.Out.Contains("host_environ=readable", StringComparison.Ordinal),
+            CgroupWritable: r.Out.Contains("cgroup=writable", StringComparison.Ordinal),
+            ProcSysWritable: r.Out.Contains("proc_sys=writable", StringComparison.Ordinal));
+        if (!o.Isolated) notes.Add($"{what}: the isolation probe command {o.Describe()}");
+        return o;
+    }
+
+    /// <summary>
+    /// The isolator's seccomp, tried: the filter must show in /proc/self/status and refuse unshare(CLONE_NEWUSER), which
+    /// the dropped capabilities alone would allow (an unprivileged user namespace), so the refusal is the filter's.
+    /// </summary>
+    internal bool ObserveSeccomp(List<string> notes)
+    {
+        var unshare = ProbeCommand.Which("unshare", "/usr/bin/unshare", "/bin/unshare");
+        const string script = "grep '^Seccomp:' /proc/self/status; if [ -n \"$0\" ] && \"$0\" -U true 2>/dev/null; then echo userns-made; fi; echo probe=done";
+        var r = Try(new LaunchSpec { Command = ProbeCommand.Sh, Argv = new[] { "-c", script, unshare ?? "" }, WorkingDirectory = "/", Seccomp = true });
+        var ok = r.Out.Contains("probe=done", StringComparison.Ordinal) && ProbeCommand.StatusField(r.Out, "Seccomp") == "2"
+                 && unshare is not null && !r.Out.Contains("userns-made", StringComparison.Ordinal);
+        if (!ok) notes.Add($"{Name} seccomp: " + (unshare is null ? "unshare (util-linux) not found to try the filter; " : "") + r.Describe());
+        return ok;
+    }
+
+    /// <summary>
+    /// Runs a probe command in workspace and in hermetic mode, built from <see cref="FilesystemView.Layout"/> exactly as
+    /// runs are: it tries to write /, /etc and /usr, looks for a file in the host's /tmp, lists the hidden paths, looks
+    /// for undeclared host paths, and tries to mount; the host is then checked for anything it managed to write.
+    /// </summary>
+    internal FilesystemObservation ObserveFilesystem(List<string> notes)
+    {
+        var sh = ProbeCommand.Sh;
+        var tag = "requiem-probe-" + Guid.NewGuid().ToString("n");
+        var dir = Directory.CreateTempSubdirectory("requiem-fsprobe-");
+        var hostMarker = System.IO.Path.Combine(System.IO.Path.GetTempPath(), tag + "-marker");
+        var strays = new[] { "/" + tag, "/etc/" + tag, "/usr/" + tag, System.IO.Path.Combine(System.IO.Path.GetTempPath(), tag + "-inner") };
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        if (string.IsNullOrEmpty(home) || home == "/") home = "/nonexistent-home";
+        try
+        {
+            File.WriteAllText(hostMarker, "");
+            var ws = WorkspacePaths.RealPath(dir.FullName);
+            string common = "cd \"$0\" || exit 3; "
+                + $"for f in /{tag} /etc/{tag} /usr/{tag}; do (: > \"$f\") 2>/dev/null && echo \"wrote-outside $f\"; done; "
+                + "(: > \"$0/inside\") 2>/dev/null && echo wrote-inside; "
+                + "[ -e \"$1\" ] && echo host-tmp-visible; "
+                + $"(: > /tmp/{tag}-inner) 2>/dev/null || echo tmp-not-writable; "
+                + "(mount -t tmpfs requiem /tmp) 2>/dev/null && echo mounted; (mount -o remount,rw /) 2>/dev/null && echo remounted; ";
+            var workspaceScript = common
+                + "for d in /root /home \"$2\"; do if [ -d \"$d\" ] && [ -n \"$(ls -A \"$d\" 2>/dev/null)\" ]; then echo \"hidden-visible $d\"; fi; done; echo probe=done";
+            var hermeticScript = common
+                + "for p in /root /home /opt /srv /var/lib /etc/hostname /etc/shadow \"$2\"; do [ -e \"$p\" ] && echo \"visible $p\"; done; echo probe=done";
+            ProbeRun Run(string mode, string script) => Try(new LaunchSpec
+            {
+                Command = sh,
+                Argv = new[] { "-c", script, ws, hostMarker, home },
+                WorkingDirectory = ws,
+                Filesystem = FilesystemView.Layout(mode, ws, Array.Empty<string>(), FilesystemView.DefaultReadonlyPaths, FilesystemView.DefaultHiddenPaths),
+            });
+            var w = Run(FilesystemView.Workspace, workspaceScript);
+            var h = Run(FilesystemView.Hermetic, hermeticScript);
+            var leaked = strays.Where(File.Exists).ToArray();
+            static bool Clean(ProbeRun r) => r.Out.Contains("probe=done", StringComparison.Ordinal) && r.Out.Contains("wrote-inside", StringComparison.Ordinal)
+                && !r.Out.Contains("wrote-outside", StringComparison.Ordinal) && !r.Out.Contains("host-tmp-visible", StringComparison.Ordinal)
+                && !r.Out.Contains("tmp-not-writable", StringComparison.Ordinal) && !r.Out.Contains("mounted", StringComparison.Ordinal);
+            var confined = Clean(w) && leaked.Length == 0;
+            var isolated = confined && Clean(h) && !w.Out.Contains("hidden-visible", StringComparison.Ordinal) && !h.Out.Contains("visible ", StringComparison.Ordinal);
+            if (!confined || !isolated)
+                notes.Add($"{Name} file-system probe: workspace mode: " + w.Describe() + "; hermetic mode: " + h.Describe()
+                          + (leaked.Length > 0 ? "; written on the host: " + string.Join(", ", leaked) : ""));
+            return new FilesystemObservation(confined, isolated);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            notes.Add($"{Name} file-system probe could not run: " + ex.Message);
+            return new FilesystemObservation(false, false);
+        }
+        finally
+        {
+            foreach (var f in strays.Append(hostMarker))
+            {
+                try { File.Delete(f); } catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+            }
+            try { dir.Delete(recursive: true); } catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+        }
+    }
 }

@@ -39,7 +39,7 @@ public sealed class SandboxLaunch : IDisposable
             Argv = plan.Request.Argv,
             WorkingDirectory = plan.WorkingDirectory,
             Filesystem = plan.Filesystem,
-            Seccomp = plan.Enforced.Contains(Controls.SeccompBpf),
+            Seccomp = plan.Enforces(Controls.SeccompBpf),
             DenyNetwork = policy.DenyNetwork && probe.NetworkIsolationAvailable,
             CgroupProcs = cgroup?.Procs,
             MaxMemoryBytes = limits ? policy.MaxMemoryBytes : null,

@@ -52,6 +52,87 @@ public sealed class UnshareIsolator : LinuxIsolator
         return ToCommand(chain);
     }
 
+    internal override (string Mechanism, string Detail) TreeKillText =>
+        ("unshare --pid --fork --mount-proc --kill-child (PID namespace with its own /proc, sh as init)" + (Setpriv is not null ? ", setpriv" : ""),
+            "the command runs in a fresh PID namespace; killing its init kills every descendant, setsid escapees included");
+
+    internal override string NetworkMechanism => "unshare --net (network namespace)" + (Setpriv is not null ? ", setpriv" : "");
+
+    internal override string SeccompMechanism(string architecture) => "none";
+
+    internal override string SeccompMissing => "no system-call filter with the unshare tool chain (install bubblewrap, or build requiem-launch)";
+
+    internal override string NoFilesystemView => "no file-system isolation with the unshare tool chain (install bubblewrap, or build requiem-launch)";
+
+    /// <summary>
+    /// Tries util-linux unshare for real, through <see cref="Build"/>: a PID namespace (as root without a user namespace
+    /// if it can), an empty network namespace, prlimit's limits read back, setpriv dropping every capability inside, then
+    /// the isolation probe. Without a PID namespace the chain runs without one (<see cref="Name"/> null).
+    /// </summary>
+    internal static IsolatorObservation Probe(string? unshare, string? sh, bool isRoot, ToolChain tools, List<string> notes)
+    {
+        var cat = ProbeCommand.Which("cat", "/bin/cat", "/usr/bin/cat") ?? "/bin/cat";
+        bool pid = false, net = false, userNs = false;
+        if (unshare is not null && sh is not null)
+        {
+            foreach (var candidate in isRoot ? new[] { false, true } : new[] { true })
+            {
+                var bare = new UnshareIsolator(unshare, sh) { UserNamespace = candidate };
+                // The shell init is PID 1, so the command is PID 2.
+                var r = bare.Try(new LaunchSpec { Command = sh, Argv = new[] { "-c", "echo $$" }, WorkingDirectory = "/" });
+                if (!(r.Ok && r.Out.Trim() == "2"))
+                {
+                    notes.Add($"unshare {(candidate ? "-r " : "")}--pid did not work: " + r.Describe());
+                    continue;
+                }
+                pid = true;
+                userNs = candidate;
+                var n = bare.Try(new LaunchSpec { Command = cat, Argv = new[] { "/proc/self/net/dev" }, WorkingDirectory = "/", DenyNetwork = true });
+                net = n.Ok && ProbeCommand.OnlyLoopback(n.Out);
+                if (!net) notes.Add("unshare --net did not isolate the network: " + n.Describe());
+                break;
+            }
+        }
+        else if (unshare is null) notes.Add("unshare (util-linux) not found");
+        var ns = pid ? unshare : null;
+        var limits = false;
+        if (tools.Prlimit is not null)
+        {
+            var l = new UnshareIsolator(ns, sh) { UserNamespace = userNs, Prlimit = tools.Prlimit }.Try(ProbeCommand.LimitsSpec(cat));
+            limits = l.Ok && ProbeCommand.LimitsReadBack(l.Out);
+            if (!limits) notes.Add("prlimit did not apply limits: " + l.Describe());
+        }
+        string? setpriv = null, mount = null;
+        if (pid)
+        {
+            setpriv = ProbeCommand.Which("setpriv", "/usr/bin/setpriv", "/bin/setpriv");
+            if (setpriv is null) notes.Add("setpriv (util-linux) not found: commands keep their capabilities and could leave their namespaces");
+            else
+            {
+                // Not root, it is tried where runs use it: inside unshare -r's user namespace (outside it, dropping needs CAP_SETPCAP).
+                var p = new UnshareIsolator(ns, sh) { UserNamespace = userNs, Setpriv = setpriv }
+                    .Try(new LaunchSpec { Command = cat, Argv = new[] { "/proc/self/status" }, WorkingDirectory = "/" });
+                if (!(p.Ok && ProbeCommand.Unprivileged(p.Out)))
+                {
+                    notes.Add("setpriv did not drop every capability: " + p.Describe());
+                    setpriv = null;
+                }
+            }
+            mount = ProbeCommand.Which("mount", "/usr/bin/mount", "/bin/mount");
+            if (mount is null) notes.Add("mount (util-linux) not found: /proc/sys and /sys/fs/cgroup stay writable for a root command");
+        }
+        var isolator = new UnshareIsolator(ns, sh)
+        {
+            UserNamespace = userNs, Mount = mount, Setpriv = setpriv, Prlimit = limits ? tools.Prlimit : null, EnvDefaultSignal = tools.EnvDefaultSignal,
+        };
+        return new IsolatorObservation(isolator)
+        {
+            NetworkNamespace = net,
+            Limits = limits,
+            Isolation = pid ? isolator.ObserveIsolation(notes, "the tool chain") : null,
+        };
+    }
+
     /// <summary>
     /// The PID-namespace init (a shell, PID 1): joins the run's pids cgroup, makes /proc/sys read-only and hides
     /// /sys/fs/cgroup under an empty read-only tmpfs (exit 125 when it cannot), then runs the command as PID 2.

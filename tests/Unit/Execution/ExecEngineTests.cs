@@ -137,6 +137,23 @@ public sealed class ExecEngineTests : IDisposable
     }
 
     [Fact]
+    public void PlanKeepsOneRecordPerControlOptOutsAreNotGapsAndMissingOnesCarryTheirReason()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var probe = SandboxProbe.Current.WithoutNetworkIsolation();
+        var host = ExecPlan.Create(ExecRequestParser.Parse(Req(",\"policy\":{\"filesystem\":\"host\",\"deny_network\":true}")), probe);
+        Assert.Equal(host.Planned.Select(c => c.Control).Distinct().Count(), host.Planned.Count);
+        Assert.Contains(Controls.FilesystemIsolation, host.NotEnforced);
+        Assert.Contains(Controls.WorkspaceConfinement, host.NotEnforced);
+        Assert.DoesNotContain(host.Gaps, g => g.Control is Controls.FilesystemIsolation or Controls.WorkspaceConfinement);
+        Assert.Equal(new[] { Controls.NetworkIsolation }, host.RequestedButMissing);
+        Assert.Single(host.Reasons, r => r.StartsWith("network_isolation requested but not enforced", StringComparison.Ordinal));
+        Assert.Empty(host.Enforced.Intersect(host.NotEnforced));
+        Assert.False(host.Enforces(Controls.NetworkIsolation));
+        Assert.True(host.Enforces(Controls.CleanEnvironment));
+    }
+
+    [Fact]
     public void ResultDigestExcludesWallClockFieldsAndCoversEverythingElse()
     {
         var hash = HashPrimitive.Select(false);

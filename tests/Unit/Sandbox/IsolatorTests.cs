@@ -46,6 +46,19 @@ public sealed class IsolatorTests
     }
 
     [Fact]
+    public void BubblewrapDropsCapabilitiesItselfSoTheCommandIsItsDirectExec()
+    {
+        var bwrap = new BubblewrapIsolator("/usr/bin/bwrap", "/bin/sh") { UserNamespace = true, Prlimit = "/usr/bin/prlimit", SeccompProgram = "/p/filter.bpf" };
+        var args = bwrap.Build(Spec(seccomp: true)).Args.ToList();
+        Assert.Contains("--unshare-user", args);
+        Assert.Equal("ALL", args[args.IndexOf("--cap-drop") + 1]);
+        // No limits asked: nothing runs between bwrap and the command.
+        Assert.Equal(new[] { "/bin/true", "a" }, args.Skip(args.IndexOf("--") + 1));
+        var limited = bwrap.Build(Spec(memory: 1024)).Args.ToList();
+        Assert.Equal(new[] { "/usr/bin/prlimit", "--as=1024", "--", "/bin/true", "a" }, limited.Skip(limited.IndexOf("--") + 1));
+    }
+
+    [Fact]
     public void RecognisesEachIsolatorsOwnSetupFailureOnly()
     {
         var bwrap = new BubblewrapIsolator("/usr/bin/bwrap", "/bin/sh");
@@ -77,5 +90,35 @@ public sealed class IsolatorTests
         Assert.DoesNotContain("/w", c.Args.Take(c.Args.ToList().IndexOf("--"))); // no mounts of its own
         Assert.Equal("unshare", chain.Name);
         Assert.Null(new UnshareIsolator(null, "/bin/sh").Name);
+    }
+
+    [Fact]
+    public void EachIsolatorProbesItselfAndAProgramThatIsNotTheMechanismIsRejectedWithANote()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var notes = new List<string>();
+        // /bin/true exits 0 but prints nothing: no PID namespace was seen, so neither isolator is taken.
+        Assert.Null(BubblewrapIsolator.Probe("/bin/true", "/bin/sh", isRoot: false, new ToolChain(null, null), notes));
+        Assert.Contains(notes, n => n.StartsWith("bwrap --unshare-pid did not work", StringComparison.Ordinal));
+        Assert.Null(LauncherIsolator.Probe("/bin/true", isRoot: SandboxProbe.Geteuid() == 0, notes));
+        Assert.Contains(notes, n => n.Contains("--pidns did not work", StringComparison.Ordinal));
+        // Without unshare the chain runs without a namespace, and nothing is claimed for it.
+        var none = UnshareIsolator.Probe(null, "/bin/sh", isRoot: false, new ToolChain(null, null), notes);
+        Assert.Null(none.Isolator.Name);
+        Assert.Null(none.Isolation);
+        Assert.False(none.NetworkNamespace);
+        Assert.False(none.Limits);
+    }
+
+    [Fact]
+    public void TheChosenIsolatorsObservationIsWhatHealthReports()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var probe = SandboxProbe.Current;
+        Assert.NotNull(probe.Observation);
+        Assert.Same(probe.Observation!.Isolator, probe.LinuxIsolator);
+        Assert.Equal(probe.Observation.Seccomp, probe.StatusOf(Controls.SeccompBpf) == CapabilityStatus.Enforced);
+        Assert.Equal(probe.Observation.Filesystem is { Confined: true }, probe.StatusOf(Controls.WorkspaceConfinement) == CapabilityStatus.Enforced);
+        Assert.Equal(probe.Observation.Limits, probe.StatusOf(Controls.MemoryLimit) == CapabilityStatus.Enforced);
     }
 }
