@@ -16,8 +16,8 @@
  *      namespaces can be made; the command keeps its own identity); setns() into a prepared empty network namespace
  *      (checked by inode, so a reused pid can never lead into another namespace);
  *   3. unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWCGROUP [| CLONE_NEWNET]) with every mount made private;
- *   4. forks the namespace's init (PID 1), which dies with this process (PR_SET_PDEATHSIG), builds the command's view
- *      of the filesystem (below), forks the command as PID 2 so it keeps normal signal semantics, reaps orphans, and
+ *   4. starts the namespace's init (PID 1), which dies with this process (PR_SET_PDEATHSIG), builds the command's view
+ *      of the filesystem (below), starts the command as PID 2 so it keeps normal signal semantics, reaps orphans, and
  *      exits with the command's status; when init exits the kernel kills everything left in the namespace;
  *   5. in the command's process: every signal disposition back to default and an empty signal mask (the .NET host
  *      ignores SIGPIPE and that would be inherited), the rlimits (soft = hard), EVERY capability dropped from every
@@ -33,7 +33,10 @@
  *     minimal /dev: null zero full random urandom tty, /dev/shm, a devpts of its own, fd links), --bind
  *     (read-write bind of a host path at the same path), --ro-bind (read-only; a symlink to a directory is recreated
  *     as the symlink), the /proc, /sys/fs/cgroup treatment above, a tmpfs root made read-only, then pivot_root into
- *     it and the old root detached: nothing outside the new root can be reached again.
+ *     it and the old root detached: nothing outside the new root can be reached again. Every host source is opened
+ *     (O_PATH) before anything is mounted and bound through /proc/self/fd, so the new root is assembled over an
+ *     existing directory of the private namespace (/tmp) and entered with one pivot_root (it walks every thread on
+ *     the host, so it is not cheap) and one detach.
  * --hold-netns makes an empty network namespace, prints "ready" and keeps it alive until its stdin reaches EOF
  * (the engine holds the pipe; runs join the namespace instead of paying for a new one each time).
  * Exit status: the command's exit code, 128+N when it died of signal N, 125 when the sandbox could not be set up,
