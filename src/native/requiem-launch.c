@@ -347,6 +347,14 @@ static void make_dirs(const char *prefix, const char *path)
     }
 }
 
+static void make_parent_dirs(const char *newroot, const char *path)
+{
+    char parent[PATH_MAX];
+    join(parent, "", path);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) { *slash = 0; make_dirs(newroot, parent); }
+}
+
 /* A mount point for PATH in the new root: a directory, or an empty file when the source is not a directory. */
 static void make_mount_point(const char *newroot, const char *path, int is_dir)
 {
@@ -355,10 +363,7 @@ static void make_mount_point(const char *newroot, const char *path, int is_dir)
     struct stat st;
     if (lstat(dst, &st) == 0) return;
     if (is_dir) { make_dirs(newroot, path); return; }
-    char parent[PATH_MAX];
-    join(parent, "", path);
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent) { *slash = 0; make_dirs(newroot, parent); }
+    make_parent_dirs(newroot, path);
     int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) fail("create", dst);
     close(fd);
@@ -534,8 +539,7 @@ static void build_filesystem(void)
         case OP_BIND:
         case OP_RO_BIND:
             if (op->link && lstat(dst, &st) != 0) {
-                make_mount_point(newroot, p, 0);
-                unlink(dst);
+                make_parent_dirs(newroot, p);
                 if (symlink(op->link, dst) != 0) fail("symlink", dst);
             } else {
                 make_mount_point(newroot, p, op->is_dir);
