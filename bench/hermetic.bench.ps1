@@ -12,12 +12,15 @@
     3. Invoke-RequiemExec of the same request with the bubblewrap isolator (REQUIEM_LAUNCHER=none) vs `& /bin/true`.
 .PARAMETER Iterations
     Calls per side, interleaved with their own `& /bin/true` baseline.
+.PARAMETER Runs
+    How many times the whole set is measured (each run prints its medians, 90th percentiles and the load average).
 #>
 param(
     [string] $ModulePath = (Join-Path $PSScriptRoot '../out/Requiem/Requiem.psd1'),
     [string] $WorkRoot = [IO.Path]::GetTempPath(),
     [string] $OutDirectory = (Join-Path $PSScriptRoot '../out/bench'),
-    [int] $Iterations = 200
+    [int] $Iterations = 200,
+    [int] $Runs = 3
 )
 $ErrorActionPreference = 'Stop'
 Import-Module $ModulePath
@@ -64,6 +67,7 @@ try {
         if ($LASTEXITCODE -ne 0) { throw 'requiem-launch --print-seccomp failed' }
     }
 
+    function Quantile($xs, [double] $q) { $s = @($xs | Sort-Object); $s[[int][Math]::Floor(($s.Count - 1) * $q)] }
     function Median($xs) { $s = @($xs | Sort-Object); $s[[int][Math]::Floor($s.Count / 2)] }
     function Measure-Pair([scriptblock] $Run) {
         $n = [Collections.Generic.List[double]]::new(); $s = [Collections.Generic.List[double]]::new()
@@ -72,8 +76,9 @@ try {
             $sw.Restart(); & $true_; $sw.Stop(); $n.Add($sw.Elapsed.TotalMilliseconds)
             $sw.Restart(); $null = & $Run; $sw.Stop(); $s.Add($sw.Elapsed.TotalMilliseconds)
         }
-        [pscustomobject]@{ Native = (Median $n); Sandboxed = (Median $s); Added = (Median $s) - (Median $n) }
+        [pscustomobject]@{ Native = (Median $n); Sandboxed = (Median $s); Added = (Median $s) - (Median $n); NativeP90 = (Quantile $n 0.9); SandboxedP90 = (Quantile $s 0.9) }
     }
+    function Load { if (Test-Path /proc/loadavg) { [double]((Get-Content /proc/loadavg -Raw).Split(' ')[0]) } else { $null } }
     # warm-up
     1..20 | ForEach-Object { & $true_; $null = Invoke-RequiemExec -Request $request; Push-Location $ws; & $launcher @launchArgs; Pop-Location }
     if ($bwrap) {
@@ -88,25 +93,41 @@ try {
     }
     if ($LASTEXITCODE -ne 0) { throw "warm-up failed: exit $LASTEXITCODE" }
 
-    $exec = Measure-Pair { Invoke-RequiemExec -Request $request }
-    Push-Location $ws
-    try {
-        $raw = Measure-Pair { & $launcher @launchArgs }
-        $bw = if ($bwrap) { Measure-Pair { & $bwrap @bwrapArgs } }
-        $bws = if ($bwrap) { Measure-Pair { & $sh @bwrapSeccompArgs } }
+    function Format-Pair($label, $m) {
+        '{0}: & /bin/true {1:N2} ms (p90 {2:N2}), sandboxed {3:N2} ms (p90 {4:N2}), added {5:N2} ms' -f $label, $m.Native, $m.NativeP90, $m.Sandboxed, $m.SandboxedP90, $m.Added
     }
-    finally { Pop-Location }
-    $execBwrap = if ($bwrap) {
-        $env:REQUIEM_LAUNCHER = 'none'
-        try { Measure-Pair { Invoke-RequiemExec -Request $request } } finally { Remove-Item Env:REQUIEM_LAUNCHER }
+    function ConvertTo-PairJson($m) {
+        if (-not $m) { return $null }
+        [ordered]@{ native_median_ms = $m.Native; native_p90_ms = $m.NativeP90; median_ms = $m.Sandboxed; p90_ms = $m.SandboxedP90; added_ms = $m.Added }
     }
-
-    "Invoke-RequiemExec hermetic+seccomp+deny_network+limits, same request (already recorded): & /bin/true {0:N2} ms, sandboxed {1:N2} ms, added {2:N2} ms (target <= 2 ms)" -f $exec.Native, $exec.Sandboxed, $exec.Added | Write-Host
-    "requiem-launch alone (same mounts, seccomp, netns):  & /bin/true {0:N2} ms, launcher {1:N2} ms, added {2:N2} ms" -f $raw.Native, $raw.Sandboxed, $raw.Added | Write-Host
-    if ($bw) {
-        "bwrap alone (equivalent binds, no seccomp filter):  & /bin/true {0:N2} ms, bwrap {1:N2} ms, added {2:N2} ms; requiem-launch is {3:N2}x faster" -f $bw.Native, $bw.Sandboxed, $bw.Added, ($bw.Sandboxed / $raw.Sandboxed) | Write-Host
-        "bwrap alone with the same seccomp program (sh opens it as fd 3):  & /bin/true {0:N2} ms, bwrap {1:N2} ms, added {2:N2} ms; requiem-launch is {3:N2}x faster" -f $bws.Native, $bws.Sandboxed, $bws.Added, ($bws.Sandboxed / $raw.Sandboxed) | Write-Host
-        "Invoke-RequiemExec, same request, bubblewrap isolator (REQUIEM_LAUNCHER=none):  & /bin/true {0:N2} ms, sandboxed {1:N2} ms, added {2:N2} ms" -f $execBwrap.Native, $execBwrap.Sandboxed, $execBwrap.Added | Write-Host
+    $results = foreach ($run in 1..$Runs) {
+        $loadBefore = Load
+        $exec = Measure-Pair { Invoke-RequiemExec -Request $request }
+        Push-Location $ws
+        try {
+            $raw = Measure-Pair { & $launcher @launchArgs }
+            $bw = if ($bwrap) { Measure-Pair { & $bwrap @bwrapArgs } }
+            $bws = if ($bwrap) { Measure-Pair { & $sh @bwrapSeccompArgs } }
+        }
+        finally { Pop-Location }
+        $execBwrap = if ($bwrap) {
+            $env:REQUIEM_LAUNCHER = 'none'
+            try { Measure-Pair { Invoke-RequiemExec -Request $request } } finally { Remove-Item Env:REQUIEM_LAUNCHER }
+        }
+        $loadAfter = Load
+        "run $run of $Runs, load average $loadBefore -> $loadAfter" | Write-Host
+        Format-Pair 'Invoke-RequiemExec hermetic+seccomp+deny_network+limits, same request (already recorded), target <= 2 ms added' $exec | Write-Host
+        Format-Pair 'requiem-launch alone (same mounts, seccomp, a fresh netns)' $raw | Write-Host
+        if ($bw) {
+            (Format-Pair 'bwrap alone (equivalent binds, no seccomp filter)' $bw) + ('; requiem-launch is {0:N2}x faster' -f ($bw.Sandboxed / $raw.Sandboxed)) | Write-Host
+            (Format-Pair 'bwrap alone with the same seccomp program (sh opens it as fd 3)' $bws) + ('; requiem-launch is {0:N2}x faster' -f ($bws.Sandboxed / $raw.Sandboxed)) | Write-Host
+            Format-Pair 'Invoke-RequiemExec, same request, bubblewrap isolator (REQUIEM_LAUNCHER=none)' $execBwrap | Write-Host
+        }
+        [ordered]@{
+            load_before = $loadBefore; load_after = $loadAfter
+            exec = ConvertTo-PairJson $exec; launcher = ConvertTo-PairJson $raw
+            bwrap = ConvertTo-PairJson $bw; bwrap_seccomp = ConvertTo-PairJson $bws; exec_bwrap = ConvertTo-PairJson $execBwrap
+        }
     }
     "enforced: {0}" -f ($r.Sandbox.Enforced -join ',') | Write-Host
 
@@ -114,12 +135,11 @@ try {
         benchmark = 'hermetic'
         machine = @{ cores = [Environment]::ProcessorCount; os = [Runtime.InteropServices.RuntimeInformation]::OSDescription }
         iterations = $Iterations
-        exec = [ordered]@{ native_median_ms = $exec.Native; sandboxed_median_ms = $exec.Sandboxed; added_ms = $exec.Added; target_added_ms = 2; enforced = @($r.Sandbox.Enforced) }
-        launcher = [ordered]@{ native_median_ms = $raw.Native; median_ms = $raw.Sandboxed; added_ms = $raw.Added }
-        bwrap = if ($bw) { [ordered]@{ native_median_ms = $bw.Native; median_ms = $bw.Sandboxed; added_ms = $bw.Added; seccomp = $false } } else { $null }
-        bwrap_seccomp = if ($bws) { [ordered]@{ native_median_ms = $bws.Native; median_ms = $bws.Sandboxed; added_ms = $bws.Added; seccomp = $true } } else { $null }
-        exec_bwrap = if ($execBwrap) { [ordered]@{ native_median_ms = $execBwrap.Native; sandboxed_median_ms = $execBwrap.Sandboxed; added_ms = $execBwrap.Added } } else { $null }
-    } | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath (Join-Path $OutDirectory 'hermetic.json')
+        target_added_ms = 2
+        enforced = @($r.Sandbox.Enforced)
+        bwrap_seccomp_note = 'bwrap without a filter, and with the launcher''s seccomp program opened by sh as fd 3'
+        runs = @($results)
+    } | ConvertTo-Json -Depth 6 | Set-Content -LiteralPath (Join-Path $OutDirectory 'hermetic.json')
 }
 finally {
     Remove-Item -Recurse -Force $work -ErrorAction Ignore

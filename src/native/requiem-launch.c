@@ -16,8 +16,8 @@
  *      namespaces can be made; the command keeps its own identity); setns() into a prepared empty network namespace
  *      (checked by inode, so a reused pid can never lead into another namespace);
  *   3. unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWCGROUP [| CLONE_NEWNET]) with every mount made private;
- *   4. forks the namespace's init (PID 1), which dies with this process (PR_SET_PDEATHSIG), builds the command's view
- *      of the filesystem (below), forks the command as PID 2 so it keeps normal signal semantics, reaps orphans, and
+ *   4. starts the namespace's init (PID 1), which dies with this process (PR_SET_PDEATHSIG), builds the command's view
+ *      of the filesystem (below), starts the command as PID 2 so it keeps normal signal semantics, reaps orphans, and
  *      exits with the command's status; when init exits the kernel kills everything left in the namespace;
  *   5. in the command's process: every signal disposition back to default and an empty signal mask (the .NET host
  *      ignores SIGPIPE and that would be inherited), the rlimits (soft = hard), EVERY capability dropped from every
@@ -33,7 +33,10 @@
  *     minimal /dev: null zero full random urandom tty, /dev/shm, a devpts of its own, fd links), --bind
  *     (read-write bind of a host path at the same path), --ro-bind (read-only; a symlink to a directory is recreated
  *     as the symlink), the /proc, /sys/fs/cgroup treatment above, a tmpfs root made read-only, then pivot_root into
- *     it and the old root detached: nothing outside the new root can be reached again.
+ *     it and the old root detached: nothing outside the new root can be reached again. Every host source is opened
+ *     (O_PATH) before anything is mounted and bound through /proc/self/fd, so the new root is assembled over an
+ *     existing directory of the private namespace (/tmp) and entered with one pivot_root (it walks every thread on
+ *     the host, so it is not cheap) and one detach.
  * --hold-netns makes an empty network namespace, prints "ready" and keeps it alive until its stdin reaches EOF
  * (the engine holds the pipe; runs join the namespace instead of paying for a new one each time).
  * Exit status: the command's exit code, 128+N when it died of signal N, 125 when the sandbox could not be set up,
@@ -107,7 +110,10 @@ struct sock_fprog_v { unsigned short len; struct sock_filter_v *filter; };
 struct limit { int resource; const char *name; int set; rlim_t value; };
 
 enum op_kind { OP_BIND, OP_RO_BIND, OP_TMPFS, OP_HIDE, OP_DEV };
-struct mount_op { enum op_kind kind; const char *path; };
+#define DEV_NODES 6
+static const char *const dev_nodes[DEV_NODES] = { "/null", "/zero", "/full", "/random", "/urandom", "/tty" };
+/* fd, is_dir, link (a bind's source) and dev_fd (--dev's nodes) are filled by open_sources before anything is mounted. */
+struct mount_op { enum op_kind kind; const char *path; int fd; int is_dir; char *link; int dev_fd[DEV_NODES]; };
 
 static struct mount_op ops[MAX_MOUNT_OPS];
 static int nops;
@@ -214,6 +220,33 @@ static const uint32_t denied_calls[] = {
 
 static int use_seccomp;
 
+/* The denied calls are looked up by binary search (a leaf checks up to this many with JEQ): the kernel evaluates the
+ * program for every syscall number when the filter is installed (its per-number action cache), so a linear list of 30
+ * cost about 0.1 ms per run; the search takes a few instructions per number. SeccompFilter.cs builds the same bytes. */
+#define SECCOMP_LEAF 3
+
+static int search_size(int count)
+{
+    return count <= SECCOMP_LEAF ? count : 1 + search_size(count / 2) + search_size(count - count / 2);
+}
+
+/* Emits the search over sorted[0, count) at prog[at]: JGE splits, JEQ leaves jumping to deny when equal; a leaf's last
+ * JEQ goes on to `next` when not equal. Returns the index after it. */
+static int emit_search(struct sock_filter_v *prog, int at, const uint32_t *sorted, int count, int deny, int next)
+{
+    if (count <= SECCOMP_LEAF) {
+        for (int i = 0; i < count; i++, at++) {
+            int last = i == count - 1;
+            prog[at] = (struct sock_filter_v){ BPF_JEQ_K, (uint8_t)(deny - at - 1), (uint8_t)(last ? next - at - 1 : 0), sorted[i] };
+        }
+        return at;
+    }
+    int half = count / 2;
+    prog[at] = (struct sock_filter_v){ BPF_JGE_K, (uint8_t)search_size(half), 0, sorted[half] };
+    at = emit_search(prog, at + 1, sorted, half, deny, next);
+    return emit_search(prog, at, sorted + half, count - half, deny, next);
+}
+
 /* Fills prog (room for 128) and returns the number of instructions; 0 where this architecture has no filter. */
 static unsigned short build_seccomp(struct sock_filter_v *prog)
 {
@@ -229,18 +262,26 @@ static unsigned short build_seccomp(struct sock_filter_v *prog)
     JUMP(BPF_JGE_K, 0x40000000u, 0, 1); /* x32 */
     STMT(BPF_RET_K, SECCOMP_RET_ERRNO_V | EPERM);
 #endif
-    for (size_t i = 0; i < sizeof denied_calls / sizeof denied_calls[0]; i++) {
-        JUMP(BPF_JEQ_K, denied_calls[i], 0, 1);
-        STMT(BPF_RET_K, SECCOMP_RET_ERRNO_V | EPERM);
+    uint32_t sorted[sizeof denied_calls / sizeof denied_calls[0]];
+    int count = (int)(sizeof denied_calls / sizeof denied_calls[0]);
+    memcpy(sorted, denied_calls, sizeof sorted);
+    for (int i = 1; i < count; i++) {
+        for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+            uint32_t t = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = t;
+        }
     }
-    /* clone3 passes its flags in memory the filter cannot read: ENOSYS makes libc fall back to clone. */
+    /* After the search: clone3 passes its flags in memory the filter cannot read, and ENOSYS makes libc fall back to
+     * clone; clone with a namespace flag is unshare by another name. */
+    int tail = n + search_size(count), deny = tail + 5;
+    n = (unsigned short)emit_search(prog, n, sorted, count, deny, tail);
     JUMP(BPF_JEQ_K, NR_CLONE3, 0, 1);
     STMT(BPF_RET_K, SECCOMP_RET_ERRNO_V | ENOSYS);
-    /* clone with a namespace flag is unshare by another name. */
     JUMP(BPF_JEQ_K, NR_CLONE, 0, 3);
     STMT(BPF_LD_W_ABS, SECCOMP_DATA_ARG0);
     JUMP(BPF_JSET_K, NAMESPACE_CLONE_FLAGS, 0, 1);
-    STMT(BPF_RET_K, SECCOMP_RET_ERRNO_V | EPERM);
+    STMT(BPF_RET_K, SECCOMP_RET_ERRNO_V | EPERM); /* deny: the search's matches land here */
     STMT(BPF_RET_K, SECCOMP_RET_ALLOW_V);
 #undef STMT
 #undef JUMP
@@ -306,6 +347,14 @@ static void make_dirs(const char *prefix, const char *path)
     }
 }
 
+static void make_parent_dirs(const char *newroot, const char *path)
+{
+    char parent[PATH_MAX];
+    join(parent, "", path);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) { *slash = 0; make_dirs(newroot, parent); }
+}
+
 /* A mount point for PATH in the new root: a directory, or an empty file when the source is not a directory. */
 static void make_mount_point(const char *newroot, const char *path, int is_dir)
 {
@@ -314,10 +363,7 @@ static void make_mount_point(const char *newroot, const char *path, int is_dir)
     struct stat st;
     if (lstat(dst, &st) == 0) return;
     if (is_dir) { make_dirs(newroot, path); return; }
-    char parent[PATH_MAX];
-    join(parent, "", path);
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent) { *slash = 0; make_dirs(newroot, parent); }
+    make_parent_dirs(newroot, path);
     int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) fail("create", dst);
     close(fd);
@@ -342,27 +388,39 @@ static void mount_tmpfs(const char *dst, const char *options)
     if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, options) != 0) fail("mount tmpfs", dst);
 }
 
-static void bind(const char *src, const char *dst, int read_only)
+static void bind(const char *src, const char *dst, int read_only, const char *what)
 {
-    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) != 0) fail("bind", src);
+    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) != 0) fail("bind", what);
     if (read_only) make_read_only(dst, 1);
 }
 
-/* A minimal /dev: the harmless character devices bound from the host, a private /dev/shm, the usual links. */
-static void mount_dev(const char *oldroot, const char *newroot, const char *path)
+/* A source opened by open_sources, as a path mount(2) follows to it: the host's /proc is still in place then. */
+static const char *fd_path(char *buf, int fd)
 {
-    static const char *const nodes[] = { "/null", "/zero", "/full", "/random", "/urandom", "/tty" };
-    char dev[PATH_MAX], node[PATH_MAX], src[PATH_MAX], host[PATH_MAX];
-    join(dev, newroot, path);
-    join(host, oldroot, path);
+    snprintf(buf, 32, "/proc/self/fd/%d", fd);
+    return buf;
+}
+
+static int open_source(const char *path)
+{
+    int fd = open(path, O_PATH | O_CLOEXEC);
+    if (fd < 0) fail("open", path);
+    return fd;
+}
+
+/* A minimal /dev: the harmless character devices bound from the host, a private /dev/shm, the usual links. */
+static void mount_dev(struct mount_op *op, const char *newroot)
+{
+    char dev[PATH_MAX], node[PATH_MAX], src[32];
+    join(dev, newroot, op->path);
     mount_tmpfs(dev, "mode=755");
-    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
-        join(node, dev, nodes[i]);
-        join(src, host, nodes[i]);
+    for (int i = 0; i < DEV_NODES; i++) {
+        join(node, dev, dev_nodes[i]);
         int fd = open(node, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
         if (fd < 0) fail("create", node);
         close(fd);
-        if (mount(src, node, NULL, MS_BIND, NULL) != 0) fail("bind", src);
+        if (mount(fd_path(src, op->dev_fd[i]), node, NULL, MS_BIND, NULL) != 0) fail("bind", dev_nodes[i]);
+        close(op->dev_fd[i]);
     }
     join(node, dev, "/shm");
     if (mkdir(node, 01777) != 0) fail("mkdir", node);
@@ -396,7 +454,7 @@ static void mount_proc_and_cgroup(const char *newroot)
     for (size_t i = 0; i < sizeof tunables / sizeof tunables[0]; i++) {
         join(path, newroot, tunables[i]);
         if (access(path, F_OK) != 0) continue;
-        bind(path, path, 1);
+        bind(path, path, 1, tunables[i]);
     }
     join(path, newroot, "/sys/fs/cgroup");
     struct stat st;
@@ -404,6 +462,49 @@ static void mount_proc_and_cgroup(const char *newroot)
         mount_tmpfs(path, "mode=555,size=0");
         make_read_only(path, 0);
     }
+}
+
+/* Every host path the view takes something from, opened (O_PATH) while the host's tree is still as it was: nothing
+ * mounted while the view is assembled can change what a source resolves to, so the new root can be built over any
+ * directory of the host's tree (new_root_dir) and entered with a single pivot_root. */
+static void open_sources(void)
+{
+    char path[PATH_MAX];
+    for (int i = 0; i < nops; i++) {
+        struct mount_op *op = &ops[i];
+        if (op->kind == OP_DEV) {
+            for (int n = 0; n < DEV_NODES; n++) {
+                join(path, op->path, dev_nodes[n]);
+                op->dev_fd[n] = open_source(path);
+            }
+            continue;
+        }
+        if (op->kind != OP_BIND && op->kind != OP_RO_BIND) continue;
+        op->fd = open_source(op->path);
+        struct stat st, lst;
+        if (fstat(op->fd, &st) != 0 || lstat(op->path, &lst) != 0) fail("stat", op->path);
+        op->is_dir = S_ISDIR(st.st_mode);
+        if (S_ISLNK(lst.st_mode) && op->is_dir) {
+            ssize_t n = readlink(op->path, path, sizeof path - 1);
+            if (n < 0) fail("readlink", op->path);
+            path[n] = 0;
+            if (!(op->link = strdup(path))) fail("strdup", op->path);
+        }
+    }
+}
+
+/* Where the new root is assembled: an existing directory that it is mounted over in our private mount namespace (the
+ * sources are open already, so what it hides does not matter). Not /proc: the sources are reached through it. */
+static const char *new_root_dir(void)
+{
+    static const char *const candidates[] = { "/tmp", "/mnt", "/run", "/var", "/opt", "/srv", "/media", "/home", "/usr", "/etc" };
+    struct stat st;
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        if (lstat(candidates[i], &st) == 0 && S_ISDIR(st.st_mode)) return candidates[i];
+    }
+    errno = ENOENT;
+    fail("no directory to assemble the new root on", NULL);
+    return NULL;
 }
 
 /* Builds the command's filesystem view (see the top of the file). Runs in init, in the new PID and mount namespaces. */
@@ -415,47 +516,36 @@ static void build_filesystem(void)
     }
     char cwd[PATH_MAX];
     if (!getcwd(cwd, sizeof cwd)) fail("getcwd", NULL);
-    /* Step into an empty tmpfs (on /tmp; our mount namespace is private) with the host's root at /oldroot, so that
-     * every host path stays reachable while the new root is assembled at /newroot. */
-    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=700") != 0) fail("mount tmpfs", "/tmp");
-    if (chdir("/tmp") != 0) fail("chdir", "/tmp");
-    if (mkdir("oldroot", 0700) != 0 || mkdir("newroot", 0755) != 0) fail("mkdir", "/tmp/{oldroot,newroot}");
-    if (syscall(SYS_pivot_root, ".", "oldroot") != 0) fail("pivot_root", "/tmp");
-    if (chdir("/") != 0) fail("chdir", "/");
-    const char *oldroot = "/oldroot", *newroot = "/newroot";
-    if (strcmp(root_kind, "ro-host") == 0) bind(oldroot, newroot, 1);
+    open_sources();
+    const char *newroot = new_root_dir();
+    if (strcmp(root_kind, "ro-host") == 0) bind("/", newroot, 1, "/");
     else mount_tmpfs(newroot, "mode=755");
-    char src[PATH_MAX], dst[PATH_MAX];
+    char src[32], dst[PATH_MAX];
     for (int i = 0; i < nops; i++) {
-        const char *p = ops[i].path;
-        join(src, oldroot, p);
+        struct mount_op *op = &ops[i];
+        const char *p = op->path;
         join(dst, newroot, p);
-        struct stat st, lst;
-        switch (ops[i].kind) {
+        struct stat st;
+        switch (op->kind) {
         case OP_TMPFS:
         case OP_HIDE:
             make_mount_point(newroot, p, 1);
-            mount_tmpfs(dst, ops[i].kind == OP_TMPFS ? "mode=1777" : "mode=755");
+            mount_tmpfs(dst, op->kind == OP_TMPFS ? "mode=1777" : "mode=755");
             break;
         case OP_DEV:
             make_mount_point(newroot, p, 1);
-            mount_dev(oldroot, newroot, p);
+            mount_dev(op, newroot);
             break;
         case OP_BIND:
         case OP_RO_BIND:
-            if (lstat(src, &lst) != 0 || stat(src, &st) != 0) fail("stat", p);
-            if (S_ISLNK(lst.st_mode) && S_ISDIR(st.st_mode) && lstat(dst, &st) != 0) {
-                char target[PATH_MAX];
-                ssize_t n = readlink(src, target, sizeof target - 1);
-                if (n < 0) fail("readlink", p);
-                target[n] = 0;
-                make_mount_point(newroot, p, 0);
-                unlink(dst);
-                if (symlink(target, dst) != 0) fail("symlink", dst);
-                break;
+            if (op->link && lstat(dst, &st) != 0) {
+                make_parent_dirs(newroot, p);
+                if (symlink(op->link, dst) != 0) fail("symlink", dst);
+            } else {
+                make_mount_point(newroot, p, op->is_dir);
+                bind(fd_path(src, op->fd), dst, op->kind == OP_RO_BIND, p);
             }
-            make_mount_point(newroot, p, S_ISDIR(st.st_mode));
-            bind(src, dst, ops[i].kind == OP_RO_BIND);
+            close(op->fd);
             break;
         }
     }
@@ -466,7 +556,7 @@ static void build_filesystem(void)
     }
     mount_proc_and_cgroup(newroot);
     if (strcmp(root_kind, "tmpfs") == 0) make_read_only(newroot, 0);
-    /* Into the new root; the old one (and the tmpfs that held it) is detached and can never be reached again. */
+    /* Into the new root; the old one is detached and can never be reached again. */
     if (chdir(newroot) != 0) fail("chdir", newroot);
     if (syscall(SYS_pivot_root, ".", ".") != 0) fail("pivot_root", newroot);
     if (umount2(".", MNT_DETACH) != 0) fail("umount", "old root");
@@ -474,18 +564,39 @@ static void build_filesystem(void)
     if (chdir(cwd) != 0) fail("chdir (the working directory is not in the sandbox's filesystem)", cwd);
 }
 
-/* PID 1 of the run's namespace: start the command as PID 2, reap everything, exit with the command's status. */
-static void run_init(char **argv, struct limit *limits, int nlimits, int parent_alive_fd)
+/*
+ * init and the command are started the way posix_spawn starts a program: CLONE_VM | CLONE_VFORK on a stack of their
+ * own, so the address space is not copied (a fork cost about 0.1 ms here), and the parent, which has nothing to do but
+ * wait, sleeps until the child has exec'd or exited. The child has its own descriptor table, signal handlers, rlimits,
+ * credentials and seccomp filter (none of CLONE_FILES, CLONE_SIGHAND, CLONE_THREAD); what it writes to memory (errno,
+ * the mount list) the sleeping parent never reads again.
+ */
+#define CHILD_STACK (256 * 1024)
+static char init_stack[CHILD_STACK] __attribute__((aligned(16)));
+static char command_stack[CHILD_STACK] __attribute__((aligned(16)));
+
+struct run { char **argv; struct limit *limits; int nlimits; int alive[2]; };
+
+static int command_main(void *arg)
 {
+    struct run *run = arg;
+    exec_command(run->argv, run->limits, run->nlimits);
+    return SETUP_FAILED;
+}
+
+/* PID 1 of the run's namespace: start the command as PID 2, reap everything, exit with the command's status. */
+static int init_main(void *arg)
+{
+    struct run *run = arg;
+    close(run->alive[1]);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("prctl", "PR_SET_PDEATHSIG");
-    struct pollfd p = { parent_alive_fd, POLLIN, 0 };
+    struct pollfd p = { run->alive[0], POLLIN, 0 };
     if (poll(&p, 1, 0) > 0) _exit(SETUP_FAILED); /* the launcher died before the death signal was armed */
-    close(parent_alive_fd);
+    close(run->alive[0]);
     build_filesystem();
 
-    pid_t cmd = fork();
-    if (cmd < 0) fail("fork", "command");
-    if (cmd == 0) exec_command(argv, limits, nlimits);
+    pid_t cmd = clone(command_main, command_stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, run);
+    if (cmd < 0) fail("clone", "command");
     for (;;) {
         int st;
         pid_t w = waitpid(-1, &st, 0);
@@ -625,12 +736,9 @@ int main(int argc, char **argv)
 
     int alive[2];
     if (pipe2(alive, O_CLOEXEC) != 0) fail("pipe", NULL);
-    pid_t init = fork();
-    if (init < 0) fail("fork", "init");
-    if (init == 0) {
-        close(alive[1]);
-        run_init(command, limits, nlimits, alive[0]);
-    }
+    struct run run = { command, limits, nlimits, { alive[0], alive[1] } };
+    pid_t init = clone(init_main, init_stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &run);
+    if (init < 0) fail("clone", "init");
     close(alive[0]);
     for (;;) {
         int st;

@@ -73,30 +73,56 @@ public static class FilesystemView
         return new FilesystemLayout(mode, mounts);
     }
 
-    /// <summary>How long a resolved <c>readonly_paths</c> list is reused (see <see cref="ResolvedReadonlyPaths"/>).</summary>
-    internal static readonly TimeSpan ReadonlyPathsLifetime = TimeSpan.FromSeconds(5);
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, ResolvedList> s_readonly = new(StringComparer.Ordinal);
 
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Stamp, (string Path, string? Target)[] Paths)> s_readonly =
-        new(StringComparer.Ordinal);
+    /// <summary>
+    /// Directory modification times closer than this to the moment a list was resolved are not trusted: file times
+    /// come from a clock that advances in ticks of a few milliseconds, so a change in the same tick would leave the
+    /// time as it was. Such a list is resolved again on every run until its directories have been quiet this long.
+    /// </summary>
+    internal static readonly TimeSpan StampMargin = TimeSpan.FromSeconds(1);
+
+    /// <summary>A resolved list and the modification time of every directory its resolution read.</summary>
+    private sealed record ResolvedList((string Path, string? Target)[] Paths, (string Directory, DateTime Modified)[] Stamps, bool Trusted);
 
     /// <summary>
     /// <c>readonly_paths</c> resolved (parents' symlinks, existence, symlinks to directories), sorted: the costly part
-    /// of a hermetic layout (about 0.5 ms for the default toolchain roots, a dozen path walks). A list is resolved again
-    /// after <see cref="ReadonlyPathsLifetime"/>, so a toolchain path that appears or goes away is seen within seconds;
-    /// in between a vanished path makes the launch fail (SandboxSetupFailed) rather than show anything undeclared.
-    /// Hidden paths and inputs are never cached: they are resolved for every run.
+    /// of a hermetic layout (about 0.5 ms for the default toolchain roots, a dozen path walks). A resolved list is kept
+    /// per list and reused while every directory the resolution read (each path's parents, its resolved parents, and a
+    /// symlink's target's parents) has the modification time it had: a path that appears, goes away, changes type or
+    /// is re-pointed changes an entry of one of those directories, so the next run resolves the list again (for the
+    /// default list that check is three stats: /, /etc, /usr). Hidden paths and inputs are never cached: they are
+    /// resolved for every run.
     /// </summary>
     internal static (string Path, string? Target)[] ResolvedReadonlyPaths(IEnumerable<string> readonlyPaths)
     {
         var list = readonlyPaths as IReadOnlyCollection<string> ?? readonlyPaths.ToArray();
         var key = string.Join('\0', list);
-        var now = Environment.TickCount64;
-        if (s_readonly.TryGetValue(key, out var cached) && now - cached.Stamp < (long)ReadonlyPathsLifetime.TotalMilliseconds) return cached.Paths;
-        var resolved = list.Select(Resolve).Where(Exists).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)
+        if (s_readonly.TryGetValue(key, out var cached) && cached.Trusted && cached.Stamps.All(st => Directory.GetLastWriteTimeUtc(st.Directory) == st.Modified))
+            return cached.Paths;
+        var resolvedAt = DateTime.UtcNow;
+        var read = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var p in list)
+        {
+            AddParents(read, p);
+            var resolved = Resolve(p);
+            AddParents(read, resolved);
+            if (new FileInfo(resolved).LinkTarget is { } target)
+                AddParents(read, WorkspacePaths.RealPath(Path.GetFullPath(target, Path.GetDirectoryName(resolved) ?? "/")));
+        }
+        var stamps = read.Select(d => (d, Directory.GetLastWriteTimeUtc(d))).ToArray();
+        var paths = list.Select(Resolve).Where(Exists).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)
             .Select(p => (p, DirectorySymlinkTarget(p))).ToArray();
+        var trusted = stamps.All(st => st.Item2 < resolvedAt - StampMargin);
         if (s_readonly.Count > 64) s_readonly.Clear(); // requests with many distinct lists: stay small
-        s_readonly[key] = (now, resolved);
-        return resolved;
+        s_readonly[key] = new ResolvedList(paths, stamps, trusted);
+        return paths;
+    }
+
+    /// <summary>Every directory above <paramref name="path"/> ("/usr/bin": "/usr" and "/").</summary>
+    private static void AddParents(SortedSet<string> into, string path)
+    {
+        for (var d = Path.GetDirectoryName(path); !string.IsNullOrEmpty(d); d = Path.GetDirectoryName(d)) into.Add(d);
     }
 
     /// <summary>The launcher's <c>--root</c> and mount options for a run, or an empty list for <c>host</c>.</summary>

@@ -8,7 +8,8 @@ namespace Requiem.Engine.Sandbox;
 /// (<c>install_seccomp</c> in src/native/requiem-launch.c; <c>requiem-launch --print-seccomp</c> writes its bytes and a
 /// unit test compares the two), for isolators that take a compiled program: bubblewrap's <c>--seccomp FD</c>.
 /// Allow by default; the architecture is checked first (anything else is killed), x32 calls are refused, and EPERM is
-/// returned for the calls that would undo or escape the sandbox; clone3 gets ENOSYS (its flags are in memory the filter
+/// returned for the calls that would undo or escape the sandbox (found by binary search, so that the kernel's
+/// evaluation of the program for every syscall number at install time stays short); clone3 gets ENOSYS (its flags are in memory the filter
 /// cannot read, so libc falls back to clone), and clone with a namespace flag gets EPERM.
 /// </summary>
 public static class SeccompFilter
@@ -65,17 +66,18 @@ public static class SeccompFilter
             prog.Add((JumpGreaterEqual, 0, 1, 0x40000000u));
             prog.Add((Return, 0, 0, RetErrno | Eperm));
         }
-        foreach (var nr in table.Denied)
-        {
-            prog.Add((JumpEqual, 0, 1, nr));
-            prog.Add((Return, 0, 0, RetErrno | Eperm));
-        }
+        // The denied calls by binary search (the kernel runs the program for every syscall number when it is installed):
+        // JGE splits, leaves of up to LeafSize JEQs that jump to the deny return, the last one on to the clone checks.
+        var sorted = table.Denied.Order().ToArray();
+        var tail = prog.Count + SearchSize(sorted.Length);
+        var deny = tail + 5;
+        EmitSearch(prog, sorted, deny, tail);
         prog.Add((JumpEqual, 0, 1, table.Clone3Nr));
         prog.Add((Return, 0, 0, RetErrno | Enosys));
         prog.Add((JumpEqual, 0, 3, table.CloneNr));
         prog.Add((LdWordAbs, 0, 0, OffsetArg0Low));
         prog.Add((JumpSet, 0, 1, NamespaceCloneFlags));
-        prog.Add((Return, 0, 0, RetErrno | Eperm));
+        prog.Add((Return, 0, 0, RetErrno | Eperm)); // deny: the search's matches land here
         prog.Add((Return, 0, 0, RetAllow));
         var bytes = new byte[prog.Count * 8];
         for (var i = 0; i < prog.Count; i++)
@@ -87,6 +89,27 @@ public static class SeccompFilter
             BinaryPrimitives.WriteUInt32LittleEndian(s[4..], prog[i].K);
         }
         return bytes;
+    }
+
+    private const int LeafSize = 3;
+
+    private static int SearchSize(int count) => count <= LeafSize ? count : 1 + SearchSize(count / 2) + SearchSize(count - count / 2);
+
+    private static void EmitSearch(List<(ushort Code, byte Jt, byte Jf, uint K)> prog, ReadOnlySpan<uint> sorted, int deny, int next)
+    {
+        if (sorted.Length <= LeafSize)
+        {
+            for (var i = 0; i < sorted.Length; i++)
+            {
+                var at = prog.Count;
+                prog.Add((JumpEqual, (byte)(deny - at - 1), (byte)(i == sorted.Length - 1 ? next - at - 1 : 0), sorted[i]));
+            }
+            return;
+        }
+        var half = sorted.Length / 2;
+        prog.Add((JumpGreaterEqual, (byte)SearchSize(half), 0, sorted[half]));
+        EmitSearch(prog, sorted[..half], deny, next);
+        EmitSearch(prog, sorted[half..], deny, next);
     }
 
     private static readonly Lazy<string?> s_file = new(WriteFile, LazyThreadSafetyMode.ExecutionAndPublication);

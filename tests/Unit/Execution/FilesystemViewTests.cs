@@ -93,4 +93,59 @@ public sealed class FilesystemViewTests
         Assert.True(defaults.Policy.Seccomp);
         Assert.Equal(FilesystemView.DefaultHiddenPaths, defaults.Policy.HiddenPaths);
     }
+
+    /// <summary>
+    /// A resolved readonly_paths list is reused while nothing it was resolved from changed, and resolved again as soon
+    /// as a path appears, goes away, changes type or a symlink is re-pointed (directory times set an hour back, so the
+    /// cache trusts them; each change then moves its directory's time to now).
+    /// </summary>
+    [Fact]
+    public void ResolvedReadonlyPathsFollowEveryChangeOfAPath()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var root = WorkspacePaths.RealPath(Path.Combine(Path.GetTempPath(), "requiem-roview-" + Guid.NewGuid().ToString("n")));
+        var tools = Path.Combine(root, "tools");
+        Directory.CreateDirectory(Path.Combine(root, "real", "bin"));
+        Directory.CreateDirectory(Path.Combine(root, "other"));
+        Directory.CreateDirectory(tools);
+        var tool = Path.Combine(tools, "cc");
+        var list = new[] { tool, Path.Combine(root, "link") };
+        void Settle()
+        {
+            foreach (var d in new[] { root, tools, Path.Combine(root, "real"), Path.Combine(root, "other") })
+                Directory.SetLastWriteTimeUtc(d, DateTime.UtcNow.AddHours(-1));
+        }
+        try
+        {
+            Settle();
+            var first = FilesystemView.ResolvedReadonlyPaths(list);
+            Assert.Empty(first);                                                       // neither exists yet
+            Assert.Same(first, FilesystemView.ResolvedReadonlyPaths(list));             // nothing changed: reused
+
+            File.WriteAllText(tool, "x");                                              // appears
+            Assert.Equal(new[] { (tool, (string?)null) }, FilesystemView.ResolvedReadonlyPaths(list));
+
+            Settle();
+            _ = FilesystemView.ResolvedReadonlyPaths(list);
+            File.Delete(tool);                                                         // changes type: a directory now
+            Directory.CreateDirectory(tool);
+            Assert.Equal(new[] { (tool, (string?)null) }, FilesystemView.ResolvedReadonlyPaths(list));
+            Directory.Delete(tool);                                                    // goes away
+            Assert.Empty(FilesystemView.ResolvedReadonlyPaths(list));
+
+            var link = Path.Combine(root, "link");
+            File.CreateSymbolicLink(link, "real/bin");                                 // a symlink to a directory
+            Settle();
+            Assert.Equal(new[] { (link, (string?)"real/bin") }, FilesystemView.ResolvedReadonlyPaths(list));
+            File.Delete(link);                                                         // re-pointed elsewhere
+            File.CreateSymbolicLink(link, "other");
+            Assert.Equal(new[] { (link, (string?)"other") }, FilesystemView.ResolvedReadonlyPaths(list));
+
+            Settle();
+            _ = FilesystemView.ResolvedReadonlyPaths(list);
+            Directory.Delete(Path.Combine(root, "other"));                             // its target goes away: no longer
+            Assert.Equal(new[] { (link, (string?)null) }, FilesystemView.ResolvedReadonlyPaths(list)); // a link to a directory
+        }
+        finally { Directory.Delete(root, true); }
+    }
 }
