@@ -78,8 +78,11 @@ Import-Module '$ModulePath'
     }
 
     It 'checks a sample on every core and finds a spoiled object in it' {
+        # Earlier checks moved the spoiled objects to quarantine/ (still reported as corrupt), so a sample of 242
+        # reads every object that is still in objects/.
+        $inObjects = @(Get-ChildItem -LiteralPath (Join-Path $Store 'objects') -File -Recurse).Count
         $r = Test-RequiemCas -Sample 242 -Cas $Store
-        $r.Checked | Should -Be 242
+        $r.Checked | Should -Be $inObjects
         ($r.Corrupt.Hash | Sort-Object) | Should -Be ([string[]]($Spoiled | Sort-Object))
     }
 }

@@ -198,11 +198,11 @@ public sealed class CasVerifier
                 output.Progress(new ProgressInfo("Test-RequiemCas", $"{i + 1} of {selected.Count} objects, {bytes >> 20} MiB verified", i + 1, selected.Count));
         }
 
-        // -All: objects found damaged earlier (by a read, or a previous check) and not stored again since are still corrupt.
-        // A sample reports what it checked, as before.
+        // Objects found damaged earlier (by a read, or a previous check) and not stored again since are still corrupt, for
+        // -All and -Sample alike: a nightly sample gate must not turn green because an earlier check moved the damage aside.
         var present = new HashSet<string>(files.Select(f => f.Hash), StringComparer.Ordinal);
         var corruptHashes = new HashSet<string>(corrupt.Select(c => c.Hash), StringComparer.Ordinal);
-        foreach (var (hash, encoding, quarantined) in all ? _store.EnumerateQuarantined() : Enumerable.Empty<(string, CasEncoding, string)>())
+        foreach (var (hash, encoding, quarantined) in _store.EnumerateQuarantined())
         {
             if (present.Contains(hash) || corruptHashes.Contains(hash) || _store.Contains(hash)) continue;
             corruptHashes.Add(hash);
