@@ -227,6 +227,35 @@ public sealed class CasRemoteTests : IDisposable
         Assert.Single(b.Remote.DrainWarnings(), w => w.Contains("corrupt and was not used", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void RefsFallThroughAndARemovalIsATombstoneNobodyReadsBack()
+    {
+        var a = NewAgent();
+        var hash = a.PutBytes(Encoding.UTF8.GetBytes("ref target")).Hash;
+        a.SetRef("builds/main", hash);
+        a.Remote!.UploadPending();
+        var remoteRef = Path.Combine(RemoteRoot, "refs", "builds", "main");
+        Assert.Equal(hash + "\n", File.ReadAllText(remoteRef));
+
+        var b = NewAgent();
+        Assert.Equal(hash, b.GetRef("builds/main"));
+        Assert.True(File.Exists(b.RefPath("builds/main")));  // filled locally
+        Assert.Empty(b.Remote!.PendingNames());              // and not queued to go back up
+
+        Assert.True(a.RemoveRef("builds/main"));
+        Assert.Contains("refs/builds/main", a.Remote.PendingNames());
+        Assert.Null(a.GetRef("builds/main"));                // the pending removal wins over the remote copy
+        Assert.False(File.Exists(a.RefPath("builds/main")));
+        a.Remote.UploadPending();
+        Assert.Empty(a.Remote.PendingNames());
+        Assert.Equal(0, new FileInfo(remoteRef).Length);     // a tombstone
+
+        Assert.Null(NewAgent().GetRef("builds/main"));
+        var sync = b.Remote.Sync();                          // b still holds its older copy: it is not uploaded
+        Assert.Equal(0, sync.Uploaded);
+        Assert.Equal(0, new FileInfo(remoteRef).Length);
+    }
+
     /// <summary>Hands the bytes over in chunks of a given size (as a network stream would).</summary>
     private sealed class ChunkedBackend(ICasBackend inner, int chunk) : ICasBackend
     {
