@@ -105,6 +105,8 @@ public sealed class SandboxProbe
     /// <summary>A directory under which a per-run pids cgroup can be made (root only), or null.</summary>
     public string? PidsCgroupBase { get; private set; }
     public bool JobObjectsWork { get; private set; }
+    /// <summary>What the Job Object isolator's probe observed (Windows only).</summary>
+    public WindowsJobObservation? WindowsJob { get; private set; }
     public IReadOnlyList<string> Notes { get; private set; } = Array.Empty<string>();
     public IReadOnlyList<SandboxCapability> Capabilities { get; private set; } = Array.Empty<SandboxCapability>();
     public TimeSpan ProbeDuration { get; private set; }
@@ -403,9 +405,11 @@ public sealed class SandboxProbe
     /// <summary>Kills whatever is left in a per-run cgroup and removes it (best effort, a few retries).</summary>
     public static void RemoveCgroup(string dir) => RunCgroup.Remove(dir);
 
+    /// <summary>Windows: the Job Object isolator probes itself; the capabilities are what it observed.</summary>
     private static SandboxProbe ProbeWindows(Stopwatch sw)
     {
-        var ok = OperatingSystem.IsWindows() && WindowsJob.Probe(out _);
+        var job = WindowsJobIsolator.Probe();
+        var ok = job.JobObjects;
         var caps = Common().ToList();
         if (ok)
         {
@@ -413,7 +417,9 @@ public sealed class SandboxProbe
             caps.Add(new SandboxCapability(Controls.ProcessTreeKill, CapabilityStatus.Enforced, "Job Object KILL_ON_JOB_CLOSE", "closing or terminating the job kills every process in it"));
             caps.Add(new SandboxCapability(Controls.MemoryLimit, CapabilityStatus.Enforced, "Job Object JOB_OBJECT_LIMIT_PROCESS_MEMORY", "committed memory per process"));
             caps.Add(new SandboxCapability(Controls.CpuLimit, CapabilityStatus.Enforced, "Job Object JOB_OBJECT_LIMIT_JOB_TIME", "user-mode CPU time of the whole job"));
-            caps.Add(new SandboxCapability(Controls.ProcessLimit, CapabilityStatus.Enforced, "Job Object JOB_OBJECT_LIMIT_ACTIVE_PROCESS", "active processes in the job"));
+            caps.Add(job.ProcessLimit
+                ? new SandboxCapability(Controls.ProcessLimit, CapabilityStatus.Enforced, "Job Object JOB_OBJECT_LIMIT_ACTIVE_PROCESS", "active processes in the job; probed: with one allowed, the command could not start a child")
+                : Unsupported(Controls.ProcessLimit, "the probe did not see the job's active-process limit refuse a process (see ProbeNotes)"));
         }
         else
         {
@@ -426,7 +432,11 @@ public sealed class SandboxProbe
         caps.Add(Unsupported(Controls.SeccompBpf, "not applicable on Windows"));
         caps.Add(Unsupported(Controls.FilesystemIsolation, "the command can read and write outside the workspace"));
         caps.Add(Unsupported(Controls.WorkspaceConfinement, "the command can write outside its workspace (only the request's own paths are checked)"));
-        return new SandboxProbe { Platform = "windows", JobObjectsWork = ok, Capabilities = caps, ProbeDuration = sw.Elapsed };
+        return new SandboxProbe
+        {
+            Platform = "windows", WindowsJob = job, JobObjectsWork = ok, Capabilities = caps, ProbeDuration = sw.Elapsed,
+            Notes = ok && job.ProcessLimit ? Array.Empty<string>() : new[] { "Job Objects: " + job.Detail },
+        };
     }
 
     internal static string? Which(string name, params string[] candidates) => ProbeCommand.Which(name, candidates);
