@@ -171,49 +171,40 @@ public static class ProcessMeasure
     /// </summary>
     private sealed class WindowsJob : IDisposable
     {
-        private IntPtr _handle;
-
-        [StructLayout(LayoutKind.Sequential)]
-        private struct BasicAccounting
-        {
-            public long TotalUserTime, TotalKernelTime, ThisPeriodTotalUserTime, ThisPeriodTotalKernelTime;
-            public uint TotalPageFaultCount, TotalProcesses, ActiveProcesses, TotalTerminatedProcesses;
-        }
-
-        [DllImport("kernel32", SetLastError = true)] private static extern IntPtr CreateJobObjectW(IntPtr attributes, IntPtr name);
-        [DllImport("kernel32", SetLastError = true)] private static extern bool AssignProcessToJobObject(IntPtr job, IntPtr process);
-        [DllImport("kernel32", SetLastError = true)] private static extern bool TerminateJobObject(IntPtr job, uint exitCode);
-        [DllImport("kernel32", SetLastError = true)] private static extern bool CloseHandle(IntPtr handle);
-        [DllImport("kernel32", SetLastError = true)] private static extern bool QueryInformationJobObject(IntPtr job, int infoClass, out BasicAccounting info, int length, IntPtr returnLength);
+        private Microsoft.Win32.SafeHandles.SafeFileHandle? _handle;
 
         public static WindowsJob? Create()
         {
-            var h = CreateJobObjectW(IntPtr.Zero, IntPtr.Zero);
-            return h == IntPtr.Zero ? null : new WindowsJob { _handle = h };
+            if (!OperatingSystem.IsWindows()) return null;
+            var h = Interop.Kernel32.CreateJobObjectW(IntPtr.Zero, null);
+            if (!h.IsInvalid) return new WindowsJob { _handle = h };
+            h.Dispose();
+            return null;
         }
 
         public void Assign(Process p)
         {
-            if (!AssignProcessToJobObject(_handle, p.Handle)) { CloseHandle(_handle); _handle = IntPtr.Zero; }
+            if (OperatingSystem.IsWindows() && _handle is not null && !Interop.Kernel32.AssignProcessToJobObject(_handle, p.SafeHandle)) Dispose();
         }
 
         public void Terminate()
         {
-            if (_handle != IntPtr.Zero) TerminateJobObject(_handle, 1);
+            if (OperatingSystem.IsWindows() && _handle is not null) Interop.Kernel32.TerminateJobObject(_handle, 1);
         }
 
         /// <summary>(user ms, kernel ms) of every process that ran in the job; null if the job is not usable.</summary>
         public (double?, double?)? TryQueryTimes()
         {
-            if (_handle == IntPtr.Zero) return null;
-            if (!QueryInformationJobObject(_handle, 1, out var info, Marshal.SizeOf<BasicAccounting>(), IntPtr.Zero)) return null;
+            if (!OperatingSystem.IsWindows() || _handle is null) return null;
+            if (!Interop.Kernel32.QueryInformationJobObject(_handle, Interop.Kernel32.JobObjectBasicAccountingInformation, out var info,
+                    Marshal.SizeOf<Interop.Kernel32.JOBOBJECT_BASIC_ACCOUNTING_INFORMATION>(), IntPtr.Zero)) return null;
             return (info.TotalUserTime / 10_000.0, info.TotalKernelTime / 10_000.0);
         }
 
         public void Dispose()
         {
-            if (_handle != IntPtr.Zero) CloseHandle(_handle);
-            _handle = IntPtr.Zero;
+            _handle?.Dispose();
+            _handle = null;
         }
     }
 

@@ -6,7 +6,7 @@ using Requiem.Engine.Execution;
 namespace Requiem.Engine.Processes;
 
 /// <summary>One supervised launch: the program and arguments (already wrapped by the isolator), environment, stdin, limits.</summary>
-public sealed class SupervisedCommand
+public sealed record SupervisedCommand
 {
     /// <summary>argv[0] is the program.</summary>
     public required IReadOnlyList<string> Argv { get; init; }
@@ -63,23 +63,23 @@ public interface ISupervisedProcess : IDisposable
 public static class ProcessSupervisor
 {
     /// <summary>Starts <paramref name="command"/> with the process host (or Process) and supervises it.</summary>
-    public static async Task<SupervisedOutcome> RunAsync(SupervisedCommand command, CasStore store, CancellationToken cancel)
+    public static Task<SupervisedOutcome> RunAsync(SupervisedCommand command, CasStore store, CancellationToken cancel) =>
+        RunAsync(() => Start(command), command, store, cancel);
+
+    /// <summary>Starts <paramref name="command"/> with the process host (Linux x64/arm64) or Process; <c>CommandStartFailed</c> when it cannot.</summary>
+    public static ISupervisedProcess Start(SupervisedCommand command)
     {
-        var outcome = NewOutcome(command, store);
-        ISupervisedProcess process;
         try
         {
-            process = ProcessHost.Supported ? StartHosted(command) : StartWithProcess(command);
+            return ProcessHost.Supported ? StartHosted(command) : StartWithProcess(command);
         }
         catch (Exception ex) when (ex is ProcessStartException or System.ComponentModel.Win32Exception or InvalidOperationException or ArgumentException or IOException)
         {
-            outcome.DisposeCaptures();
             throw new RequiemException("CommandStartFailed", ErrorKind.InvalidOperation, $"Could not start '{command.DisplayName}': {ex.Message}", command.Target, ex);
         }
-        return await SuperviseAsync(process, command, outcome, cancel).ConfigureAwait(false);
     }
 
-    /// <summary>Supervises a child someone else started (a Windows job); disposes it at the end.</summary>
+    /// <summary>Supervises the child <paramref name="start"/> starts (an isolator's launch); disposes it at the end.</summary>
     public static async Task<SupervisedOutcome> RunAsync(Func<ISupervisedProcess> start, SupervisedCommand command, CasStore store, CancellationToken cancel)
     {
         var outcome = NewOutcome(command, store);

@@ -19,6 +19,8 @@ public sealed record LaunchSpec
     public long? MaxOpenFiles { get; init; }
     /// <summary>RLIMIT_NPROC (only where it binds and no pids cgroup is used).</summary>
     public long? MaxProcessesRlimit { get; init; }
+    /// <summary>The job's active-process limit (Windows Job Objects).</summary>
+    public long? MaxActiveProcesses { get; init; }
 }
 
 /// <summary>A program and its arguments, ready to start, and files to open read-only at given descriptors in it.</summary>
@@ -34,10 +36,14 @@ public sealed record LaunchCommand(string File, IReadOnlyList<string> Args)
 /// configured isolator with what it observed (<see cref="IsolatorObservation"/>); the checks every isolator shares
 /// (isolation, file-system view, seccomp) are the methods below. Each type also names its own mechanisms for health.
 /// </summary>
-public abstract class LinuxIsolator
+public abstract class LinuxIsolator : Isolator
 {
-    /// <summary>The name health reports (<c>isolator</c>): requiem-launch, bwrap, unshare; null without a PID namespace.</summary>
-    public abstract string? Name { get; }
+    /// <summary>Runs the command line <see cref="Build"/> makes with the engine's process host.</summary>
+    public override Processes.ISupervisedProcess Start(LaunchSpec spec, Processes.SupervisedCommand command)
+    {
+        var c = Build(spec);
+        return Processes.ProcessSupervisor.Start(command with { Argv = new[] { c.File }.Concat(c.Args).ToArray(), ReadOnlyFiles = c.Files });
+    }
 
     /// <summary>Processes of the isolator itself that sit in a run's pids cgroup (added to max_processes).</summary>
     public abstract int CgroupOverhead { get; }

@@ -68,4 +68,65 @@ public sealed class RunCgroup : IDisposable
             }
         }
     }
+
+    /// <summary>
+    /// Finds a pids cgroup hierarchy where a per-run cgroup can be made and really bounds forks: with pids.max =
+    /// <paramref name="refuse"/> the probe command's fork must fail, with <paramref name="allow"/> it must succeed.
+    /// </summary>
+    internal static string? FindBase(Func<string, ProbeRun> tryFork, int refuse, int allow, List<string> notes)
+    {
+        foreach (var (root, own) in PidsHierarchies())
+        {
+            var baseDir = Path.Combine(root, own.TrimStart('/'), "requiem");
+            var probe = Path.Combine(baseDir, "probe-" + Environment.ProcessId);
+            try
+            {
+                System.IO.Directory.CreateDirectory(probe);
+                var procs = Path.Combine(probe, "cgroup.procs");
+                File.WriteAllText(Path.Combine(probe, "pids.max"), refuse.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                var limited = tryFork(procs);
+                File.WriteAllText(Path.Combine(probe, "pids.max"), allow.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                var allowed = tryFork(procs);
+                if (!limited.Out.Contains("forked") && allowed.Out.Contains("forked")) return baseDir;
+                notes.Add($"pids cgroup at {baseDir} did not bound forks ({limited.Describe()} / {allowed.Describe()})");
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                notes.Add($"pids cgroup at {baseDir} is not usable: {ex.Message}");
+            }
+            finally
+            {
+                Remove(probe);
+            }
+        }
+        return null;
+    }
+
+    private static IEnumerable<(string Root, string Own)> PidsHierarchies()
+    {
+        string[] lines;
+        try { lines = File.ReadAllLines("/proc/self/cgroup"); }
+        catch (IOException) { yield break; }
+        foreach (var line in lines)
+        {
+            var parts = line.Split(':', 3);
+            if (parts.Length != 3) continue;
+            if (parts[1].Split(',').Contains("pids") && System.IO.Directory.Exists("/sys/fs/cgroup/pids"))
+                yield return ("/sys/fs/cgroup/pids", parts[2]);
+        }
+        // cgroup v2 at the root of the hierarchy (e.g. a container with its own cgroup namespace).
+        const string v2 = "/sys/fs/cgroup";
+        if (lines.Contains("0::/") && File.Exists(Path.Combine(v2, "cgroup.controllers")))
+        {
+            bool hasPids;
+            try
+            {
+                hasPids = File.ReadAllText(Path.Combine(v2, "cgroup.controllers")).Split(' ', '\n').Contains("pids");
+                if (hasPids && !File.ReadAllText(Path.Combine(v2, "cgroup.subtree_control")).Split(' ', '\n').Contains("pids"))
+                    File.WriteAllText(Path.Combine(v2, "cgroup.subtree_control"), "+pids");
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { hasPids = false; }
+            if (hasPids) yield return (v2, "/");
+        }
+    }
 }

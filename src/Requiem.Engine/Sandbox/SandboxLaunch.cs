@@ -2,17 +2,17 @@ using Requiem.Engine.Execution;
 
 namespace Requiem.Engine.Sandbox;
 
-/// <summary>A run's launch on Linux: the command line the probed isolator built, and the run's pids cgroup (removed on dispose).</summary>
+/// <summary>A run's launch on Linux: what the probed isolator is to start, and the run's pids cgroup (removed on dispose).</summary>
 public sealed class SandboxLaunch : IDisposable
 {
-    private SandboxLaunch(LaunchCommand command, LinuxIsolator isolator, RunCgroup? cgroup)
+    private SandboxLaunch(LaunchSpec spec, LinuxIsolator isolator, RunCgroup? cgroup)
     {
-        Command = command;
+        Spec = spec;
         Isolator = isolator;
         Cgroup = cgroup;
     }
 
-    public LaunchCommand Command { get; }
+    public LaunchSpec Spec { get; }
     public LinuxIsolator Isolator { get; }
     public RunCgroup? Cgroup { get; }
 
@@ -47,15 +47,7 @@ public sealed class SandboxLaunch : IDisposable
             MaxOpenFiles = limits ? policy.MaxOpenFiles : null,
             MaxProcessesRlimit = limits && cgroup is null && probe.NprocRlimitBinds ? policy.MaxProcesses : null,
         };
-        try
-        {
-            return new SandboxLaunch(isolator.Build(spec), isolator, cgroup);
-        }
-        catch
-        {
-            cgroup?.Dispose();
-            throw;
-        }
+        return new SandboxLaunch(spec, isolator, cgroup);
     }
 
     public void Dispose() => Cgroup?.Dispose();

@@ -2,62 +2,6 @@ using System.Diagnostics;
 
 namespace Requiem.Engine.Sandbox;
 
-/// <summary>Control names used in results (<c>sandbox.enforced</c>), health and policy explanations.</summary>
-public static class Controls
-{
-    public const string WorkspaceConfinement = "workspace_confinement";
-    public const string CleanEnvironment = "clean_environment";
-    public const string StdinClosed = "stdin_closed";
-    public const string OutputLimit = "output_limit";
-    public const string Timeout = "timeout";
-    public const string ProcessTreeKill = "process_tree_kill";
-    public const string MemoryLimit = "rlimit_memory";
-    public const string CpuLimit = "rlimit_cpu";
-    public const string OpenFilesLimit = "rlimit_open_files";
-    public const string ProcessLimit = "process_limit";
-    public const string NetworkIsolation = "network_isolation";
-    public const string JobObjects = "job_objects";
-    public const string SeccompBpf = "seccomp_bpf";
-    public const string FilesystemIsolation = "filesystem_isolation";
-}
-
-/// <summary>How far a control is in force on this machine, as the probe observed it.</summary>
-public enum CapabilityStatus
-{
-    Enforced,
-    /// <summary>In force with a stated gap (the probe saw what a command could still do).</summary>
-    Partial,
-    Unsupported,
-}
-
-/// <summary>One probed capability; <see cref="Status"/> is its status as the contract spells it.</summary>
-public sealed class SandboxCapability
-{
-    public SandboxCapability(string name, CapabilityStatus state, string mechanism, string detail)
-    {
-        Name = name;
-        State = state;
-        Mechanism = mechanism;
-        Detail = detail;
-    }
-
-    public string Name { get; }
-    public CapabilityStatus State { get; }
-    /// <summary><c>enforced</c>, <c>partial</c> or <c>unsupported</c> (health JSON, views).</summary>
-    public string Status => ContractName(State);
-    public string Mechanism { get; }
-    public string Detail { get; }
-
-    public static string ContractName(CapabilityStatus status) => status switch
-    {
-        CapabilityStatus.Enforced => "enforced",
-        CapabilityStatus.Partial => "partial",
-        _ => "unsupported",
-    };
-
-    public override string ToString() => $"{Name}: {Status} ({Mechanism})";
-}
-
 /// <summary>
 /// What this machine can actually enforce, found by trying each mechanism once per process (a network namespace is
 /// entered, a prlimit'ed command reads back its limits, a pids cgroup is made to refuse a fork). Nothing is declared.
@@ -105,6 +49,8 @@ public sealed class SandboxProbe
     /// <summary>A directory under which a per-run pids cgroup can be made (root only), or null.</summary>
     public string? PidsCgroupBase { get; private set; }
     public bool JobObjectsWork { get; private set; }
+    /// <summary>What the Job Object isolator's probe observed (Windows only).</summary>
+    public WindowsJobObservation? WindowsJob { get; private set; }
     public IReadOnlyList<string> Notes { get; private set; } = Array.Empty<string>();
     public IReadOnlyList<SandboxCapability> Capabilities { get; private set; } = Array.Empty<SandboxCapability>();
     public TimeSpan ProbeDuration { get; private set; }
@@ -246,7 +192,7 @@ public sealed class SandboxProbe
         if (isRoot && (isolatorImpl is LauncherIsolator || sh is not null))
         {
             var (_, refuse, allow) = isolatorImpl.PidsCgroupProbe(sh ?? "/bin/sh", "");
-            cgroup = ProbePidsCgroup(procs => ProbeCommand.Run(isolatorImpl.PidsCgroupProbe(sh ?? "/bin/sh", procs).Command, "/"), refuse, allow, notes);
+            cgroup = RunCgroup.FindBase(procs => ProbeCommand.Run(isolatorImpl.PidsCgroupProbe(sh ?? "/bin/sh", procs).Command, "/"), refuse, allow, notes);
         }
 
         var caps = Common().ToList();
@@ -339,73 +285,14 @@ public sealed class SandboxProbe
     }
 
 
-    /// <summary>
-    /// Finds a pids cgroup hierarchy where a per-run cgroup can be made and really bounds forks: with pids.max =
-    /// <paramref name="refuse"/> the probe command's fork must fail, with <paramref name="allow"/> it must succeed.
-    /// </summary>
-    private static string? ProbePidsCgroup(Func<string, ProbeRun> tryFork, int refuse, int allow, List<string> notes)
-    {
-        foreach (var (root, own) in PidsHierarchies())
-        {
-            var baseDir = Path.Combine(root, own.TrimStart('/'), "requiem");
-            var probe = Path.Combine(baseDir, "probe-" + Environment.ProcessId);
-            try
-            {
-                Directory.CreateDirectory(probe);
-                var procs = Path.Combine(probe, "cgroup.procs");
-                File.WriteAllText(Path.Combine(probe, "pids.max"), refuse.ToString(System.Globalization.CultureInfo.InvariantCulture));
-                var limited = tryFork(procs);
-                File.WriteAllText(Path.Combine(probe, "pids.max"), allow.ToString(System.Globalization.CultureInfo.InvariantCulture));
-                var allowed = tryFork(procs);
-                if (!limited.Out.Contains("forked") && allowed.Out.Contains("forked")) return baseDir;
-                notes.Add($"pids cgroup at {baseDir} did not bound forks ({limited.Describe()} / {allowed.Describe()})");
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                notes.Add($"pids cgroup at {baseDir} is not usable: {ex.Message}");
-            }
-            finally
-            {
-                RemoveCgroup(probe);
-            }
-        }
-        return null;
-    }
-
-    private static IEnumerable<(string Root, string Own)> PidsHierarchies()
-    {
-        string[] lines;
-        try { lines = File.ReadAllLines("/proc/self/cgroup"); }
-        catch (IOException) { yield break; }
-        foreach (var line in lines)
-        {
-            var parts = line.Split(':', 3);
-            if (parts.Length != 3) continue;
-            if (parts[1].Split(',').Contains("pids") && Directory.Exists("/sys/fs/cgroup/pids"))
-                yield return ("/sys/fs/cgroup/pids", parts[2]);
-        }
-        // cgroup v2 at the root of the hierarchy (e.g. a container with its own cgroup namespace).
-        const string v2 = "/sys/fs/cgroup";
-        if (lines.Contains("0::/") && File.Exists(Path.Combine(v2, "cgroup.controllers")))
-        {
-            bool hasPids;
-            try
-            {
-                hasPids = File.ReadAllText(Path.Combine(v2, "cgroup.controllers")).Split(' ', '\n').Contains("pids");
-                if (hasPids && !File.ReadAllText(Path.Combine(v2, "cgroup.subtree_control")).Split(' ', '\n').Contains("pids"))
-                    File.WriteAllText(Path.Combine(v2, "cgroup.subtree_control"), "+pids");
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { hasPids = false; }
-            if (hasPids) yield return (v2, "/");
-        }
-    }
-
     /// <summary>Kills whatever is left in a per-run cgroup and removes it (best effort, a few retries).</summary>
     public static void RemoveCgroup(string dir) => RunCgroup.Remove(dir);
 
+    /// <summary>Windows: the Job Object isolator probes itself; the capabilities are what it observed.</summary>
     private static SandboxProbe ProbeWindows(Stopwatch sw)
     {
-        var ok = OperatingSystem.IsWindows() && WindowsJob.Probe(out _);
+        var job = WindowsJobIsolator.Probe();
+        var ok = job.JobObjects;
         var caps = Common().ToList();
         if (ok)
         {
@@ -413,7 +300,9 @@ public sealed class SandboxProbe
             caps.Add(new SandboxCapability(Controls.ProcessTreeKill, CapabilityStatus.Enforced, "Job Object KILL_ON_JOB_CLOSE", "closing or terminating the job kills every process in it"));
             caps.Add(new SandboxCapability(Controls.MemoryLimit, CapabilityStatus.Enforced, "Job Object JOB_OBJECT_LIMIT_PROCESS_MEMORY", "committed memory per process"));
             caps.Add(new SandboxCapability(Controls.CpuLimit, CapabilityStatus.Enforced, "Job Object JOB_OBJECT_LIMIT_JOB_TIME", "user-mode CPU time of the whole job"));
-            caps.Add(new SandboxCapability(Controls.ProcessLimit, CapabilityStatus.Enforced, "Job Object JOB_OBJECT_LIMIT_ACTIVE_PROCESS", "active processes in the job"));
+            caps.Add(job.ProcessLimit
+                ? new SandboxCapability(Controls.ProcessLimit, CapabilityStatus.Enforced, "Job Object JOB_OBJECT_LIMIT_ACTIVE_PROCESS", "active processes in the job; probed: with one allowed, the command could not start a child")
+                : Unsupported(Controls.ProcessLimit, "the probe did not see the job's active-process limit refuse a process (see ProbeNotes)"));
         }
         else
         {
@@ -426,7 +315,11 @@ public sealed class SandboxProbe
         caps.Add(Unsupported(Controls.SeccompBpf, "not applicable on Windows"));
         caps.Add(Unsupported(Controls.FilesystemIsolation, "the command can read and write outside the workspace"));
         caps.Add(Unsupported(Controls.WorkspaceConfinement, "the command can write outside its workspace (only the request's own paths are checked)"));
-        return new SandboxProbe { Platform = "windows", JobObjectsWork = ok, Capabilities = caps, ProbeDuration = sw.Elapsed };
+        return new SandboxProbe
+        {
+            Platform = "windows", WindowsJob = job, JobObjectsWork = ok, Capabilities = caps, ProbeDuration = sw.Elapsed,
+            Notes = ok && job.ProcessLimit ? Array.Empty<string>() : new[] { "Job Objects: " + job.Detail },
+        };
     }
 
     internal static string? Which(string name, params string[] candidates) => ProbeCommand.Which(name, candidates);

@@ -5,16 +5,18 @@ using Requiem.Engine.Processes;
 namespace Requiem.Engine.Sandbox;
 
 /// <summary>
-/// Runs a planned command inside the probed sandbox and supervises it (<see cref="ProcessSupervisor"/>): on Linux the
-/// isolator's command line (<see cref="SandboxLaunch"/>, with the run's pids cgroup removed on every way out) and its
-/// set-up failures turned into <c>SandboxSetupFailed</c>; on Windows a Job Object.
+/// Runs a planned command through the probed isolator (<see cref="Isolator.Start"/>) and supervises it
+/// (<see cref="ProcessSupervisor"/>): on Linux the isolator's command line (<see cref="SandboxLaunch"/>, with the run's
+/// pids cgroup removed on every way out) and its set-up failures turned into <c>SandboxSetupFailed</c>; on Windows the
+/// Job Object isolator.
 /// </summary>
 public static class SandboxRunner
 {
     public static Task<SupervisedOutcome> RunAsync(ExecPlan plan, CasStore store, CancellationToken cancel) =>
         OperatingSystem.IsWindows() ? RunWindowsAsync(plan, store, cancel) : RunLinuxAsync(plan, store, cancel);
 
-    private static SupervisedCommand Command(ExecPlan plan, IReadOnlyList<string> argv, IReadOnlyList<(int Fd, string Path)> files) => new()
+    /// <summary>The run's environment, stdin and limits; the isolator puts its own launch around <paramref name="argv"/>.</summary>
+    private static SupervisedCommand Command(ExecPlan plan, IReadOnlyList<string> argv) => new()
     {
         Argv = argv,
         Environment = plan.Environment,
@@ -22,7 +24,6 @@ public static class SandboxRunner
         Stdin = plan.Request.Stdin,
         TimeoutMs = plan.Request.TimeoutMs,
         MaxOutputBytes = plan.Request.MaxOutputBytes,
-        ReadOnlyFiles = files,
         DisplayName = plan.CommandPath,
         Target = plan.Request.Command,
     };
@@ -31,8 +32,8 @@ public static class SandboxRunner
     {
         // Every way out (a start failure, a cancelled run, a sandbox setup error) removes the run's cgroup.
         using var launch = SandboxLaunch.Prepare(plan);
-        var argv = new[] { launch.Command.File }.Concat(launch.Command.Args).ToArray();
-        var outcome = await ProcessSupervisor.RunAsync(Command(plan, argv, launch.Command.Files), store, cancel).ConfigureAwait(false);
+        var command = Command(plan, new[] { plan.CommandPath }.Concat(plan.Request.Argv).ToArray());
+        var outcome = await ProcessSupervisor.RunAsync(() => launch.Isolator.Start(launch.Spec, command), command, store, cancel).ConfigureAwait(false);
         if (outcome.ExitCode is { } code && outcome.Stderr.Head(512) is { } head && launch.Isolator.IsSetupFailure(code, head))
         {
             outcome.Stdout.Dispose();
@@ -43,33 +44,18 @@ public static class SandboxRunner
         return outcome;
     }
 
-    [System.Runtime.Versioning.SupportedOSPlatform("windows")]
+    /// <summary>Windows: the probed Job Object isolator, with the request's memory, CPU and process limits on the job.</summary>
     private static Task<SupervisedOutcome> RunWindowsAsync(ExecPlan plan, CasStore store, CancellationToken cancel)
     {
-        if (!plan.Probe.JobObjectsWork)
-            throw new RequiemException("SandboxUnavailable", ErrorKind.ResourceUnavailable, "Job Objects are not available; refusing to run unconfined.", plan.CommandPath);
+        var isolator = plan.Probe.WindowsJob?.Isolator
+            ?? throw new RequiemException("SandboxUnavailable", ErrorKind.ResourceUnavailable, "Job Objects are not available; refusing to run unconfined.", plan.CommandPath);
         var policy = plan.Request.Policy;
-        return ProcessSupervisor.RunAsync(
-            () => new JobProcess(WindowsJob.Start(plan.CommandPath, plan.Request.Argv, plan.WorkingDirectory, plan.Environment,
-                policy.MaxMemoryBytes, policy.MaxCpuSeconds, policy.MaxProcesses)),
-            Command(plan, new[] { plan.CommandPath }.Concat(plan.Request.Argv).ToArray(), Array.Empty<(int, string)>()), store, cancel);
-    }
-
-    [System.Runtime.Versioning.SupportedOSPlatform("windows")]
-    private sealed class JobProcess : ISupervisedProcess
-    {
-        private readonly WindowsJob _job;
-        public JobProcess(WindowsJob job) => _job = job;
-        public Stream Stdin => _job.StandardInput;
-        public Stream Stdout => _job.StandardOutput;
-        public Stream Stderr => _job.StandardError;
-        public int ExitCode => _job.ExitCode;
-        public void Kill() => _job.Kill();
-        public void Dispose() => _job.Dispose();
-
-        public Task WaitForExitAsync(CancellationToken cancel) => Task.Run(() =>
+        var spec = new LaunchSpec
         {
-            while (!_job.WaitForExit(50)) cancel.ThrowIfCancellationRequested();
-        }, CancellationToken.None);
+            Command = plan.CommandPath, Argv = plan.Request.Argv, WorkingDirectory = plan.WorkingDirectory,
+            MaxMemoryBytes = policy.MaxMemoryBytes, MaxCpuSeconds = policy.MaxCpuSeconds, MaxActiveProcesses = policy.MaxProcesses,
+        };
+        var command = Command(plan, new[] { plan.CommandPath }.Concat(plan.Request.Argv).ToArray());
+        return ProcessSupervisor.RunAsync(() => isolator.Start(spec, command), command, store, cancel);
     }
 }

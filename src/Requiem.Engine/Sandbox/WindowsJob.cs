@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Runtime.Versioning;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
+using static Requiem.Engine.Interop.Kernel32;
 
 namespace Requiem.Engine.Sandbox;
 
@@ -16,22 +17,6 @@ namespace Requiem.Engine.Sandbox;
 [SupportedOSPlatform("windows")]
 public sealed class WindowsJob : IDisposable
 {
-    private const uint CREATE_SUSPENDED = 0x4;
-    private const uint CREATE_UNICODE_ENVIRONMENT = 0x400;
-    private const uint CREATE_NO_WINDOW = 0x08000000;
-    private const uint CREATE_BREAKAWAY_FROM_JOB = 0x01000000;
-    private const int STARTF_USESTDHANDLES = 0x100;
-    private const uint HANDLE_FLAG_INHERIT = 1;
-    private const uint JOB_OBJECT_LIMIT_PROCESS_TIME = 0x2;
-    private const uint JOB_OBJECT_LIMIT_JOB_TIME = 0x4;
-    private const uint JOB_OBJECT_LIMIT_ACTIVE_PROCESS = 0x8;
-    private const uint JOB_OBJECT_LIMIT_PROCESS_MEMORY = 0x100;
-    private const uint JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION = 0x400;
-    private const uint JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE = 0x2000;
-    private const int JobObjectExtendedLimitInformation = 9;
-    private const uint WAIT_OBJECT_0 = 0;
-    private const uint INFINITE = 0xFFFFFFFF;
-
     // Inheritable pipe ends exist from CreatePipe until the child's copies are closed; two runs starting at once would
     // otherwise leak each other's pipe ends into their children (and never see EOF). Serialize that window, as
     // System.Diagnostics.Process does.
@@ -187,98 +172,6 @@ public sealed class WindowsJob : IDisposable
 
     private static RequiemException Fail(string what) =>
         new("SandboxSetupFailed", ErrorKind.ResourceUnavailable, $"{what} failed: {new Win32Exception(Marshal.GetLastWin32Error()).Message}", what);
-
-    // ---- Win32 ----
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct JOBOBJECT_BASIC_LIMIT_INFORMATION
-    {
-        public long PerProcessUserTimeLimit;
-        public long PerJobUserTimeLimit;
-        public uint LimitFlags;
-        public UIntPtr MinimumWorkingSetSize;
-        public UIntPtr MaximumWorkingSetSize;
-        public uint ActiveProcessLimit;
-        public UIntPtr Affinity;
-        public uint PriorityClass;
-        public uint SchedulingClass;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct IO_COUNTERS
-    {
-        public ulong ReadOperationCount, WriteOperationCount, OtherOperationCount, ReadTransferCount, WriteTransferCount, OtherTransferCount;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct JOBOBJECT_EXTENDED_LIMIT_INFORMATION
-    {
-        public JOBOBJECT_BASIC_LIMIT_INFORMATION BasicLimitInformation;
-        public IO_COUNTERS IoInfo;
-        public UIntPtr ProcessMemoryLimit;
-        public UIntPtr JobMemoryLimit;
-        public UIntPtr PeakProcessMemoryUsed;
-        public UIntPtr PeakJobMemoryUsed;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct SECURITY_ATTRIBUTES
-    {
-        public int nLength;
-        public IntPtr lpSecurityDescriptor;
-        public int bInheritHandle;
-    }
-
-    [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
-    private struct STARTUPINFOW
-    {
-        public int cb;
-        public IntPtr lpReserved, lpDesktop, lpTitle;
-        public int dwX, dwY, dwXSize, dwYSize, dwXCountChars, dwYCountChars, dwFillAttribute, dwFlags;
-        public short wShowWindow, cbReserved2;
-        public IntPtr lpReserved2, hStdInput, hStdOutput, hStdError;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct PROCESS_INFORMATION
-    {
-        public IntPtr hProcess, hThread;
-        public int dwProcessId, dwThreadId;
-    }
-
-    [DllImport("kernel32.dll", SetLastError = true, CharSet = CharSet.Unicode)]
-    private static extern SafeFileHandle CreateJobObjectW(IntPtr lpJobAttributes, string? lpName);
-
-    [DllImport("kernel32.dll", SetLastError = true)]
-    private static extern bool SetInformationJobObject(SafeFileHandle hJob, int infoClass, ref JOBOBJECT_EXTENDED_LIMIT_INFORMATION info, uint length);
-
-    [DllImport("kernel32.dll", SetLastError = true)]
-    private static extern bool AssignProcessToJobObject(SafeFileHandle hJob, SafeFileHandle hProcess);
-
-    [DllImport("kernel32.dll", SetLastError = true)]
-    private static extern bool TerminateJobObject(SafeFileHandle hJob, uint exitCode);
-
-    [DllImport("kernel32.dll", SetLastError = true)]
-    private static extern bool TerminateProcess(SafeFileHandle hProcess, uint exitCode);
-
-    [DllImport("kernel32.dll", SetLastError = true)]
-    private static extern bool CreatePipe(out SafeFileHandle read, out SafeFileHandle write, ref SECURITY_ATTRIBUTES sa, uint size);
-
-    [DllImport("kernel32.dll", SetLastError = true)]
-    private static extern bool SetHandleInformation(SafeFileHandle handle, uint mask, uint flags);
-
-    [DllImport("kernel32.dll", SetLastError = true, CharSet = CharSet.Unicode)]
-    private static extern bool CreateProcessW(string? application, StringBuilder commandLine, IntPtr processAttributes, IntPtr threadAttributes,
-        bool inheritHandles, uint creationFlags, string? environment, string? currentDirectory, ref STARTUPINFOW startupInfo, out PROCESS_INFORMATION processInformation);
-
-    [DllImport("kernel32.dll", SetLastError = true)]
-    private static extern uint ResumeThread(SafeFileHandle hThread);
-
-    [DllImport("kernel32.dll", SetLastError = true)]
-    private static extern uint WaitForSingleObject(SafeFileHandle handle, uint milliseconds);
-
-    [DllImport("kernel32.dll", SetLastError = true)]
-    private static extern bool GetExitCodeProcess(SafeFileHandle hProcess, out uint exitCode);
 }
 
 /// <summary>Windows has no argv vector at the API: the command line is built so that CommandLineToArgvW / the MSVC runtime split it back exactly.</summary>

@@ -121,4 +121,23 @@ public sealed class IsolatorTests
         Assert.Equal(probe.Observation.Filesystem is { Confined: true }, probe.StatusOf(Controls.WorkspaceConfinement) == CapabilityStatus.Enforced);
         Assert.Equal(probe.Observation.Limits, probe.StatusOf(Controls.MemoryLimit) == CapabilityStatus.Enforced);
     }
+
+    [Fact]
+    public void TheJobObjectIsolatorClaimsNothingOffWindows()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        var job = WindowsJobIsolator.Probe();
+        Assert.False(job.JobObjects);
+        Assert.Null(job.Isolator);
+        Assert.False(job.ProcessLimit);
+        Assert.Throws<PlatformNotSupportedException>(() => new WindowsJobIsolator().Start(
+            new LaunchSpec { Command = "cmd.exe", WorkingDirectory = "/" },
+            new Requiem.Engine.Processes.SupervisedCommand
+            {
+                Argv = new[] { "cmd.exe" }, Environment = new Dictionary<string, string>(), WorkingDirectory = "/", TimeoutMs = 1, MaxOutputBytes = 1,
+                DisplayName = "cmd.exe", Target = "cmd.exe",
+            }));
+        Assert.Null(SandboxProbe.Current.WindowsJob);
+        Assert.Equal(CapabilityStatus.Unsupported, SandboxProbe.Current.StatusOf(Controls.JobObjects));
+    }
 }
