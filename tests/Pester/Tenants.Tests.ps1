@@ -50,7 +50,7 @@ try { Get-RequiemCasObject -Hash $($ObjB.Hash) -Tenant team-a -ErrorAction Stop 
         $out[1] | Should -Be 'CasObjectNotFound,Requiem.PowerShell.GetRequiemCasObjectCommand'
     }
 
-    It 'refuses tenant names that are not one plain directory name: <_>' -ForEach @('../team-b', 'team-b/..', '..', 'a/b', 'Team', '-x', ('x' * 64), 'a b') {
+    It 'refuses tenant names that are not one plain directory name: <_>' -ForEach @('../team-b', 'team-b/..', '..', 'a/b', 'Team', '-x', ('x' * 64), 'a b', "team-b`n", "team-b`r`n", "te`u{0130}m") {
         $name = $_
         $id = Get-ErrorId { Get-RequiemCasObject -Cas $Cas -Tenant $name -Hash $ObjB.Hash }
         $id | Should -Be 'InvalidTenantName,Requiem.PowerShell.GetRequiemCasObjectCommand'
