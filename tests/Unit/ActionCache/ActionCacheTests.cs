@@ -296,6 +296,17 @@ public sealed class ActionCacheTests : IDisposable
     }
 
     [Fact]
+    public void AHitNeverReadsAnOutputLargerThanTheRequestCouldHaveCapturedIntoMemory()
+    {
+        var big = _store.PutBytes(new byte[4096]);
+        var ex = Assert.Throws<RequiemException>(() => ActionCacheRunner.ReadVerified(_store, big.Hash, keep: true, maxOutputBytes: 1024, key: D('k'), default));
+        Assert.Equal("InvalidCacheEntry", ex.ErrorId);
+        Assert.Equal(D('k'), ex.Target);
+        Assert.Equal(4096, ActionCacheRunner.ReadVerified(_store, big.Hash, keep: true, maxOutputBytes: 4096, key: D('k'), default)!.Length);
+        Assert.Null(ActionCacheRunner.ReadVerified(_store, big.Hash, keep: false, maxOutputBytes: 1024, key: D('k'), default));
+    }
+
+    [Fact]
     public void GarbageCollectionKeepsWhatAnUnexpiredEntryNamesOnly()
     {
         var entry = NewEntry();
