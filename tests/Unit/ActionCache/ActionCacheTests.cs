@@ -223,6 +223,7 @@ public sealed class ActionCacheTests : IDisposable
         Assert.False(File.Exists(Path.Combine(_ws, "first.txt")), "a file verified before the failure must not be renamed into place");
         Assert.False(File.Exists(Path.Combine(_ws, "sub", "second.txt")));
         Assert.Empty(Directory.EnumerateFiles(_ws, "*", SearchOption.AllDirectories));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_ws)); // nor a folder it created for them
     }
 
     [Fact]
