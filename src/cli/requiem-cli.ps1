@@ -5,6 +5,12 @@
 # No param() block on purpose: every argument reaches $args as the literal string the caller typed.
 
 $ErrorActionPreference = 'Stop'
+
+# bin/requiem sends 'requiem-args-v1' and then each argument behind a '+' (so that pwsh -File, which drops '--%' and
+# splits '-name:value', passes them untouched); a direct `pwsh -File requiem-cli.ps1 ...` passes them as they are.
+$CliArgs = if ($args.Count -gt 0 -and $args[0] -ceq 'requiem-args-v1') {
+    @($args | Select-Object -Skip 1 | ForEach-Object { ([string]$_).Substring(1) })
+} else { @($args) }
 $ProgressPreference = 'SilentlyContinue'
 $ConfirmPreference = 'None'
 Set-StrictMode -Version Latest
@@ -90,6 +96,8 @@ $Grammar = [ordered]@{
     'llm explain'          = @{ Flags = @{}; Required = @() }
 }
 
+$PathFlags = @('request', 'out', 'result', 'file', 'in', 'cas', 'spec', 'baseline', 'current', 'bench', 'bundle', 'signing-key', 'public-key')
+
 function Split-CommandLine([string[]] $Arguments) {
     $global = @{ AllowHashFallback = $false; Help = $false; Version = $false }
     $words = [System.Collections.Generic.List[string]]::new()
@@ -141,6 +149,9 @@ function Split-CommandLine([string[]] $Arguments) {
             $value = $rest[++$i]
         }
         if ($value -eq '') { throw (New-UsageError "$name`: --$flag needs a non-empty value") }
+        # A file name is a file name, as for the Requiem CLI: made absolute here, so PowerShell never reads a relative
+        # 'x:y' as drive x, nor wildcards in it.
+        if ($flag -in $PathFlags) { $value = [System.IO.Path]::GetFullPath($value, (Get-Location -PSProvider FileSystem).ProviderPath) }
         $flags[$flag] = $value
     }
     foreach ($r in $spec.Required) {
@@ -430,7 +441,7 @@ function Get-ErrorMessage($ErrorRecord) {
 
 $exitCode = 1
 try {
-    $command = Split-CommandLine $args
+    $command = Split-CommandLine $CliArgs
     if ($command.Global.Help) { $StdOut.Write($Usage + "`n"); exit 0 }
     if ($command.Global.Version) {
         $manifest = Import-PowerShellDataFile -LiteralPath (Join-Path $PSScriptRoot '../Requiem.psd1')

@@ -108,6 +108,33 @@ Describe 'The requiem launcher' {
         $bad.Stderr | Should -Match 'REQUIEM_PWSH'
     }
 
+    It 'passes every argument through literally: <Name>' -Skip:$OnWindows -ForEach @(
+        @{ Name = 'spaces and quotes'; File = "a b 'c' `"d`".txt" }
+        @{ Name = 'a command substitution'; File = '$(touch PWNED).txt' }
+        @{ Name = 'a leading dash'; File = '-leading.txt' }
+        @{ Name = 'PowerShell''s stop-parsing token'; File = '--%' }
+        @{ Name = 'a PowerShell -name:value'; File = '-File:x' }
+        @{ Name = 'a backtick'; File = '`n.txt' }
+    ) {
+        $odd = Join-Path $Dir 'odd-names'
+        New-Item -ItemType Directory -Force -Path $odd | Out-Null
+        $path = Join-Path $odd $File
+        [IO.File]::WriteAllText($path, $Name)
+        # Relative, so the name reaches the launcher exactly as typed (a leading dash included).
+        $psi = [Diagnostics.ProcessStartInfo]::new($Requiem)
+        foreach ($a in 'digest', 'file', '--file', $File) { $psi.ArgumentList.Add($a) }
+        $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true; $psi.UseShellExecute = $false
+        $psi.WorkingDirectory = $odd
+        $psi.Environment['REQUIEM_PWSH'] = $Pwsh
+        $p = [Diagnostics.Process]::Start($psi)
+        $err = $p.StandardError.ReadToEndAsync()
+        $out = $p.StandardOutput.ReadToEnd()
+        $p.WaitForExit()
+        $p.ExitCode | Should -Be 0 -Because $err.GetAwaiter().GetResult()
+        ($out | ConvertFrom-Json).hash | Should -Be (Get-RequiemDigest -LiteralPath $path).Hash
+        Join-Path $odd 'PWNED' | Should -Not -Exist
+    }
+
     It 'works through a symbolic link on PATH (how it is installed)' -Skip:$OnWindows {
         $linkDir = Join-Path $Dir 'linkbin'
         New-Item -ItemType Directory -Force -Path $linkDir | Out-Null

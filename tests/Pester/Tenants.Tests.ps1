@@ -40,6 +40,17 @@ Describe 'Tenant stores' {
         Test-Path $ObjB.ObjectPath | Should -BeTrue
     }
 
+    It 'refuses a tenant folder that is a symbolic link (to another tenant''s store)' -Skip:(-not $IsLinux) {
+        New-Item -ItemType SymbolicLink -Path (Join-Path $Cas 'tenants/team-c') -Target (Join-Path $Cas 'tenants/team-b') | Out-Null
+        try {
+            $caught = try { Get-RequiemCasObject -Cas $Cas -Tenant team-c -Hash $ObjB.Hash -ErrorAction Stop; $null } catch { $_ }
+            $caught.FullyQualifiedErrorId | Should -Be 'TenantStoreIsLink,Requiem.PowerShell.GetRequiemCasObjectCommand'
+            $caught.TargetObject | Should -Be (Join-Path $Cas 'tenants/team-c')
+            Get-ErrorId { 'x' | Add-RequiemCasObject -Cas $Cas -Tenant team-c -ErrorAction Stop } | Should -Be 'TenantStoreIsLink,Requiem.PowerShell.AddRequiemCasObjectCommand'
+        }
+        finally { Remove-Item (Join-Path $Cas 'tenants/team-c') -Force }
+    }
+
     It 'takes the tenant from $env:REQUIEM_TENANT, and -Tenant wins over it' {
         $out = Invoke-FreshPwsh -Environment @{ REQUIEM_TENANT = 'team-b'; REQUIEM_CAS = $Cas } -Script @"
 Import-Module '$ModulePath'
@@ -50,7 +61,7 @@ try { Get-RequiemCasObject -Hash $($ObjB.Hash) -Tenant team-a -ErrorAction Stop 
         $out[1] | Should -Be 'CasObjectNotFound,Requiem.PowerShell.GetRequiemCasObjectCommand'
     }
 
-    It 'refuses tenant names that are not one plain directory name: <_>' -ForEach @('../team-b', 'team-b/..', '..', 'a/b', 'Team', '-x', ('x' * 64), 'a b') {
+    It 'refuses tenant names that are not one plain directory name: <_>' -ForEach @('../team-b', 'team-b/..', '..', 'a/b', 'Team', '-x', ('x' * 64), 'a b', "team-b`n", "team-b`r`n", "te`u{0130}m") {
         $name = $_
         $id = Get-ErrorId { Get-RequiemCasObject -Cas $Cas -Tenant $name -Hash $ObjB.Hash }
         $id | Should -Be 'InvalidTenantName,Requiem.PowerShell.GetRequiemCasObjectCommand'

@@ -29,6 +29,7 @@ public static class ActionCacheRestore
                     $"The cached entry names the output '{f.Path}', which the request does not declare as an output; nothing was restored.", f.Path);
         }
         var staged = new List<(string Temp, string Final)>(files.Count);
+        var created = new List<string>(); // folders this restore made, deepest last; removed again if it fails
         try
         {
             foreach (var f in files)
@@ -39,7 +40,11 @@ public static class ActionCacheRestore
                     throw new RequiemException("CacheRestoreFailed", ErrorKind.WriteError,
                         $"The cached output '{f.Path}' cannot be restored: '{final}' is a directory.", f.Path);
                 var dir = Path.GetDirectoryName(final)!;
+                var missing = new List<string>();
+                for (var d = dir; !Directory.Exists(d) && WorkspacePaths.IsWithin(root, d) && d != root; d = Path.GetDirectoryName(d)!) missing.Add(d);
                 Directory.CreateDirectory(dir);
+                missing.Reverse();
+                created.AddRange(missing);
                 // The folders just created (or already there) must still lead into the workspace.
                 if (!WorkspacePaths.IsWithin(root, WorkspacePaths.RealPath(dir)))
                     throw new RequiemException("SymlinkEscapesWorkspace", ErrorKind.SecurityError,
@@ -59,6 +64,7 @@ public static class ActionCacheRestore
             }
             foreach (var (temp, final) in staged) File.Move(temp, final, overwrite: true);
             staged.Clear();
+            created.Clear();
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -69,6 +75,10 @@ public static class ActionCacheRestore
             foreach (var (temp, _) in staged)
             {
                 try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            }
+            for (var i = created.Count - 1; i >= 0; i--)
+            {
+                try { Directory.Delete(created[i]); } catch (IOException) { } catch (UnauthorizedAccessException) { } // only if empty
             }
         }
     }

@@ -153,8 +153,8 @@ public static class ActionCacheRunner
             // With a remote store, everything the hit needs comes down at once rather than one object per read.
             store.Prefetch(entry.OutputFiles.Select(f => f.Digest).Append(entry.StdoutDigest).Append(entry.StderrDigest), cancel);
             // Every object the hit hands out is re-hashed first: stdout and stderr here, output files while restoring.
-            var stdout = ReadVerified(store, entry.StdoutDigest, options.IncludeOutput, cancel);
-            var stderr = ReadVerified(store, entry.StderrDigest, options.IncludeOutput, cancel);
+            var stdout = ReadVerified(store, entry.StdoutDigest, options.IncludeOutput, request.MaxOutputBytes, key, cancel);
+            var stderr = ReadVerified(store, entry.StderrDigest, options.IncludeOutput, request.MaxOutputBytes, key, cancel);
             ActionCacheRestore.Restore(store, plan.WorkspaceRoot, request.Outputs, entry.OutputFiles, cancel);
             if (options.IncludeOutput)
             {
@@ -176,10 +176,21 @@ public static class ActionCacheRunner
         return result;
     }
 
-    /// <summary>Re-hashes the object; its bytes only when they are wanted (stdout may be up to max_output_bytes).</summary>
-    private static byte[]? ReadVerified(Cas.CasStore store, string digest, bool keep, CancellationToken cancel)
+    /// <summary>
+    /// Re-hashes the object; its bytes only when they are wanted. A run captures at most the request's max_output_bytes
+    /// of each stream, so an entry naming a larger object (a forged entry in a shared store) is refused before anything
+    /// is read into memory.
+    /// </summary>
+    internal static byte[]? ReadVerified(Cas.CasStore store, string digest, bool keep, long maxOutputBytes, string key, CancellationToken cancel)
     {
-        if (keep) return store.ReadAllBytes(digest, cancel);
+        if (keep)
+        {
+            var size = store.GetInfo(digest, verify: false, cancel).Size;
+            if (size < 0 || size > maxOutputBytes)
+                throw new RequiemException("InvalidCacheEntry", ErrorKind.InvalidData,
+                    $"The action-cache entry {key} is not usable: its output object {digest} holds {size} bytes, more than the request's max_output_bytes ({maxOutputBytes}).", key);
+            return store.ReadAllBytes(digest, cancel);
+        }
         store.CopyTo(digest, Stream.Null, cancel);
         return null;
     }

@@ -57,7 +57,7 @@ public sealed partial class AuditLog
     public string LockPath { get; }
     public string? Tenant { get; }
 
-    [GeneratedRegex("^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)*$")]
+    [GeneratedRegex("^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)*\\z")] // \z: $ would let a final newline through
     private static partial Regex ActionPattern();
 
     /// <summary>

@@ -10,7 +10,7 @@ public static partial class TenantName
 {
     public const string EnvironmentVariable = "REQUIEM_TENANT";
 
-    [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,62}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,62}\\z", RegexOptions.CultureInvariant)] // \z, not $: $ also matches before a final newline
     private static partial Regex Pattern();
 
     public static bool IsValid(string? name) => name is not null && Pattern().IsMatch(name);

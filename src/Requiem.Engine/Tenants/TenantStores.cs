@@ -53,6 +53,10 @@ public static class TenantStores
     {
         if (tenant is null) return CasStore.Open(casRoot, hash, create);
         var root = RootFor(casRoot, tenant);
+        // tenants/<name> linked elsewhere (to another tenant's store, say) would give this tenant that store's objects.
+        if (new DirectoryInfo(root).LinkTarget is not null)
+            throw new RequiemException("TenantStoreIsLink", ErrorKind.SecurityError,
+                $"The store of tenant '{tenant}' ('{root}') is a symbolic link; a tenant's store must be a folder of its own under tenants/.", root);
         CasStore store;
         try
         {

@@ -223,6 +223,7 @@ public sealed class ActionCacheTests : IDisposable
         Assert.False(File.Exists(Path.Combine(_ws, "first.txt")), "a file verified before the failure must not be renamed into place");
         Assert.False(File.Exists(Path.Combine(_ws, "sub", "second.txt")));
         Assert.Empty(Directory.EnumerateFiles(_ws, "*", SearchOption.AllDirectories));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_ws)); // nor a folder it created for them
     }
 
     [Fact]
@@ -293,6 +294,17 @@ public sealed class ActionCacheTests : IDisposable
         var ex = Assert.Throws<RequiemException>(() => ActionCacheEntry.Parse(Encoding.UTF8.GetBytes(doc.ToJsonString()), entry.Key, _hash));
         Assert.Equal("InvalidCacheEntry", ex.ErrorId);
         Assert.Matches("not a relative path|named twice|lies below", ex.Message);
+    }
+
+    [Fact]
+    public void AHitNeverReadsAnOutputLargerThanTheRequestCouldHaveCapturedIntoMemory()
+    {
+        var big = _store.PutBytes(new byte[4096]);
+        var ex = Assert.Throws<RequiemException>(() => ActionCacheRunner.ReadVerified(_store, big.Hash, keep: true, maxOutputBytes: 1024, key: D('k'), default));
+        Assert.Equal("InvalidCacheEntry", ex.ErrorId);
+        Assert.Equal(D('k'), ex.Target);
+        Assert.Equal(4096, ActionCacheRunner.ReadVerified(_store, big.Hash, keep: true, maxOutputBytes: 4096, key: D('k'), default)!.Length);
+        Assert.Null(ActionCacheRunner.ReadVerified(_store, big.Hash, keep: false, maxOutputBytes: 1024, key: D('k'), default));
     }
 
     [Fact]

@@ -221,6 +221,7 @@ public sealed class AuditLogTests : IDisposable
     [InlineData("ref..set")]
     [InlineData("")]
     [InlineData("ref set")]
+    [InlineData("ref.set\n")]
     public void RefusesABadAction(string action)
     {
         var log = NewLog(0);
