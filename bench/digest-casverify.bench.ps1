@@ -18,6 +18,7 @@ param(
 
 $ErrorActionPreference = 'Stop'
 $ModulePath = (Resolve-Path $ModulePath).Path
+New-Item -ItemType Directory -Force -Path $OutDirectory | Out-Null   # also when run alone, outside build.ps1
 Import-Module $ModulePath
 $work = Join-Path ([IO.Path]::GetTempPath()) "requiem-bench-casverify-$PID"
 New-Item -ItemType Directory -Force -Path $work | Out-Null
