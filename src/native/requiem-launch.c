@@ -505,8 +505,8 @@ static void open_sources(const char *newroot)
     }
 }
 
-/* Where the new root is assembled: an existing directory that it is mounted over in our private mount namespace (the
- * sources are open already, so what it hides does not matter). Not /proc: the sources are reached through it. */
+/* Where the new root is assembled: an existing directory that it is mounted over in our private mount namespace (every
+ * source below it is opened before, so what it hides does not matter). Not /proc: the sources are reached through it. */
 static const char *new_root_dir(void)
 {
     static const char *const candidates[] = { "/tmp", "/mnt", "/run", "/var", "/opt", "/srv", "/media", "/home", "/usr", "/etc" };
