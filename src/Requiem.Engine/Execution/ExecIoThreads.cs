@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace Requiem.Engine.Execution;
 
 /// <summary>
@@ -8,54 +6,83 @@ namespace Requiem.Engine.Execution;
 /// run costs more than the short runs themselves in a Turbo batch. Idle threads wait for work and end after
 /// <see cref="IdleTimeout"/>.
 /// </summary>
+/// <remarks>
+/// Each item is handed to one idle thread directly (or to a new thread), so no item ever waits behind another's
+/// blocking read. An idle thread waits on its own event without spinning: a spinning wait (as in BlockingCollection)
+/// burnt a few hundred sched_yield calls per run on every finished thread, on the cores the run's own result
+/// recording needs.
+/// </remarks>
 internal static class ExecIoThreads
 {
     public static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(20);
 
-    private static readonly BlockingCollection<(Action Body, TaskCompletionSource Done)> s_work = new(new ConcurrentQueue<(Action, TaskCompletionSource)>());
-    /// <summary>Threads waiting for work that no queued item has claimed yet.</summary>
-    private static int s_idle;
+    private sealed class Worker
+    {
+        public readonly ManualResetEventSlim Wake = new(false, spinCount: 0);
+        public Action? Body;
+        public TaskCompletionSource? Done;
+    }
+
+    private static readonly object s_gate = new();
+    /// <summary>Threads waiting for work, most recently idle last (it is the one most likely still cached).</summary>
+    private static readonly List<Worker> s_idle = new();
 
     public static Task Run(Action body)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        s_work.Add((body, done));
-        // Claim an idle thread for this item, or start one. Every claim matches one queued item, so a claimed thread
-        // always finds work (see Worker).
-        while (true)
+        Worker? worker = null;
+        lock (s_gate)
         {
-            var idle = Volatile.Read(ref s_idle);
-            if (idle == 0)
+            if (s_idle.Count > 0)
             {
-                new Thread(Worker, 256 * 1024) { IsBackground = true, Name = "requiem-exec-io" }.Start();
-                break;
+                worker = s_idle[^1];
+                s_idle.RemoveAt(s_idle.Count - 1);
             }
-            if (Interlocked.CompareExchange(ref s_idle, idle - 1, idle) == idle) break;
+        }
+        if (worker is null)
+        {
+            var fresh = new Worker { Body = body, Done = done };
+            new Thread(() => Loop(fresh), 256 * 1024) { IsBackground = true, Name = "requiem-exec-io" }.Start();
+        }
+        else
+        {
+            worker.Body = body;
+            worker.Done = done;
+            worker.Wake.Set();
         }
         return done.Task;
     }
 
-    private static void Worker()
+    private static void Loop(Worker worker)
     {
         while (true)
         {
-            if (s_work.TryTake(out var item, IdleTimeout))
+            var body = worker.Body!;
+            var done = worker.Done!;
+            worker.Body = null;
+            worker.Done = null;
+            try
             {
-                try
-                {
-                    item.Body();
-                    item.Done.SetResult();
-                }
-                catch (Exception ex)
-                {
-                    item.Done.SetException(ex);
-                }
-                Interlocked.Increment(ref s_idle);
-                continue;
+                body();
+                done.SetResult();
             }
-            // Timed out: leave only if no queued item has claimed this thread meanwhile.
-            var idle = Volatile.Read(ref s_idle);
-            if (idle > 0 && Interlocked.CompareExchange(ref s_idle, idle - 1, idle) == idle) return;
+            catch (Exception ex)
+            {
+                done.SetException(ex);
+            }
+            worker.Wake.Reset();
+            lock (s_gate) s_idle.Add(worker);
+            if (worker.Wake.Wait(IdleTimeout)) continue;
+            lock (s_gate)
+            {
+                // Timed out: leave unless a Run claimed this thread meanwhile (its item is then on the way).
+                if (s_idle.Remove(worker))
+                {
+                    worker.Wake.Dispose();
+                    return;
+                }
+            }
+            worker.Wake.Wait();
         }
     }
 }
