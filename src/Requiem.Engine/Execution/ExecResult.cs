@@ -172,7 +172,13 @@ public sealed class ExecResult
     public string ToJson(bool indented = true) => ToJsonNode().ToJsonString(indented ? JsonContract.Indented : JsonContract.Options);
 
     /// <summary><c>result_digest</c> over this object's fields (wall-clock fields excluded).</summary>
-    public string ComputeDigest(HashPrimitive hash) => ComputeDigest(ToJsonNode(includeDigest: false), hash);
+    public string ComputeDigest(HashPrimitive hash)
+    {
+        // The node is built here and owned by nobody else, so the excluded fields are dropped from it without a copy.
+        var document = ToJsonNode(includeDigest: false);
+        foreach (var f in DigestExcludedFields) document.Remove(f);
+        return hash.HashBytes(CanonicalJson.Canonicalize(document.ToJsonString()), HashDomain.Result);
+    }
 
     /// <summary>
     /// <c>res:</c> ‖ RFC 8785 canonical JSON of a result document without <c>result_digest</c>, <c>duration_ms</c>

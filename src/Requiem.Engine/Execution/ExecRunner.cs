@@ -48,7 +48,9 @@ public static class ExecRunner
         foreach (var v in plan.Violations) options.Output.Warning(v);
         foreach (var r in plan.Reasons) options.Output.Warning(r);
 
-        var requestDigest = request.ComputeDigest(hash);
+        // One canonical form of the request serves both its digest and its CAS blob (canonicalising costs a parse).
+        var requestBytes = request.CanonicalBytes();
+        var requestDigest = hash.HashBytes(requestBytes, HashDomain.Request);
         var inputDigests = plan.Inputs
             .Select(i => new InputFileDigest { Path = i.Relative, Digest = hash.HashFile(i.Full, HashDomain.Cas, cancel).Hash })
             .ToArray();
@@ -70,7 +72,7 @@ public static class ExecRunner
             var (files, missing, skipped, outputReasons) = CaptureOutputs(plan, batch, store, cancel);
             foreach (var r in outputReasons) options.Output.Warning(r);
             var policyPut = batch.PutBytes(policy.CanonicalBytes());
-            var requestPut = batch.PutBytes(request.CanonicalBytes());
+            var requestPut = batch.PutBytes(requestBytes);
 
             var result = new ExecResult
             {
