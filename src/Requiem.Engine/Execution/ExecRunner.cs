@@ -48,9 +48,7 @@ public static class ExecRunner
         foreach (var v in plan.Violations) options.Output.Warning(v);
         foreach (var r in plan.Reasons) options.Output.Warning(r);
 
-        // One canonical form of the request serves both its digest and its CAS blob (canonicalising costs a parse).
-        var requestBytes = request.CanonicalBytes();
-        var requestDigest = hash.HashBytes(requestBytes, HashDomain.Request);
+        // Inputs are hashed before the run (the command may change them).
         var inputDigests = plan.Inputs
             .Select(i => new InputFileDigest { Path = i.Relative, Digest = hash.HashFile(i.Full, HashDomain.Cas, cancel).Hash })
             .ToArray();
@@ -58,8 +56,36 @@ public static class ExecRunner
         options.Output.Verbose($"exec {plan.CommandPath} ({plan.Request.Argv.Length} args) in {plan.WorkingDirectory}; enforced: {string.Join(", ", plan.Enforced)}");
         var started = DateTime.UtcNow;
         var sw = Stopwatch.StartNew();
-        var outcome = await SandboxRunner.RunAsync(plan, store, cancel).ConfigureAwait(false);
-        sw.Stop();
+        // The command is started (SandboxRunner.RunAsync returns once it runs); the duration stops when the run ends,
+        // not when this thread next looks.
+        using var runCancel = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        var running = SandboxRunner.RunAsync(plan, store, runCancel.Token);
+        var timed = running.ContinueWith(_ => sw.Stop(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        // While it runs: the canonical forms of the request and the policy (pure functions of the request; one
+        // canonical form of the request serves both its digest and its CAS blob, canonicalising costs a parse).
+        byte[] requestBytes, policyBytes;
+        string requestDigest;
+        try
+        {
+            requestBytes = request.CanonicalBytes();
+            requestDigest = hash.HashBytes(requestBytes, HashDomain.Request);
+            policyBytes = policy.CanonicalBytes();
+        }
+        catch
+        {
+            // Never leave the run behind: stop it (the whole tree and its cgroup go) and wait for it before failing.
+            runCancel.Cancel();
+            try
+            {
+                var stopped = await running.ConfigureAwait(false);
+                stopped.Stdout.Dispose();
+                stopped.Stderr.Dispose();
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or RequiemException) { }
+            throw;
+        }
+        var outcome = await running.ConfigureAwait(false);
+        await timed.ConfigureAwait(false);
 
         using (outcome.Stdout)
         using (outcome.Stderr)
@@ -71,7 +97,7 @@ public static class ExecRunner
             var stderrPut = outcome.Stderr.Store(batch);
             var (files, missing, skipped, outputReasons) = CaptureOutputs(plan, batch, store, cancel);
             foreach (var r in outputReasons) options.Output.Warning(r);
-            var policyPut = batch.PutBytes(policy.CanonicalBytes());
+            var policyPut = batch.PutBytes(policyBytes);
             var requestPut = batch.PutBytes(requestBytes);
 
             var result = new ExecResult
