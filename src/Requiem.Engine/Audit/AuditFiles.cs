@@ -46,7 +46,7 @@ internal static partial class AuditFiles
     public static int OpenDescriptor(string path, bool write, bool create)
     {
         var flags = (write ? O_RDWR : O_RDONLY) | (create ? O_CREAT : 0) | O_NONBLOCK | O_CLOEXEC | s_noFollow;
-        var fd = OpenMode(path, flags, 0x1A4 /* 0644, less the umask */);
+        var fd = OpenMode(path, flags, 0x1B6 /* 0666, less the umask, as .NET creates files */);
         if (fd < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
