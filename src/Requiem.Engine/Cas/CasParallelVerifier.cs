@@ -251,6 +251,10 @@ internal sealed class CasParallelVerifier
         {
             return Unreadable(item, ex.ErrorId == "CasObjectCorrupt" ? ex.Message : CasStore.Corrupt(item.ExpectedHash, "read failed: " + ex.Message).Message);
         }
+        catch (IO.SpecialFileException ex)
+        {
+            return new(CasVerifyStatus.Corrupt, 0, CasStore.Corrupt(item.ExpectedHash, $"the object file is {ex.What}, not a regular file; it was not read").Message);
+        }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return Unreadable(item, CasStore.Corrupt(item.ExpectedHash, "read failed: " + ex.Message).Message);
@@ -275,12 +279,17 @@ internal sealed class CasParallelVerifier
         var buffer = ArrayPool<byte>.Shared.Rent(SmallObjectBuffer);
         try
         {
-            if (SmallFileReader.TryRead(item.Path, buffer.AsSpan(0, SmallObjectBuffer), out var n))
+            // One open and one statx (no-follow, non-blocking, must be a regular file), then the bytes.
+            using var handle = IO.StoreFile.OpenObject(item.Path, out var length);
+            if (length < SmallObjectBuffer)
             {
-                scanner?.Write(buffer.AsSpan(0, n));
-                return (hash.HashBytes(buffer.AsSpan(0, n), HashDomain.Cas), n);
+                var n = ReadToEnd(handle, buffer.AsSpan(0, SmallObjectBuffer));
+                if (n < SmallObjectBuffer)
+                {
+                    scanner?.Write(buffer.AsSpan(0, n));
+                    return (hash.HashBytes(buffer.AsSpan(0, n), HashDomain.Cas), n);
+                }
             }
-            using var handle = HashPrimitive.OpenForRead(item.Path);
             if (scanner is not null)
             {
                 Span<byte> first = stackalloc byte[1];
@@ -299,12 +308,25 @@ internal sealed class CasParallelVerifier
         }
     }
 
+    /// <summary>Reads from offset 0 until end of file or a full buffer; the count read.</summary>
+    private static int ReadToEnd(Microsoft.Win32.SafeHandles.SafeFileHandle handle, Span<byte> buffer)
+    {
+        var total = 0;
+        while (total < buffer.Length)
+        {
+            var n = RandomAccess.Read(handle, buffer[total..], total);
+            if (n == 0) break;
+            total += n;
+        }
+        return total;
+    }
+
     private static (string Hash, long Size) HashZstd(HashPrimitive hash, CasVerifyItem item, CasManifestScanner? scanner, CancellationToken cancel)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(DecodeBuffer);
         try
         {
-            using var file = new FileStream(item.Path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
+            using var file = new FileStream(IO.StoreFile.OpenObject(item.Path, out _), FileAccess.Read, 1);
             using var decoder = new DecompressionStream(file, leaveOpen: true);
             return HashStream(hash, item, decoder, buffer.AsSpan(0, DecodeBuffer), scanner, cancel);
         }

@@ -386,7 +386,11 @@ public sealed partial class CasStore
             FileStream file;
             try
             {
-                file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
+                file = new FileStream(IO.StoreFile.OpenObject(path, out _), FileAccess.Read, 1);
+            }
+            catch (IO.SpecialFileException ex)
+            {
+                throw Corrupt(hash, $"the object file is {ex.What}, not a regular file; it was not read", ex);
             }
             catch (DirectoryNotFoundException ex)
             {

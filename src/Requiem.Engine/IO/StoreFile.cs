@@ -30,6 +30,34 @@ public static class StoreFile
         };
     }
 
+    /// <summary>
+    /// Opens a CAS object file for reading: one open and one statx on Linux (no path stat first). Throws
+    /// FileNotFoundException when it is gone, <see cref="SpecialFileException"/> when it is not a regular file (a FIFO,
+    /// device, socket, directory or symbolic link planted under the object's name), and the usual IO errors otherwise.
+    /// </summary>
+    public static SafeFileHandle OpenObject(string path, out long length)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            if (new FileInfo(path).LinkTarget is not null) throw new SpecialFileException(path, "a symbolic link");
+            var portable = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+            length = RandomAccess.GetLength(portable);
+            return portable;
+        }
+        var opened = NoFollowOpen.Open(path, statMask: NoFollowOpen.STATX_SIZE);
+        length = (long)opened.Stat.Size;
+        return opened.Status switch
+        {
+            NoFollowStatus.Regular => new SafeFileHandle(opened.Descriptor, ownsHandle: true),
+            NoFollowStatus.Missing => throw new FileNotFoundException($"'{path}' does not exist.", path),
+            NoFollowStatus.Symlink => throw new SpecialFileException(path, "a symbolic link"),
+            NoFollowStatus.NoDevice => throw new SpecialFileException(path, "a socket or a device"),
+            NoFollowStatus.NotRegular => throw new SpecialFileException(path, opened.TypeName),
+            _ when opened.Errno is NoFollowOpen.EACCES or NoFollowOpen.EPERM => throw new UnauthorizedAccessException($"Access to the path '{path}' is denied."),
+            _ => throw new IOException(opened.ErrorText, opened.Errno),
+        };
+    }
+
     private static FileStream? OpenPortable(string path)
     {
         var info = new FileInfo(path);
