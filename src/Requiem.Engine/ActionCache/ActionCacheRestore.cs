@@ -97,7 +97,16 @@ public static class ActionCacheRestore
     private static void RestoreThroughDescriptors(CasStore store, string root, IReadOnlyList<ActionCacheOutputFile> files, CancellationToken cancel)
     {
         var staged = new List<(int Folder, string Temp, string Name)>(files.Count);
-        using var walk = IO.DirectoryWalk.Open(root);
+        IO.DirectoryWalk walk;
+        try
+        {
+            walk = IO.DirectoryWalk.Open(root);
+        }
+        catch (IOException ex)
+        {
+            throw new RequiemException("CacheRestoreFailed", ErrorKind.WriteError, $"A cached output could not be restored into '{root}': {ex.Message}", root, ex);
+        }
+        using var _ = walk;
         try
         {
             foreach (var f in files)
