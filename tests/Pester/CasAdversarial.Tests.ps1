@@ -418,4 +418,44 @@ Remove-RequiemCasRef -Name planted, link -Cas '$store' -Confirm:`$false
         $r.removed | Should -BeTrue
         Test-Path -LiteralPath (Join-Path $store 'refs/good') | Should -BeTrue
     }
+    It 'a FIFO or a symbolic link at an object is a damaged object for reads, verification and GC, never waited on or read through' {
+        $store = New-Store
+        $outside = Join-Path $script:Dir "outside-$([guid]::NewGuid().ToString('n')).txt"
+        $objects = foreach ($text in 'referenced fifo', 'linked object', 'read fifo') {
+            $f = Join-Path $script:Dir "obj-$([guid]::NewGuid().ToString('n')).txt"
+            [IO.File]::WriteAllText($f, $text)
+            Add-RequiemCasObject -LiteralPath $f -Cas $store
+        }
+        $fifo, $linked, $readFifo = $objects
+        Set-RequiemCasRef -Name 'planted' -Hash $fifo.Hash -Cas $store | Out-Null
+        foreach ($o in $fifo, $readFifo) { Remove-Item -LiteralPath $o.ObjectPath -Force; & mkfifo $o.ObjectPath }
+        # The link points at the right bytes outside the store: following it would verify as good.
+        [IO.File]::WriteAllText($outside, 'linked object')
+        Remove-Item -LiteralPath $linked.ObjectPath -Force
+        New-Item -ItemType SymbolicLink -Path $linked.ObjectPath -Target $outside | Out-Null
+
+        $script = @"
+Import-Module '$ModulePath'
+`$r = [ordered]@{}
+try { Optimize-RequiemCas -Cas '$store' -WhatIf -ErrorAction Stop | Out-Null; `$r.gc = 'none' } catch { `$r.gc = `$_.FullyQualifiedErrorId }
+try { Get-RequiemCasObject -Hash '$($readFifo.Hash)' -Cas '$store' -ErrorAction Stop | Out-Null; `$r.get = 'none' } catch { `$r.get = `$_.FullyQualifiedErrorId; `$r.getMessage = `$_.Exception.Message }
+`$t = Test-RequiemCas -All -Cas '$store'
+`$r.corrupt = @(`$t.Corrupt | ForEach-Object { `$_.Hash + '=' + `$_.Reason })
+`$r | ConvertTo-Json -Compress
+"@
+        $out = Join-Path $script:Dir "special-obj-$([guid]::NewGuid().ToString('n')).json"
+        $p = Start-Process -FilePath $Pwsh -ArgumentList '-NoProfile', '-NonInteractive', '-Command', $script -PassThru -RedirectStandardOutput $out -RedirectStandardError "$out.err"
+        $finished = $p.WaitForExit(90000)
+        if (-not $finished) { Stop-Process -Id $p.Id -Force; $p.WaitForExit() }
+        $finished | Should -BeTrue -Because 'no reader may wait on a FIFO planted at an object'
+        $r = Get-Content -Raw -LiteralPath $out | ConvertFrom-Json
+        $r.gc | Should -BeLike 'CasGcAborted,*' -Because 'the referenced object is damaged, so what it keeps alive is unknown'
+        $r.get | Should -BeLike 'CasObjectCorrupt,*'
+        $r.getMessage | Should -Match 'FIFO'
+        $corrupt = @($r.corrupt)
+        ($corrupt | Where-Object { $_ -like "$($fifo.Hash)=*" }) | Should -Match 'FIFO'
+        ($corrupt | Where-Object { $_ -like "$($linked.Hash)=*" }) | Should -Match 'symbolic link' -Because 'an object is never read through a link'
+        $corrupt | Where-Object { $_ -like "$($readFifo.Hash)=*" } | Should -Not -BeNullOrEmpty
+        Get-Content -Raw -LiteralPath $outside | Should -Be 'linked object'
+    }
 }

@@ -257,6 +257,25 @@ Describe 'Remote store: settings' {
         (Get-Backend $script:Port $fromEnvironment).Exists("objects/$($put2.Hash.Substring(0, 2))/$($put2.Hash)", [Threading.CancellationToken]::None) | Should -BeTrue
     }
 
+    It 'does not download an object larger than remote.max_object_bytes' {
+        Remove-Item Env:REQUIEM_REMOTE_CONNECTION_STRING, Env:REQUIEM_REMOTE_CONTAINER -ErrorAction Ignore
+        $container = New-Container
+        $config = Join-Path $script:Dir "config-max-$container.json"
+        Set-Content -LiteralPath $config -Value ('{"config_version":"1.1","remote":{"kind":"azure_blob","container":"' + $container + '","connection_string_env":"REQUIEM_TEST_STORE_SECRET","max_object_bytes":4096}}')
+        $env:REQUIEM_CONFIG = $config
+        $env:REQUIEM_TEST_STORE_SECRET = Get-ConnectionString $script:Port
+        $big = Join-Path $script:Dir "big-$container.bin"
+        [IO.File]::WriteAllBytes($big, [byte[]](1..65536 | ForEach-Object { Get-Random -Maximum 256 }))
+        $put = Add-RequiemCasObject -LiteralPath $big -Cas (New-Store)
+        (Get-Backend $script:Port $container).Exists("objects/$($put.Hash.Substring(0, 2))/$($put.Hash)", [Threading.CancellationToken]::None) | Should -BeTrue
+        $other = New-Store
+        $err = $null
+        Get-RequiemCasObject -Hash $put.Hash -Cas $other -WarningVariable warn -WarningAction SilentlyContinue -ErrorVariable err -ErrorAction SilentlyContinue | Out-Null
+        $err[0].FullyQualifiedErrorId | Should -Be 'CasRemoteObjectCorrupt,Requiem.PowerShell.GetRequiemCasObjectCommand'
+        ($warn -join "`n") | Should -Match 'more than the 4096 bytes allowed.*max_object_bytes'
+        @(Get-ChildItem -LiteralPath (Join-Path $other 'objects') -Recurse -File -ErrorAction Ignore).Count | Should -Be 0
+    }
+
     It 'a remote configured without its secret is a warning, and the local store works; Sync-RequiemCas says RemoteNotConfigured' {
         Remove-Item Env:REQUIEM_REMOTE_CONNECTION_STRING, Env:REQUIEM_REMOTE_CONTAINER, Env:REQUIEM_TEST_STORE_SECRET -ErrorAction Ignore
         $config = Join-Path $script:Dir "config-nosecret.json"

@@ -36,8 +36,9 @@ public sealed class ActionCacheEntries
     }
 
     /// <summary>The entry's bytes, or null when there is no entry for the key.</summary>
-    public byte[]? TryRead(string key) =>
-        TryReadLocal(key) ?? (_store.TryFetchDocument(CasLayout.ActionCacheName(key)) ? TryReadLocal(key) : null);
+    /// <param name="acceptFetched">Checks an entry brought from the remote store; one it refuses is not kept locally.</param>
+    public byte[]? TryRead(string key, Func<byte[], bool>? acceptFetched = null) =>
+        TryReadLocal(key) ?? (_store.TryFetchDocument(CasLayout.ActionCacheName(key), accept: acceptFetched) ? TryReadLocal(key) : null);
 
     private byte[]? TryReadLocal(string key)
     {

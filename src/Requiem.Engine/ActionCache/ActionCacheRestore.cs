@@ -28,6 +28,11 @@ public static class ActionCacheRestore
                 throw new RequiemException("UndeclaredCacheOutput", ErrorKind.SecurityError,
                     $"The cached entry names the output '{f.Path}', which the request does not declare as an output; nothing was restored.", f.Path);
         }
+        if (OperatingSystem.IsLinux())
+        {
+            RestoreThroughDescriptors(store, root, files, cancel);
+            return;
+        }
         var staged = new List<(string Temp, string Final)>(files.Count);
         var created = new List<string>(); // folders this restore made, deepest last; removed again if it fails
         try
@@ -80,6 +85,74 @@ public static class ActionCacheRestore
             {
                 try { Directory.Delete(created[i]); } catch (IOException) { } catch (UnauthorizedAccessException) { } // only if empty
             }
+        }
+    }
+
+    /// <summary>
+    /// Linux: every parent folder is opened from the workspace root one component at a time without following links
+    /// (created where missing), the staged file is created in the opened folder and renamed within it. A folder swapped
+    /// for a symbolic link after any check can therefore not send a file outside the workspace.
+    /// </summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private static void RestoreThroughDescriptors(CasStore store, string root, IReadOnlyList<ActionCacheOutputFile> files, CancellationToken cancel)
+    {
+        var staged = new List<(int Folder, string Temp, string Name)>(files.Count);
+        IO.DirectoryWalk walk;
+        try
+        {
+            walk = IO.DirectoryWalk.Open(root);
+        }
+        catch (IOException ex)
+        {
+            throw new RequiemException("CacheRestoreFailed", ErrorKind.WriteError, $"A cached output could not be restored into '{root}': {ex.Message}", root, ex);
+        }
+        using var _ = walk;
+        try
+        {
+            foreach (var f in files)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var final = WorkspacePaths.Confine(root, f.Path, "output");
+                var segments = Path.GetRelativePath(root, final).Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries);
+                if (segments.Length == 0 || segments.Any(x => x is "." or ".."))
+                    throw new RequiemException("CacheRestoreFailed", ErrorKind.WriteError, $"The cached output '{f.Path}' does not name a file in the workspace.", f.Path);
+                int folder;
+                try
+                {
+                    folder = walk.OpenFolder(segments[..^1], create: true);
+                }
+                catch (IO.SpecialFileException ex) when (ex.What == "a symbolic link")
+                {
+                    throw new RequiemException("SymlinkEscapesWorkspace", ErrorKind.SecurityError,
+                        $"The cached output '{f.Path}' would be restored through the symbolic link '{ex.Path}'; nothing was restored.", f.Path, ex);
+                }
+                var name = segments[^1];
+                if (IO.DirectoryWalk.TypeOf(folder, name) == IO.NoFollowOpen.S_IFDIR)
+                    throw new RequiemException("CacheRestoreFailed", ErrorKind.WriteError,
+                        $"The cached output '{f.Path}' cannot be restored: '{final}' is a directory.", f.Path);
+                var temp = "." + name + "." + Guid.NewGuid().ToString("n") + TempSuffix;
+                using (var stream = IO.DirectoryWalk.CreateNew(folder, temp))
+                {
+                    staged.Add((folder, temp, name));
+                    var n = store.CopyTo(f.Digest, stream, cancel);
+                    if (n != f.Bytes)
+                        throw CasStore.Corrupt(f.Digest, $"the entry records {f.Bytes} bytes for '{f.Path}', the object holds {n}");
+                    if (f.Executable)
+                        File.SetUnixFileMode(stream.SafeFileHandle, File.GetUnixFileMode(stream.SafeFileHandle) | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+                }
+            }
+            foreach (var (folder, temp, name) in staged) IO.DirectoryWalk.Rename(folder, temp, name);
+            staged.Clear();
+            walk.KeepCreated();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new RequiemException("CacheRestoreFailed", ErrorKind.WriteError, $"A cached output could not be restored into '{root}': {ex.Message}", root, ex);
+        }
+        finally
+        {
+            foreach (var (folder, temp, _) in staged) IO.DirectoryWalk.TryUnlink(folder, temp);
+            walk.RemoveCreated();
         }
     }
 

@@ -36,11 +36,24 @@ public sealed class ActionCacheStore
     /// <summary>The entry for <paramref name="key"/> (expired or not, see <see cref="ActionCacheEntry.Expired"/>), or null when there is none.</summary>
     public ActionCacheEntry? TryGet(string key, DateTime? now = null)
     {
-        var bytes = Entries.TryRead(key);
+        var bytes = Entries.TryRead(key, fetched => IsValid(fetched, key));
         if (bytes is null) return null;
         var entry = ActionCacheEntry.Parse(bytes, key, Store.HashPrimitive);
         Stamp(entry, now ?? DateTime.UtcNow);
         return entry;
+    }
+
+    private bool IsValid(byte[] bytes, string key)
+    {
+        try
+        {
+            ActionCacheEntry.Parse(bytes, key, Store.HashPrimitive);
+            return true;
+        }
+        catch (RequiemException)
+        {
+            return false;
+        }
     }
 
     public void Put(ActionCacheEntry entry) => Entries.Write(entry.Key, entry.ToJsonBytes());

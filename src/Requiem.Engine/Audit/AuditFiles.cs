@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using Requiem.Engine.IO;
 using Microsoft.Win32.SafeHandles;
 
 namespace Requiem.Engine.Audit;
@@ -11,23 +11,8 @@ namespace Requiem.Engine.Audit;
 /// <c>audit</c> folder itself must not be a symbolic link. Elsewhere a symbolic link is refused by its attributes
 /// (the FIFO guard is Linux only).
 /// </summary>
-internal static partial class AuditFiles
+internal static class AuditFiles
 {
-    private const int O_RDONLY = 0, O_RDWR = 2;
-    private const int O_CREAT = 0x40, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
-    // O_NOFOLLOW differs between architectures: 0400000 on x86, 0100000 on ARM and POWER.
-    private static readonly int s_noFollow = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm or Architecture.Ppc64le ? 0x8000 : 0x20000;
-    private const int AT_EMPTY_PATH = 0x1000;
-    private const uint STATX_TYPE = 0x1;
-    private const int S_IFMT = 0xF000, S_IFREG = 0x8000, S_IFDIR = 0x4000, S_IFIFO = 0x1000, S_IFSOCK = 0xC000, S_IFCHR = 0x2000, S_IFBLK = 0x6000;
-    private const int ENOENT = 2, ELOOP = 40;
-
-    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int OpenMode(string path, int flags, int mode);
-
-    [LibraryImport("libc", EntryPoint = "close")]
-    private static partial int Close(int fd);
-
     /// <summary>
     /// Opens <paramref name="path"/> for reading (or reading and writing), creating it when <paramref name="create"/>;
     /// null when it does not exist and is not to be created. Throws <c>AuditFileNotRegular</c> for a symbolic link, FIFO,
@@ -45,24 +30,18 @@ internal static partial class AuditFiles
     /// <summary>Linux: the checked descriptor (see <see cref="Open"/>), or -1 when the file does not exist and is not to be created.</summary>
     public static int OpenDescriptor(string path, bool write, bool create)
     {
-        var flags = (write ? O_RDWR : O_RDONLY) | (create ? O_CREAT : 0) | O_NONBLOCK | O_CLOEXEC | s_noFollow;
-        var fd = OpenMode(path, flags, 0x1B6 /* 0666, less the umask, as .NET creates files */);
-        if (fd < 0)
+        var opened = NoFollowOpen.Open(path, write, create);
+        return opened.Status switch
         {
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno == ENOENT && !create) return -1;
-            if (errno == ELOOP) throw NotRegular(path, "a symbolic link");
-            if (errno is 13 or 1 or 30) throw new UnauthorizedAccessException($"Cannot open '{path}' (errno {errno}).");
-            if (errno == ENOENT) throw new DirectoryNotFoundException($"Cannot open '{path}': its folder does not exist.");
-            throw new IOException($"Cannot open '{path}' (errno {errno}).", errno);
-        }
-        if (Interop.Libc.Statx(fd, "", AT_EMPTY_PATH, STATX_TYPE, out var st) != 0 || (st.Mode & S_IFMT) != S_IFREG)
-        {
-            var mode = st.Mode & S_IFMT;
-            Close(fd);
-            throw NotRegular(path, Describe(mode));
-        }
-        return fd;
+            NoFollowStatus.Regular => opened.Descriptor,
+            NoFollowStatus.Missing when !create => -1,
+            NoFollowStatus.Missing => throw new DirectoryNotFoundException($"Cannot open '{path}': its folder does not exist."),
+            NoFollowStatus.Symlink => throw NotRegular(path, "a symbolic link"),
+            NoFollowStatus.NoDevice => throw NotRegular(path, "a socket or a device"),
+            NoFollowStatus.NotRegular => throw NotRegular(path, opened.TypeName),
+            _ when opened.Errno is NoFollowOpen.EACCES or NoFollowOpen.EPERM or NoFollowOpen.EROFS => throw new UnauthorizedAccessException($"Cannot open '{path}' (errno {opened.Errno})."),
+            _ => throw new IOException($"Cannot open '{path}': {opened.ErrorText}", opened.Errno),
+        };
     }
 
     /// <summary>The <c>audit</c> folder: refused when it is a symbolic link (every file in it would be somewhere else).</summary>
@@ -81,15 +60,6 @@ internal static partial class AuditFiles
         return new FileStream(path, create ? FileMode.OpenOrCreate : FileMode.Open, write ? FileAccess.ReadWrite : FileAccess.Read,
             FileShare.ReadWrite | FileShare.Delete, bufferSize);
     }
-
-    private static string Describe(int mode) => mode switch
-    {
-        S_IFIFO => "a FIFO",
-        S_IFSOCK => "a socket",
-        S_IFCHR or S_IFBLK => "a device",
-        S_IFDIR => "a folder",
-        _ => "not a regular file",
-    };
 
     private static RequiemException NotRegular(string path, string what) =>
         new("AuditFileNotRegular", ErrorKind.SecurityError,

@@ -129,6 +129,21 @@ public sealed class AzureBlobCasBackend : ICasBackend
     private static bool IsAlreadyThere(RequestFailedException ex) =>
         ex.Status is 409 or 412 && ex.ErrorCode is "BlobAlreadyExists" or "ConditionNotMet" or null;
 
+    /// <summary>
+    /// The bounded download is the interface's: the blob streams through <see cref="CappedWriteStream"/>, which stops the
+    /// transfer at the write that would pass the bound. The SDK may wrap that refusal; <see cref="Call"/> unwraps it so
+    /// it is not taken for an outage.
+    /// </summary>
+    private static CasBlobTooLargeException? TooLarge(Exception? ex)
+    {
+        for (; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is CasBlobTooLargeException tooLarge) return tooLarge;
+            if (ex is AggregateException aggregate && aggregate.InnerExceptions.Select(TooLarge).FirstOrDefault(t => t is not null) is { } inner) return inner;
+        }
+        return null;
+    }
+
     public bool Download(string name, Stream destination, CancellationToken cancel) =>
         Call("download", name, () =>
         {
@@ -195,6 +210,10 @@ public sealed class AzureBlobCasBackend : ICasBackend
         {
             throw new RequiemException("CasRemoteError", ErrorKind.ReadError,
                 $"{Description}: {operation} '{name}' failed: HTTP {ex.Status} {ex.ErrorCode}.", name);
+        }
+        catch (Exception ex) when (TooLarge(ex) is { } tooLarge)
+        {
+            throw tooLarge;
         }
         catch (Exception ex) when (ex is AggregateException or HttpRequestException or IOException or TimeoutException
                                    or System.Net.Sockets.SocketException)

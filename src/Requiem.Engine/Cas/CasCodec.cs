@@ -33,7 +33,7 @@ public static class CasCodec
         Span<byte> header = stackalloc byte[18];
         try
         {
-            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+            using var handle = IO.StoreFile.OpenObject(path, out _);
             var n = RandomAccess.Read(handle, header, 0);
             return ParseZstdContentSize(header[..n]);
         }

@@ -303,10 +303,16 @@ public sealed class CasGarbageCollector
     {
         try
         {
-            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1);
+            using var file = new FileStream(IO.StoreFile.OpenObject(path, out _), FileAccess.Read, 1);
             using Stream s = encoding == CasEncoding.Zstd ? new ZstdSharp.DecompressionStream(file, leaveOpen: true) : file;
             var b = s.ReadByte();
             return b < 0 ? null : (byte)b;
+        }
+        catch (IO.SpecialFileException)
+        {
+            // Not a file that can be read (a FIFO, link or device under the object's name): answered "may be a manifest",
+            // so the caller reads it in full, which reports it as a damaged object instead of taking it for data.
+            return (byte)'{';
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ZstdSharp.ZstdException)
         {

@@ -251,6 +251,10 @@ internal sealed class CasParallelVerifier
         {
             return Unreadable(item, ex.ErrorId == "CasObjectCorrupt" ? ex.Message : CasStore.Corrupt(item.ExpectedHash, "read failed: " + ex.Message).Message);
         }
+        catch (IO.SpecialFileException ex)
+        {
+            return new(CasVerifyStatus.Corrupt, 0, CasStore.Corrupt(item.ExpectedHash, $"the object file is {ex.What}, not a regular file; it was not read").Message);
+        }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return Unreadable(item, CasStore.Corrupt(item.ExpectedHash, "read failed: " + ex.Message).Message);
@@ -275,12 +279,14 @@ internal sealed class CasParallelVerifier
         var buffer = ArrayPool<byte>.Shared.Rent(SmallObjectBuffer);
         try
         {
-            if (SmallFileReader.TryRead(item.Path, buffer.AsSpan(0, SmallObjectBuffer), out var n))
+            // One open and one statx (no-follow, non-blocking, must be a regular file), then the bytes.
+            using var handle = IO.StoreFile.OpenObject(item.Path, out var length);
+            if (length < SmallObjectBuffer)
             {
+                var n = ReadSmall(handle, buffer.AsSpan(0, SmallObjectBuffer), length);
                 scanner?.Write(buffer.AsSpan(0, n));
                 return (hash.HashBytes(buffer.AsSpan(0, n), HashDomain.Cas), n);
             }
-            using var handle = HashPrimitive.OpenForRead(item.Path);
             if (scanner is not null)
             {
                 Span<byte> first = stackalloc byte[1];
@@ -299,12 +305,45 @@ internal sealed class CasParallelVerifier
         }
     }
 
+    /// <summary>
+    /// Reads the <paramref name="length"/> bytes statx reported (objects are immutable) from offset 0 with pread on the
+    /// raw descriptor: with the open, the statx and the close, four system calls for a small object, as many as before
+    /// the type check (RandomAccess would add an lseek/fstat per file). Stops early at end of file.
+    /// </summary>
+    private static unsafe int ReadSmall(Microsoft.Win32.SafeHandles.SafeFileHandle handle, Span<byte> buffer, long length)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            var read = 0;
+            for (int n; read < length && (n = RandomAccess.Read(handle, buffer[read..(int)length], read)) > 0;) read += n;
+            return read;
+        }
+        var fd = (int)handle.DangerousGetHandle();
+        var total = 0;
+        fixed (byte* p = buffer)
+        {
+            while (total < length)
+            {
+                var n = Interop.Libc.Pread(fd, p + total, (nuint)(length - total), total);
+                if (n < 0)
+                {
+                    var errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+                    if (errno == 4) continue; // EINTR
+                    throw new IOException($"read failed: {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
+                }
+                if (n == 0) break;
+                total += (int)n;
+            }
+        }
+        return total;
+    }
+
     private static (string Hash, long Size) HashZstd(HashPrimitive hash, CasVerifyItem item, CasManifestScanner? scanner, CancellationToken cancel)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(DecodeBuffer);
         try
         {
-            using var file = new FileStream(item.Path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
+            using var file = new FileStream(IO.StoreFile.OpenObject(item.Path, out _), FileAccess.Read, 1);
             using var decoder = new DecompressionStream(file, leaveOpen: true);
             return HashStream(hash, item, decoder, buffer.AsSpan(0, DecodeBuffer), scanner, cancel);
         }

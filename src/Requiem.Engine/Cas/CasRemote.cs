@@ -72,6 +72,15 @@ public sealed class CasRemote
     }
 
     private int _downloadParallelism = DefaultDownloadParallelism;
+
+    /// <summary>The default <c>remote.max_object_bytes</c>: 64 GiB.</summary>
+    public const long DefaultMaxObjectBytes = 64L << 30;
+
+    /// <summary>
+    /// The largest remote object blob (as stored) that is downloaded: a longer one is refused before it can fill the
+    /// local disk (<c>remote.max_object_bytes</c>). Refs and action-cache entries have small fixed bounds.
+    /// </summary>
+    public long MaxObjectBytes { get; set; } = DefaultMaxObjectBytes;
     // Objects whose remote copy was found corrupt by this handle: not downloaded (nor warned about) a second time.
     private readonly ConcurrentDictionary<string, bool> _corrupt = new(StringComparer.Ordinal);
     /// <summary>Why the remote is treated as unreachable, or null while it answers.</summary>
@@ -223,7 +232,7 @@ public sealed class CasRemote
                 using (var file = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1))
                 using (var sink = new CasDownloadSink(file, encoding, _store.HashPrimitive, cancel))
                 {
-                    found = Backend.Download(name, sink, cancel);
+                    found = Backend.Download(name, sink, MaxObjectBytes, cancel);
                     problem = found ? sink.Complete(hash) : null;
                     if (found && problem is null) file.Flush(flushToDisk: true);
                     size = sink.ContentBytes;
@@ -243,6 +252,12 @@ public sealed class CasRemote
                 _store.PublishFetched(tmp, hash, size, encoding, stored);
                 tmp = null;
                 return CasFetchOutcome.Fetched;
+            }
+            catch (CasBlobTooLargeException ex)
+            {
+                MetricsRegistry.Add(Counter.RemoteCorruptDetected);
+                Warn($"The remote copy of object {hash} was not used: {ex.Message} (remote.max_object_bytes).");
+                sawCorrupt = true;
             }
             catch (CasBackendUnavailableException ex)
             {
@@ -267,11 +282,16 @@ public sealed class CasRemote
         return sawCorrupt ? CasFetchOutcome.Corrupt : CasFetchOutcome.Absent;
     }
 
+    /// <summary>The largest small document (an action-cache entry) that is downloaded: entries are small JSON.</summary>
+    public const int MaxDocumentBytes = 16 << 20; // as ActionCacheEntries.MaxEntryBytes
+
     /// <summary>
     /// Brings a small document (e.g. <c>ac/ab/&lt;key&gt;.json</c>) down into the local store when it is missing there,
     /// written atomically. The caller validates its content (a document is not named by its digest).
     /// </summary>
-    public bool FetchDocument(string relativeName, CancellationToken cancel = default)
+    /// <param name="accept">Checks the downloaded bytes; a document it refuses is not kept (a warning), so it is not
+    /// served from the local store afterwards and is fetched again once the remote copy is fixed.</param>
+    public bool FetchDocument(string relativeName, CancellationToken cancel = default, Func<byte[], bool>? accept = null)
     {
         if (_offline is not null) return false;
         var final = _store.Layout.PathOf(relativeName);
@@ -281,16 +301,28 @@ public sealed class CasRemote
             bool found;
             using (var file = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
-                found = Backend.Download(relativeName, file, cancel);
+                found = Backend.Download(relativeName, file, MaxDocumentBytes, cancel);
                 if (found) file.Flush(flushToDisk: true);
             }
             if (!found) return false;
             MetricsRegistry.Add(Counter.RemoteDownloads);
             MetricsRegistry.Add(Counter.RemoteBytesDownloaded, new FileInfo(tmp).Length);
+            if (accept is not null && !accept(File.ReadAllBytes(tmp)))
+            {
+                MetricsRegistry.Add(Counter.RemoteCorruptDetected);
+                Warn($"The remote document '{relativeName}' is not valid; it was not used.");
+                return false;
+            }
             Directory.CreateDirectory(Path.GetDirectoryName(final)!);
             try { File.Move(tmp, final, overwrite: false); }
             catch (IOException) when (File.Exists(final)) { } // another process brought it first
             return true;
+        }
+        catch (CasBlobTooLargeException ex)
+        {
+            MetricsRegistry.Add(Counter.RemoteCorruptDetected);
+            Warn($"The remote document '{relativeName}' was not used: {ex.Message}");
+            return false;
         }
         catch (CasBackendUnavailableException ex)
         {

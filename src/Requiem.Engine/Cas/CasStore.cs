@@ -240,7 +240,7 @@ public sealed partial class CasStore
     public void Prefetch(IEnumerable<string> hashes, CancellationToken cancel = default) => Remote?.Prefetch(hashes, cancel);
 
     /// <summary>Brings a document missing locally down from the remote store (false without a remote, or when it is absent there).</summary>
-    public bool TryFetchDocument(string relativeName, CancellationToken cancel = default) => Remote?.FetchDocument(relativeName, cancel) ?? false;
+    public bool TryFetchDocument(string relativeName, CancellationToken cancel = default, Func<byte[], bool>? accept = null) => Remote?.FetchDocument(relativeName, cancel, accept) ?? false;
 
     /// <summary>Locates an object, bringing it down from the remote store (verified) when it is missing locally.</summary>
     internal (string Path, CasEncoding Encoding)? LocateOrFetch(string hash, CancellationToken cancel) => LocateOrFetch(hash, cancel, out _);
@@ -386,7 +386,11 @@ public sealed partial class CasStore
             FileStream file;
             try
             {
-                file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
+                file = new FileStream(IO.StoreFile.OpenObject(path, out _), FileAccess.Read, 1);
+            }
+            catch (IO.SpecialFileException ex)
+            {
+                throw Corrupt(hash, $"the object file is {ex.What}, not a regular file; it was not read", ex);
             }
             catch (DirectoryNotFoundException ex)
             {

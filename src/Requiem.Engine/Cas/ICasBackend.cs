@@ -29,6 +29,14 @@ public interface ICasBackend
     /// <summary>Streams a name's bytes into <paramref name="destination"/>; false when the name is absent.</summary>
     bool Download(string name, Stream destination, CancellationToken cancel);
 
+    /// <summary>
+    /// Like <see cref="Download(string, Stream, CancellationToken)"/>, but a blob longer than <paramref name="maxBytes"/>
+    /// is refused (<see cref="CasBlobTooLargeException"/>): before a byte is written when the backend knows the length,
+    /// and at the latest once more than <paramref name="maxBytes"/> bytes arrived, so no more than that is ever written.
+    /// </summary>
+    bool Download(string name, Stream destination, long maxBytes, CancellationToken cancel) =>
+        Download(name, new CappedWriteStream(destination, maxBytes, name), cancel);
+
     /// <summary>Every name under a prefix (e.g. <c>objects/</c>), in no particular order.</summary>
     IEnumerable<CasBackendItem> List(string prefix, CancellationToken cancel);
 
@@ -40,4 +48,50 @@ public interface ICasBackend
 public sealed class CasBackendUnavailableException : Exception
 {
     public CasBackendUnavailableException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>A remote blob is longer than the bound for its kind (<c>remote.max_object_bytes</c> for objects): not stored.</summary>
+public sealed class CasBlobTooLargeException(string name, long maxBytes, long length = -1)
+    : Exception(length >= 0 ? $"The remote blob '{name}' is {length} bytes, more than the {maxBytes} allowed; it was not downloaded."
+        : $"The remote blob '{name}' is more than the {maxBytes} bytes allowed; the download was stopped.")
+{
+    public string Name { get; } = name;
+    public long MaxBytes { get; } = maxBytes;
+}
+
+/// <summary>Writes through to a destination and throws <see cref="CasBlobTooLargeException"/> before a write would pass a bound.</summary>
+public sealed class CappedWriteStream(Stream inner, long maxBytes, string name) : Stream
+{
+    private long _written;
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        if (_written + buffer.Length > maxBytes) throw new CasBlobTooLargeException(name, maxBytes);
+        inner.Write(buffer);
+        _written += buffer.Length;
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+    {
+        Write(buffer.AsSpan(offset, count));
+        return Task.CompletedTask;
+    }
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        Write(buffer.Span);
+        return ValueTask.CompletedTask;
+    }
+
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => _written;
+    public override long Position { get => _written; set => throw new NotSupportedException(); }
+    public override void Flush() => inner.Flush();
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
 }

@@ -22,6 +22,7 @@ public sealed class PrefixedCasBackend : ICasBackend
     public bool PutDocument(string name, ReadOnlyMemory<byte> content, bool overwrite, CancellationToken cancel) =>
         _inner.PutDocument(_prefix + name, content, overwrite, cancel);
     public bool Download(string name, Stream destination, CancellationToken cancel) => _inner.Download(_prefix + name, destination, cancel);
+    public bool Download(string name, Stream destination, long maxBytes, CancellationToken cancel) => _inner.Download(_prefix + name, destination, maxBytes, cancel);
     public bool Delete(string name, CancellationToken cancel) => _inner.Delete(_prefix + name, cancel);
 
     public IEnumerable<CasBackendItem> List(string prefix, CancellationToken cancel)

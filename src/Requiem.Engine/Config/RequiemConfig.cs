@@ -85,6 +85,8 @@ public sealed class RequiemConfig
         public string? ConnectionStringEnv { get; init; }
         /// <summary>Objects downloaded at once when many are needed together (a cache hit's outputs, a -Hash array).</summary>
         public int DownloadParallelism { get; init; } = Requiem.Engine.Cas.CasRemote.DefaultDownloadParallelism;
+        /// <summary>The largest remote object blob that is downloaded (a longer one is refused before it fills the disk).</summary>
+        public long MaxObjectBytes { get; init; } = Requiem.Engine.Cas.CasRemote.DefaultMaxObjectBytes;
     }
 
     private static readonly object s_cacheLock = new();
@@ -267,7 +269,7 @@ public static class ConfigValidator
             RequiemConfig.RemoteSection? remote = null;
             if (Section(root, "remote", errors) is { } r)
             {
-                CheckKeys(r, "$.remote", errors, "kind", "container", "connection_string_env", "download_parallelism");
+                CheckKeys(r, "$.remote", errors, "kind", "container", "connection_string_env", "download_parallelism", "max_object_bytes");
                 var kind = String(r, "kind", "$.remote", errors, required: true);
                 if (kind is not null and not "azure_blob") errors.Add(new ConfigIssue("$.remote.kind", $"'{kind}' is not a remote kind: use 'azure_blob'"));
                 var container = String(r, "container", "$.remote", errors, required: true);
@@ -282,10 +284,13 @@ public static class ConfigValidator
                 var downloads = Int(r, "download_parallelism", "$.remote", errors) ?? Cas.CasRemote.DefaultDownloadParallelism;
                 if (downloads is < 1 or > Cas.CasRemote.MaxDownloadParallelism)
                     errors.Add(new ConfigIssue("$.remote.download_parallelism", $"{downloads} is out of range 1..{Cas.CasRemote.MaxDownloadParallelism}"));
+                var maxObject = Int(r, "max_object_bytes", "$.remote", errors) ?? Cas.CasRemote.DefaultMaxObjectBytes;
+                if (maxObject < 1) errors.Add(new ConfigIssue("$.remote.max_object_bytes", $"{maxObject} is not a size: use a positive number of bytes"));
                 remote = new RequiemConfig.RemoteSection
                 {
                     Kind = kind ?? "azure_blob", Container = container, ConnectionStringEnv = variable,
                     DownloadParallelism = (int)Math.Clamp(downloads, 1, Cas.CasRemote.MaxDownloadParallelism),
+                    MaxObjectBytes = Math.Max(1, maxObject),
                 };
             }
             var (tenant, tenants) = ReadTenants(root, errors);

@@ -1,6 +1,6 @@
-using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Requiem.Engine.Cas;
+using Requiem.Engine.IO;
 
 namespace Requiem.Engine.Execution;
 
@@ -30,24 +30,8 @@ public sealed class SkippedOutput
 /// symbolic link and without blocking (a FIFO opens at once), its type, link count and size are read from the opened
 /// descriptor, and only a regular file with one link and at most the size cap is read — never more than the cap.
 /// </summary>
-internal static partial class OutputFileCapture
+internal static class OutputFileCapture
 {
-    private const int O_RDONLY = 0;
-    private const int O_NOCTTY = 0x100;
-    private const int O_NONBLOCK = 0x800;
-    // O_NOFOLLOW differs between architectures (asm-generic/fcntl.h vs arch/arm64, arch/powerpc): 0400000 on x86, 0100000 on ARM and POWER.
-    private static readonly int s_noFollow = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm or Architecture.Ppc64le ? 0x8000 : 0x20000;
-    private const int O_CLOEXEC = 0x80000;
-    private const int AT_EMPTY_PATH = 0x1000;
-    private const uint STATX_TYPE = 0x1, STATX_MODE = 0x2, STATX_NLINK = 0x4, STATX_SIZE = 0x200;
-    private const int S_IFMT = 0xF000, S_IFREG = 0x8000, S_IFDIR = 0x4000, S_IFCHR = 0x2000, S_IFBLK = 0x6000, S_IFIFO = 0x1000, S_IFSOCK = 0xC000;
-    private const int ENOENT = 2, ENXIO = 6, ELOOP = 40;
-
-    private static int Open(string path, int flags) => Interop.Libc.Open(path, flags);
-
-    private static int StatxCall(int dirfd, string path, int flags, uint mask, out Interop.Libc.StatxBuffer buffer) =>
-        Interop.Libc.Statx(dirfd, path, flags, mask, out buffer);
-
     /// <summary>
     /// Whether <paramref name="path"/> (links followed) is a regular file, checked with statx, which never opens it: a FIFO
     /// or a device named as a command must not be opened for hashing (the open or the read would never end). True off Linux.
@@ -55,8 +39,8 @@ internal static partial class OutputFileCapture
     public static bool IsRegularFile(string path)
     {
         if (!OperatingSystem.IsLinux()) return true;
-        const int AT_FDCWD = -100;
-        return StatxCall(AT_FDCWD, path, 0, STATX_TYPE, out var st) == 0 && (st.Mode & S_IFMT) == S_IFREG;
+        return Interop.Libc.Statx(NoFollowOpen.AT_FDCWD, path, 0, NoFollowOpen.STATX_TYPE, out var st) == 0
+            && (st.Mode & NoFollowOpen.S_IFMT) == NoFollowOpen.S_IFREG;
     }
 
     /// <summary>What happened to one output: stored (<see cref="Put"/>), skipped (<see cref="Skipped"/>), or gone (both null).</summary>
@@ -66,26 +50,18 @@ internal static partial class OutputFileCapture
     public static Outcome Capture(string fullPath, string relative, long maxBytes, CasWriteBatch? batch, CasStore store, CancellationToken cancel)
     {
         if (!OperatingSystem.IsLinux()) return CapturePortable(fullPath, relative, maxBytes, batch, store, cancel);
-        var fd = Open(fullPath, O_RDONLY | s_noFollow | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-        if (fd < 0)
+        var opened = NoFollowOpen.Open(fullPath, statMask: NoFollowOpen.STATX_MODE | NoFollowOpen.STATX_NLINK | NoFollowOpen.STATX_SIZE);
+        switch (opened.Status)
         {
-            var errno = Marshal.GetLastPInvokeError();
-            return errno switch
-            {
-                ENOENT => new Outcome(null, null),
-                ELOOP => Skip(relative, SkippedOutput.Symlink, "the path is a symbolic link"),
-                ENXIO => Skip(relative, SkippedOutput.NotRegularFile, "a socket or a device without a driver"),
-                _ => Skip(relative, SkippedOutput.Unreadable, $"open failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})"),
-            };
+            case NoFollowStatus.Missing when opened.Errno == NoFollowOpen.ENOENT: return new Outcome(null, null);
+            case NoFollowStatus.Symlink: return Skip(relative, SkippedOutput.Symlink, "the path is a symbolic link");
+            case NoFollowStatus.NoDevice: return Skip(relative, SkippedOutput.NotRegularFile, "a socket or a device without a driver");
+            case NoFollowStatus.NotRegular: return Skip(relative, SkippedOutput.NotRegularFile, opened.TypeName);
+            case NoFollowStatus.Regular: break;
+            default: return Skip(relative, SkippedOutput.Unreadable, opened.ErrorText);
         }
-        using var handle = new SafeFileHandle(fd, ownsHandle: true);
-        if (StatxCall(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_SIZE, out var st) != 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            return Skip(relative, SkippedOutput.Unreadable, $"fstat failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
-        }
-        var type = st.Mode & S_IFMT;
-        if (type != S_IFREG) return Skip(relative, SkippedOutput.NotRegularFile, TypeName(type));
+        using var handle = new SafeFileHandle(opened.Descriptor, ownsHandle: true);
+        var st = opened.Stat;
         if (st.Nlink != 1)
             return Skip(relative, SkippedOutput.HardLink, $"{st.Nlink} hard links: the same file may be reachable outside the workspace");
         if (st.Size > (ulong)maxBytes)
@@ -140,16 +116,6 @@ internal static partial class OutputFileCapture
 
     private static Outcome Skip(string relative, string reason, string detail) =>
         new(null, new SkippedOutput { Path = relative, Reason = reason, Detail = detail });
-
-    private static string TypeName(int type) => type switch
-    {
-        S_IFIFO => "a FIFO (named pipe)",
-        S_IFCHR => "a character device",
-        S_IFBLK => "a block device",
-        S_IFSOCK => "a socket",
-        S_IFDIR => "a directory",
-        _ => $"file type 0x{type:x}",
-    };
 
     private sealed class OutputTooLargeException : Exception;
 

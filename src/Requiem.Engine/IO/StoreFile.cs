@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace Requiem.Engine.IO;
@@ -11,14 +10,6 @@ namespace Requiem.Engine.IO;
 /// </summary>
 public static class StoreFile
 {
-    private const int O_RDONLY = 0, O_NOCTTY = 0x100, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
-    // O_NOFOLLOW is 0400000 on x86 (asm-generic) and 0100000 on ARM and POWER.
-    private static readonly int s_noFollow = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm or Architecture.Ppc64le ? 0x8000 : 0x20000;
-    private const int AT_EMPTY_PATH = 0x1000;
-    private const uint STATX_TYPE = 0x1, STATX_SIZE = 0x200;
-    private const int S_IFMT = 0xF000, S_IFREG = 0x8000, S_IFDIR = 0x4000, S_IFCHR = 0x2000, S_IFBLK = 0x6000, S_IFIFO = 0x1000, S_IFSOCK = 0xC000;
-    private const int ENOENT = 2, ENXIO = 6, ENOTDIR = 20, EISDIR = 21, ELOOP = 40;
-
     /// <summary>
     /// Opens <paramref name="path"/> for reading when it is a regular file; null when nothing is there. Throws
     /// <see cref="SpecialFileException"/> for anything else, and IOException / UnauthorizedAccessException for the usual failures.
@@ -26,37 +17,45 @@ public static class StoreFile
     public static FileStream? OpenRegular(string path)
     {
         if (!OperatingSystem.IsLinux()) return OpenPortable(path);
-        var fd = Interop.Libc.Open(path, O_RDONLY | s_noFollow | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-        if (fd < 0)
+        var opened = NoFollowOpen.Open(path);
+        return opened.Status switch
         {
-            var errno = Marshal.GetLastPInvokeError();
-            return errno switch
-            {
-                ENOENT or ENOTDIR => null,
-                ELOOP => throw new SpecialFileException(path, "a symbolic link"),
-                ENXIO => throw new SpecialFileException(path, "a socket or a device"),
-                EISDIR => throw new SpecialFileException(path, "a directory"),
-                13 or 1 => throw new UnauthorizedAccessException($"Access to the path '{path}' is denied."),
-                _ => throw new IOException($"open failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno),
-            };
-        }
-        var handle = new SafeFileHandle(fd, ownsHandle: true);
-        try
+            NoFollowStatus.Regular => new FileStream(new SafeFileHandle(opened.Descriptor, ownsHandle: true), FileAccess.Read, 1),
+            NoFollowStatus.Missing => null,
+            NoFollowStatus.Symlink => throw new SpecialFileException(path, "a symbolic link"),
+            NoFollowStatus.NoDevice => throw new SpecialFileException(path, "a socket or a device"),
+            NoFollowStatus.NotRegular => throw new SpecialFileException(path, opened.TypeName),
+            _ when opened.Errno is NoFollowOpen.EACCES or NoFollowOpen.EPERM => throw new UnauthorizedAccessException($"Access to the path '{path}' is denied."),
+            _ => throw new IOException(opened.ErrorText, opened.Errno),
+        };
+    }
+
+    /// <summary>
+    /// Opens a CAS object file for reading: one open and one statx on Linux (no path stat first). Throws
+    /// FileNotFoundException when it is gone, <see cref="SpecialFileException"/> when it is not a regular file (a FIFO,
+    /// device, socket, directory or symbolic link planted under the object's name), and the usual IO errors otherwise.
+    /// </summary>
+    public static SafeFileHandle OpenObject(string path, out long length)
+    {
+        if (!OperatingSystem.IsLinux())
         {
-            if (Interop.Libc.Statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE, out var st) != 0)
-            {
-                var errno = Marshal.GetLastPInvokeError();
-                throw new IOException($"fstat failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
-            }
-            var type = st.Mode & S_IFMT;
-            if (type != S_IFREG) throw new SpecialFileException(path, TypeName(type));
-            return new FileStream(handle, FileAccess.Read, 1);
+            if (new FileInfo(path).LinkTarget is not null) throw new SpecialFileException(path, "a symbolic link");
+            var portable = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+            length = RandomAccess.GetLength(portable);
+            return portable;
         }
-        catch
+        var opened = NoFollowOpen.Open(path, statMask: NoFollowOpen.STATX_SIZE);
+        length = (long)opened.Stat.Size;
+        return opened.Status switch
         {
-            handle.Dispose();
-            throw;
-        }
+            NoFollowStatus.Regular => new SafeFileHandle(opened.Descriptor, ownsHandle: true),
+            NoFollowStatus.Missing => throw new FileNotFoundException($"'{path}' does not exist.", path),
+            NoFollowStatus.Symlink => throw new SpecialFileException(path, "a symbolic link"),
+            NoFollowStatus.NoDevice => throw new SpecialFileException(path, "a socket or a device"),
+            NoFollowStatus.NotRegular => throw new SpecialFileException(path, opened.TypeName),
+            _ when opened.Errno is NoFollowOpen.EACCES or NoFollowOpen.EPERM => throw new UnauthorizedAccessException($"Access to the path '{path}' is denied."),
+            _ => throw new IOException(opened.ErrorText, opened.Errno),
+        };
     }
 
     private static FileStream? OpenPortable(string path)
@@ -84,16 +83,6 @@ public static class StoreFile
         file.ReadExactly(bytes);
         return bytes;
     }
-
-    private static string TypeName(int type) => type switch
-    {
-        S_IFIFO => "a FIFO (named pipe)",
-        S_IFCHR => "a character device",
-        S_IFBLK => "a block device",
-        S_IFSOCK => "a socket",
-        S_IFDIR => "a directory",
-        _ => $"a file of type 0x{type:x}",
-    };
 }
 
 /// <summary>A store file that is not what the store writes there (a FIFO, link, device, or an oversized file): not read.</summary>

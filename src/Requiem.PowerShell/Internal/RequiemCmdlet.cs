@@ -76,7 +76,11 @@ public abstract class RequiemCmdlet : PSCmdlet, IDisposable
         ICasBackend backend = settings.CreateBackend();
         if (tenant is not null) backend = new PrefixedCasBackend(backend, Requiem.Engine.Tenants.TenantStores.RemotePrefix(tenant));
         var remote = store.AttachRemote(backend);
-        if (Config.Remote is { } section) remote.DownloadParallelism = section.DownloadParallelism;
+        if (Config.Remote is { } section)
+        {
+            remote.DownloadParallelism = section.DownloadParallelism;
+            remote.MaxObjectBytes = section.MaxObjectBytes;
+        }
         WriteVerbose($"Remote store: {backend.Description} ({settings.Source}).");
     }
 

@@ -256,6 +256,88 @@ public sealed class CasRemoteTests : IDisposable
         Assert.Equal(0, new FileInfo(remoteRef).Length);
     }
 
+    [Fact]
+    public void AnObjectBlobLargerThanTheBoundStopsTheDownloadAtTheBound()
+    {
+        var endless = new EndlessBackend(new FileSystemCasBackend(RemoteRoot));
+        var b = NewAgent(endless);
+        b.Remote!.MaxObjectBytes = 1 << 20;
+        var hash = new string('7', 64);
+        Assert.Equal(CasFetchOutcome.Corrupt, b.Remote.FetchObject(hash));
+        // No more than the bound (plus the one chunk that crossed it and was refused) reached the local disk.
+        Assert.True(endless.Written <= (1 << 20), $"{endless.Written} bytes were accepted");
+        Assert.Null(b.Locate(hash));
+        Assert.Empty(Directory.EnumerateFiles(b.TempDirectory));
+        Assert.Contains(b.Remote.DrainWarnings(), w => w.Contains("max_object_bytes", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void AFolderBackendRefusesAnOversizedBlobBeforeWritingIt()
+    {
+        var name = CasLayout.ActionCacheName(new string('c', 64));
+        var path = Path.Combine(RemoteRoot, name);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllBytes(path, new byte[4096]);
+        using var sink = new MemoryStream();
+        var ex = Assert.Throws<CasBlobTooLargeException>(() => new FileSystemCasBackend(RemoteRoot).Download(name, sink, 1024, default));
+        Assert.Contains("4096", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(0, sink.Length);
+    }
+
+    [Fact]
+    public void AnInvalidOrOversizedRemoteActionCacheEntryIsNotKeptLocally()
+    {
+        var bad = new string('a', 64);
+        var huge = new string('b', 64);
+        foreach (var (key, bytes) in new[] { (bad, Encoding.UTF8.GetBytes("{ not an entry")), (huge, new byte[CasRemote.MaxDocumentBytes + 1]) })
+        {
+            var path = Path.Combine(RemoteRoot, CasLayout.ActionCacheName(key));
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            File.WriteAllBytes(path, bytes);
+        }
+        var b = NewAgent();
+        var cache = new Requiem.Engine.ActionCache.ActionCacheStore(b);
+        Assert.Null(cache.TryGet(bad));
+        Assert.Null(cache.TryGet(huge));
+        Assert.False(File.Exists(cache.Entries.PathOf(bad)), "an invalid fetched entry must not stay in the local store");
+        Assert.False(File.Exists(cache.Entries.PathOf(huge)));
+        var warnings = b.Remote!.DrainWarnings();
+        Assert.Contains(warnings, w => w.Contains("not valid", StringComparison.Ordinal));
+        Assert.Contains(warnings, w => w.Contains("more than", StringComparison.Ordinal));
+    }
+
+    /// <summary>A blob that never ends: 64 KiB chunks of zeros (up to 1 GiB); the most one download's destination accepted.</summary>
+    private sealed class EndlessBackend(ICasBackend inner) : ICasBackend
+    {
+        public long Written;
+        public string Description => inner.Description;
+        public void Probe(CancellationToken cancel) => inner.Probe(cancel);
+        public bool Exists(string name, CancellationToken cancel) => true;
+        public bool CreateFromFile(string name, string path, CancellationToken cancel) => inner.CreateFromFile(name, path, cancel);
+        public bool PutDocument(string name, ReadOnlyMemory<byte> content, bool overwrite, CancellationToken cancel) => inner.PutDocument(name, content, overwrite, cancel);
+        public IEnumerable<CasBackendItem> List(string prefix, CancellationToken cancel) => inner.List(prefix, cancel);
+        public bool Delete(string name, CancellationToken cancel) => inner.Delete(name, cancel);
+
+        public bool Download(string name, Stream destination, CancellationToken cancel)
+        {
+            var chunk = new byte[64 << 10];
+            long written = 0;
+            try
+            {
+                for (var i = 0; i < (1 << 30) / chunk.Length; i++)
+                {
+                    destination.Write(chunk);
+                    written += chunk.Length;
+                }
+            }
+            finally
+            {
+                Written = Math.Max(Written, written); // per download (both encodings are tried)
+            }
+            return true;
+        }
+    }
+
     /// <summary>Hands the bytes over in chunks of a given size (as a network stream would).</summary>
     private sealed class ChunkedBackend(ICasBackend inner, int chunk) : ICasBackend
     {

@@ -38,4 +38,15 @@ public class ConfigValidatorTests
         Assert.True(r.Valid);
         Assert.Contains(r.Warnings, w => w.Field == "$.hash.allow_fallback");
     }
+
+    [Fact]
+    public void RemoteMaxObjectBytesIsReadAndMustBePositive()
+    {
+        const string remote = "{\"config_version\":\"1.1\",\"remote\":{\"kind\":\"azure_blob\",\"container\":\"requiem\",\"connection_string_env\":\"REQ_CONN\"";
+        var r = ConfigValidator.ValidateText(remote + ",\"max_object_bytes\":1048576}}", "t");
+        Assert.True(r.Valid, string.Join("; ", r.Errors));
+        Assert.Equal(1048576, r.Config!.Remote!.MaxObjectBytes);
+        Assert.Equal(Requiem.Engine.Cas.CasRemote.DefaultMaxObjectBytes, ConfigValidator.ValidateText(remote + "}}", "t").Config!.Remote!.MaxObjectBytes);
+        Assert.Contains(ConfigValidator.ValidateText(remote + ",\"max_object_bytes\":0}}", "t").Errors, e => e.Field == "$.remote.max_object_bytes");
+    }
 }
