@@ -271,7 +271,9 @@ Describe 'Remote store: settings' {
         $other = New-Store
         $err = $null
         Get-RequiemCasObject -Hash $put.Hash -Cas $other -WarningVariable warn -WarningAction SilentlyContinue -ErrorVariable err -ErrorAction SilentlyContinue | Out-Null
-        $err[0].FullyQualifiedErrorId | Should -Be 'CasRemoteObjectCorrupt,Requiem.PowerShell.GetRequiemCasObjectCommand'
+        $err[0].FullyQualifiedErrorId | Should -Be 'CasRemoteObjectTooLarge,Requiem.PowerShell.GetRequiemCasObjectCommand'
+        $err[0].TargetObject | Should -Be $put.Hash
+        $err[0].Exception.Message | Should -Match 'remote\.max_object_bytes \(4096 bytes\)'
         ($warn -join "`n") | Should -Match 'more than the 4096 bytes allowed.*max_object_bytes'
         @(Get-ChildItem -LiteralPath (Join-Path $other 'objects') -Recurse -File -ErrorAction Ignore).Count | Should -Be 0
     }

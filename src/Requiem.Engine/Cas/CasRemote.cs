@@ -30,6 +30,8 @@ public enum CasFetchOutcome
     Absent,
     Corrupt,
     Unreachable,
+    /// <summary>The blob is longer than <c>remote.max_object_bytes</c>: not downloaded past the bound, not used.</summary>
+    TooLarge,
 }
 
 /// <summary>
@@ -82,7 +84,7 @@ public sealed class CasRemote
     /// </summary>
     public long MaxObjectBytes { get; set; } = DefaultMaxObjectBytes;
     // Objects whose remote copy was found corrupt by this handle: not downloaded (nor warned about) a second time.
-    private readonly ConcurrentDictionary<string, bool> _corrupt = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, CasFetchOutcome> _corrupt = new(StringComparer.Ordinal);
     /// <summary>Why the remote is treated as unreachable, or null while it answers.</summary>
     public string? OfflineReason => _offline;
 
@@ -180,9 +182,9 @@ public sealed class CasRemote
     public CasFetchOutcome FetchObject(string hash, CancellationToken cancel = default)
     {
         if (_offline is not null) return CasFetchOutcome.Unreachable;
-        if (_corrupt.ContainsKey(hash)) return CasFetchOutcome.Corrupt;
+        if (_corrupt.TryGetValue(hash, out var known)) return known;
         var outcome = FetchObjectCore(hash, cancel);
-        if (outcome == CasFetchOutcome.Corrupt) _corrupt.TryAdd(hash, true);
+        if (outcome is CasFetchOutcome.Corrupt or CasFetchOutcome.TooLarge) _corrupt.TryAdd(hash, outcome);
         return outcome;
     }
 
@@ -218,6 +220,7 @@ public sealed class CasRemote
     private CasFetchOutcome FetchObjectCore(string hash, CancellationToken cancel)
     {
         var sawCorrupt = false;
+        var sawTooLarge = false;
         foreach (var encoding in new[] { CasEncoding.Identity, CasEncoding.Zstd })
         {
             var name = CasLayout.ObjectName(hash, encoding);
@@ -257,7 +260,7 @@ public sealed class CasRemote
             {
                 MetricsRegistry.Add(Counter.RemoteCorruptDetected);
                 Warn($"The remote copy of object {hash} was not used: {ex.Message} (remote.max_object_bytes).");
-                sawCorrupt = true;
+                sawTooLarge = true;
             }
             catch (CasBackendUnavailableException ex)
             {
@@ -279,7 +282,7 @@ public sealed class CasRemote
                 if (tmp is not null) CasStore.TryDelete(tmp);
             }
         }
-        return sawCorrupt ? CasFetchOutcome.Corrupt : CasFetchOutcome.Absent;
+        return sawCorrupt ? CasFetchOutcome.Corrupt : sawTooLarge ? CasFetchOutcome.TooLarge : CasFetchOutcome.Absent;
     }
 
     /// <summary>The largest small document (an action-cache entry) that is downloaded: entries are small JSON.</summary>

@@ -260,6 +260,10 @@ public sealed partial class CasStore
                 throw new RequiemException("CasRemoteObjectCorrupt", ErrorKind.InvalidData,
                     $"CAS object {hash} is not in the local store, and its copy in the remote store ({remote.Backend.Description}) is corrupt: it was not used. " +
                     "Store the original bytes again (they are then uploaded), or remove the blob.", hash);
+            case CasFetchOutcome.TooLarge:
+                throw new RequiemException("CasRemoteObjectTooLarge", ErrorKind.LimitsExceeded,
+                    $"CAS object {hash} is not in the local store, and its copy in the remote store ({remote.Backend.Description}) is larger than " +
+                    $"remote.max_object_bytes ({remote.MaxObjectBytes} bytes): it was not downloaded. Raise remote.max_object_bytes in the config if the object is expected to be that large.", hash);
             default:
                 return null;
         }

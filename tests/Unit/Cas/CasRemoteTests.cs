@@ -263,12 +263,15 @@ public sealed class CasRemoteTests : IDisposable
         var b = NewAgent(endless);
         b.Remote!.MaxObjectBytes = 1 << 20;
         var hash = new string('7', 64);
-        Assert.Equal(CasFetchOutcome.Corrupt, b.Remote.FetchObject(hash));
+        Assert.Equal(CasFetchOutcome.TooLarge, b.Remote.FetchObject(hash));
         // No more than the bound (plus the one chunk that crossed it and was refused) reached the local disk.
         Assert.True(endless.Written <= (1 << 20), $"{endless.Written} bytes were accepted");
         Assert.Null(b.Locate(hash));
         Assert.Empty(Directory.EnumerateFiles(b.TempDirectory));
         Assert.Contains(b.Remote.DrainWarnings(), w => w.Contains("max_object_bytes", StringComparison.Ordinal));
+        var ex = Assert.Throws<RequiemException>(() => b.ReadAllBytes(hash));
+        Assert.Equal("CasRemoteObjectTooLarge", ex.ErrorId);
+        Assert.Equal(hash, ex.Target);
     }
 
     [Fact]
