@@ -104,6 +104,18 @@ public sealed class CasRemote
         Warn($"The remote store is unreachable; going on with the local store only, and what is written now is kept for Sync-RequiemCas. {ex.Message}");
     }
 
+    /// <summary>A read the remote could not serve: unreachable (<see cref="CasBackendUnavailableException"/>) or another HTTP failure (<c>CasRemoteError</c>).</summary>
+    private static bool IsRemoteFailure(Exception ex) =>
+        ex is CasBackendUnavailableException || ex is RequiemException { ErrorId: "CasRemoteError" };
+
+    /// <summary>Unreachable: go on offline; another failure: counted and warned. The read goes on locally either way.</summary>
+    private void NoteRemoteFailure(Exception ex)
+    {
+        if (ex is CasBackendUnavailableException unavailable) { GoOffline(unavailable); return; }
+        MetricsRegistry.Add(Counter.RemoteErrors);
+        Warn(ex.Message);
+    }
+
     // ---------------------------------------------------------------- pending journal
 
     private static string JournalName(string name) => name.Replace('/', '+');
@@ -262,20 +274,14 @@ public sealed class CasRemote
                 Warn($"The remote copy of object {hash} was not used: {ex.Message} (remote.max_object_bytes).");
                 sawTooLarge = true;
             }
-            catch (CasBackendUnavailableException ex)
+            catch (Exception ex) when (IsRemoteFailure(ex))
             {
-                GoOffline(ex);
+                NoteRemoteFailure(ex);
                 return CasFetchOutcome.Unreachable;
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
                 throw _store.WriteError(ex); // the local store could not take the download (full disk, permissions)
-            }
-            catch (RequiemException ex) when (ex.ErrorId == "CasRemoteError")
-            {
-                MetricsRegistry.Add(Counter.RemoteErrors);
-                Warn(ex.Message);
-                return CasFetchOutcome.Unreachable;
             }
             finally
             {
@@ -327,15 +333,9 @@ public sealed class CasRemote
             Warn($"The remote document '{relativeName}' was not used: {ex.Message}");
             return false;
         }
-        catch (CasBackendUnavailableException ex)
+        catch (Exception ex) when (IsRemoteFailure(ex))
         {
-            GoOffline(ex);
-            return false;
-        }
-        catch (RequiemException ex) when (ex.ErrorId == "CasRemoteError")
-        {
-            MetricsRegistry.Add(Counter.RemoteErrors);
-            Warn(ex.Message);
+            NoteRemoteFailure(ex);
             return false;
         }
         finally
@@ -357,25 +357,19 @@ public sealed class CasRemote
         byte[] content;
         try
         {
-            using var buffer = new BoundedBuffer(CasRefStore.MaxRefFileBytes);
-            if (!Backend.Download(name, buffer, cancel)) return null;
+            using var buffer = new MemoryStream();
+            if (!Backend.Download(name, buffer, CasRefStore.MaxRefFileBytes, cancel)) return null;
             content = buffer.ToArray();
         }
-        catch (InvalidDataException)
+        catch (CasBlobTooLargeException)
         {
             Warn($"The remote ref '{refName}' ({name}) is larger than a ref can be; it was not used.");
             MetricsRegistry.Add(Counter.RemoteCorruptDetected);
             return null;
         }
-        catch (CasBackendUnavailableException ex)
+        catch (Exception ex) when (IsRemoteFailure(ex))
         {
-            GoOffline(ex);
-            return null;
-        }
-        catch (RequiemException ex) when (ex.ErrorId == "CasRemoteError")
-        {
-            MetricsRegistry.Add(Counter.RemoteErrors);
-            Warn(ex.Message);
+            NoteRemoteFailure(ex);
             return null;
         }
         MetricsRegistry.Add(Counter.RemoteDownloads);
@@ -398,44 +392,14 @@ public sealed class CasRemote
                 return null;
             }
         }
-        catch (CasBackendUnavailableException ex)
+        catch (Exception ex) when (IsRemoteFailure(ex))
         {
-            GoOffline(ex);
-            return null;
-        }
-        catch (RequiemException ex) when (ex.ErrorId == "CasRemoteError")
-        {
-            MetricsRegistry.Add(Counter.RemoteErrors);
-            Warn(ex.Message);
+            NoteRemoteFailure(ex);
             return null;
         }
         using var _ = LockRefs();
         // Checked again under the lock: a removal made here meanwhile wins over the copy just read.
         return _store.Refs.FillFromRemote(refName, hash, removalPending: IsPending(name));
-    }
-
-    /// <summary>A memory sink that refuses more than a small document's bytes (a ref blob is tiny; a huge one is not a ref).</summary>
-    private sealed class BoundedBuffer(int max) : MemoryStream
-    {
-        public override void Write(byte[] buffer, int offset, int count)
-        {
-            if (Length + count > max) throw new InvalidDataException("larger than " + max + " bytes");
-            base.Write(buffer, offset, count);
-        }
-
-        public override void Write(ReadOnlySpan<byte> buffer) => Write(buffer.ToArray(), 0, buffer.Length);
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        {
-            Write(buffer.AsSpan(offset, count));
-            return Task.CompletedTask;
-        }
-
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            Write(buffer.Span);
-            return ValueTask.CompletedTask;
-        }
     }
 
     // ---------------------------------------------------------------- uploads
