@@ -9,7 +9,7 @@ namespace Requiem.Engine.Cas;
 /// hashed (one zstd frame), so a download is verified in the same pass that stores it — the staged file is not read
 /// again before it is published. <see cref="Complete"/> says whether the bytes are the object they claim to be.
 /// </summary>
-internal sealed unsafe class CasDownloadSink : Stream
+internal sealed unsafe class CasDownloadSink : IO.WriteOnlyStream
 {
     private const int ChunkSize = 1 << 20;
 
@@ -43,8 +43,6 @@ internal sealed unsafe class CasDownloadSink : Stream
     /// <summary>Bytes of content hashed (the object's size).</summary>
     public long ContentBytes { get; private set; }
 
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
     public override void Write(ReadOnlySpan<byte> data)
     {
         _cancel.ThrowIfCancellationRequested();
@@ -57,18 +55,6 @@ internal sealed unsafe class CasDownloadSink : Stream
             data = data[n..];
             if (_chunkCount == ChunkSize) Drain();
         }
-    }
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-    {
-        Write(buffer.AsSpan(offset, count));
-        return Task.CompletedTask;
-    }
-
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        Write(buffer.Span);
-        return ValueTask.CompletedTask;
     }
 
     /// <summary>Writes the buffered chunk to the file and verifies it (hashes it, or decodes and hashes it).</summary>
@@ -141,13 +127,5 @@ internal sealed unsafe class CasDownloadSink : Stream
         base.Dispose(disposing);
     }
 
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
     public override long Length => StoredBytes;
-    public override long Position { get => StoredBytes; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 }

@@ -104,7 +104,7 @@ public enum CasManifestStatus
 /// keeping only its kind and digests, so a manifest of any size is followed with memory proportional to what it
 /// references (plus its longest JSON token). Never throws on malformed input; see <see cref="Status"/>.
 /// </summary>
-internal sealed class CasManifestScanner : Stream
+internal sealed class CasManifestScanner : IO.WriteOnlyStream
 {
     public const int MaxDepth = 256;
     private const string References_ = "references";
@@ -135,7 +135,6 @@ internal sealed class CasManifestScanner : Stream
         }
     }
 
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
     public override void Write(ReadOnlySpan<byte> data)
     {
@@ -259,13 +258,5 @@ internal sealed class CasManifestScanner : Stream
 
     private void Note(string problem) => Problem ??= problem;
 
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
     public override long Length => 0;
-    public override long Position { get => 0; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 }

@@ -60,11 +60,9 @@ public sealed class CasBlobTooLargeException(string name, long maxBytes, long le
 }
 
 /// <summary>Writes through to a destination and throws <see cref="CasBlobTooLargeException"/> before a write would pass a bound.</summary>
-public sealed class CappedWriteStream(Stream inner, long maxBytes, string name) : Stream
+public sealed class CappedWriteStream(Stream inner, long maxBytes, string name) : IO.WriteOnlyStream
 {
     private long _written;
-
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
@@ -73,25 +71,6 @@ public sealed class CappedWriteStream(Stream inner, long maxBytes, string name) 
         _written += buffer.Length;
     }
 
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-    {
-        Write(buffer.AsSpan(offset, count));
-        return Task.CompletedTask;
-    }
-
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        Write(buffer.Span);
-        return ValueTask.CompletedTask;
-    }
-
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
     public override long Length => _written;
-    public override long Position { get => _written; set => throw new NotSupportedException(); }
     public override void Flush() => inner.Flush();
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 }

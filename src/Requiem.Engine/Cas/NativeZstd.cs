@@ -7,7 +7,7 @@ namespace Requiem.Engine.Cas;
 /// loaded; callers fall back to the managed ZstdSharp port otherwise. The output is the same format either way: one
 /// standard zstd frame with the content size in its header when it was pledged.
 /// </summary>
-internal sealed unsafe class NativeZstdCompressStream : Stream
+internal sealed unsafe class NativeZstdCompressStream : IO.WriteOnlyStream
 {
     private static readonly IntPtr s_lib = Load();
     private static readonly delegate* unmanaged<IntPtr> s_createCCtx;
@@ -79,7 +79,6 @@ internal sealed unsafe class NativeZstdCompressStream : Stream
         if (pledgedSize >= 0) Check(s_setPledgedSrcSize(_cctx, (ulong)pledgedSize));
     }
 
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
     public override void Write(ReadOnlySpan<byte> data)
     {
@@ -124,14 +123,4 @@ internal sealed unsafe class NativeZstdCompressStream : Stream
         }
         base.Dispose(disposing);
     }
-
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 }
