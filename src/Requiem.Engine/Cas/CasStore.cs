@@ -121,8 +121,13 @@ public sealed partial class CasStore
                 throw new RequiemException("NotACasStore", ErrorKind.InvalidArgument, $"'{root}' is not a CAS store ('{ConfigFileName}' is a directory).", root);
             var exists = Directory.Exists(root);
             if (exists && Directory.EnumerateFileSystemEntries(root).Any(e => !IsInitializationEntry(e)))
+            {
+                // Another process may have finished creating the store between the check above and this listing (its
+                // config renamed into place, its folders made): then it is a store, opened (and checked) as one.
+                if (File.Exists(config)) return Open(root, hash, create);
                 throw new RequiemException("NotACasStore", ErrorKind.InvalidArgument,
                     $"'{root}' is not a CAS store (no '{ConfigFileName}' file) and is not empty; refusing to write into it.", root);
+            }
             if (!exists && !create)
                 throw new RequiemException("CasNotFound", ErrorKind.ObjectNotFound, $"There is no CAS store at '{root}'.", root);
             Initialize(root, hash);

@@ -44,6 +44,28 @@ public sealed class CasStoreTests : IDisposable
     }
 
     [Fact]
+    public void ProcessesOpeningANewStoreAtOnceAllGetTheStore()
+    {
+        // A store being created by one opener while another lists its folder (config just renamed into place, its
+        // folders made) is a store, not a non-empty folder to refuse: CI once saw NotACasStore from that race.
+        for (var round = 0; round < 200; round++)
+        {
+            var root = Path.Combine(_dir, "race-" + round);
+            using var start = new Barrier(4);
+            var errors = new System.Collections.Concurrent.ConcurrentBag<Exception>();
+            var threads = Enumerable.Range(0, 4).Select(_ => new Thread(() =>
+            {
+                start.SignalAndWait();
+                try { CasStore.Open(root, Blake3).PutBytes(new byte[] { 1, 2, 3 }); }
+                catch (Exception ex) { errors.Add(ex); }
+            })).ToList();
+            threads.ForEach(t => t.Start());
+            threads.ForEach(t => t.Join());
+            Assert.Empty(errors);
+        }
+    }
+
+    [Fact]
     public void StreamedZstdRecordsContentSizeAndDecodes()
     {
         var store = NewStore();
