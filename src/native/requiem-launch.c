@@ -51,7 +51,9 @@
  *   it; init then mounts only the per-run parts: --tmpfs, /dev/shm, devpts, the captured trees (move_mount, made
  *   private) and /proc. A copy copies mounts, not file systems: the root tmpfs and /dev's tmpfs are shared by every
  *   copy, so they are read-only and a run creates nothing in them (a missing mount point there fails with EROFS).
- *   A layout with a read-only bind, hidden path or /dev below a --tmpfs or --bind path cannot be held (refused).
+ *   A --ro-bind at or below a --bind path (a declared input in the workspace) is the run's own too: captured with
+ *   open_tree and made read-only per run. Any other read-only bind, hidden path or /dev below a --tmpfs or --bind
+ *   path cannot be held (refused).
  * --hold-netns makes an empty network namespace, prints "ready" and keeps it alive until its stdin reaches EOF
  * (the engine holds the pipe; runs join the namespace instead of paying for a new one each time).
  * Exit status: the command's exit code, 128+N when it died of signal N, 125 when the sandbox could not be set up,
@@ -107,6 +109,7 @@ struct mount_attr_v0 { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 #define SYS_MOVE_MOUNT 429
 #define OPEN_TREE_CLONE_FLAG 1
 #define MOVE_MOUNT_F_EMPTY_PATH_FLAG 0x00000004
+#define MOVE_MOUNT_T_SYMLINKS_FLAG 0x00000010
 
 /* seccomp-bpf, from <linux/filter.h>, <linux/seccomp.h> and <linux/audit.h>. */
 struct sock_filter_v { uint16_t code; uint8_t jt, jf; uint32_t k; };
@@ -526,6 +529,8 @@ static int is_under(const char *path, const char *dir)
     return strncmp(path, dir, n) == 0 && (path[n] == 0 || path[n] == '/');
 }
 
+static int run_input(const struct mount_op *op);
+
 /* Every host path the view takes something from, opened (O_PATH) while the host's tree is still as it was: nothing
  * mounted while the view is assembled can change what a source resolves to, so the new root can be built over a
  * directory of the host's tree (new_root_dir) and entered with a single pivot_root. */
@@ -552,7 +557,7 @@ static void open_sources(const char *newroot)
         op->is_dir = S_ISDIR(st.st_mode);
         op->dev = st.st_dev;
         op->ino = st.st_ino;
-        if (holding_view && op->kind == OP_BIND) { close(op->fd); op->fd = -1; continue; } /* a run's own: only its mount point */
+        if (holding_view && (op->kind == OP_BIND || run_input(op))) { close(op->fd); op->fd = -1; continue; } /* a run's own */
         if (S_ISLNK(lst.st_mode) && op->is_dir) {
             ssize_t n = readlink(op->path, path, sizeof path - 1);
             if (n < 0) fail("readlink", op->path);
@@ -611,9 +616,10 @@ static void build_filesystem(void)
             break;
         case OP_BIND:
         case OP_RO_BIND:
-            if (holding_view && op->kind == OP_BIND) {
-                /* The run moves its own tree here; below one of its per-run tmpfs the run makes the mount point. */
-                if (!under_per_run_tmpfs(p)) make_mount_point(newroot, p, op->is_dir);
+            if (holding_view && (op->kind == OP_BIND || run_input(op))) {
+                /* The run moves its own tree here; below one of its per-run tmpfs the run makes the mount point (and
+                 * an input's is in the run's workspace). */
+                if (op->kind == OP_BIND && !under_per_run_tmpfs(p)) make_mount_point(newroot, p, op->is_dir);
                 break;
             }
             if (op->link && lstat(dst, &st) != 0) {
@@ -648,6 +654,17 @@ static void build_filesystem(void)
     if (!holding_view && chdir(cwd) != 0) fail("chdir (the working directory is not in the sandbox's filesystem)", cwd);
 }
 
+/* A read-only bind at or below a --bind path (a declared input inside the workspace): with a held view it is the run's
+ * own, captured and made read-only per run over the run's workspace, as the per-run build binds it. */
+static int run_input(const struct mount_op *op)
+{
+    if (op->kind != OP_RO_BIND) return 0;
+    for (int i = 0; i < nops; i++) {
+        if (ops[i].kind == OP_BIND && is_under(op->path, ops[i].path)) return 1;
+    }
+    return 0;
+}
+
 static int under_per_run_tmpfs(const char *path)
 {
     for (int i = 0; i < nops; i++) {
@@ -677,11 +694,16 @@ static void build_joined_view(const char *cwd)
             mount_devpts(path);
             break;
         case OP_BIND:
+        case OP_RO_BIND:
+            if (op->kind == OP_RO_BIND && !run_input(op)) break; /* held */
             make_mount_point("", op->path, op->is_dir);
-            if (syscall(SYS_MOVE_MOUNT, op->fd, "", AT_FDCWD, op->path, MOVE_MOUNT_F_EMPTY_PATH_FLAG) != 0) fail("move_mount", op->path);
+            /* Following a symlink at the destination, as mount(2) does in the per-run build. */
+            if (syscall(SYS_MOVE_MOUNT, op->fd, "", AT_FDCWD, op->path, MOVE_MOUNT_F_EMPTY_PATH_FLAG | MOVE_MOUNT_T_SYMLINKS_FLAG) != 0)
+                fail("move_mount", op->path);
             close(op->fd);
             /* The clone is a peer of the host's mount: private, as a bind in a private namespace is. */
             if (mount(NULL, op->path, NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("mount private", op->path);
+            if (op->kind == OP_RO_BIND) make_read_only(op->path, 1);
             break;
         default:
             break; /* held */
@@ -697,7 +719,7 @@ static void capture_run_trees(void)
 {
     for (int i = 0; i < nops; i++) {
         struct mount_op *op = &ops[i];
-        if (op->kind != OP_BIND) continue;
+        if (op->kind != OP_BIND && !run_input(op)) continue;
         op->fd = (int)syscall(SYS_OPEN_TREE, AT_FDCWD, op->path, OPEN_TREE_CLONE_FLAG | O_CLOEXEC | AT_RECURSIVE_FLAG);
         if (op->fd < 0) fail("open_tree (a held view needs Linux 5.2)", op->path);
         struct stat st;
@@ -711,7 +733,7 @@ static void capture_run_trees(void)
 static void check_held_layout(void)
 {
     for (int i = 0; i < nops; i++) {
-        if (ops[i].kind == OP_TMPFS || ops[i].kind == OP_BIND) continue;
+        if (ops[i].kind == OP_TMPFS || ops[i].kind == OP_BIND || run_input(&ops[i])) continue;
         for (int j = 0; j < nops; j++) {
             if ((ops[j].kind == OP_TMPFS || ops[j].kind == OP_BIND) && is_under(ops[i].path, ops[j].path)) {
                 errno = EINVAL;
@@ -723,7 +745,7 @@ static void check_held_layout(void)
 
 /*
  * --hold-view: the per-layout part of the view, built once in a mount namespace of its own and entered (pivot_root,
- * old root detached); then one line per --ro-bind, in order, saying what the view holds there ("bind MAJOR MINOR INO"
+ * old root detached); then one line per held --ro-bind (not the run's inputs), in order, saying what the view holds there ("bind MAJOR MINOR INO"
  * of the source it bound, or "link TARGET" where a symlink was recreated), "ready", and it stays until stdin reaches
  * EOF (the engine opens /proc/PID/ns/mnt first: the namespace lives as long as that descriptor). Root only.
  */
@@ -737,7 +759,7 @@ static int hold_view(void)
     build_filesystem();
     for (int i = 0; i < nops; i++) {
         struct mount_op *op = &ops[i];
-        if (op->kind != OP_RO_BIND) continue;
+        if (op->kind != OP_RO_BIND || run_input(op)) continue;
         if (op->linked) printf("link %s\n", op->link);
         else printf("bind %u %u %llu\n", major(op->dev), minor(op->dev), (unsigned long long)op->ino);
     }

@@ -21,7 +21,8 @@ namespace Requiem.Engine.Sandbox;
 /// resolves <c>readonly_paths</c> again whenever a directory it read changed — and (2) every source still is what the
 /// holder bound: the holder reports the device and inode of each bound source (the bind pins that inode, so its number
 /// cannot be given to a new file while the view exists) and the target of each symlink it recreated, and each run
-/// re-checks them (one statx or readlink per path); and (3) this mount namespace's mount table has not changed since
+/// re-checks them (one statx or readlink per path; the declared inputs, like the workspace, are captured by each run
+/// itself, so they are neither in the key nor checked); and (3) this mount namespace's mount table has not changed since
 /// (/proc/self/mountinfo is polled; any mount or unmount retires every view). A layout gets a held view from its second
 /// run on (one-off layouts, such as a fresh workspace per run, never pay for a holder); at most
 /// <see cref="MaxViews"/> are kept, least recently used first out. A retired view's descriptor is closed only after
@@ -63,7 +64,9 @@ public static class HeldView
     public static (string Path, ulong Inode)? Get(string launcher, FilesystemLayout layout, bool eager)
     {
         if (!CanHold(layout)) return null;
-        var args = FilesystemView.LauncherArgs(layout);
+        // The declared inputs are the run's own (captured per run, like the workspace): not part of the held view or its key.
+        var held = layout with { Mounts = layout.Mounts.Where(m => !IsRunInput(layout, m)).ToArray() };
+        var args = FilesystemView.LauncherArgs(held);
         var key = launcher + "\0" + string.Join('\0', args);
         lock (s_lock)
         {
@@ -92,7 +95,7 @@ public static class HeldView
                 s_seen[key] = s_seen.TryGetValue(key, out var n) ? n + 1 : 1;
                 if (s_seen[key] < 2) return null;
             }
-            var built = Build(launcher, key, args, layout);
+            var built = Build(launcher, key, args, held);
             if (built is null) return null;
             s_views.AddFirst(built);
             while (s_views.Count > MaxViews) Retire(s_views.Last!);
@@ -103,15 +106,22 @@ public static class HeldView
     /// <summary>
     /// Hermetic layouts only (a workspace-mode view is the host's whole tree, whose mounts come and go), and none with a
     /// path the holder takes from the host (read-only bind, hidden path, /dev) at or below one a run mounts over it (a
-    /// private tmpfs, the workspace): the run's mount would cover it. The launcher refuses such a layout too.
+    /// private tmpfs, the workspace): the run's mount would cover it. Declared inputs (read-only binds inside the
+    /// workspace) are the run's own, attached per run. The launcher applies the same rules.
     /// </summary>
     internal static bool CanHold(FilesystemLayout layout)
     {
         if (layout.Mode != FilesystemView.Hermetic) return false;
         var perRun = layout.Mounts.Where(m => m.Kind is MountKind.Tmpfs or MountKind.Bind).Select(m => m.Path).ToArray();
-        return layout.Mounts.Where(m => m.Kind is not (MountKind.Tmpfs or MountKind.Bind))
-            .All(m => !perRun.Any(p => m.Path == p || m.Path.StartsWith(p + "/", StringComparison.Ordinal)));
+        return layout.Mounts.Where(m => m.Kind is not (MountKind.Tmpfs or MountKind.Bind) && !IsRunInput(layout, m))
+            .All(m => !perRun.Any(p => IsUnder(m.Path, p)));
     }
+
+    /// <summary>A read-only bind at or below a read-write one: a declared input inside the workspace.</summary>
+    private static bool IsRunInput(FilesystemLayout layout, FilesystemMount m) =>
+        m.Kind == MountKind.ReadOnlyBind && layout.Mounts.Any(b => b.Kind == MountKind.Bind && IsUnder(m.Path, b.Path));
+
+    private static bool IsUnder(string path, string dir) => path == dir || path.StartsWith(dir + "/", StringComparison.Ordinal);
 
     /// <summary>Every view retired (tests; and a changed mount table).</summary>
     public static void Reset()
