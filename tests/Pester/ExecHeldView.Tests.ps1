@@ -58,9 +58,14 @@ Describe 'Held hermetic views (requiem-launch, root): built once per layout, cop
         # The command sees the same root whichever way its view was made.
         $second.StdoutText | Should -Be $first.StdoutText
         $third.StdoutText | Should -Be $first.StdoutText
-        # No holder process is left: the engine keeps the namespace by its descriptor.
+        # No holder process of ours is left: the engine keeps the namespace by its descriptor.
         Get-ChildItem /proc -Directory | Where-Object Name -match '^\d+$' | ForEach-Object {
-            try { [IO.File]::ReadAllText("/proc/$($_.Name)/cmdline") } catch { '' }
+            try {
+                $stat = [IO.File]::ReadAllText("/proc/$($_.Name)/stat")
+                $ppid = $stat.Substring($stat.LastIndexOf(')') + 2).Split(' ')[1]
+                if ($ppid -eq "$PID") { [IO.File]::ReadAllText("/proc/$($_.Name)/cmdline") }
+            }
+            catch { }
         } | Where-Object { $_ -match '--hold-view' } | Should -BeNullOrEmpty
     }
 
