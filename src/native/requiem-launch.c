@@ -43,7 +43,7 @@
  *   the part of a view that is the same for every run of a layout: the new root, the read-only binds and symlinks, the
  *   hidden paths, /dev's nodes and links (its tmpfs then read-only), and empty mount points for what each run mounts
  *   itself (the --tmpfs paths, the --bind paths, /proc, /dev/shm, /dev/pts); it pivots into it, detaches the old root,
- *   prints what it bound ("bind MAJOR MINOR INO" or "link TARGET" per --ro-bind, in order), "ready", and waits for EOF on
+ *   prints what it bound ("bind MAJOR MINOR INO" or "link TARGET" per held --ro-bind, in order), "ready", waits for EOF on
  *   stdin (PR_SET_PDEATHSIG too). The engine opens /proc/PID/ns/mnt and keeps that descriptor: the namespace lives as
  *   long as it. A run with --join-view PATH --view-inode N (the same view options) captures its --bind trees in the
  *   host's namespace (open_tree OPEN_TREE_CLONE|AT_RECURSIVE), joins the view (setns, after checking the inode, so a
