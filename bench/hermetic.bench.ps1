@@ -9,7 +9,10 @@
        workspace), both started with `&` from pwsh: bwrap without a filter, and bwrap with the launcher's seccomp
        program (`requiem-launch --print-seccomp`), which bwrap takes only on a descriptor, so a sh opens it as fd 3
        and execs bwrap (one exec more, as the module's own bwrap launch does);
-    3. Invoke-RequiemExec of the same request with the bubblewrap isolator (REQUIEM_LAUNCHER=none) vs `& /bin/true`.
+    3. Invoke-RequiemExec of the same request with the bubblewrap isolator (REQUIEM_LAUNCHER=none) vs `& /bin/true`;
+    4. as root, the launcher alone joining a held view of the same layout (`requiem-launch --hold-view`, then
+       `--join-view /proc/<this pid>/fd/<n> --view-inode <inode>`: what the module's hermetic runs do from a layout's
+       second run on) vs `& /bin/true`.
 .PARAMETER Iterations
     Calls per side, interleaved with their own `& /bin/true` baseline.
 .PARAMETER Runs
@@ -62,6 +65,25 @@ try {
     $bwrapSeccompArgs = @('-c', 'exec 3< "$0"; exec "$@"', (Join-Path $work 'filter.bpf'), $bwrap) + $bwrapArgs + @('--seccomp', '3', '--', $true_)
     $bwrapArgs += @('--', $true_)
     $sh = (Get-Command sh -CommandType Application | Select-Object -First 1).Source
+    # A held view of the same layout, as the module holds it (root only): the holder builds it, this process keeps the
+    # namespace open by descriptor, and the holder exits when its stdin closes.
+    $viewHandle = $null
+    $joinArgs = $null
+    if ((& id -u) -eq '0') {
+        $psi = [Diagnostics.ProcessStartInfo]::new($launcher)
+        $psi.UseShellExecute = $false; $psi.RedirectStandardInput = $true; $psi.RedirectStandardOutput = $true
+        $psi.ArgumentList.Add('--hold-view'); foreach ($a in $fsArgs) { $psi.ArgumentList.Add($a) }
+        $holder = [Diagnostics.Process]::Start($psi)
+        while (($line = $holder.StandardOutput.ReadLine()) -and $line -ne 'ready') { }
+        if ($line -eq 'ready') {
+            $viewHandle = [IO.File]::OpenHandle("/proc/$($holder.Id)/ns/mnt")
+            $viewPath = "/proc/$PID/fd/$($viewHandle.DangerousGetHandle().ToInt32())"
+            $viewInode = [regex]::Match((Get-Item -LiteralPath $viewPath).LinkTarget, '\[(\d+)\]').Groups[1].Value
+            $joinArgs = @('--join-view', $viewPath, '--view-inode', $viewInode) + $launchArgs
+        }
+        else { Write-Warning 'requiem-launch --hold-view did not report ready (a launcher before version 4?): no held-view row' }
+        $holder.StandardInput.Close(); $holder.WaitForExit(); $holder.Dispose()
+    }
     if ($bwrap) {
         & $sh -c "'$launcher' --print-seccomp > '$(Join-Path $work 'filter.bpf')'"
         if ($LASTEXITCODE -ne 0) { throw 'requiem-launch --print-seccomp failed' }
@@ -85,7 +107,7 @@ for (`$i = 0; `$i -lt `$Iterations; `$i++) {
     }
     function Load { if (Test-Path /proc/loadavg) { [double]((Get-Content /proc/loadavg -Raw).Split(' ')[0]) } else { $null } }
     # warm-up
-    1..20 | ForEach-Object { & $true_; $null = Invoke-RequiemExec -Request $request; Push-Location $ws; & $launcher @launchArgs; Pop-Location }
+    1..20 | ForEach-Object { & $true_; $null = Invoke-RequiemExec -Request $request; Push-Location $ws; & $launcher @launchArgs; if ($joinArgs) { & $launcher @joinArgs }; Pop-Location }
     if ($bwrap) {
         1..5 | ForEach-Object { & $bwrap @bwrapArgs; & $sh @bwrapSeccompArgs }
         $env:REQUIEM_LAUNCHER = 'none'
@@ -113,6 +135,7 @@ for (`$i = 0; `$i -lt `$Iterations; `$i++) {
             $raw = Measure-Pair '& $launcher @launchArgs'
             $bw = if ($bwrap) { Measure-Pair '& $bwrap @bwrapArgs' }
             $bws = if ($bwrap) { Measure-Pair '& $sh @bwrapSeccompArgs' }
+            $joined = if ($joinArgs) { Measure-Pair '& $launcher @joinArgs' }
         }
         finally { Pop-Location }
         $execBwrap = if ($bwrap) {
@@ -128,10 +151,12 @@ for (`$i = 0; `$i -lt `$Iterations; `$i++) {
             (Format-Pair 'bwrap alone with the same seccomp program (sh opens it as fd 3)' $bws) + ('; requiem-launch is {0:N2}x faster' -f ($bws.Sandboxed / $raw.Sandboxed)) | Write-Host
             Format-Pair 'Invoke-RequiemExec, same request, bubblewrap isolator (REQUIEM_LAUNCHER=none)' $execBwrap | Write-Host
         }
+        if ($joined) { Format-Pair 'requiem-launch alone joining a held view of the same layout (root)' $joined | Write-Host }
         [ordered]@{
             load_before = $loadBefore; load_after = $loadAfter
             exec = ConvertTo-PairJson $exec; launcher = ConvertTo-PairJson $raw
             bwrap = ConvertTo-PairJson $bw; bwrap_seccomp = ConvertTo-PairJson $bws; exec_bwrap = ConvertTo-PairJson $execBwrap
+            launcher_held_view = ConvertTo-PairJson $joined
         }
     }
     "enforced: {0}" -f ($r.Sandbox.Enforced -join ',') | Write-Host
@@ -147,5 +172,6 @@ for (`$i = 0; `$i -lt `$Iterations; `$i++) {
     } | ConvertTo-Json -Depth 6 | Set-Content -LiteralPath (Join-Path $OutDirectory 'hermetic.json')
 }
 finally {
+    if ($viewHandle) { $viewHandle.Dispose() }
     Remove-Item -Recurse -Force $work -ErrorAction Ignore
 }

@@ -5,6 +5,8 @@
  *                  [--as BYTES] [--cpu SECONDS] [--nofile N] [--nproc N] [--seccomp]
  *                  [--root ro-host|tmpfs] [--ro-bind PATH] [--bind PATH] [--tmpfs PATH] [--hide PATH] [--dev PATH]
  *                  -- COMMAND [ARG...]
+ *   requiem-launch [--userns] [--pidns] ... --join-view PATH --view-inode N [the view's options as above] -- COMMAND [ARG...]
+ *   requiem-launch --hold-view --root ro-host|tmpfs [--ro-bind PATH] [--bind PATH] [--tmpfs PATH] [--hide PATH] [--dev PATH]
  *   requiem-launch --hold-netns
  *   requiem-launch --print-seccomp
  *   requiem-launch --version
@@ -37,13 +39,28 @@
  *     (O_PATH) before anything is mounted and bound through /proc/self/fd, so the new root is assembled over an
  *     existing directory of the private namespace (/tmp) and entered with one pivot_root (it walks every thread on
  *     the host, so it is not cheap) and one detach.
+ * A held view (root callers; Linux 5.2 for open_tree/move_mount): --hold-view builds, in a mount namespace of its own,
+ *   the part of a view that is the same for every run of a layout: the new root, the read-only binds and symlinks, the
+ *   hidden paths, /dev's nodes and links (its tmpfs then read-only), and empty mount points for what each run mounts
+ *   itself (the --tmpfs paths, the --bind paths, /proc, /dev/shm, /dev/pts); it pivots into it, detaches the old root,
+ *   prints what it bound ("bind MAJOR MINOR INO" or "link TARGET" per held --ro-bind, in order), "ready", waits for EOF on
+ *   stdin (PR_SET_PDEATHSIG too). The engine opens /proc/PID/ns/mnt and keeps that descriptor: the namespace lives as
+ *   long as it. A run with --join-view PATH --view-inode N (the same view options) captures its --bind trees in the
+ *   host's namespace (open_tree OPEN_TREE_CLONE|AT_RECURSIVE), joins the view (setns, after checking the inode, so a
+ *   closed descriptor whose number was reused can never lead into another namespace), and unshare(CLONE_NEWNS) copies
+ *   it; init then mounts only the per-run parts: --tmpfs, /dev/shm, devpts, the captured trees (move_mount, made
+ *   private) and /proc. A copy copies mounts, not file systems: the root tmpfs and /dev's tmpfs are shared by every
+ *   copy, so they are read-only and a run creates nothing in them (a missing mount point there fails with EROFS).
+ *   A --ro-bind at or below a --bind path (a declared input in the workspace) is the run's own too: captured with
+ *   open_tree and made read-only per run. Any other read-only bind, hidden path or /dev below a --tmpfs or --bind
+ *   path cannot be held (refused).
  * --hold-netns makes an empty network namespace, prints "ready" and keeps it alive until its stdin reaches EOF
  * (the engine holds the pipe; runs join the namespace instead of paying for a new one each time).
  * Exit status: the command's exit code, 128+N when it died of signal N, 125 when the sandbox could not be set up,
  * 126/127 when the command could not be executed (message on stderr, prefixed "requiem-launch:").
  * --print-seccomp writes the seccomp program (struct sock_filter array) to stdout and runs nothing: the engine builds
  * the same bytes for bubblewrap's --seccomp (SeccompFilter.cs), and a test compares the two.
- * --version prints "requiem-launch 3" and runs nothing.
+ * --version prints "requiem-launch 4" and runs nothing.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -60,6 +77,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -86,6 +104,12 @@ struct cap_data { unsigned int effective, permitted, inheritable; };
 #define MOUNT_ATTR_RDONLY 0x00000001
 #define AT_RECURSIVE_FLAG 0x8000
 struct mount_attr_v0 { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+/* open_tree(2) and move_mount(2) (Linux 5.2), the same numbers on x86_64 and aarch64. */
+#define SYS_OPEN_TREE 428
+#define SYS_MOVE_MOUNT 429
+#define OPEN_TREE_CLONE_FLAG 1
+#define MOVE_MOUNT_F_EMPTY_PATH_FLAG 0x00000004
+#define MOVE_MOUNT_T_SYMLINKS_FLAG 0x00000010
 
 /* seccomp-bpf, from <linux/filter.h>, <linux/seccomp.h> and <linux/audit.h>. */
 struct sock_filter_v { uint16_t code; uint8_t jt, jf; uint32_t k; };
@@ -113,11 +137,13 @@ enum op_kind { OP_BIND, OP_RO_BIND, OP_TMPFS, OP_HIDE, OP_DEV };
 #define DEV_NODES 6
 static const char *const dev_nodes[DEV_NODES] = { "/null", "/zero", "/full", "/random", "/urandom", "/tty" };
 /* fd, is_dir, link (a bind's source) and dev_fd (--dev's nodes) are filled by open_sources before anything is mounted. */
-struct mount_op { enum op_kind kind; const char *path; int fd; int is_dir; char *link; int dev_fd[DEV_NODES]; };
+struct mount_op { enum op_kind kind; const char *path; int fd; int is_dir; char *link; int dev_fd[DEV_NODES]; dev_t dev; ino_t ino; int linked; };
 
 static struct mount_op ops[MAX_MOUNT_OPS];
 static int nops;
 static const char *root_kind; /* NULL: the host's tree in place; "ro-host" or "tmpfs": a new root, pivoted into */
+/* --hold-view: build only the per-layout part of the view (held); --join-view: a run's per-run part over a copy of it. */
+static int holding_view, joining_view;
 static int last_cap = 63;
 
 static void fail(const char *what, const char *detail)
@@ -408,6 +434,8 @@ static int open_source(const char *path)
     return fd;
 }
 
+static void mount_devpts(const char *pts);
+
 /* A minimal /dev: the harmless character devices bound from the host, a private /dev/shm, the usual links. */
 static void mount_dev(struct mount_op *op, const char *newroot)
 {
@@ -426,7 +454,7 @@ static void mount_dev(struct mount_op *op, const char *newroot)
     }
     join(node, dev, "/shm");
     if (mkdir(node, 01777) != 0) fail("mkdir", node);
-    mount_tmpfs(node, "mode=1777");
+    if (!holding_view) mount_tmpfs(node, "mode=1777");
     static const char *const links[][2] = {
         { "/proc/self/fd", "/fd" }, { "/proc/self/fd/0", "/stdin" }, { "/proc/self/fd/1", "/stdout" },
         { "/proc/self/fd/2", "/stderr" }, { "pts/ptmx", "/ptmx" },
@@ -437,18 +465,28 @@ static void mount_dev(struct mount_op *op, const char *newroot)
     }
     join(node, dev, "/pts");
     if (mkdir(node, 0755) != 0) fail("mkdir", node);
-    /* A devpts instance of the run's own, so /dev/ptmx (and openpty: script, expect, pty-based test runners) works
-     * without exposing the host's terminals; where the kernel refuses it, the run simply has no ptys. */
-    (void)mount("devpts", node, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
+    if (holding_view) {
+        /* Shared by every run that copies the view: read-only (the node binds below stay usable; /dev/shm and
+         * /dev/pts are mounted per run over the mount points made above). */
+        make_read_only(dev, 0);
+        return;
+    }
+    mount_devpts(node);
+}
+
+/* A devpts instance of the run's own, so /dev/ptmx (and openpty: script, expect, pty-based test runners) works
+ * without exposing the host's terminals; where the kernel refuses it, the run simply has no ptys. */
+static void mount_devpts(const char *pts)
+{
+    (void)mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
 }
 
 /* /proc of the command's own PID namespace (mounted by init, which is in it), with the kernel's tunables read-only;
  * an empty read-only tmpfs over /sys/fs/cgroup, so the run can neither raise its pids.max nor leave its cgroup. */
-static void mount_proc_and_cgroup(const char *newroot)
+static void mount_proc(const char *newroot)
 {
     char path[PATH_MAX];
     join(path, newroot, "/proc");
-    if (mkdir(path, 0555) != 0 && errno != EEXIST) fail("mkdir", path);
     if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) fail("mount proc", path);
     /* The kernel's writable knobs a uid-0 command without capabilities could still reach by file permissions alone
      * (runc's read-only list, plus /proc/acpi). */
@@ -458,6 +496,18 @@ static void mount_proc_and_cgroup(const char *newroot)
         if (access(path, F_OK) != 0) continue;
         bind(path, path, 1, tunables[i]);
     }
+}
+
+static void make_proc_mount_point(const char *newroot)
+{
+    char path[PATH_MAX];
+    join(path, newroot, "/proc");
+    if (mkdir(path, 0555) != 0 && errno != EEXIST) fail("mkdir", path);
+}
+
+static void mask_cgroup(const char *newroot)
+{
+    char path[PATH_MAX];
     join(path, newroot, "/sys/fs/cgroup");
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -466,11 +516,20 @@ static void mount_proc_and_cgroup(const char *newroot)
     }
 }
 
+static void mount_proc_and_cgroup(const char *newroot)
+{
+    make_proc_mount_point(newroot);
+    mount_proc(newroot);
+    mask_cgroup(newroot);
+}
+
 static int is_under(const char *path, const char *dir)
 {
     size_t n = strlen(dir);
     return strncmp(path, dir, n) == 0 && (path[n] == 0 || path[n] == '/');
 }
+
+static int run_input(const struct mount_op *op);
 
 /* Every host path the view takes something from, opened (O_PATH) while the host's tree is still as it was: nothing
  * mounted while the view is assembled can change what a source resolves to, so the new root can be built over a
@@ -496,6 +555,9 @@ static void open_sources(const char *newroot)
         struct stat st, lst;
         if (fstat(op->fd, &st) != 0 || lstat(op->path, &lst) != 0) fail("stat", op->path);
         op->is_dir = S_ISDIR(st.st_mode);
+        op->dev = st.st_dev;
+        op->ino = st.st_ino;
+        if (holding_view && (op->kind == OP_BIND || run_input(op))) { close(op->fd); op->fd = -1; continue; } /* a run's own */
         if (S_ISLNK(lst.st_mode) && op->is_dir) {
             ssize_t n = readlink(op->path, path, sizeof path - 1);
             if (n < 0) fail("readlink", op->path);
@@ -519,7 +581,10 @@ static const char *new_root_dir(void)
     return NULL;
 }
 
-/* Builds the command's filesystem view (see the top of the file). Runs in init, in the new PID and mount namespaces. */
+static int under_per_run_tmpfs(const char *path);
+
+/* Builds the command's filesystem view (see the top of the file). Runs in init, in the new PID and mount namespaces
+ * (or, with --hold-view, the per-layout part of it in the holder's mount namespace). */
 static void build_filesystem(void)
 {
     if (!root_kind) {
@@ -542,6 +607,7 @@ static void build_filesystem(void)
         case OP_TMPFS:
         case OP_HIDE:
             make_mount_point(newroot, p, 1);
+            if (op->kind == OP_TMPFS && holding_view) break; /* mounted per run */
             mount_tmpfs(dst, op->kind == OP_TMPFS ? "mode=1777" : "mode=755");
             break;
         case OP_DEV:
@@ -550,9 +616,16 @@ static void build_filesystem(void)
             break;
         case OP_BIND:
         case OP_RO_BIND:
+            if (holding_view && (op->kind == OP_BIND || run_input(op))) {
+                /* The run moves its own tree here; below one of its per-run tmpfs the run makes the mount point (and
+                 * an input's is in the run's workspace). */
+                if (op->kind == OP_BIND && !under_per_run_tmpfs(p)) make_mount_point(newroot, p, op->is_dir);
+                break;
+            }
             if (op->link && lstat(dst, &st) != 0) {
                 make_parent_dirs(newroot, p);
                 if (symlink(op->link, dst) != 0) fail("symlink", dst);
+                op->linked = 1;
             } else {
                 make_mount_point(newroot, p, op->is_dir);
                 bind(fd_path(src, op->fd), dst, op->kind == OP_RO_BIND, p);
@@ -566,14 +639,137 @@ static void build_filesystem(void)
         join(dst, newroot, ops[i].path);
         make_read_only(dst, 0);
     }
-    mount_proc_and_cgroup(newroot);
+    if (holding_view) {
+        make_proc_mount_point(newroot);
+        mask_cgroup(newroot);
+    } else {
+        mount_proc_and_cgroup(newroot);
+    }
     if (strcmp(root_kind, "tmpfs") == 0) make_read_only(newroot, 0);
     /* Into the new root; the old one is detached and can never be reached again. */
     if (chdir(newroot) != 0) fail("chdir", newroot);
     if (syscall(SYS_pivot_root, ".", ".") != 0) fail("pivot_root", newroot);
     if (umount2(".", MNT_DETACH) != 0) fail("umount", "old root");
     if (chdir("/") != 0) fail("chdir", "/");
+    if (!holding_view && chdir(cwd) != 0) fail("chdir (the working directory is not in the sandbox's filesystem)", cwd);
+}
+
+/* A read-only bind at or below a --bind path (a declared input inside the workspace): with a held view it is the run's
+ * own, captured and made read-only per run over the run's workspace, as the per-run build binds it. */
+static int run_input(const struct mount_op *op)
+{
+    if (op->kind != OP_RO_BIND) return 0;
+    for (int i = 0; i < nops; i++) {
+        if (ops[i].kind == OP_BIND && is_under(op->path, ops[i].path)) return 1;
+    }
+    return 0;
+}
+
+static int under_per_run_tmpfs(const char *path)
+{
+    for (int i = 0; i < nops; i++) {
+        if (ops[i].kind == OP_TMPFS && is_under(path, ops[i].path)) return 1;
+    }
+    return 0;
+}
+
+/* Per run, over a private copy of a held view (init, in the run's new mount and PID namespaces; the root and cwd are
+ * the view's root): the private /tmp and /var/tmp, /dev/shm and /dev/pts, the run's own trees captured with open_tree
+ * in the host's namespace (the workspace), the run's /proc. Nothing is created in the held view's shared tmpfs: its
+ * mount points were made by the holder, and it is read-only (a mount point missing there fails with EROFS). */
+static void build_joined_view(const char *cwd)
+{
+    char path[PATH_MAX];
+    for (int i = 0; i < nops; i++) {
+        struct mount_op *op = &ops[i];
+        switch (op->kind) {
+        case OP_TMPFS:
+            make_mount_point("", op->path, 1);
+            mount_tmpfs(op->path, "mode=1777");
+            break;
+        case OP_DEV:
+            join(path, op->path, "/shm");
+            mount_tmpfs(path, "mode=1777");
+            join(path, op->path, "/pts");
+            mount_devpts(path);
+            break;
+        case OP_BIND:
+        case OP_RO_BIND:
+            if (op->kind == OP_RO_BIND && !run_input(op)) break; /* held */
+            make_mount_point("", op->path, op->is_dir);
+            /* Following a symlink at the destination, as mount(2) does in the per-run build. */
+            if (syscall(SYS_MOVE_MOUNT, op->fd, "", AT_FDCWD, op->path, MOVE_MOUNT_F_EMPTY_PATH_FLAG | MOVE_MOUNT_T_SYMLINKS_FLAG) != 0)
+                fail("move_mount", op->path);
+            close(op->fd);
+            /* The clone is a peer of the host's mount: private, as a bind in a private namespace is. */
+            if (mount(NULL, op->path, NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("mount private", op->path);
+            if (op->kind == OP_RO_BIND) make_read_only(op->path, 1);
+            break;
+        default:
+            break; /* held */
+        }
+    }
+    mount_proc("");
     if (chdir(cwd) != 0) fail("chdir (the working directory is not in the sandbox's filesystem)", cwd);
+}
+
+/* The run's own trees, captured in the host's mount namespace before it joins the held view: a bind through an fd of
+ * another namespace is refused (check_mnt), a detached clone from open_tree can be moved into any namespace. */
+static void capture_run_trees(void)
+{
+    for (int i = 0; i < nops; i++) {
+        struct mount_op *op = &ops[i];
+        if (op->kind != OP_BIND && !run_input(op)) continue;
+        op->fd = (int)syscall(SYS_OPEN_TREE, AT_FDCWD, op->path, OPEN_TREE_CLONE_FLAG | O_CLOEXEC | AT_RECURSIVE_FLAG);
+        if (op->fd < 0) fail("open_tree (a held view needs Linux 5.2)", op->path);
+        struct stat st;
+        if (fstat(op->fd, &st) != 0) fail("stat", op->path);
+        op->is_dir = S_ISDIR(st.st_mode);
+    }
+}
+
+/* A path the holder takes from the host (a read-only bind, a hidden path, /dev) must not lie below a mount a run makes
+ * over it (a --tmpfs or a --bind): the run's mount would cover it, where the per-run build made it over the run's. */
+static void check_held_layout(void)
+{
+    for (int i = 0; i < nops; i++) {
+        if (ops[i].kind == OP_TMPFS || ops[i].kind == OP_BIND || run_input(&ops[i])) continue;
+        for (int j = 0; j < nops; j++) {
+            if ((ops[j].kind == OP_TMPFS || ops[j].kind == OP_BIND) && is_under(ops[i].path, ops[j].path)) {
+                errno = EINVAL;
+                fail("a held view cannot hold a path below a per-run mount:", ops[i].path);
+            }
+        }
+    }
+}
+
+/*
+ * --hold-view: the per-layout part of the view, built once in a mount namespace of its own and entered (pivot_root,
+ * old root detached); then one line per held --ro-bind (not the run's inputs), in order, saying what the view holds there ("bind MAJOR MINOR INO"
+ * of the source it bound, or "link TARGET" where a symlink was recreated), "ready", and it stays until stdin reaches
+ * EOF (the engine opens /proc/PID/ns/mnt first: the namespace lives as long as that descriptor). Root only.
+ */
+static int hold_view(void)
+{
+    if (!root_kind) { dprintf(2, "requiem-launch: --hold-view needs --root\n"); return SETUP_FAILED; }
+    check_held_layout();
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("prctl", "PR_SET_PDEATHSIG");
+    if (unshare(CLONE_NEWNS) != 0) fail("unshare", "CLONE_NEWNS");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("mount", "/ private");
+    build_filesystem();
+    for (int i = 0; i < nops; i++) {
+        struct mount_op *op = &ops[i];
+        if (op->kind != OP_RO_BIND || run_input(op)) continue;
+        if (op->linked) printf("link %s\n", op->link);
+        else printf("bind %u %u %llu\n", major(op->dev), minor(op->dev), (unsigned long long)op->ino);
+    }
+    printf("ready\n");
+    fflush(stdout);
+    char buf[64];
+    for (;;) {
+        ssize_t n = read(0, buf, sizeof buf);
+        if (n == 0 || (n < 0 && errno != EINTR)) return 0;
+    }
 }
 
 /*
@@ -587,7 +783,7 @@ static void build_filesystem(void)
 static char init_stack[CHILD_STACK] __attribute__((aligned(16)));
 static char command_stack[CHILD_STACK] __attribute__((aligned(16)));
 
-struct run { char **argv; struct limit *limits; int nlimits; int alive[2]; };
+struct run { char **argv; struct limit *limits; int nlimits; int alive[2]; const char *cwd; };
 
 static int command_main(void *arg)
 {
@@ -605,7 +801,8 @@ static int init_main(void *arg)
     struct pollfd p = { run->alive[0], POLLIN, 0 };
     if (poll(&p, 1, 0) > 0) _exit(SETUP_FAILED); /* the launcher died before the death signal was armed */
     close(run->alive[0]);
-    build_filesystem();
+    if (joining_view) build_joined_view(run->cwd);
+    else build_filesystem();
 
     pid_t cmd = clone(command_main, command_stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, run);
     if (cmd < 0) fail("clone", "command");
@@ -642,8 +839,8 @@ static void read_last_cap(void)
 int main(int argc, char **argv)
 {
     int pidns = 0, netns = 0, userns = 0;
-    const char *join_netns = NULL, *cgroup_procs = NULL;
-    rlim_t netns_inode = 0;
+    const char *join_netns = NULL, *cgroup_procs = NULL, *join_view = NULL;
+    rlim_t netns_inode = 0, view_inode = 0;
     struct limit limits[] = {
         { RLIMIT_AS, "--as", 0, 0 },
         { RLIMIT_CPU, "--cpu", 0, 0 },
@@ -662,11 +859,13 @@ int main(int argc, char **argv)
         if (strcmp(a, "--netns") == 0) { netns = 1; continue; }
         if (strcmp(a, "--userns") == 0) { userns = 1; continue; }
         if (strcmp(a, "--seccomp") == 0) { use_seccomp = 1; continue; }
-        if (strcmp(a, "--version") == 0) { printf("requiem-launch 3\n"); return 0; }
+        if (strcmp(a, "--version") == 0) { printf("requiem-launch 4\n"); return 0; }
         if (strcmp(a, "--hold-netns") == 0) return hold_netns();
+        if (strcmp(a, "--hold-view") == 0) { holding_view = 1; continue; }
         if (strcmp(a, "--print-seccomp") == 0) return print_seccomp();
         if (i + 1 >= argc) { dprintf(2, "requiem-launch: %s needs a value\n", a); return SETUP_FAILED; }
         if (strcmp(a, "--join-netns") == 0) { join_netns = argv[++i]; continue; }
+        if (strcmp(a, "--join-view") == 0) { join_view = argv[++i]; joining_view = 1; continue; }
         if (strcmp(a, "--cgroup-procs") == 0) { cgroup_procs = argv[++i]; continue; }
         if (strcmp(a, "--root") == 0) {
             root_kind = argv[++i];
@@ -676,9 +875,10 @@ int main(int argc, char **argv)
             }
             continue;
         }
-        if (strcmp(a, "--netns-inode") == 0) {
-            if (parse_u64(argv[++i], &netns_inode) != 0 || netns_inode == 0) {
-                dprintf(2, "requiem-launch: --netns-inode: not a positive integer: %s\n", argv[i]);
+        if (strcmp(a, "--netns-inode") == 0 || strcmp(a, "--view-inode") == 0) {
+            rlim_t *inode = a[2] == 'n' ? &netns_inode : &view_inode;
+            if (parse_u64(argv[++i], inode) != 0 || *inode == 0) {
+                dprintf(2, "requiem-launch: %s: not a positive integer: %s\n", a, argv[i]);
                 return SETUP_FAILED;
             }
             continue;
@@ -706,7 +906,9 @@ int main(int argc, char **argv)
         }
         if (!matched) { dprintf(2, "requiem-launch: unknown option %s\n", a); return SETUP_FAILED; }
     }
+    if (holding_view) return hold_view();
     if (i >= argc) { dprintf(2, "requiem-launch: no command after --\n"); return SETUP_FAILED; }
+    if (joining_view && (!root_kind || view_inode == 0)) { dprintf(2, "requiem-launch: --join-view needs --view-inode and the view's --root\n"); return SETUP_FAILED; }
     if (!pidns && (nops > 0 || root_kind)) { dprintf(2, "requiem-launch: mounts need --pidns\n"); return SETUP_FAILED; }
     if (nops > 0 && !root_kind) { dprintf(2, "requiem-launch: mounts need --root\n"); return SETUP_FAILED; }
     char **command = argv + i;
@@ -741,6 +943,22 @@ int main(int argc, char **argv)
         if (netns && unshare(CLONE_NEWNET) != 0) fail("unshare", "CLONE_NEWNET");
         exec_command(command, limits, nlimits);
     }
+    char cwd[PATH_MAX];
+    if (joining_view) {
+        /* Everything the run takes from the host's namespace first: the working directory's path, its own trees. */
+        if (!getcwd(cwd, sizeof cwd)) fail("getcwd", NULL);
+        capture_run_trees();
+        int fd = open(join_view, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) fail("open", join_view);
+        struct stat st;
+        if (fstat(fd, &st) != 0) fail("stat", join_view);
+        if ((rlim_t)st.st_ino != view_inode) {
+            errno = ESTALE;
+            fail("the held view to join is not the expected one:", join_view);
+        }
+        if (setns(fd, CLONE_NEWNS) != 0) fail("setns", join_view);
+        close(fd);
+    }
     /* The cgroup namespace comes after joining the run's cgroup, so that cgroup is the command's root. */
     int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWCGROUP | (netns && !join_netns ? CLONE_NEWNET : 0);
     if (unshare(flags) != 0) fail("unshare", "CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWCGROUP");
@@ -748,7 +966,7 @@ int main(int argc, char **argv)
 
     int alive[2];
     if (pipe2(alive, O_CLOEXEC) != 0) fail("pipe", NULL);
-    struct run run = { command, limits, nlimits, { alive[0], alive[1] } };
+    struct run run = { command, limits, nlimits, { alive[0], alive[1] }, cwd };
     pid_t init = clone(init_main, init_stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &run);
     if (init < 0) fail("clone", "init");
     close(alive[0]);

@@ -41,6 +41,18 @@ internal static partial class Libc
     [LibraryImport("libc", EntryPoint = "access", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int Access(string path, int mode);
 
+    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
+    public static partial int Poll(ref PollFd fds, nuint count, int timeoutMs);
+
+    /// <summary>struct pollfd.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
     /// <summary>struct statx (Linux ≥ 4.11): the same layout on every architecture, unlike struct stat.</summary>
     [StructLayout(LayoutKind.Explicit, Size = 256)]
     public struct StatxBuffer
@@ -48,7 +60,10 @@ internal static partial class Libc
         [FieldOffset(0)] public uint Mask;
         [FieldOffset(16)] public uint Nlink;
         [FieldOffset(28)] public ushort Mode;
+        [FieldOffset(32)] public ulong Ino;
         [FieldOffset(40)] public ulong Size;
+        [FieldOffset(136)] public uint DevMajor;
+        [FieldOffset(140)] public uint DevMinor;
     }
 
     /// <summary>The effective user id (1 on Windows, which has none, so that "root" checks are false there).</summary>

@@ -24,6 +24,10 @@ public sealed class LauncherIsolator : LinuxIsolator
     public bool SharedNetns { get; init; }
     /// <summary>The launcher applies the spec's rlimits (probed).</summary>
     public bool Limits { get; init; }
+    /// <summary>Hermetic runs copy a view held per layout (<see cref="HeldView"/>; root only, probed) instead of building it.</summary>
+    public bool HeldViews { get; init; }
+    /// <summary>The probe's: a held view from the first use of a layout, and none is a failure (the probe must test the held path).</summary>
+    internal bool RequireHeldView { get; init; }
 
     public override string Name => "requiem-launch";
 
@@ -43,7 +47,12 @@ public sealed class LauncherIsolator : LinuxIsolator
                 chain.Add("--netns");
         }
         if (spec.CgroupProcs is not null) chain.AddRange(new[] { "--cgroup-procs", spec.CgroupProcs });
-        if (spec.Filesystem is { IsHost: false } layout) chain.AddRange(FilesystemView.LauncherArgs(layout));
+        if (spec.Filesystem is { IsHost: false } layout)
+        {
+            if (HeldViews && !UserNamespace && JoinHeldView(layout) is { } view)
+                chain.AddRange(new[] { "--join-view", view.Path, "--view-inode", view.Inode.ToString(CultureInfo.InvariantCulture) });
+            chain.AddRange(FilesystemView.LauncherArgs(layout));
+        }
         if (spec.Seccomp) chain.Add("--seccomp");
         if (Limits)
         {
@@ -56,6 +65,13 @@ public sealed class LauncherIsolator : LinuxIsolator
         chain.Add(spec.Command);
         chain.AddRange(spec.Argv);
         return ToCommand(chain);
+    }
+
+    private (string Path, ulong Inode)? JoinHeldView(FilesystemLayout layout)
+    {
+        var view = HeldView.Get(Path, layout, eager: RequireHeldView);
+        if (view is null && RequireHeldView && HeldView.CanHold(layout)) throw new IOException("requiem-launch --hold-view: " + HeldView.LastError);
+        return view;
     }
 
     public override bool IsSetupFailure(int exitCode, string stderrHead) =>
@@ -80,7 +96,8 @@ public sealed class LauncherIsolator : LinuxIsolator
         "the launcher could not install its filter (an architecture other than x86_64/aarch64, or a kernel without seccomp; see ProbeNotes)";
 
     internal override string FilesystemMechanism =>
-        "requiem-launch: mount namespace, a new root (the host's read-only, or an empty tmpfs), bind mounts, pivot_root, old root detached";
+        "requiem-launch: mount namespace, a new root (the host's read-only, or an empty tmpfs), bind mounts, pivot_root, old root detached"
+        + (HeldViews ? "; hermetic views held per layout and copied per run (setns(2) + unshare(2) CLONE_NEWNS, the workspace moved in with open_tree(2)/move_mount(2))" : "");
 
     /// <summary>Counted in the run's cgroup: the launcher, the namespace's init and sh (3); sh's subshell is the 4th.</summary>
     internal override (LaunchCommand Command, int Refuse, int Allow) PidsCgroupProbe(string sh, string procs) =>
@@ -122,12 +139,35 @@ public sealed class LauncherIsolator : LinuxIsolator
             var limits = l.Ok && ProbeCommand.LimitsReadBack(l.Out);
             if (!limits) notes.Add("requiem-launch did not apply rlimits: " + l.Describe());
             var isolator = new LauncherIsolator(path, userNs) { SharedNetns = net && shared is not null, Limits = limits };
+            var filesystem = isolator.ObserveFilesystem(notes);
+            if (!userNs && filesystem.Isolated)
+            {
+                // Hermetic runs of a layout seen before copy its held view: probed through that path too, and used only
+                // if it is as tight as the per-run build (which first runs of a layout, and every run without it, use).
+                var heldNotes = new List<string>();
+                var held = new LauncherIsolator(path, userNs) { SharedNetns = isolator.SharedNetns, Limits = limits, HeldViews = true, RequireHeldView = true }
+                    .ObserveFilesystem(heldNotes);
+                if (held.Isolated)
+                {
+                    isolator = new LauncherIsolator(path, userNs) { SharedNetns = isolator.SharedNetns, Limits = limits, HeldViews = true };
+                    notes.Add($"requiem-launch: hermetic runs copy a file-system view held per layout (at most {HeldView.MaxViews}, from a layout's second run; the first builds its own)");
+                }
+                else
+                {
+                    notes.Add("requiem-launch: hermetic runs build their file-system view per run (a held view was not used: "
+                              + string.Join("; ", heldNotes.DefaultIfEmpty("its probe failed")) + ")");
+                }
+            }
+            else if (userNs)
+            {
+                notes.Add("requiem-launch: hermetic runs build their file-system view per run (held views are for root callers)");
+            }
             return new IsolatorObservation(isolator)
             {
                 NetworkNamespace = net,
                 Limits = limits,
                 Isolation = isolator.ObserveIsolation(notes, "requiem-launch"),
-                Filesystem = isolator.ObserveFilesystem(notes),
+                Filesystem = filesystem,
                 Seccomp = isolator.ObserveSeccomp(notes),
             };
         }
