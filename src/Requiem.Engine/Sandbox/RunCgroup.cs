@@ -76,9 +76,16 @@ public sealed class RunCgroup : IDisposable
     }
 
     /// <summary>True when no process (running or zombie) is charged to the cgroup: <c>pids.current</c> reads 0.</summary>
+    /// <remarks>Read and written with one pread/pwrite on a handle (no stream or text decoder): these run twice per run.</remarks>
     private static bool IsEmpty(string dir)
     {
-        try { return File.ReadAllText(Path.Combine(dir, "pids.current")).Trim() == "0"; }
+        try
+        {
+            using var handle = File.OpenHandle(Path.Combine(dir, "pids.current"), FileMode.Open, FileAccess.Read);
+            Span<byte> text = stackalloc byte[32];
+            var n = RandomAccess.Read(handle, text, 0);
+            return n >= 1 && text[0] == (byte)'0' && (n == 1 || text[1] == (byte)'\n');
+        }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return false; }
     }
 
@@ -86,7 +93,8 @@ public sealed class RunCgroup : IDisposable
     {
         try
         {
-            File.WriteAllText(file, value);
+            using var handle = File.OpenHandle(file, FileMode.Open, FileAccess.Write);
+            RandomAccess.Write(handle, System.Text.Encoding.ASCII.GetBytes(value), 0);
             return true;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return false; }
