@@ -69,9 +69,9 @@ public static class ExecRunner
         var requestDigest = "";
         void Canonicalise()
         {
-            requestBytes = request.CanonicalBytes();
+            requestBytes = request.SharedCanonicalBytes();
             requestDigest = hash.HashBytes(requestBytes, HashDomain.Request);
-            policyBytes = policy.CanonicalBytes();
+            policyBytes = policy.SharedCanonicalBytes();
         }
         var running = SandboxRunner.RunAsync(plan, store, new SupervisionOptions { WhileRunning = Canonicalise, OnCallingThread = options.OnCallingThread }, cancel);
         var timed = running.ContinueWith(_ => sw.Stop(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
