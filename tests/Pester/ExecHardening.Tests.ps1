@@ -252,3 +252,22 @@ Describe 'Malformed requests: typed errors, nothing runs, no cgroup left behind'
         $r.StdoutText.Trim() | Should -Be $real.TrimEnd('/')
     }
 }
+
+Describe 'Runs that follow each other at once: each its own process limit' -Skip:(-not $IsLinux) {
+    It 'enforces each run''s max_processes when one run follows another (the emptied cgroup may be reused) and leaves no cgroup behind' {
+        $health = Get-RequiemHealth
+        if (($health.Capabilities | Where-Object Name -eq 'process_limit').Status -ne 'enforced') {
+            Set-ItResult -Skipped -Because 'no pids cgroup here (process_limit is not enforced)'
+            return
+        }
+        $runsBefore = @(Get-RunCgroup).Path
+        $fork = 'for i in 1 2 3 4 5 6; do sleep 0.2 & done; wait; echo all-forked'
+        $results = foreach ($max in 64, 3, 64, 3, 64) {
+            Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', $fork) -Policy @{ max_processes = $max }) -IncludeOutput -WarningAction SilentlyContinue
+        }
+        foreach ($i in 0, 2, 4) { $results[$i].StdoutText | Should -Match 'all-forked'; $results[$i].ExitCode | Should -Be 0 }
+        foreach ($i in 1, 3) { $results[$i].StdoutText | Should -Not -Match 'all-forked'; $results[$i].StderrText | Should -Match 'fork' }
+        Start-Sleep -Milliseconds 500
+        @(Get-RunCgroup | Where-Object { $_.Empty -and $_.Path -notin $runsBefore }) | Should -BeNullOrEmpty
+    }
+}
