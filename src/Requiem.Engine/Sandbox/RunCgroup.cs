@@ -10,7 +10,8 @@ namespace Requiem.Engine.Sandbox;
 /// Making a cgroup (mkdir, which the kernel pays for in its cgroup locks) and removing it cost ≈ 0.3 ms of a short
 /// run. So a cgroup that ends its run with nothing charged to it (<c>pids.current</c> is 0: no process, not even a
 /// zombie, is in it) is kept as a spare for the next run in this process for <see cref="SpareLifetime"/>, then removed
-/// (and at process exit). The next run writes its own <c>pids.max</c> and checks <c>pids.current</c> again, so the limit
+/// (and at process exit; a process killed before that leaves an empty one, which the next process to make a run
+/// cgroup there removes). The next run writes its own <c>pids.max</c> and checks <c>pids.current</c> again, so the limit
 /// stays per run and a cgroup that holds anything is never reused: it is emptied and removed as before.
 /// </remarks>
 public sealed class RunCgroup : IDisposable
@@ -44,7 +45,8 @@ public sealed class RunCgroup : IDisposable
             if (IsEmpty(spare) && TryWrite(Path.Combine(spare, "pids.max"), max)) return new RunCgroup(spare);
             Remove(spare);
         }
-        var dir = Path.Combine(baseDirectory, RunPrefix + Guid.NewGuid().ToString("n"));
+        SweepOnce(baseDirectory);
+        var dir = Path.Combine(baseDirectory, RunPrefix + Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("n"));
         try
         {
             System.IO.Directory.CreateDirectory(dir);
@@ -135,12 +137,41 @@ public sealed class RunCgroup : IDisposable
         }
     }
 
+    /// <summary>
+    /// Once per process and base: removes the empty run cgroups (<c>run-&lt;pid&gt;-…</c>) of processes that no longer
+    /// exist — a spare of a process that was killed before it could remove it. Cgroups that hold anything are left alone.
+    /// </summary>
+    private static void SweepOnce(string baseDirectory)
+    {
+        lock (s_gate)
+        {
+            if (!s_swept.Add(baseDirectory)) return;
+        }
+        try
+        {
+            foreach (var dir in System.IO.Directory.EnumerateDirectories(baseDirectory, RunPrefix + "*"))
+            {
+                var name = Path.GetFileName(dir);
+                var dash = name.IndexOf('-', RunPrefix.Length);
+                if (dash < 0 || !int.TryParse(name.AsSpan(RunPrefix.Length, dash - RunPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var owner)) continue;
+                if (owner == Environment.ProcessId || System.IO.Directory.Exists("/proc/" + owner.ToString(CultureInfo.InvariantCulture))) continue;
+                if (IsEmpty(dir)) Remove(dir);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+    }
+
+    private static readonly HashSet<string> s_swept = new(StringComparer.Ordinal);
+    /// <summary>Spares taken off the list by the expiry timer and not yet removed (process exit finishes them).</summary>
+    private static readonly HashSet<string> s_removing = new(StringComparer.Ordinal);
+
     /// <summary>Removes the spares idle for at least <paramref name="idle"/>; the timer is re-armed for the rest.</summary>
     private static void RemoveSpares(TimeSpan idle)
     {
         var expired = new List<string>();
         lock (s_gate)
         {
+            if (idle == TimeSpan.Zero) expired.AddRange(s_removing); // process exit: also those an expiry was removing
             var now = Environment.TickCount64;
             long oldestLeft = long.MaxValue;
             for (var i = s_spares.Count - 1; i >= 0; i--)
@@ -148,6 +179,7 @@ public sealed class RunCgroup : IDisposable
                 if (now - s_spares[i].ReleasedAt >= (long)idle.TotalMilliseconds)
                 {
                     expired.Add(s_spares[i].Directory);
+                    s_removing.Add(s_spares[i].Directory);
                     s_spares.RemoveAt(i);
                 }
                 else oldestLeft = Math.Min(oldestLeft, s_spares[i].ReleasedAt);
@@ -155,7 +187,11 @@ public sealed class RunCgroup : IDisposable
             s_expiryArmed = s_spares.Count > 0 && s_expiry is not null;
             if (s_expiryArmed) s_expiry!.Change(TimeSpan.FromMilliseconds(Math.Max(1, oldestLeft + (long)SpareLifetime.TotalMilliseconds - now)), Timeout.InfiniteTimeSpan);
         }
-        foreach (var dir in expired) Remove(dir);
+        foreach (var dir in expired)
+        {
+            Remove(dir);
+            lock (s_gate) s_removing.Remove(dir);
+        }
     }
 
     /// <summary>Kills whatever is left in a cgroup and removes it (best effort, a few retries).</summary>
@@ -175,6 +211,7 @@ public sealed class RunCgroup : IDisposable
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
+                if (!System.IO.Directory.Exists(dir)) return; // removed meanwhile (by process exit's clean-up)
                 Thread.Sleep(2);
             }
         }
