@@ -252,3 +252,46 @@ Describe 'Malformed requests: typed errors, nothing runs, no cgroup left behind'
         $r.StdoutText.Trim() | Should -Be $real.TrimEnd('/')
     }
 }
+
+Describe 'Run cgroups: each run its own process limit, nothing left behind' -Skip:(-not $IsLinux) {
+    It 'enforces each run''s max_processes when one run follows another (the emptied cgroup may be reused) and leaves no cgroup behind' {
+        $health = Get-RequiemHealth
+        if (($health.Capabilities | Where-Object Name -eq 'process_limit').Status -ne 'enforced') {
+            Set-ItResult -Skipped -Because 'no pids cgroup here (process_limit is not enforced)'
+            return
+        }
+        $runsBefore = @(Get-RunCgroup).Path
+        $fork = 'for i in 1 2 3 4 5 6; do sleep 0.2 & done; wait; echo all-forked'
+        $results = foreach ($max in 64, 3, 64, 3, 64) {
+            Invoke-RequiemExec -Request (New-Req '/bin/sh' @('-c', $fork) -Policy @{ max_processes = $max }) -IncludeOutput -WarningAction SilentlyContinue
+        }
+        foreach ($i in 0, 2, 4) { $results[$i].StdoutText | Should -Match 'all-forked'; $results[$i].ExitCode | Should -Be 0 }
+        foreach ($i in 1, 3) { $results[$i].StdoutText | Should -Not -Match 'all-forked'; $results[$i].StderrText | Should -Match 'fork' }
+        Start-Sleep -Milliseconds 500
+        @(Get-RunCgroup | Where-Object { $_.Empty -and $_.Path -notin $runsBefore }) | Should -BeNullOrEmpty
+    }
+
+    It 'removes an empty run cgroup that a killed process left behind, and only that' {
+        if (-not $IsRoot) { Set-ItResult -Skipped -Because 'the run cgroups are made as root'; return }
+        $health = Get-RequiemHealth
+        if (($health.Capabilities | Where-Object Name -eq 'process_limit').Status -ne 'enforced') {
+            Set-ItResult -Skipped -Because 'no pids cgroup here (process_limit is not enforced)'
+            return
+        }
+        # The folder the run cgroups are made in (each pwsh makes its own run-<pid>-... there).
+        $base = @(Get-ChildItem /sys/fs/cgroup -Directory -Recurse -Depth 3 -Filter 'requiem' -ErrorAction Ignore)[0].FullName
+        $gone = Start-Process /bin/true -PassThru; $gone.WaitForExit()
+        $orphan = Join-Path $base "run-$($gone.Id)-$([guid]::NewGuid().ToString('n'))"
+        $mine = Join-Path $base "run-$PID-$([guid]::NewGuid().ToString('n'))"
+        New-Item -ItemType Directory -Path $orphan, $mine | Out-Null
+        try {
+            $script = "Import-Module '$ModulePath'; `$env:REQUIEM_CAS = '$($env:REQUIEM_CAS)'; (Invoke-RequiemExec -Request @{ command = '/bin/true'; argv = @(); workspace_root = '$Ws'; policy = @{ max_processes = 5 } } -WarningAction SilentlyContinue).ExitCode"
+            Invoke-FreshPwsh -Script $script | Select-Object -Last 1 | Should -Be '0'
+            Test-Path -LiteralPath $orphan | Should -BeFalse   # its owner is gone and it is empty
+            Test-Path -LiteralPath $mine | Should -BeTrue      # its owner (this process) is alive
+        }
+        finally {
+            foreach ($d in $orphan, $mine) { if (Test-Path -LiteralPath $d) { [IO.Directory]::Delete($d) } }
+        }
+    }
+}

@@ -100,6 +100,39 @@ public sealed partial class CasStore
     public static CasStore Open(string root, HashPrimitive hash, bool create = true)
     {
         root = Path.GetFullPath(root);
+        var checkedAs = (root, ConfigHashName(hash));
+        // A store this process has checked before, whose folder and config have not changed since, needs no new check.
+        if (s_checked.TryGetValue(checkedAs, out var seen) && StoreStamp.Of(root) == seen) return new CasStore(root, hash);
+        var store = OpenAndCheck(root, hash, create);
+        if (StoreStamp.Of(root) is { } stamp && stamp.IsSettled) s_checked[checkedAs] = stamp;
+        return store;
+    }
+
+    /// <summary>Stores opened and checked in this process, by root and hash name, with what their check saw.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Root, string Hash), StoreStamp> s_checked = new();
+
+    /// <summary>
+    /// What <see cref="OpenAndCheck"/> depends on, in two stats: the root folder's mtime (it changes when an entry of
+    /// the root — objects/, tmp/, refs/, the config — is added, removed or renamed) and the config file's mtime and size.
+    /// </summary>
+    private readonly record struct StoreStamp(DateTime RootWritten, DateTime ConfigWritten, long ConfigSize)
+    {
+        /// <summary>Long enough ago that a later change cannot carry the same timestamp (file times tick coarsely).</summary>
+        public bool IsSettled => DateTime.UtcNow - RootWritten > SettleTime && DateTime.UtcNow - ConfigWritten > SettleTime;
+
+        private static readonly TimeSpan SettleTime = TimeSpan.FromSeconds(2);
+
+        public static StoreStamp? Of(string root)
+        {
+            var folder = new DirectoryInfo(root);
+            var config = new FileInfo(Path.Combine(root, ConfigFileName));
+            if (!folder.Exists || !config.Exists) return null;
+            return new StoreStamp(folder.LastWriteTimeUtc, config.LastWriteTimeUtc, config.Length);
+        }
+    }
+
+    private static CasStore OpenAndCheck(string root, HashPrimitive hash, bool create)
+    {
         var config = Path.Combine(root, ConfigFileName);
         if (File.Exists(config))
         {
@@ -124,7 +157,7 @@ public sealed partial class CasStore
             {
                 // Another process may have finished creating the store between the check above and this listing (its
                 // config renamed into place, its folders made): then it is a store, opened (and checked) as one.
-                if (File.Exists(config)) return Open(root, hash, create);
+                if (File.Exists(config)) return OpenAndCheck(root, hash, create);
                 throw new RequiemException("NotACasStore", ErrorKind.InvalidArgument,
                     $"'{root}' is not a CAS store (no '{ConfigFileName}' file) and is not empty; refusing to write into it.", root);
             }

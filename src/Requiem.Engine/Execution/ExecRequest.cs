@@ -78,6 +78,9 @@ public sealed class ExecPolicy
 
     /// <summary>RFC 8785 bytes of the effective policy (what <c>policy_digest</c> names in the CAS).</summary>
     public byte[] CanonicalBytes() => CanonicalJson.Canonicalize(ToJsonNode().ToJsonString());
+
+    /// <summary><see cref="CanonicalBytes"/> from the shared memo (<see cref="CanonicalJson.CanonicalizeShared"/>): never change the array.</summary>
+    internal byte[] SharedCanonicalBytes() => CanonicalJson.CanonicalizeShared(ToJsonNode().ToJsonString());
 }
 
 /// <summary>
@@ -136,6 +139,9 @@ public sealed class ExecRequest
 
     /// <summary>RFC 8785 bytes of the normalized request.</summary>
     public byte[] CanonicalBytes() => CanonicalJson.Canonicalize(ToJsonNode().ToJsonString());
+
+    /// <summary><see cref="CanonicalBytes"/> from the shared memo (<see cref="CanonicalJson.CanonicalizeShared"/>): never change the array.</summary>
+    internal byte[] SharedCanonicalBytes() => CanonicalJson.CanonicalizeShared(ToJsonNode().ToJsonString());
 
     /// <summary><c>request_digest</c>: BLAKE3 of <c>req:</c> ‖ canonical JSON of the normalized request.</summary>
     public string ComputeDigest(HashPrimitive hash) => hash.HashBytes(CanonicalBytes(), HashDomain.Request);

@@ -177,7 +177,7 @@ public sealed class ExecResult
         // The node is built here and owned by nobody else, so the excluded fields are dropped from it without a copy.
         var document = ToJsonNode(includeDigest: false);
         foreach (var f in DigestExcludedFields) document.Remove(f);
-        return hash.HashBytes(CanonicalJson.Canonicalize(document.ToJsonString()), HashDomain.Result);
+        return hash.HashBytes(CanonicalJson.CanonicalizeShared(document.ToJsonString()), HashDomain.Result);
     }
 
     /// <summary>

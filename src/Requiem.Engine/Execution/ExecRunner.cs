@@ -19,6 +19,11 @@ public sealed class ExecOptions
     /// <summary>Decode captured stdout/stderr into the result's StdoutText/StderrText.</summary>
     public bool IncludeOutput { get; init; }
     public IEngineOutput Output { get; init; } = NullEngineOutput.Instance;
+    /// <summary>
+    /// The caller blocks for this run on its own thread (a single request on the pipeline thread): the run is waited
+    /// for and recorded on that thread, with no hop through the thread pool (<see cref="SupervisionOptions.OnCallingThread"/>).
+    /// </summary>
+    public bool OnCallingThread { get; init; }
 }
 
 /// <summary>
@@ -56,34 +61,20 @@ public static class ExecRunner
         options.Output.Verbose($"exec {plan.CommandPath} ({plan.Request.Argv.Length} args) in {plan.WorkingDirectory}; enforced: {string.Join(", ", plan.Enforced)}");
         var started = DateTime.UtcNow;
         var sw = Stopwatch.StartNew();
-        // The command is started (SandboxRunner.RunAsync returns once it runs); the duration stops when the run ends,
-        // not when this thread next looks.
-        using var runCancel = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        var running = SandboxRunner.RunAsync(plan, store, runCancel.Token);
-        var timed = running.ContinueWith(_ => sw.Stop(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        // While it runs: the canonical forms of the request and the policy (pure functions of the request; one
-        // canonical form of the request serves both its digest and its CAS blob, canonicalising costs a parse).
-        byte[] requestBytes, policyBytes;
-        string requestDigest;
-        try
+        // While the command runs, on this thread: the canonical forms of the request and the policy (pure functions of
+        // the request; one canonical form of the request serves both its digest and its CAS blob, canonicalising costs
+        // a parse). If that fails the run is killed and waited for before the failure goes up. The duration stops when
+        // the run ends, not when this thread next looks.
+        byte[] requestBytes = Array.Empty<byte>(), policyBytes = Array.Empty<byte>();
+        var requestDigest = "";
+        void Canonicalise()
         {
-            requestBytes = request.CanonicalBytes();
+            requestBytes = request.SharedCanonicalBytes();
             requestDigest = hash.HashBytes(requestBytes, HashDomain.Request);
-            policyBytes = policy.CanonicalBytes();
+            policyBytes = policy.SharedCanonicalBytes();
         }
-        catch
-        {
-            // Never leave the run behind: stop it (the whole tree and its cgroup go) and wait for it before failing.
-            runCancel.Cancel();
-            try
-            {
-                var stopped = await running.ConfigureAwait(false);
-                stopped.Stdout.Dispose();
-                stopped.Stderr.Dispose();
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or RequiemException) { }
-            throw;
-        }
+        var running = SandboxRunner.RunAsync(plan, store, new SupervisionOptions { WhileRunning = Canonicalise, OnCallingThread = options.OnCallingThread }, cancel);
+        var timed = running.ContinueWith(_ => sw.Stop(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         var outcome = await running.ConfigureAwait(false);
         await timed.ConfigureAwait(false);
 

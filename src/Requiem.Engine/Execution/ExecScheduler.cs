@@ -25,7 +25,7 @@ public static class ExecScheduler
     /// </summary>
     public static IEnumerable<ExecOutcome> Run(IReadOnlyList<Func<CancellationToken, Task<ExecResult>>> jobs, SchedulerMode mode, int throttle, CancellationToken cancel)
     {
-        if (mode == SchedulerMode.Repro || jobs.Count <= 1 || throttle <= 1)
+        if (RunsOnCallingThread(mode, jobs.Count, throttle))
         {
             for (var i = 0; i < jobs.Count; i++)
             {
@@ -62,6 +62,10 @@ public static class ExecScheduler
             yield return outcome;
         }
     }
+
+    /// <summary>Whether <see cref="Run"/> runs the jobs one after another on the calling thread (which then blocks for each).</summary>
+    public static bool RunsOnCallingThread(SchedulerMode mode, int jobs, int throttle) =>
+        mode == SchedulerMode.Repro || jobs <= 1 || throttle <= 1;
 
     private static async Task<ExecOutcome> Execute(int index, Func<CancellationToken, Task<ExecResult>> job, CancellationToken cancel)
     {

@@ -45,6 +45,25 @@ public static class CanonicalJson
 
     public static string CanonicalizeToString(string json) => Encoding.UTF8.GetString(Canonicalize(json));
 
+    /// <summary>
+    /// <see cref="Canonicalize(string)"/> for texts that recur — a rerun of the same request canonicalises the same
+    /// request, policy and result texts again (a parse, a sort and a write each) — remembered by text (at
+    /// most 128 texts of up to 8 Ki characters; the memo starts over when full). The array is shared between callers: read it, never change it.
+    /// </summary>
+    internal static byte[] CanonicalizeShared(string json)
+    {
+        if (json.Length > SharedMaxChars) return Canonicalize(json);
+        if (s_shared.TryGetValue(json, out var bytes)) return bytes;
+        bytes = Canonicalize(json);
+        if (s_shared.Count >= SharedMaxEntries) s_shared.Clear();
+        s_shared[json] = bytes;
+        return bytes;
+    }
+
+    private const int SharedMaxChars = 8 * 1024;
+    private const int SharedMaxEntries = 128;
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte[]> s_shared = new(StringComparer.Ordinal);
+
     private static void Write(JsonElement e, IBufferWriter<byte> w)
     {
         switch (e.ValueKind)

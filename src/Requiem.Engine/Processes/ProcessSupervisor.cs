@@ -24,6 +24,20 @@ public sealed record SupervisedCommand
     public required string Target { get; init; }
 }
 
+/// <summary>How the supervisor runs a command beyond the command itself.</summary>
+public sealed class SupervisionOptions
+{
+    /// <summary>Work for the calling thread while the command runs (after the start, before the wait); if it throws, the run is killed and waited for first.</summary>
+    public Action? WhileRunning { get; init; }
+
+    /// <summary>
+    /// The caller blocks for this run anyway (a single request on the pipeline thread): wait for the exit (wait4) and
+    /// the pipes on the calling thread instead of through thread-pool continuations, so the result is recorded on the
+    /// thread that will write it, without a hop.
+    /// </summary>
+    public bool OnCallingThread { get; init; }
+}
+
 /// <summary>How a supervised run ended and what it wrote (the captures are the caller's to store and dispose).</summary>
 public sealed class SupervisedOutcome
 {
@@ -80,7 +94,15 @@ public static class ProcessSupervisor
     }
 
     /// <summary>Supervises the child <paramref name="start"/> starts (an isolator's launch); disposes it at the end.</summary>
-    public static async Task<SupervisedOutcome> RunAsync(Func<ISupervisedProcess> start, SupervisedCommand command, CasStore store, CancellationToken cancel)
+    public static Task<SupervisedOutcome> RunAsync(Func<ISupervisedProcess> start, SupervisedCommand command, CasStore store, CancellationToken cancel) =>
+        RunAsync(start, command, store, new SupervisionOptions(), cancel);
+
+    /// <summary>
+    /// As <see cref="RunAsync(Func{ISupervisedProcess}, SupervisedCommand, CasStore, CancellationToken)"/>, with work to
+    /// do on the calling thread while the command runs, and optionally the waits on the calling thread too
+    /// (<see cref="SupervisionOptions.OnCallingThread"/>).
+    /// </summary>
+    public static async Task<SupervisedOutcome> RunAsync(Func<ISupervisedProcess> start, SupervisedCommand command, CasStore store, SupervisionOptions options, CancellationToken cancel)
     {
         var outcome = NewOutcome(command, store);
         ISupervisedProcess process;
@@ -93,19 +115,19 @@ public static class ProcessSupervisor
             outcome.DisposeCaptures();
             throw;
         }
-        return await SuperviseAsync(process, command, outcome, cancel).ConfigureAwait(false);
+        return await SuperviseAsync(process, command, outcome, options, cancel).ConfigureAwait(false);
     }
 
     private static SupervisedOutcome NewOutcome(SupervisedCommand command, CasStore store) =>
         new() { Stdout = new BoundedCapture(command.MaxOutputBytes, store), Stderr = new BoundedCapture(command.MaxOutputBytes, store) };
 
-    private static async Task<SupervisedOutcome> SuperviseAsync(ISupervisedProcess process, SupervisedCommand command, SupervisedOutcome outcome, CancellationToken cancel)
+    private static async Task<SupervisedOutcome> SuperviseAsync(ISupervisedProcess process, SupervisedCommand command, SupervisedOutcome outcome, SupervisionOptions options, CancellationToken cancel)
     {
         using (process)
         {
             try
             {
-                await SuperviseCoreAsync(process, command, outcome, cancel).ConfigureAwait(false);
+                await SuperviseCoreAsync(process, command, outcome, options, cancel).ConfigureAwait(false);
             }
             catch
             {
@@ -116,7 +138,7 @@ public static class ProcessSupervisor
         return outcome;
     }
 
-    private static async Task SuperviseCoreAsync(ISupervisedProcess process, SupervisedCommand command, SupervisedOutcome outcome, CancellationToken cancel)
+    private static async Task SuperviseCoreAsync(ISupervisedProcess process, SupervisedCommand command, SupervisedOutcome outcome, SupervisionOptions options, CancellationToken cancel)
     {
         var stdin = process.Stdin;
         var stdout = process.Stdout;
@@ -136,29 +158,62 @@ public static class ProcessSupervisor
 
         using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(command.TimeoutMs));
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancel);
-        var killed = false;
-        try
+        if (options.WhileRunning is { } whileRunning)
         {
-            await process.WaitForExitAsync(linked.Token).ConfigureAwait(false);
+            try
+            {
+                whileRunning();
+            }
+            catch
+            {
+                // Never leave the run behind: the whole tree is killed and waited for (bounded) before the failure goes up.
+                process.Kill();
+                try { await process.WaitForExitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); } catch (TimeoutException) { }
+                await Task.WhenAny(Task.WhenAll(outTask, errTask, stdinTask), Task.Delay(5000, CancellationToken.None)).ConfigureAwait(false);
+                throw;
+            }
         }
-        catch (OperationCanceledException)
+        var killed = false;
+        if (options.OnCallingThread && process is Hosted hosted)
         {
-            process.Kill();
-            killed = true;
+            killed = hosted.WaitForExitHere(linked.Token);
+        }
+        else
+        {
+            try
+            {
+                await process.WaitForExitAsync(linked.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill();
+                killed = true;
+            }
         }
         // After the command exits its namespace is gone, so the pipes close; give stragglers a bounded grace period.
-        var pumps = Task.WhenAll(outTask, errTask);
-        using var grace = new CancellationTokenSource();
-        var graceDelay = Task.Delay(killed ? 5000 : 2000, grace.Token);
-        var first = await Task.WhenAny(pumps, graceDelay).ConfigureAwait(false);
-        grace.Cancel();
-        if (first != pumps)
+        var graceMs = killed ? 5000 : 2000;
+        bool pumpsDone;
+        if (options.OnCallingThread)
+        {
+            // Each wait is woken directly by the I/O thread that finishes (no continuation queued to the pool).
+            var grace = System.Diagnostics.Stopwatch.StartNew();
+            pumpsDone = Settle(outTask, graceMs) && Settle(errTask, Math.Max(0, graceMs - (int)grace.ElapsedMilliseconds));
+        }
+        else
+        {
+            using var grace = new CancellationTokenSource();
+            var pumps = Task.WhenAll(outTask, errTask);
+            pumpsDone = await Task.WhenAny(pumps, Task.Delay(graceMs, grace.Token)).ConfigureAwait(false) == pumps;
+            grace.Cancel();
+        }
+        if (!pumpsDone)
         {
             process.Kill();
             outcome.ExtraReasons.Add("a descendant kept stdout/stderr open after the command exited; it was killed");
             try { stdout.Dispose(); stderr.Dispose(); } catch (IOException) { }
-            await Task.WhenAny(pumps, Task.Delay(2000, CancellationToken.None)).ConfigureAwait(false);
+            await Task.WhenAny(Task.WhenAll(outTask, errTask), Task.Delay(2000, CancellationToken.None)).ConfigureAwait(false);
         }
+        if (options.OnCallingThread) Settle(stdinTask, Timeout.Infinite);
         try { await stdinTask.ConfigureAwait(false); } catch (IOException) { }
         if (killed)
         {
@@ -172,6 +227,13 @@ public static class ProcessSupervisor
         {
             outcome.ExitCode = process.ExitCode;
         }
+    }
+
+    /// <summary>Blocks until <paramref name="task"/> has ended (any way) or the time is up; its outcome is observed by the await that follows.</summary>
+    private static bool Settle(Task task, int milliseconds)
+    {
+        try { return task.Wait(milliseconds); }
+        catch (AggregateException) { return true; }
     }
 
     private static Task CloseNow(Stream stdin)
@@ -217,6 +279,20 @@ public static class ProcessSupervisor
         public Stream Stdout => _p.Stdout;
         public Stream Stderr => _p.Stderr;
         public Task WaitForExitAsync(CancellationToken cancel) => _p.WaitForExitAsync().WaitAsync(cancel);
+
+        /// <summary>
+        /// wait4 on the calling thread; <paramref name="cancel"/> (timeout, Ctrl+C) kills the tree, which ends the wait.
+        /// True when the kill found the child still running, as the async wait's cancellation would have.
+        /// </summary>
+        public bool WaitForExitHere(CancellationToken cancel)
+        {
+            var killed = false;
+            using (cancel.UnsafeRegister(_ => { if (_p.KillGroup()) killed = true; }, null))
+            {
+                _p.WaitForExit();
+            }
+            return killed; // the registration's Dispose waited for a running callback
+        }
         public void Kill() => _p.KillGroup();
         public int ExitCode => _p.WaitForExitAsync().Result.ExitCode;
         public void Dispose() => _p.Dispose();

@@ -13,7 +13,11 @@ namespace Requiem.Engine.Sandbox;
 public static class SandboxRunner
 {
     public static Task<SupervisedOutcome> RunAsync(ExecPlan plan, CasStore store, CancellationToken cancel) =>
-        OperatingSystem.IsWindows() ? RunWindowsAsync(plan, store, cancel) : RunLinuxAsync(plan, store, cancel);
+        RunAsync(plan, store, new SupervisionOptions(), cancel);
+
+    /// <summary>As <see cref="RunAsync(ExecPlan, CasStore, CancellationToken)"/>, with the supervisor's options (work while it runs, waits on the calling thread).</summary>
+    public static Task<SupervisedOutcome> RunAsync(ExecPlan plan, CasStore store, SupervisionOptions options, CancellationToken cancel) =>
+        OperatingSystem.IsWindows() ? RunWindowsAsync(plan, store, options, cancel) : RunLinuxAsync(plan, store, options, cancel);
 
     /// <summary>The run's environment, stdin and limits; the isolator puts its own launch around <paramref name="argv"/>.</summary>
     private static SupervisedCommand Command(ExecPlan plan, IReadOnlyList<string> argv) => new()
@@ -28,12 +32,12 @@ public static class SandboxRunner
         Target = plan.Request.Command,
     };
 
-    private static async Task<SupervisedOutcome> RunLinuxAsync(ExecPlan plan, CasStore store, CancellationToken cancel)
+    private static async Task<SupervisedOutcome> RunLinuxAsync(ExecPlan plan, CasStore store, SupervisionOptions options, CancellationToken cancel)
     {
         // Every way out (a start failure, a cancelled run, a sandbox setup error) removes the run's cgroup.
         using var launch = SandboxLaunch.Prepare(plan);
         var command = Command(plan, new[] { plan.CommandPath }.Concat(plan.Request.Argv).ToArray());
-        var outcome = await ProcessSupervisor.RunAsync(() => launch.Isolator.Start(launch.Spec, command), command, store, cancel).ConfigureAwait(false);
+        var outcome = await ProcessSupervisor.RunAsync(() => launch.Isolator.Start(launch.Spec, command), command, store, options, cancel).ConfigureAwait(false);
         if (outcome.ExitCode is { } code && outcome.Stderr.Head(512) is { } head && launch.Isolator.IsSetupFailure(code, head))
         {
             outcome.Stdout.Dispose();
@@ -45,7 +49,7 @@ public static class SandboxRunner
     }
 
     /// <summary>Windows: the probed Job Object isolator, with the request's memory, CPU and process limits on the job.</summary>
-    private static Task<SupervisedOutcome> RunWindowsAsync(ExecPlan plan, CasStore store, CancellationToken cancel)
+    private static Task<SupervisedOutcome> RunWindowsAsync(ExecPlan plan, CasStore store, SupervisionOptions options, CancellationToken cancel)
     {
         var isolator = plan.Probe.WindowsJob?.Isolator
             ?? throw new RequiemException("SandboxUnavailable", ErrorKind.ResourceUnavailable, "Job Objects are not available; refusing to run unconfined.", plan.CommandPath);
@@ -56,6 +60,6 @@ public static class SandboxRunner
             MaxMemoryBytes = policy.MaxMemoryBytes, MaxCpuSeconds = policy.MaxCpuSeconds, MaxActiveProcesses = policy.MaxProcesses,
         };
         var command = Command(plan, new[] { plan.CommandPath }.Concat(plan.Request.Argv).ToArray());
-        return ProcessSupervisor.RunAsync(() => isolator.Start(spec, command), command, store, cancel);
+        return ProcessSupervisor.RunAsync(() => isolator.Start(spec, command), command, store, options, cancel);
     }
 }

@@ -197,7 +197,8 @@ public sealed class InvokeRequiemExecCommand : RequiemStoreCmdlet
     {
         if (_pending.Count > 0)
         {
-            var jobs = _pending.Select(r => (Func<CancellationToken, Task<ExecResult>>)(ct => RunEngineAsync(r, ct))).ToList();
+            var onThisThread = ExecScheduler.RunsOnCallingThread(SchedulerMode.Turbo, _pending.Count, ThrottleLimit);
+            var jobs = _pending.Select(r => (Func<CancellationToken, Task<ExecResult>>)(ct => RunEngineAsync(r, onThisThread, ct))).ToList();
             IEnumerable<ExecOutcome> outcomes = ExecScheduler.Run(jobs, SchedulerMode.Turbo, ThrottleLimit, CancellationToken);
             try
             {
@@ -236,7 +237,7 @@ public sealed class InvokeRequiemExecCommand : RequiemStoreCmdlet
     {
         try
         {
-            return RunEngineAsync(request, CancellationToken).GetAwaiter().GetResult();
+            return RunEngineAsync(request, onCallingThread: true, CancellationToken).GetAwaiter().GetResult();
         }
         catch (RequiemException ex)
         {
@@ -249,10 +250,11 @@ public sealed class InvokeRequiemExecCommand : RequiemStoreCmdlet
         }
     }
 
-    private async Task<ExecResult> RunEngineAsync(ExecRequest request, CancellationToken cancel)
+    /// <param name="onCallingThread">The pipeline thread blocks for this run: the engine waits for it and records it on this thread.</param>
+    private async Task<ExecResult> RunEngineAsync(ExecRequest request, bool onCallingThread, CancellationToken cancel)
     {
         var output = new QueuedEngineOutput();
-        var options = new ExecOptions { Store = _store!, IncludeOutput = IncludeOutput, Output = output };
+        var options = new ExecOptions { Store = _store!, IncludeOutput = IncludeOutput, Output = output, OnCallingThread = onCallingThread };
         var result = _dual!.IsExternalOnly
             ? await _dual.RunExternalAsync(request, _store!, output, cancel).ConfigureAwait(false)
             : _dual.IsDual

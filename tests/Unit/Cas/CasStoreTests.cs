@@ -43,6 +43,54 @@ public sealed class CasStoreTests : IDisposable
         if (encoding == CasEncoding.Zstd) Assert.True(put.StoredSize < data.Length / 10);
     }
 
+    /// <summary>Makes a store look settled (its folder and config last changed a minute ago), as one opened earlier in the day.</summary>
+    private static void Settle(string root)
+    {
+        File.SetLastWriteTimeUtc(Path.Combine(root, CasStore.ConfigFileName), DateTime.UtcNow.AddMinutes(-1));
+        Directory.SetLastWriteTimeUtc(root, DateTime.UtcNow.AddMinutes(-1));
+    }
+
+    [Fact]
+    public void ReopeningAStoreSeesItsConfigChangedSinceTheLastOpen()
+    {
+        var root = Path.Combine(_dir, "reopen-config");
+        CasStore.Open(root, Blake3);
+        Settle(root);
+        CasStore.Open(root, Blake3); // checked, and remembered as checked
+        var config = Path.Combine(root, CasStore.ConfigFileName);
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"blake3\"", "\"sha256\"", StringComparison.Ordinal));
+        Assert.Equal("CasAlgorithmMismatch", Assert.Throws<RequiemException>(() => CasStore.Open(root, Blake3)).ErrorId);
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"sha256\"", "\"blake3\"", StringComparison.Ordinal).Replace(EngineInfo.CasFormatVersion, "v0", StringComparison.Ordinal));
+        Assert.Equal("UnsupportedCasVersion", Assert.Throws<RequiemException>(() => CasStore.Open(root, Blake3)).ErrorId);
+    }
+
+    [Fact]
+    public void ReopeningAStoreRemakesAFolderRemovedSinceTheLastOpen()
+    {
+        var root = Path.Combine(_dir, "reopen-folders");
+        CasStore.Open(root, Blake3);
+        Settle(root);
+        CasStore.Open(root, Blake3);
+        Directory.Delete(Path.Combine(root, "tmp"));
+        Directory.Delete(Path.Combine(root, "objects"));
+        var store = CasStore.Open(root, Blake3);
+        Assert.True(Directory.Exists(Path.Combine(root, "tmp")));
+        var put = store.PutBytes(new byte[] { 7, 7, 7 });
+        Assert.Equal(new byte[] { 7, 7, 7 }, store.ReadAllBytes(put.Hash));
+    }
+
+    [Fact]
+    public void ReopeningARemovedStoreIsRefusedOrRecreatedAsAtFirstOpen()
+    {
+        var root = Path.Combine(_dir, "reopen-removed");
+        CasStore.Open(root, Blake3);
+        Settle(root);
+        CasStore.Open(root, Blake3);
+        Directory.Delete(root, recursive: true);
+        Assert.Equal("CasNotFound", Assert.Throws<RequiemException>(() => CasStore.Open(root, Blake3, create: false)).ErrorId);
+        Assert.True(File.Exists(Path.Combine(CasStore.Open(root, Blake3).Root, CasStore.ConfigFileName)));
+    }
+
     [Fact]
     public void ProcessesOpeningANewStoreAtOnceAllGetTheStore()
     {

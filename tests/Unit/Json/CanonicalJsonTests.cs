@@ -17,6 +17,23 @@ public class CanonicalJsonTests
     }
 
     [Fact]
+    public void TheSharedMemoGivesEachTextItsOwnCanonicalBytesAcrossManyTexts()
+    {
+        // More distinct texts than the memo holds, each asked for twice: a hit must be the bytes of that very text.
+        for (var round = 0; round < 2; round++)
+        {
+            for (var i = 0; i < 300; i++)
+            {
+                var text = $"{{ \"b\": {i}, \"a\": [\"x{i}\", 1.50] }}";
+                Assert.Equal(CanonicalJson.Canonicalize(text), CanonicalJson.CanonicalizeShared(text));
+            }
+        }
+        var large = "{\"k\":\"" + new string('z', 10_000) + "\"}";
+        Assert.Equal(CanonicalJson.Canonicalize(large), CanonicalJson.CanonicalizeShared(large));
+        Assert.Equal("InvalidJson", Assert.Throws<RequiemException>(() => CanonicalJson.CanonicalizeShared("{\"a\":")).ErrorId);
+    }
+
+    [Fact]
     public void Rfc8785Example()
     {
         var input = "{\n  \"numbers\": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],\n  \"string\": \"\\u20ac$\\u000F\\u000aA'\\u0042\\u0022\\u005c\\\\\\\"\\/\",\n  \"literals\": [null, true, false]\n}";

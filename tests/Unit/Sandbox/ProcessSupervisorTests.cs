@@ -68,6 +68,59 @@ public sealed class ProcessSupervisorTests : IDisposable
         Assert.Equal("/nonexistent/program", ex.Target);
     }
 
+    private Task<SupervisedOutcome> RunWith(SupervisedCommand command, SupervisionOptions options, CancellationToken cancel = default) =>
+        ProcessSupervisor.RunAsync(() => ProcessSupervisor.Start(command), command, _store, options, cancel);
+
+    [Fact]
+    public async Task OnTheCallingThreadTheRunIsOverWhenTheCallReturns()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        var task = RunWith(Sh("echo hi; echo err >&2; exit 3"), new SupervisionOptions { OnCallingThread = true });
+        // Nothing was left for a thread-pool continuation: the exit, both pipes and the outcome are done here.
+        Assert.True(task.IsCompletedSuccessfully);
+        using var o = new Disposer(await task);
+        Assert.Equal(3, o.Outcome.ExitCode);
+        Assert.Equal("hi\n", o.Outcome.Stdout.Head(10));
+        Assert.Equal("err\n", o.Outcome.Stderr.Head(10));
+    }
+
+    [Fact]
+    public async Task OnTheCallingThreadTheTimeoutKillsTheTree()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        var marker = Path.Combine(_dir, "survived-inline");
+        using var o = new Disposer(await RunWith(Sh($"(sleep 3; : > {marker}) & sleep 30", timeoutMs: 300), new SupervisionOptions { OnCallingThread = true }));
+        Assert.True(o.Outcome.TimedOut);
+        Assert.Null(o.Outcome.ExitCode);
+        Assert.Equal("SIGKILL", o.Outcome.Signal);
+        await Task.Delay(3500);
+        Assert.False(File.Exists(marker));
+    }
+
+    [Fact]
+    public async Task OnTheCallingThreadCancellationKillsTheRunAndIsACancellation()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => RunWith(Sh("sleep 30"), new SupervisionOptions { OnCallingThread = true }, cancel.Token));
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(20), $"took {started.Elapsed}");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AFailureWhileItRunsKillsTheRunBeforeItGoesUp(bool onCallingThread)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        var marker = Path.Combine(_dir, "survived-" + onCallingThread);
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => RunWith(Sh($"sleep 1; : > {marker}"),
+            new SupervisionOptions { OnCallingThread = onCallingThread, WhileRunning = () => throw new InvalidOperationException("canonical form failed") }));
+        Assert.Equal("canonical form failed", ex.Message);
+        await Task.Delay(1500);
+        Assert.False(File.Exists(marker));
+    }
+
     private sealed class Disposer : IDisposable
     {
         public Disposer(SupervisedOutcome outcome) => Outcome = outcome;
