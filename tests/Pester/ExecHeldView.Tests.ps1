@@ -132,6 +132,40 @@ Describe 'Held hermetic views (requiem-launch, root): built once per layout, cop
             $_ | Should -Match 'mine.txt'
         }
     }
+
+    It 'workspace mode: the view is held too; writes outside fail, a hidden path stays hidden even after it is replaced, host files are live' {
+        $hid = Join-Path $Dir 'hidden'
+        New-Item -ItemType Directory -Force -Path $hid | Out-Null
+        Set-Content -LiteralPath (Join-Path $hid 'secret1') -Value 's1'
+        function Invoke-WorkspaceRun([string] $Script) {
+            $req = @{
+                command = '/bin/sh'; argv = @('-c', $Script); workspace_root = $Ws; timeout_ms = 10000; max_output_bytes = 65536
+                policy = @{ filesystem = 'workspace'; seccomp = $true; deny_network = $true; hidden_paths = @($hid) }
+            }
+            Invoke-RequiemExec -Request $req -IncludeOutput -WarningAction SilentlyContinue
+        }
+        $probe = "ls -A $hid; (echo x > $Dir/outside) 2>/dev/null && echo wrote-outside; echo in > $Ws/inside.txt && echo wrote-inside; cat $Dir/live.txt 2>/dev/null; echo done"
+        $before = Get-ViewsBuilt
+        $runs = 1..3 | ForEach-Object { Invoke-WorkspaceRun $probe }
+        (Get-ViewsBuilt) | Should -Be ($before + 1) -Because 'the second run of the layout builds its held view and the third reuses it'
+        foreach ($r in $runs) {
+            $r.ExitCode | Should -Be 0
+            $r.StdoutText | Should -Be "wrote-inside`ndone`n"
+            $r.Sandbox.Enforced | Should -Contain 'workspace_confinement'
+        }
+        Test-Path (Join-Path $Dir 'outside') | Should -BeFalse
+        # A file written on the host after the view was built is seen (the host's tree is bound, not copied).
+        Set-Content -LiteralPath (Join-Path $Dir 'live.txt') -Value 'live' -NoNewline
+        (Invoke-WorkspaceRun $probe).StdoutText | Should -Be "wrote-inside`nlivedone`n"
+        # The hidden directory replaced by another one at the same path: the new one is hidden too (the view is rebuilt).
+        $built = Get-ViewsBuilt
+        Move-Item -LiteralPath $hid -Destination "$hid.old"
+        New-Item -ItemType Directory -Path $hid | Out-Null
+        Set-Content -LiteralPath (Join-Path $hid 'secret2') -Value 's2'
+        $r = Invoke-WorkspaceRun $probe
+        $r.StdoutText | Should -Be "wrote-inside`nlivedone`n"
+        (Get-ViewsBuilt) | Should -BeGreaterThan $built
+    }
 }
 
 Describe 'Held hermetic views: an ordinary user builds the view per run' -Skip:(-not $IsLinux) {

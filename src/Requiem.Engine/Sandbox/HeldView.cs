@@ -5,7 +5,7 @@ using Requiem.Engine.IO;
 namespace Requiem.Engine.Sandbox;
 
 /// <summary>
-/// Hermetic file-system views built once per layout and copied by each run (root only, like
+/// Hermetic and workspace file-system views built once per layout and copied by each run (root only, like
 /// <see cref="SharedNetworkNamespace"/>). <c>requiem-launch --hold-view</c> builds the per-layout part of the view (the
 /// read-only root, the read-only binds and symlinks, /dev's nodes, the mount points of what each run mounts) in a mount
 /// namespace of its own; this process opens that namespace (<c>/proc/PID/ns/mnt</c>) and keeps the descriptor, so the
@@ -21,7 +21,8 @@ namespace Requiem.Engine.Sandbox;
 /// resolves <c>readonly_paths</c> again whenever a directory it read changed — and (2) every source still is what the
 /// holder bound: the holder reports the device and inode of each bound source (the bind pins that inode, so its number
 /// cannot be given to a new file while the view exists) and the target of each symlink it recreated, and each run
-/// re-checks them (one statx or readlink per path; the declared inputs, like the workspace, are captured by each run
+/// re-checks them, and each hidden path (workspace mode) must still be the directory whose tmpfs covers it (one statx or
+/// readlink per path; the declared inputs, like the workspace, are captured by each run
 /// itself, so they are neither in the key nor checked); and (3) this mount namespace's mount table has not changed since
 /// (/proc/self/mountinfo is polled; any mount or unmount retires every view). A layout gets a held view from its second
 /// run on (one-off layouts, such as a fresh workspace per run, never pay for a holder); at most
@@ -104,14 +105,14 @@ public static class HeldView
     }
 
     /// <summary>
-    /// Hermetic layouts only (a workspace-mode view is the host's whole tree, whose mounts come and go), and none with a
-    /// path the holder takes from the host (read-only bind, hidden path, /dev) at or below one a run mounts over it (a
+    /// Hermetic and workspace layouts (a workspace view holds the host's tree as its mounts were when it was built: any
+    /// mount or unmount since retires it, as for every view), and none with a path the holder takes from the host (read-only bind, hidden path, /dev) at or below one a run mounts over it (a
     /// private tmpfs, the workspace): the run's mount would cover it. Declared inputs (read-only binds inside the
     /// workspace) are the run's own, attached per run. The launcher applies the same rules.
     /// </summary>
     internal static bool CanHold(FilesystemLayout layout)
     {
-        if (layout.Mode != FilesystemView.Hermetic) return false;
+        if (layout.Mode is not (FilesystemView.Hermetic or FilesystemView.Workspace)) return false;
         var perRun = layout.Mounts.Where(m => m.Kind is MountKind.Tmpfs or MountKind.Bind).Select(m => m.Path).ToArray();
         return layout.Mounts.Where(m => m.Kind is not (MountKind.Tmpfs or MountKind.Bind) && !IsRunInput(layout, m))
             .All(m => !perRun.Any(p => IsUnder(m.Path, p)));
@@ -145,6 +146,10 @@ public static class HeldView
         psi.ArgumentList.Add("--hold-view");
         foreach (var a in args) psi.ArgumentList.Add(a);
         var bound = layout.Mounts.Where(m => m.Kind == MountKind.ReadOnlyBind).Select(m => m.Path).ToArray();
+        // A hidden path's tmpfs covers the directory that was at the path when the holder mounted it: stat before the
+        // holder starts and again once it is ready, so a directory swapped in between is never taken as hidden.
+        var hidden = layout.Mounts.Where(m => m.Kind == MountKind.Hide).Select(m => Identity(m.Path)).ToArray();
+        if (hidden.Any(h => h is null)) { LastError = "a hidden path could not be examined"; return null; }
         Process? holder = null;
         var fd = -1;
         try
@@ -162,6 +167,8 @@ public static class HeldView
                 sources.Add(ParseSource(bound[sources.Count], line.Result));
             }
             if (sources.Count != bound.Length) throw new IOException("the holder reported fewer sources than it was given");
+            if (!hidden.All(h => SameIdentity(h!))) throw new IOException("a hidden path was replaced while its view was built");
+            sources.AddRange(hidden!);
             var nsPath = $"/proc/{holder.Id.ToString(CultureInfo.InvariantCulture)}/ns/mnt";
             fd = Interop.Libc.Open(nsPath, O_RDONLY | O_CLOEXEC);
             if (fd < 0) throw new IOException($"cannot open {nsPath} (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()})");
@@ -215,7 +222,17 @@ public static class HeldView
             ulong.Parse(f[3], CultureInfo.InvariantCulture));
     }
 
-    /// <summary>Each bound source still resolves to the inode the holder bound; each recreated symlink still has its target.</summary>
+    /// <summary>A directory's identity now, as a <see cref="Source"/> (a hidden path: the directory its tmpfs covers); null when it cannot be examined.</summary>
+    private static Source? Identity(string path) =>
+        Interop.Libc.Statx(NoFollowOpen.AT_FDCWD, path, 0, STATX_INO, out var st) == 0 ? new Source(path, null, st.DevMajor, st.DevMinor, st.Ino) : null;
+
+    private static bool SameIdentity(Source s) =>
+        Interop.Libc.Statx(NoFollowOpen.AT_FDCWD, s.Path, 0, STATX_INO, out var st) == 0 && st.Ino == s.Inode && st.DevMajor == s.Major && st.DevMinor == s.Minor;
+
+    /// <summary>
+    /// Each bound source still resolves to the inode the holder bound, each recreated symlink still has its target, and
+    /// each hidden path still is the directory its tmpfs covers.
+    /// </summary>
     private static bool StillBound(View view)
     {
         foreach (var s in view.Sources)
@@ -228,8 +245,7 @@ public static class HeldView
                 if (now != target) return false;
                 continue;
             }
-            if (Interop.Libc.Statx(NoFollowOpen.AT_FDCWD, s.Path, 0, STATX_INO, out var st) != 0) return false;
-            if (st.Ino != s.Inode || st.DevMajor != s.Major || st.DevMinor != s.Minor) return false;
+            if (!SameIdentity(s)) return false;
         }
         return true;
     }

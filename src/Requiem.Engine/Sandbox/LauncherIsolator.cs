@@ -24,7 +24,7 @@ public sealed class LauncherIsolator : LinuxIsolator
     public bool SharedNetns { get; init; }
     /// <summary>The launcher applies the spec's rlimits (probed).</summary>
     public bool Limits { get; init; }
-    /// <summary>Hermetic runs copy a view held per layout (<see cref="HeldView"/>; root only, probed) instead of building it.</summary>
+    /// <summary>Hermetic and workspace runs copy a view held per layout (<see cref="HeldView"/>; root only, probed) instead of building it.</summary>
     public bool HeldViews { get; init; }
     /// <summary>The probe's: a held view from the first use of a layout, and none is a failure (the probe must test the held path).</summary>
     internal bool RequireHeldView { get; init; }
@@ -97,7 +97,7 @@ public sealed class LauncherIsolator : LinuxIsolator
 
     internal override string FilesystemMechanism =>
         "requiem-launch: mount namespace, a new root (the host's read-only, or an empty tmpfs), bind mounts, pivot_root, old root detached"
-        + (HeldViews ? "; hermetic views held per layout and copied per run (setns(2) + unshare(2) CLONE_NEWNS, the workspace moved in with open_tree(2)/move_mount(2))" : "");
+        + (HeldViews ? "; hermetic and workspace views held per layout and copied per run (setns(2) + unshare(2) CLONE_NEWNS, the workspace moved in with open_tree(2)/move_mount(2))" : "");
 
     /// <summary>Counted in the run's cgroup: the launcher, the namespace's init and sh (3); sh's subshell is the 4th.</summary>
     internal override (LaunchCommand Command, int Refuse, int Allow) PidsCgroupProbe(string sh, string procs) =>
@@ -142,7 +142,7 @@ public sealed class LauncherIsolator : LinuxIsolator
             var filesystem = isolator.ObserveFilesystem(notes);
             if (!userNs && filesystem.Isolated)
             {
-                // Hermetic runs of a layout seen before copy its held view: probed through that path too, and used only
+                // Hermetic and workspace runs of a layout seen before copy its held view: probed through that path too, and used only
                 // if it is as tight as the per-run build (which first runs of a layout, and every run without it, use).
                 var heldNotes = new List<string>();
                 var held = new LauncherIsolator(path, userNs) { SharedNetns = isolator.SharedNetns, Limits = limits, HeldViews = true, RequireHeldView = true }
@@ -150,17 +150,17 @@ public sealed class LauncherIsolator : LinuxIsolator
                 if (held.Isolated)
                 {
                     isolator = new LauncherIsolator(path, userNs) { SharedNetns = isolator.SharedNetns, Limits = limits, HeldViews = true };
-                    notes.Add($"requiem-launch: hermetic runs copy a file-system view held per layout (at most {HeldView.MaxViews}, from a layout's second run; the first builds its own)");
+                    notes.Add($"requiem-launch: hermetic and workspace runs copy a file-system view held per layout (at most {HeldView.MaxViews}, from a layout's second run; the first builds its own)");
                 }
                 else
                 {
-                    notes.Add("requiem-launch: hermetic runs build their file-system view per run (a held view was not used: "
+                    notes.Add("requiem-launch: hermetic and workspace runs build their file-system view per run (a held view was not used: "
                               + string.Join("; ", heldNotes.DefaultIfEmpty("its probe failed")) + ")");
                 }
             }
             else if (userNs)
             {
-                notes.Add("requiem-launch: hermetic runs build their file-system view per run (held views are for root callers)");
+                notes.Add("requiem-launch: hermetic and workspace runs build their file-system view per run (held views are for root callers)");
             }
             return new IsolatorObservation(isolator)
             {

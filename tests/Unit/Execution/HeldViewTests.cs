@@ -114,10 +114,16 @@ public sealed class HeldViewTests : IDisposable
     }
 
     [Fact]
-    public void OnlyHermeticLayoutsWithoutAHeldPathBelowAPerRunMountAreHeld()
+    public void OnlyHermeticAndWorkspaceLayoutsWithoutAHeldPathBelowAPerRunMountAreHeld()
     {
-        Assert.False(HeldView.CanHold(FilesystemView.Layout(FilesystemView.Workspace, "/w", Array.Empty<string>(), Toolchain, Array.Empty<string>())));
+        Assert.False(HeldView.CanHold(FilesystemView.Layout(FilesystemView.Host, "/w", Array.Empty<string>(), Toolchain, Array.Empty<string>())));
+        Assert.True(HeldView.CanHold(FilesystemView.Layout(FilesystemView.Workspace, "/w", Array.Empty<string>(), Toolchain, Array.Empty<string>())));
         Assert.True(HeldView.CanHold(FilesystemView.Layout(FilesystemView.Hermetic, "/w", Array.Empty<string>(), Toolchain, Array.Empty<string>())));
+        // A hidden path inside the workspace would be covered by the run's own bind: not holdable.
+        Assert.False(HeldView.CanHold(new FilesystemLayout(FilesystemView.Workspace, new[]
+        {
+            new FilesystemMount(MountKind.Hide, "/w/secrets", null), new FilesystemMount(MountKind.Bind, "/w", null),
+        })));
         // A declared input inside the workspace is the run's own (attached per run): holdable.
         Assert.True(HeldView.CanHold(new FilesystemLayout(FilesystemView.Hermetic, new[]
         {
