@@ -826,6 +826,22 @@ static int hold_netns(void)
     }
 }
 
+/* Joins the namespace at PATH only if it is the one the engine named by inode: a holder that died, or a descriptor closed
+ * and its number reused, can never lead a run into another namespace. */
+static void join_namespace(const char *path, rlim_t inode, int nstype, const char *mismatch)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail("open", path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) fail("stat", path);
+    if ((rlim_t)st.st_ino != inode) {
+        errno = ESTALE;
+        fail(mismatch, path);
+    }
+    if (setns(fd, nstype) != 0) fail("setns", path);
+    close(fd);
+}
+
 static void read_last_cap(void)
 {
     char buf[16] = { 0 };
@@ -928,16 +944,7 @@ int main(int argc, char **argv)
     }
     if (join_netns) {
         if (netns_inode == 0) { dprintf(2, "requiem-launch: --join-netns needs --netns-inode\n"); return SETUP_FAILED; }
-        int fd = open(join_netns, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) fail("open", join_netns);
-        struct stat st;
-        if (fstat(fd, &st) != 0) fail("stat", join_netns);
-        if ((rlim_t)st.st_ino != netns_inode) {
-            errno = ESTALE;
-            fail("the network namespace to join is not the expected one:", join_netns);
-        }
-        if (setns(fd, CLONE_NEWNET) != 0) fail("setns", join_netns);
-        close(fd);
+        join_namespace(join_netns, netns_inode, CLONE_NEWNET, "the network namespace to join is not the expected one:");
     }
     if (!pidns) {
         if (netns && unshare(CLONE_NEWNET) != 0) fail("unshare", "CLONE_NEWNET");
@@ -948,16 +955,7 @@ int main(int argc, char **argv)
         /* Everything the run takes from the host's namespace first: the working directory's path, its own trees. */
         if (!getcwd(cwd, sizeof cwd)) fail("getcwd", NULL);
         capture_run_trees();
-        int fd = open(join_view, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) fail("open", join_view);
-        struct stat st;
-        if (fstat(fd, &st) != 0) fail("stat", join_view);
-        if ((rlim_t)st.st_ino != view_inode) {
-            errno = ESTALE;
-            fail("the held view to join is not the expected one:", join_view);
-        }
-        if (setns(fd, CLONE_NEWNS) != 0) fail("setns", join_view);
-        close(fd);
+        join_namespace(join_view, view_inode, CLONE_NEWNS, "the held view to join is not the expected one:");
     }
     /* The cgroup namespace comes after joining the run's cgroup, so that cgroup is the command's root. */
     int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWCGROUP | (netns && !join_netns ? CLONE_NEWNET : 0);
