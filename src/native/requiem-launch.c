@@ -743,6 +743,18 @@ static void check_held_layout(void)
     }
 }
 
+/* A holder's last step: "ready" on stdout, then it keeps what it made (a namespace) until its stdin reaches EOF. */
+static int report_ready_and_hold(void)
+{
+    printf("ready\n");
+    fflush(stdout);
+    char buf[64];
+    for (;;) {
+        ssize_t n = read(0, buf, sizeof buf);
+        if (n == 0 || (n < 0 && errno != EINTR)) return 0;
+    }
+}
+
 /*
  * --hold-view: the per-layout part of the view, built once in a mount namespace of its own and entered (pivot_root,
  * old root detached); then one line per held --ro-bind (not the run's inputs), in order, saying what the view holds there ("bind MAJOR MINOR INO"
@@ -763,13 +775,7 @@ static int hold_view(void)
         if (op->linked) printf("link %s\n", op->link);
         else printf("bind %u %u %llu\n", major(op->dev), minor(op->dev), (unsigned long long)op->ino);
     }
-    printf("ready\n");
-    fflush(stdout);
-    char buf[64];
-    for (;;) {
-        ssize_t n = read(0, buf, sizeof buf);
-        if (n == 0 || (n < 0 && errno != EINTR)) return 0;
-    }
+    return report_ready_and_hold();
 }
 
 /*
@@ -817,13 +823,7 @@ static int init_main(void *arg)
 static int hold_netns(void)
 {
     if (unshare(CLONE_NEWNET) != 0) fail("unshare", "CLONE_NEWNET");
-    printf("ready\n");
-    fflush(stdout);
-    char buf[64];
-    for (;;) {
-        ssize_t n = read(0, buf, sizeof buf);
-        if (n == 0 || (n < 0 && errno != EINTR)) return 0;
-    }
+    return report_ready_and_hold();
 }
 
 /* Joins the namespace at PATH only if it is the one the engine named by inode: a holder that died, or a descriptor closed
