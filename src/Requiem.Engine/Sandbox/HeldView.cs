@@ -136,15 +136,6 @@ public static class HeldView
 
     private static View? Build(string launcher, string key, List<string> args, FilesystemLayout layout)
     {
-        var psi = new ProcessStartInfo(launcher)
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        psi.ArgumentList.Add("--hold-view");
-        foreach (var a in args) psi.ArgumentList.Add(a);
         var bound = layout.Mounts.Where(m => m.Kind == MountKind.ReadOnlyBind).Select(m => m.Path).ToArray();
         // A hidden path's tmpfs covers the directory that was at the path when the holder mounted it: stat before the
         // holder starts and again once it is ready, so a directory swapped in between is never taken as hidden.
@@ -154,17 +145,15 @@ public static class HeldView
         var fd = -1;
         try
         {
-            holder = Process.Start(psi) ?? throw new IOException("the holder did not start");
+            holder = LauncherHolder.Start(launcher, args.Prepend("--hold-view"));
             var sources = new List<Source>();
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+            var deadline = DateTime.UtcNow + LauncherHolder.ReadyTimeout;
             for (;;)
             {
-                var line = holder.StandardOutput.ReadLineAsync();
-                if (!line.Wait(deadline - DateTime.UtcNow) || line.Result is null)
-                    throw new IOException("the holder did not report ready: " + StderrHead(holder));
-                if (line.Result == "ready") break;
+                var line = LauncherHolder.ReadLine(holder, deadline) ?? throw new IOException("the holder did not report ready: " + StderrHead(holder));
+                if (line == "ready") break;
                 if (sources.Count == bound.Length) throw new IOException("the holder reported more sources than it was given");
-                sources.Add(ParseSource(bound[sources.Count], line.Result));
+                sources.Add(ParseSource(bound[sources.Count], line));
             }
             if (sources.Count != bound.Length) throw new IOException("the holder reported fewer sources than it was given");
             if (!hidden.All(h => SameIdentity(h!))) throw new IOException("a hidden path was replaced while its view was built");

@@ -28,21 +28,11 @@ public static class SharedNetworkNamespace
             s_holder?.Dispose();
             s_holder = null;
             s_path = null;
-            var psi = new ProcessStartInfo(launcher)
-            {
-                UseShellExecute = false,
-                RedirectStandardInput = true,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
-            psi.ArgumentList.Add("--hold-netns");
             Process? holder = null;
             try
             {
-                holder = Process.Start(psi);
-                if (holder is null) return null;
-                var ready = holder.StandardOutput.ReadLineAsync();
-                if (!ready.Wait(TimeSpan.FromSeconds(5)) || ready.Result != "ready") throw new IOException("the holder did not report ready");
+                holder = LauncherHolder.Start(launcher, new[] { "--hold-netns" });
+                if (LauncherHolder.ReadLine(holder, DateTime.UtcNow + LauncherHolder.ReadyTimeout) != "ready") throw new IOException("the holder did not report ready");
                 var path = $"/proc/{holder.Id.ToString(CultureInfo.InvariantCulture)}/ns/net";
                 var inode = NamespaceInode(path) ?? throw new IOException("cannot read " + path);
                 if (NamespaceInode("/proc/self/ns/net") == inode) throw new IOException("the holder is in our own network namespace");
